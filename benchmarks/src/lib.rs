@@ -1,0 +1,1 @@
+//! Benchmarks: load generator, ingestion harness and micro-benchmarks (being built).

@@ -1,0 +1,23 @@
+//! Amazon Resource Names of PromLake's resources, in AMP's format:
+//! `arn:aws:aps:<region>:<account>:workspace/<workspaceId>`.
+
+/// The region and account that every ARN of this deployment names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArnScheme {
+    /// AWS-style region, `us-east-1` by default.
+    pub region: String,
+    /// 12-digit account id.
+    pub account_id: String,
+}
+
+impl ArnScheme {
+    /// The ARN of a workspace.
+    pub fn workspace(&self, workspace_id: &str) -> String {
+        format!("arn:aws:aps:{}:{}:workspace/{workspace_id}", self.region, self.account_id)
+    }
+
+    /// The ARN prefix shared by every workspace of this deployment.
+    pub fn workspace_prefix(&self) -> String {
+        format!("arn:aws:aps:{}:{}:workspace/", self.region, self.account_id)
+    }
+}

@@ -1,0 +1,35 @@
+//! What PromLake's components share, and nothing else.
+//!
+//! Components never link each other; where one needs another it depends on a
+//! trait here, and the `promlake` binary wires the implementations (in one
+//! process, or across processes through Kafka and HTTP):
+//!
+//! ```text
+//!                 ┌──────────── ControlPlaneStore (workspaces, …) ───────────┐
+//!                 ▼                                                          ▼
+//!  ingest-gateway ──► Log ──► stream-workers ──► SampleReader ◄── query-service
+//!                                  │                                  ▲
+//!                                  └─ ruler ── PromqlEngine ──────────┘
+//!                                        └──── AlertSink ──► alerting
+//! ```
+//!
+//! - [`log::Log`]: topics of partitions of durable, ordered records; the
+//!   embedded on-disk log and Kafka implement it.
+//! - [`control::ControlPlaneStore`]: control-plane resources keyed by ARN,
+//!   materialised from the compacted `_control` topic.
+//! - [`seams`]: the sample reader, PromQL engine and alert sink seams that the
+//!   later components implement.
+//! - [`limits`]: per-workspace limits and their overrides, read in one place.
+//! - [`clock::Clock`]: injected time.
+//! - [`error::ErrorKind`]: what each crate's errors map to at the HTTP edge.
+
+pub mod arn;
+pub mod clock;
+pub mod control;
+pub mod error;
+pub mod limits;
+pub mod log;
+pub mod seams;
+pub mod workspace;
+
+pub use error::ErrorKind;

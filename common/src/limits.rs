@@ -1,0 +1,183 @@
+//! Per-workspace limits, read in one place.
+//!
+//! [`Limits`] holds the defaults (from the config file's `[limits]` table,
+//! themselves defaulting to AMP's documented values); [`Overrides`] answers
+//! "what is this limit for this workspace", applying per-workspace overrides
+//! (from the config file now, from the control-plane API later). Overrides
+//! can be swapped at runtime without locking readers. Components never read
+//! limits from raw config: they call one accessor per limit.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use serde::Deserialize;
+
+/// Limits of the ingest path, with AMP's defaults.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestLimits {
+    /// Sustained ingestion rate, samples (plus histograms and exemplars) per
+    /// second. Default 140,000 (AMP).
+    pub ingestion_rate: f64,
+    /// Burst of the ingestion rate limiter, samples. Default 1,000,000 (AMP).
+    pub ingestion_burst_size: u32,
+    /// Most labels a series may have, `__name__` included. Default 70 (AMP).
+    pub max_label_names_per_series: usize,
+    /// Longest label name, bytes. Default 1,024 (Cortex).
+    pub max_label_name_length: usize,
+    /// Longest label value, bytes. Default 2,048 (Cortex).
+    pub max_label_value_length: usize,
+    /// How far in the future a sample's timestamp may be, seconds. Default
+    /// 600 (Cortex's `creation_grace_period`).
+    pub creation_grace_period_seconds: u64,
+    /// Largest compressed request body, bytes. Default 10 MiB.
+    pub max_request_body_bytes: usize,
+    /// Largest decompressed request, bytes. Default 100 MiB (Mimir's
+    /// `max_recv_msg_size`).
+    pub max_decompressed_bytes: usize,
+}
+
+impl Default for IngestLimits {
+    fn default() -> Self {
+        Self {
+            ingestion_rate: 140_000.0,
+            ingestion_burst_size: 1_000_000,
+            max_label_names_per_series: 70,
+            max_label_name_length: 1024,
+            max_label_value_length: 2048,
+            creation_grace_period_seconds: 600,
+            max_request_body_bytes: 10 << 20,
+            max_decompressed_bytes: 100 << 20,
+        }
+    }
+}
+
+/// Per-workspace overrides of [`IngestLimits`]: each field, when set,
+/// replaces the default for that workspace.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestLimitsOverride {
+    /// See [`IngestLimits::ingestion_rate`].
+    pub ingestion_rate: Option<f64>,
+    /// See [`IngestLimits::ingestion_burst_size`].
+    pub ingestion_burst_size: Option<u32>,
+    /// See [`IngestLimits::max_label_names_per_series`].
+    pub max_label_names_per_series: Option<usize>,
+    /// See [`IngestLimits::max_label_name_length`].
+    pub max_label_name_length: Option<usize>,
+    /// See [`IngestLimits::max_label_value_length`].
+    pub max_label_value_length: Option<usize>,
+    /// See [`IngestLimits::creation_grace_period_seconds`].
+    pub creation_grace_period_seconds: Option<u64>,
+    /// See [`IngestLimits::max_request_body_bytes`].
+    pub max_request_body_bytes: Option<usize>,
+    /// See [`IngestLimits::max_decompressed_bytes`].
+    pub max_decompressed_bytes: Option<usize>,
+}
+
+impl IngestLimitsOverride {
+    fn apply(&self, base: &IngestLimits) -> IngestLimits {
+        IngestLimits {
+            ingestion_rate: self.ingestion_rate.unwrap_or(base.ingestion_rate),
+            ingestion_burst_size: self.ingestion_burst_size.unwrap_or(base.ingestion_burst_size),
+            max_label_names_per_series: self.max_label_names_per_series.unwrap_or(base.max_label_names_per_series),
+            max_label_name_length: self.max_label_name_length.unwrap_or(base.max_label_name_length),
+            max_label_value_length: self.max_label_value_length.unwrap_or(base.max_label_value_length),
+            creation_grace_period_seconds: self
+                .creation_grace_period_seconds
+                .unwrap_or(base.creation_grace_period_seconds),
+            max_request_body_bytes: self.max_request_body_bytes.unwrap_or(base.max_request_body_bytes),
+            max_decompressed_bytes: self.max_decompressed_bytes.unwrap_or(base.max_decompressed_bytes),
+        }
+    }
+}
+
+/// The `[limits]` table of the config file: defaults per component and
+/// overrides per workspace.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Ingest defaults.
+    pub ingest: IngestLimits,
+    /// Per-workspace overrides, keyed by workspace id:
+    /// `[limits.overrides."ws-…".ingest]`.
+    pub overrides: HashMap<String, WorkspaceOverride>,
+}
+
+/// The overrides of one workspace.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkspaceOverride {
+    /// Ingest overrides.
+    pub ingest: IngestLimitsOverride,
+}
+
+/// The one place limits are read from: defaults plus per-workspace
+/// overrides, hot-swappable.
+#[derive(Debug)]
+pub struct Overrides {
+    state: ArcSwap<Resolved>,
+}
+
+#[derive(Debug)]
+struct Resolved {
+    ingest_default: Arc<IngestLimits>,
+    ingest: HashMap<String, Arc<IngestLimits>>,
+}
+
+impl Resolved {
+    fn new(limits: &Limits) -> Self {
+        let ingest =
+            limits.overrides.iter().map(|(ws, o)| (ws.clone(), Arc::new(o.ingest.apply(&limits.ingest)))).collect();
+        Self { ingest_default: Arc::new(limits.ingest.clone()), ingest }
+    }
+}
+
+impl Overrides {
+    /// Overrides resolving `limits`.
+    pub fn new(limits: &Limits) -> Self {
+        Self { state: ArcSwap::from_pointee(Resolved::new(limits)) }
+    }
+
+    /// Replaces all limits at once (hot reload); readers never block.
+    pub fn replace(&self, limits: &Limits) {
+        self.state.store(Arc::new(Resolved::new(limits)));
+    }
+
+    /// Every ingest limit of `workspace_id`.
+    pub fn ingest(&self, workspace_id: &str) -> Arc<IngestLimits> {
+        let state = self.state.load();
+        state.ingest.get(workspace_id).unwrap_or(&state.ingest_default).clone()
+    }
+
+    /// The ingestion rate (samples/s) and burst (samples) of a workspace.
+    pub fn ingestion_rate(&self, workspace_id: &str) -> (f64, u32) {
+        let l = self.ingest(workspace_id);
+        (l.ingestion_rate, l.ingestion_burst_size)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overrides_replace_only_the_fields_they_set() {
+        let limits: Limits = toml_like();
+        let o = Overrides::new(&limits);
+        assert_eq!(o.ingestion_rate("ws-other"), (140_000.0, 1_000_000));
+        let l = o.ingest("ws-a");
+        assert_eq!(l.ingestion_rate, 10.0);
+        assert_eq!(l.ingestion_burst_size, 1_000_000);
+        assert_eq!(l.max_label_names_per_series, 70);
+    }
+
+    fn toml_like() -> Limits {
+        let mut limits = Limits::default();
+        let mut ov = WorkspaceOverride::default();
+        ov.ingest.ingestion_rate = Some(10.0);
+        limits.overrides.insert("ws-a".into(), ov);
+        limits
+    }
+}

@@ -1,0 +1,78 @@
+//! The workspace resource as stored in the control plane, shared by the
+//! control-plane API (which writes it) and the data plane (which reads it).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// A workspace's lifecycle state, with AMP's enum values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum WorkspaceStatusCode {
+    /// Being created; its log topic may not exist yet.
+    Creating,
+    /// Ready for writes and queries.
+    Active,
+    /// An update is in progress.
+    Updating,
+    /// Being deleted; data-plane requests are refused.
+    Deleting,
+    /// Creation failed.
+    CreationFailed,
+}
+
+/// A workspace, as stored under its ARN in the `_control` topic.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkspaceRecord {
+    /// `ws-` followed by a UUID.
+    pub workspace_id: String,
+    /// The workspace's ARN.
+    pub arn: String,
+    /// Optional friendly name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alias: Option<String>,
+    /// Lifecycle state.
+    pub status: WorkspaceStatusCode,
+    /// Creation time, Unix seconds (fractional), as AMP reports `createdAt`.
+    pub created_at: f64,
+    /// User tags.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    /// The client token of the create request, for idempotent retries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_token: Option<String>,
+    /// The log topic holding the workspace's samples.
+    pub samples_topic: String,
+}
+
+impl WorkspaceRecord {
+    /// Whether the data plane accepts writes and queries for the workspace.
+    pub fn is_active(&self) -> bool {
+        matches!(self.status, WorkspaceStatusCode::Active | WorkspaceStatusCode::Updating)
+    }
+}
+
+/// Whether `id` has the shape of a workspace id (`ws-` + lowercase hex UUID),
+/// checked before anything is looked up with it.
+pub fn is_valid_workspace_id(id: &str) -> bool {
+    let Some(rest) = id.strip_prefix("ws-") else { return false };
+    rest.len() == 36
+        && rest.chars().enumerate().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => c == '-',
+            _ => c.is_ascii_digit() || ('a'..='f').contains(&c),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workspace_ids_are_checked() {
+        assert!(is_valid_workspace_id("ws-3f0e7d8c-1b2a-4c5d-8e9f-0a1b2c3d4e5f"));
+        assert!(!is_valid_workspace_id("ws-3F0E7D8C-1b2a-4c5d-8e9f-0a1b2c3d4e5f"));
+        assert!(!is_valid_workspace_id("ws-../../etc"));
+        assert!(!is_valid_workspace_id("3f0e7d8c-1b2a-4c5d-8e9f-0a1b2c3d4e5f"));
+    }
+}

@@ -1,0 +1,84 @@
+//! Command-line interface.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// PromLake: a Prometheus-compatible, multi-tenant metrics service (what
+/// Amazon Managed Service for Prometheus offers, as software you run).
+#[derive(Debug, Parser)]
+#[command(name = "promlake", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run PromLake: by default every component in one process, with the
+    /// embedded on-disk log under the data directory.
+    Serve(ServeArgs),
+}
+
+/// Flags of `promlake serve`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// Directory holding all state: the embedded log (`log/`), the lake
+    /// (`lake/`), credentials and config for the AWS CLI. Created if missing.
+    #[arg(long, env = "PROMLAKE_DATA_DIR", default_value = "promlake-data")]
+    pub data_dir: PathBuf,
+
+    /// Address to serve HTTP on (the AMP control-plane API, remote write,
+    /// `/metrics`). Port 0 picks a free port; the chosen address is printed.
+    #[arg(long, env = "PROMLAKE_LISTEN", default_value = "127.0.0.1:9464")]
+    pub listen: SocketAddr,
+
+    /// How requests are authenticated: `sigv4` (AWS Signature Version 4,
+    /// service `aps`) or `none` (no authentication: local trials only).
+    #[arg(long, env = "PROMLAKE_AUTH", value_enum, default_value_t = AuthMode::Sigv4)]
+    pub auth: AuthMode,
+
+    /// Which components this process runs: `all` (one process), or one role
+    /// of a scaled-out deployment (roles need a shared Kafka log).
+    #[arg(long, env = "PROMLAKE_ROLE", value_enum, default_value_t = Role::All)]
+    pub role: Role,
+
+    /// TOML config file: the log (`embedded` or `kafka://…`), the lake URL,
+    /// region and account, limits and their per-workspace overrides.
+    #[arg(long, env = "PROMLAKE_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+/// Authentication modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AuthMode {
+    /// AWS Signature Version 4 with IAM-style policies.
+    Sigv4,
+    /// No authentication at all.
+    None,
+}
+
+/// Process roles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Role {
+    /// Every component.
+    All,
+    /// Control-plane API and remote-write ingestion.
+    Gateway,
+    /// Stream workers (log → lake, rules).
+    Worker,
+    /// PromQL query service.
+    Query,
+    /// Alertmanager.
+    Alerting,
+}
+
+impl Role {
+    /// Whether this role runs the ingest gateway and control-plane API.
+    pub fn runs_gateway(self) -> bool {
+        matches!(self, Role::All | Role::Gateway)
+    }
+}

@@ -1,0 +1,219 @@
+//! The config file (`--config FILE`, TOML). Every field has a default, so
+//! `promlake serve` runs with none.
+//!
+//! ```toml
+//! log = "embedded"                 # or "kafka://broker1:9092,broker2:9092"
+//! lake = "file:///var/lib/promlake/lake"   # default: <data-dir>/lake
+//! region = "us-east-1"
+//! account_id = "000000000000"
+//!
+//! [embedded_log]
+//! segment_bytes = 67108864
+//!
+//! [kafka]
+//! replication_factor = 3
+//! [kafka.librdkafka]
+//! "security.protocol" = "plaintext"
+//!
+//! [workspaces]
+//! partitions = 4
+//! log_retention_hours = 24
+//!
+//! [limits.ingest]
+//! ingestion_rate = 140000.0
+//! [limits.overrides."ws-…".ingest]
+//! ingestion_rate = 500000.0
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use common::limits::Limits;
+use serde::Deserialize;
+
+/// The whole config file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where the log lives: `embedded` (on-disk, under `<data-dir>/log`) or
+    /// `kafka://host:port[,host:port…]`. Default `embedded`.
+    pub log: String,
+    /// Where the Delta tables live (used by the stream workers, a later
+    /// issue): a `file://` or `s3://` URL. Default `<data-dir>/lake`.
+    pub lake: Option<String>,
+    /// Region named in ARNs. Default `us-east-1`.
+    pub region: String,
+    /// 12-digit account id named in ARNs. Default `000000000000`.
+    pub account_id: String,
+    /// Settings of the embedded log.
+    pub embedded_log: EmbeddedLogSection,
+    /// Settings of the Kafka log.
+    pub kafka: KafkaSection,
+    /// Settings of new workspaces.
+    pub workspaces: WorkspacesSection,
+    /// Per-workspace limits: defaults and overrides.
+    pub limits: Limits,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            log: "embedded".into(),
+            lake: None,
+            region: "us-east-1".into(),
+            account_id: "000000000000".into(),
+            embedded_log: EmbeddedLogSection::default(),
+            kafka: KafkaSection::default(),
+            workspaces: WorkspacesSection::default(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// `[embedded_log]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EmbeddedLogSection {
+    /// Size at which a segment file is closed and a new one started, bytes.
+    /// Default 64 MiB.
+    pub segment_bytes: u64,
+    /// How often retention and compaction run, seconds. Default 60.
+    pub maintenance_interval_seconds: u64,
+}
+
+impl Default for EmbeddedLogSection {
+    fn default() -> Self {
+        Self { segment_bytes: 64 << 20, maintenance_interval_seconds: 60 }
+    }
+}
+
+/// `[kafka]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KafkaSection {
+    /// Replication factor of the topics PromLake creates. Default 3.
+    pub replication_factor: i32,
+    /// librdkafka settings passed through to every client, after PromLake's own.
+    pub librdkafka: BTreeMap<String, String>,
+}
+
+impl Default for KafkaSection {
+    fn default() -> Self {
+        Self { replication_factor: 3, librdkafka: BTreeMap::new() }
+    }
+}
+
+/// `[workspaces]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkspacesSection {
+    /// Partitions of each new workspace's samples topic. Default 4.
+    pub partitions: u32,
+    /// How long the log keeps records the stream workers have committed to
+    /// the lake, hours. Default 24.
+    pub log_retention_hours: u64,
+}
+
+impl Default for WorkspacesSection {
+    fn default() -> Self {
+        Self { partitions: 4, log_retention_hours: 24 }
+    }
+}
+
+/// Which log backend the config names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogBackend {
+    /// The on-disk log under the data directory.
+    Embedded,
+    /// A Kafka cluster, by its bootstrap servers.
+    Kafka(String),
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    ///
+    /// # Errors
+    /// When the file cannot be read, is not valid TOML, has unknown keys, or
+    /// fails [`Config::validate`].
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading config file {}", path.display()))?;
+        let config: Config =
+            toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))?;
+        config.validate().with_context(|| format!("config file {}", path.display()))?;
+        Ok(config)
+    }
+
+    /// Checks values, naming the key at fault.
+    ///
+    /// # Errors
+    /// The first invalid key.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        self.log_backend()?;
+        if self.workspaces.partitions == 0 || self.workspaces.partitions > 1024 {
+            bail!("workspaces.partitions must be between 1 and 1024, not {}", self.workspaces.partitions);
+        }
+        if self.account_id.len() != 12 || !self.account_id.bytes().all(|b| b.is_ascii_digit()) {
+            bail!("account_id must be 12 digits, not {:?}", self.account_id);
+        }
+        if self.region.is_empty()
+            || !self.region.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        {
+            bail!("region must look like us-east-1, not {:?}", self.region);
+        }
+        if self.embedded_log.segment_bytes < 4096 {
+            bail!("embedded_log.segment_bytes must be at least 4096");
+        }
+        if self.limits.ingest.ingestion_rate <= 0.0 || self.limits.ingest.ingestion_burst_size == 0 {
+            bail!("limits.ingest.ingestion_rate and limits.ingest.ingestion_burst_size must be positive");
+        }
+        Ok(())
+    }
+
+    /// The log backend named by `log`.
+    ///
+    /// # Errors
+    /// When `log` is neither `embedded` nor a `kafka://` URL with servers.
+    pub fn log_backend(&self) -> anyhow::Result<LogBackend> {
+        if self.log == "embedded" {
+            return Ok(LogBackend::Embedded);
+        }
+        match self.log.strip_prefix("kafka://") {
+            Some(servers) if !servers.trim_end_matches('/').is_empty() => {
+                Ok(LogBackend::Kafka(servers.trim_end_matches('/').to_owned()))
+            }
+            _ => bail!("log must be \"embedded\" or \"kafka://host:port[,host:port…]\", not {:?}", self.log),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_unknown_keys_refused() {
+        Config::default().validate().unwrap();
+        assert!(toml::from_str::<Config>("bogus = 1").is_err());
+        let c: Config =
+            toml::from_str("log = \"kafka://a:9092,b:9092\"\n[limits.ingest]\ningestion_rate = 5.0").unwrap();
+        assert_eq!(c.log_backend().unwrap(), LogBackend::Kafka("a:9092,b:9092".into()));
+        assert_eq!(c.limits.ingest.ingestion_rate, 5.0);
+        let bad: Config = toml::from_str("log = \"redis://x\"").unwrap();
+        assert!(bad.validate().unwrap_err().to_string().contains("log must be"));
+    }
+
+    #[test]
+    fn compose_examples_parse() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../compose");
+        let mut n = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                Config::load(&path).unwrap();
+                n += 1;
+            }
+        }
+        assert!(n > 0, "compose/ has no example config");
+    }
+}

@@ -1,0 +1,22 @@
+//! The `promlake` binary's library: configuration, command line, and the
+//! wiring of every component, in one place (as Mimir's `modules.go`).
+//!
+//! ```text
+//!            ┌─────────────── promlake serve ────────────────┐
+//!  HTTP ───► │ router: /workspaces…  (control-plane)          │
+//!            │         /workspaces/{id}/api/v1/remote_write   │──► Log (embedded | Kafka)
+//!            │         /metrics, /-/healthy, /-/ready          │        ▲
+//!            │ LogControlStore ◄── tails _control ────────────│────────┘
+//!            │ maintenance task (embedded log retention)      │
+//!            └────────────────────────────────────────────────┘
+//! ```
+//!
+//! Shutdown (SIGTERM or SIGINT): stop accepting connections, finish the
+//! requests in flight (each answered only after its data is durable), stop
+//! background tasks, close the log (final fsync), exit 0.
+
+pub mod cli;
+pub mod config;
+mod serve;
+
+pub use serve::{Server, run};

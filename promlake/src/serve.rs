@@ -1,0 +1,243 @@
+//! `promlake serve`: builds every component from the config and wires them.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use common::arn::ArnScheme;
+use common::clock::{Clock, SystemClock};
+use common::limits::Overrides;
+use common::log::Log;
+use control_plane::{LogControlStore, WorkspaceConfig, WorkspaceService};
+use ingest_gateway::Gateway;
+use log_embedded::{EmbeddedLog, EmbeddedLogConfig};
+use log_kafka::{KafkaLog, KafkaLogConfig};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::registry::Registry;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::{AuthMode, Role, ServeArgs};
+use crate::config::{Config, LogBackend};
+
+/// Runs `promlake serve` until SIGTERM or SIGINT, then shuts down cleanly.
+///
+/// # Errors
+/// When start-up fails (bad config, unusable data directory, log errors,
+/// address in use) or shutdown cannot close the log.
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let server = Server::start(args).await?;
+    // Scripts and tests read this line to find the address (port 0).
+    println!("promlake listening on http://{}", server.addr);
+    wait_for_signal().await;
+    tracing::info!("Shutting down: draining requests, closing the log.");
+    server.shutdown().await
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+/// A running PromLake process: every task it started, owned here.
+#[derive(Debug)]
+pub struct Server {
+    /// The address HTTP is served on.
+    pub addr: SocketAddr,
+    shutdown: CancellationToken,
+    http: JoinHandle<std::io::Result<()>>,
+    background: Vec<JoinHandle<()>>,
+    log: Arc<dyn Log>,
+}
+
+impl Server {
+    /// Builds and starts every component of `args.role`.
+    ///
+    /// # Errors
+    /// See [`run`].
+    pub async fn start(args: ServeArgs) -> anyhow::Result<Self> {
+        let config = match &args.config {
+            Some(path) => Config::load(path)?,
+            None => Config::default(),
+        };
+        match args.auth {
+            AuthMode::Sigv4 => bail!(
+                "--auth sigv4 is not available yet (it comes with the control-plane and security issue); \
+                 run with --auth none for a local trial"
+            ),
+            AuthMode::None => tracing::warn!(
+                "AUTHENTICATION IS OFF (--auth none): anyone who can reach {} can write, read and manage every workspace.",
+                args.listen
+            ),
+        }
+        std::fs::create_dir_all(&args.data_dir)
+            .with_context(|| format!("creating the data directory {}", args.data_dir.display()))?;
+
+        let mut registry = Registry::default();
+        let shutdown = CancellationToken::new();
+        let mut background = Vec::new();
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let mut embedded = None;
+
+        let log: Arc<dyn Log> = match config.log_backend()? {
+            LogBackend::Embedded => {
+                if args.role != Role::All {
+                    bail!(
+                        "--role {:?} needs a log shared between processes: set log = \"kafka://…\" in the config file",
+                        args.role
+                    );
+                }
+                let dir = args.data_dir.join("log");
+                let log_config =
+                    EmbeddedLogConfig { segment_bytes: config.embedded_log.segment_bytes, ..Default::default() };
+                // Opening scans and recovers segments: blocking work.
+                let opened = tokio::task::spawn_blocking({
+                    let dir = dir.clone();
+                    move || EmbeddedLog::open(&dir, log_config)
+                })
+                .await
+                .context("opening the embedded log")?;
+                let log = opened.with_context(|| format!("opening the embedded log in {}", dir.display()))?;
+                let fsyncs = Counter::<u64>::default();
+                registry.register(
+                    "promlake_log_fsyncs",
+                    "fsync calls of the embedded log (each covers a group of appends)",
+                    fsyncs.clone(),
+                );
+                embedded = Some((log.clone(), fsyncs));
+                background.push(tokio::spawn(maintain(
+                    log.clone(),
+                    clock.clone(),
+                    Duration::from_secs(config.embedded_log.maintenance_interval_seconds.max(1)),
+                    shutdown.clone(),
+                )));
+                log
+            }
+            LogBackend::Kafka(servers) => {
+                let kafka = KafkaLogConfig {
+                    bootstrap_servers: servers,
+                    replication_factor: config.kafka.replication_factor,
+                    librdkafka: config.kafka.librdkafka.clone(),
+                    ..Default::default()
+                };
+                KafkaLog::connect(kafka).await.context("connecting to Kafka")?
+            }
+        };
+
+        let arns = ArnScheme { region: config.region.clone(), account_id: config.account_id.clone() };
+        let store =
+            Arc::new(LogControlStore::open(log.clone(), clock.clone()).await.context("loading control-plane state")?);
+        let overrides = Arc::new(Overrides::new(&config.limits));
+
+        let mut router = Router::new();
+        if args.role.runs_gateway() {
+            let workspaces = Arc::new(WorkspaceService::new(
+                store.clone(),
+                log.clone(),
+                clock.clone(),
+                WorkspaceConfig {
+                    partitions: config.workspaces.partitions,
+                    log_retention: Duration::from_secs(config.workspaces.log_retention_hours * 3600),
+                    arns: arns.clone(),
+                },
+            ));
+            workspaces.reconcile().await.context("finishing interrupted workspace creations")?;
+            let gateway =
+                Arc::new(Gateway::new(log.clone(), store.clone(), overrides, arns, clock.clone(), &mut registry));
+            router = router.merge(control_plane::router(workspaces)).merge(ingest_gateway::router(gateway));
+        } else {
+            tracing::warn!(role = ?args.role, "This role has no components yet: it serves only /metrics and health checks.");
+        }
+        let metrics_state = Arc::new(MetricsState { registry, embedded });
+        router = router
+            .route("/metrics", get(metrics).with_state(metrics_state))
+            .route("/-/healthy", get(|| async { "PromLake is Healthy.\n" }))
+            .route("/-/ready", get(|| async { "PromLake is Ready.\n" }));
+
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("listening on {}", args.listen))?;
+        let addr = listener.local_addr()?;
+        let token = shutdown.clone();
+        let http = tokio::spawn(async move {
+            axum::serve(listener, router).with_graceful_shutdown(async move { token.cancelled().await }).await
+        });
+        tracing::info!(%addr, data_dir = %args.data_dir.display(), log = %config.log, role = ?args.role, "PromLake is serving.");
+        Ok(Self { addr, shutdown, http, background, log })
+    }
+
+    /// Stops accepting connections, lets requests in flight finish, stops
+    /// background tasks and closes the log.
+    ///
+    /// # Errors
+    /// When the HTTP server failed or the log cannot be closed cleanly.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        let served = self.http.await.context("HTTP server task")?;
+        for task in self.background {
+            let _ = task.await;
+        }
+        self.log.close().await.context("closing the log")?;
+        served.context("HTTP server")?;
+        tracing::info!("PromLake stopped cleanly.");
+        Ok(())
+    }
+}
+
+/// The embedded log's periodic retention and compaction.
+async fn maintain(log: Arc<EmbeddedLog>, clock: Arc<dyn Clock>, every: Duration, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        if let Err(error) = log.run_maintenance(clock.now_ms()).await {
+            tracing::warn!(%error, "Log maintenance failed; will retry.");
+        }
+    }
+}
+
+/// What `/metrics` reads.
+#[derive(Debug)]
+struct MetricsState {
+    registry: Registry,
+    /// The embedded log and its fsync counter, refreshed at each scrape.
+    embedded: Option<(Arc<EmbeddedLog>, Counter<u64>)>,
+}
+
+async fn metrics(State(state): State<Arc<MetricsState>>) -> impl IntoResponse {
+    if let Some((log, fsyncs)) = &state.embedded {
+        fsyncs.inner().store(log.fsync_count(), Ordering::Relaxed);
+    }
+    let mut body = String::new();
+    match prometheus_client::encoding::text::encode(&mut body, &state.registry) {
+        Ok(()) => {
+            (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
+        }
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}

@@ -1,0 +1,160 @@
+//! `TestServer`: a `promlake serve` process on a free port, plus clients.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::log::Log;
+use log_embedded::{EmbeddedLog, EmbeddedLogConfig};
+use prost::Message;
+use schemas::stream::WriteBatch;
+
+/// A running `promlake serve --auth none` on 127.0.0.1:0.
+pub struct TestServer {
+    child: Option<Child>,
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+}
+
+impl TestServer {
+    /// Starts PromLake on `data_dir` and waits until it serves.
+    pub fn spawn(data_dir: &Path) -> Self {
+        Self::spawn_with(data_dir, &[])
+    }
+
+    /// Starts PromLake with extra flags.
+    pub fn spawn_with(data_dir: &Path, extra: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_promlake"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--auth", "none", "--data-dir"])
+            .arg(data_dir)
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start promlake");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { return };
+                if let Some(url) = line.strip_prefix("promlake listening on ") {
+                    let _ = tx.send(url.trim().to_owned());
+                }
+            }
+        });
+        let url = rx.recv_timeout(Duration::from_secs(60)).expect("promlake did not start within 60 s");
+        Self { child: Some(child), url }
+    }
+
+    /// SIGKILL: no chance to flush anything.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    pub fn terminate(&mut self) -> ExitStatus {
+        let mut c = self.child.take().expect("server already stopped");
+        signal(c.id(), "TERM");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = c.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "promlake did not stop within 30 s of SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Creates a workspace; returns its id.
+    pub async fn create_workspace(&self, alias: &str) -> String {
+        let resp = client()
+            .post(format!("{}/workspaces", self.url))
+            .header("content-type", "application/json")
+            .body(serde_json::json!({ "alias": alias }).to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 202);
+        let body: serde_json::Value = serde_json::from_str(&resp.text().await.unwrap()).unwrap();
+        body["workspaceId"].as_str().unwrap().to_owned()
+    }
+
+    /// The value of a metric sample in `/metrics` (0 when absent).
+    pub async fn metric(&self, name_and_labels: &str) -> f64 {
+        let text = client().get(format!("{}/metrics", self.url)).send().await.unwrap().text().await.unwrap();
+        metric_value(&text, name_and_labels)
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Sends a signal by name with `kill(1)`.
+pub fn signal(pid: u32, name: &str) {
+    let status = Command::new("kill").arg(format!("-{name}")).arg(pid.to_string()).status().expect("run kill");
+    assert!(status.success(), "kill -{name} {pid} failed");
+}
+
+/// An HTTP client with short timeouts.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap()
+}
+
+/// Sums the samples of a metric whose line starts with `name_and_labels`
+/// (e.g. `promlake_ingest_written_total{workspace="ws-…",kind="sample"}`).
+pub fn metric_value(text: &str, name_and_labels: &str) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| l.starts_with(name_and_labels))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Every stream record of a workspace, read from the embedded log of a
+/// stopped server's data directory.
+pub async fn read_log(data_dir: &Path, workspace_id: &str) -> Vec<WriteBatch> {
+    let log: Arc<EmbeddedLog> =
+        EmbeddedLog::open(&data_dir.join("log"), EmbeddedLogConfig::default()).expect("open log");
+    let topic = schemas::topics::samples_topic(workspace_id);
+    let partitions = log.partition_count(&topic).await.expect("topic");
+    let mut out = Vec::new();
+    for p in 0..partitions {
+        let mut offset = 0;
+        loop {
+            let f = log.fetch(&topic, p, offset, 16 << 20, Duration::ZERO).await.expect("fetch");
+            let Some(last) = f.records.last() else { break };
+            offset = last.offset + 1;
+            for r in f.records {
+                out.push(WriteBatch::decode(r.value.expect("value").as_ref()).expect("decode"));
+            }
+        }
+    }
+    log.close().await.expect("close");
+    out
+}
+
+/// The reference binaries' folder (Prometheus, node_exporter, …), fetched
+/// by the shared tool when `PROMLAKE_REF_BIN` is not set.
+pub fn reference_bin() -> PathBuf {
+    if let Ok(dir) = std::env::var("PROMLAKE_REF_BIN") {
+        return PathBuf::from(dir);
+    }
+    let tool = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/tools/fetch-reference-binaries");
+    let out = Command::new(&tool).output().unwrap_or_else(|e| panic!("running {}: {e}", tool.display()));
+    assert!(out.status.success(), "fetch-reference-binaries failed: {}", String::from_utf8_lossy(&out.stderr));
+    PathBuf::from(String::from_utf8(out.stdout).unwrap().lines().last().unwrap().trim())
+}
+
+/// A free TCP port on 127.0.0.1 (for programs that cannot take port 0).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}

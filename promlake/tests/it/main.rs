@@ -1,0 +1,9 @@
+//! Integration tests of the `promlake` binary: real processes, real files,
+//! real Prometheus. One test binary (modules below), run serially by nextest.
+
+#![allow(unreachable_pub)]
+
+mod crash;
+mod harness;
+mod prometheus;
+mod serve;

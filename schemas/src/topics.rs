@@ -1,0 +1,17 @@
+//! Names of the log topics PromLake uses, defined once.
+//!
+//! | topic | key | value | cleanup |
+//! |---|---|---|---|
+//! | `promlake.ws.<workspaceId>.samples` | series id (8 bytes, big endian) | [`crate::stream::WriteBatch`] | delete (retention) |
+//! | `_control` | resource ARN (UTF-8) | resource JSON; tombstone = deleted | compact |
+
+/// The compacted control-plane topic, keyed by resource ARN.
+pub const CONTROL_TOPIC: &str = "_control";
+
+/// The prefix of every workspace's samples topic.
+pub const WORKSPACE_TOPIC_PREFIX: &str = "promlake.ws.";
+
+/// The samples topic of a workspace: `promlake.ws.<workspaceId>.samples`.
+pub fn samples_topic(workspace_id: &str) -> String {
+    format!("{WORKSPACE_TOPIC_PREFIX}{workspace_id}.samples")
+}
