@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::rejection::JsonRejection;
+use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -22,11 +22,8 @@ pub fn router(service: Arc<WorkspaceService>) -> Router {
         .with_state(service)
 }
 
-async fn create_workspace(
-    State(service): State<Arc<WorkspaceService>>,
-    body: Result<Json<CreateWorkspace>, JsonRejection>,
-) -> Result<Response, Error> {
-    let Json(request) = body.map_err(|e| Error::validation("body", e.body_text()))?;
+async fn create_workspace(State(service): State<Arc<WorkspaceService>>, body: Bytes) -> Result<Response, Error> {
+    let request = parse_body::<CreateWorkspace>(&body)?;
     let w = service.create(request).await?;
     let body = json!({
         "workspaceId": w.workspace_id,
@@ -60,6 +57,13 @@ fn description(w: &WorkspaceRecord, base_url: &str) -> serde_json::Value {
         d["alias"] = alias.as_str().into();
     }
     d
+}
+
+/// Parses a JSON request body whatever its `Content-Type` (AWS's SDKs send
+/// `application/json`, other clients often do not); an empty body is `{}`.
+fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Error> {
+    let body = if body.iter().all(u8::is_ascii_whitespace) { b"{}".as_slice() } else { body };
+    serde_json::from_slice(body).map_err(|e| Error::validation("body", format!("invalid request body: {e}")))
 }
 
 /// This server's URL as the client addressed it.

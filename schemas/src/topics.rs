@@ -2,7 +2,7 @@
 //!
 //! | topic | key | value | cleanup |
 //! |---|---|---|---|
-//! | `promlake.ws.<workspaceId>.samples` | series id (8 bytes, big endian) | [`crate::stream::WriteBatch`] | delete (retention) |
+//! | `promlake.ws.<workspaceId>.samples` | none (the partition is `series_id % partitions`) | [`crate::stream::WriteBatch`] | delete (retention) |
 //! | `_control` | resource ARN (UTF-8) | resource JSON; tombstone = deleted | compact |
 
 /// The compacted control-plane topic, keyed by resource ARN.
