@@ -70,6 +70,8 @@ pub struct Server {
     http: JoinHandle<std::io::Result<()>>,
     background: Vec<JoinHandle<()>>,
     log: Arc<dyn Log>,
+    /// Held while the process runs: one process per data directory.
+    _data_dir_lock: std::fs::File,
 }
 
 impl Server {
@@ -94,6 +96,7 @@ impl Server {
         }
         std::fs::create_dir_all(&args.data_dir)
             .with_context(|| format!("creating the data directory {}", args.data_dir.display()))?;
+        let data_dir_lock = lock_data_dir(&args.data_dir)?;
 
         let mut registry = Registry::default();
         let shutdown = CancellationToken::new();
@@ -185,7 +188,7 @@ impl Server {
             axum::serve(listener, router).with_graceful_shutdown(async move { token.cancelled().await }).await
         });
         tracing::info!(%addr, data_dir = %args.data_dir.display(), log = %config.log, role = ?args.role, "PromLake is serving.");
-        Ok(Self { addr, shutdown, http, background, log })
+        Ok(Self { addr, shutdown, http, background, log, _data_dir_lock: data_dir_lock })
     }
 
     /// Stops accepting connections, lets requests in flight finish, stops
@@ -203,6 +206,26 @@ impl Server {
         served.context("HTTP server")?;
         tracing::info!("PromLake stopped cleanly.");
         Ok(())
+    }
+}
+
+/// Takes an exclusive lock on `<data-dir>/.lock`, so a second process on the
+/// same directory fails at start instead of corrupting the log. The kernel
+/// releases it when the process dies, however it dies.
+fn lock_data_dir(dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    let path = dir.join(".lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            bail!("the data directory {} is in use by another promlake process", dir.display())
+        }
+        Err(std::fs::TryLockError::Error(e)) => Err(e).with_context(|| format!("locking {}", path.display())),
     }
 }
 

@@ -17,6 +17,15 @@ async fn workspaces_survive_restarts_and_sigterm_exits_cleanly() {
     assert_eq!(before["workspace"]["status"]["statusCode"], "ACTIVE");
     assert!(before["workspace"]["prometheusEndpoint"].as_str().unwrap().ends_with("/api/v1/"));
 
+    // A second process on the same data directory is refused.
+    let second = Command::new(env!("CARGO_BIN_EXE_promlake"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--auth", "none", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!second.status.success());
+    assert!(String::from_utf8_lossy(&second.stderr).contains("in use by another promlake process"));
+
     let status = server.terminate();
     assert!(status.success(), "SIGTERM exit: {status:?}");
 
