@@ -81,12 +81,18 @@ impl ControlPlaneStore for MemoryControlStore {
     }
 
     fn list(&self, arn_prefix: &str) -> Vec<(String, serde_json::Value)> {
-        self.state
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .range(arn_prefix.to_owned()..)
-            .take_while(|(k, _)| k.starts_with(arn_prefix))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect()
+        list_prefix(&self.state.read().unwrap_or_else(|p| p.into_inner()), arn_prefix)
     }
+}
+
+/// The entries of `map` whose key starts with `prefix`, in key order: the
+/// `list` of every store kept as a sorted map.
+pub fn list_prefix(
+    map: &std::collections::BTreeMap<String, serde_json::Value>,
+    prefix: &str,
+) -> Vec<(String, serde_json::Value)> {
+    map.range(prefix.to_owned()..)
+        .take_while(|(k, _)| k.starts_with(prefix))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }

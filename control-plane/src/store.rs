@@ -8,7 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use common::clock::Clock;
-use common::control::{ControlError, ControlPlaneStore};
+use common::control::{ControlError, ControlPlaneStore, list_prefix};
 use common::log::{CleanupPolicy, Log, LogError, Record, TopicSpec};
 use schemas::topics::CONTROL_TOPIC;
 use tokio::sync::watch;
@@ -143,12 +143,6 @@ impl ControlPlaneStore for LogControlStore {
     }
 
     fn list(&self, arn_prefix: &str) -> Vec<(String, serde_json::Value)> {
-        self.state
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .range(arn_prefix.to_owned()..)
-            .take_while(|(k, _)| k.starts_with(arn_prefix))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect()
+        list_prefix(&self.state.read().unwrap_or_else(|p| p.into_inner()), arn_prefix)
     }
 }
