@@ -81,4 +81,9 @@ impl Role {
     pub fn runs_gateway(self) -> bool {
         matches!(self, Role::All | Role::Gateway)
     }
+
+    /// Whether this role runs the stream workers (log → lake).
+    pub fn runs_workers(self) -> bool {
+        matches!(self, Role::All | Role::Worker)
+    }
 }

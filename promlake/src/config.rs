@@ -15,6 +15,9 @@
 //! [kafka.librdkafka]
 //! "security.protocol" = "plaintext"
 //!
+//! [stream_workers]
+//! flush_interval_ms = 5000
+//!
 //! [workspaces]
 //! partitions = 4
 //! log_retention_hours = 24
@@ -31,6 +34,7 @@ use std::path::Path;
 use anyhow::{Context, bail};
 use common::limits::Limits;
 use serde::Deserialize;
+use stream_workers::StreamWorkersConfig;
 
 /// The whole config file.
 #[derive(Debug, Clone, Deserialize)]
@@ -39,8 +43,9 @@ pub struct Config {
     /// Where the log lives: `embedded` (on-disk, under `<data-dir>/log`) or
     /// `kafka://host:port[,host:port…]`. Default `embedded`.
     pub log: String,
-    /// Where the Delta tables live (used by the stream workers, a later
-    /// issue): a `file://` or `s3://` URL. Default `<data-dir>/lake`.
+    /// Where the Delta tables live: a directory or `file://` URL (`s3://`
+    /// comes with the object-storage part of the stream-workers issue).
+    /// Default `<data-dir>/lake`.
     pub lake: Option<String>,
     /// Region named in ARNs. Default `us-east-1`.
     pub region: String,
@@ -54,6 +59,8 @@ pub struct Config {
     pub workspaces: WorkspacesSection,
     /// Per-workspace limits: defaults and overrides.
     pub limits: Limits,
+    /// Settings of the stream workers (log → lake): flush size and age, …
+    pub stream_workers: StreamWorkersConfig,
 }
 
 impl Default for Config {
@@ -67,6 +74,7 @@ impl Default for Config {
             kafka: KafkaSection::default(),
             workspaces: WorkspacesSection::default(),
             limits: Limits::default(),
+            stream_workers: StreamWorkersConfig::default(),
         }
     }
 }
@@ -164,6 +172,7 @@ impl Config {
         if self.embedded_log.segment_bytes < 4096 {
             bail!("embedded_log.segment_bytes must be at least 4096");
         }
+        self.stream_workers.validate().map_err(|e| anyhow::anyhow!("stream_workers: {e}"))?;
         if self.limits.ingest.ingestion_rate <= 0.0 || self.limits.ingest.ingestion_burst_size == 0 {
             bail!("limits.ingest.ingestion_rate and limits.ingest.ingestion_burst_size must be positive");
         }

@@ -21,6 +21,7 @@ use log_embedded::{EmbeddedLog, EmbeddedLogConfig};
 use log_kafka::{KafkaLog, KafkaLogConfig};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::registry::Registry;
+use stream_workers::{DeltaTableWriter, LakeLocation, StreamWorkers};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -70,6 +71,7 @@ pub struct Server {
     http: JoinHandle<std::io::Result<()>>,
     background: Vec<JoinHandle<()>>,
     log: Arc<dyn Log>,
+    workers: Option<Arc<StreamWorkers>>,
     /// Held while the process runs: one process per data directory.
     _data_dir_lock: std::fs::File,
 }
@@ -154,6 +156,26 @@ impl Server {
             Arc::new(LogControlStore::open(log.clone(), clock.clone()).await.context("loading control-plane state")?);
         let overrides = Arc::new(Overrides::new(&config.limits));
 
+        let mut workers = None;
+        if args.role.runs_workers() {
+            let lake = match &config.lake {
+                Some(location) => LakeLocation::parse(location),
+                None => LakeLocation::from_path(&args.data_dir.join("lake")),
+            }
+            .context("the lake location")?;
+            let writer = Arc::new(DeltaTableWriter::new(lake));
+            let started = Arc::new(
+                stream_workers::start(config.stream_workers.clone(), log.clone(), writer, &mut registry).await,
+            );
+            background.push(tokio::spawn(watch_workspaces(
+                started.clone(),
+                store.clone(),
+                arns.clone(),
+                shutdown.clone(),
+            )));
+            workers = Some(started);
+        }
+
         let mut router = Router::new();
         if args.role.runs_gateway() {
             let workspaces = Arc::new(WorkspaceService::new(
@@ -170,8 +192,6 @@ impl Server {
             let gateway =
                 Arc::new(Gateway::new(log.clone(), store.clone(), overrides, arns, clock.clone(), &mut registry));
             router = router.merge(control_plane::router(workspaces)).merge(ingest_gateway::router(gateway));
-        } else {
-            tracing::warn!(role = ?args.role, "This role has no components yet: it serves only /metrics and health checks.");
         }
         let metrics_state = Arc::new(MetricsState { registry, embedded });
         router = router
@@ -188,7 +208,7 @@ impl Server {
             axum::serve(listener, router).with_graceful_shutdown(async move { token.cancelled().await }).await
         });
         tracing::info!(%addr, data_dir = %args.data_dir.display(), log = %config.log, role = ?args.role, "PromLake is serving.");
-        Ok(Self { addr, shutdown, http, background, log, _data_dir_lock: data_dir_lock })
+        Ok(Self { addr, shutdown, http, background, log, workers, _data_dir_lock: data_dir_lock })
     }
 
     /// Stops accepting connections, lets requests in flight finish, stops
@@ -201,6 +221,13 @@ impl Server {
         let served = self.http.await.context("HTTP server task")?;
         for task in self.background {
             let _ = task.await;
+        }
+        if let Some(workers) = self.workers {
+            // The watcher task has ended, so this is the last reference.
+            match Arc::try_unwrap(workers) {
+                Ok(workers) => workers.shutdown().await,
+                Err(_) => tracing::error!("Stream workers still shared at shutdown; their buffers are not flushed."),
+            }
         }
         self.log.close().await.context("closing the log")?;
         served.context("HTTP server")?;
@@ -226,6 +253,44 @@ fn lock_data_dir(dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
             bail!("the data directory {} is in use by another promlake process", dir.display())
         }
         Err(std::fs::TryLockError::Error(e)) => Err(e).with_context(|| format!("locking {}", path.display())),
+    }
+}
+
+/// How often the stream workers look for new workspaces in the control plane.
+const WORKSPACE_WATCH_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Keeps a stream worker running for every partition of every active
+/// workspace: the workspaces present at start and each one created later
+/// (by this process or, scaled out, by a gateway process).
+async fn watch_workspaces(
+    workers: Arc<StreamWorkers>,
+    store: Arc<LogControlStore>,
+    arns: ArnScheme,
+    stop: CancellationToken,
+) {
+    use common::control::ControlPlaneStore as _;
+    let mut watched = std::collections::HashSet::new();
+    let mut tick = tokio::time::interval(WORKSPACE_WATCH_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        for (_, doc) in store.list(&arns.workspace_prefix()) {
+            let Ok(ws) = serde_json::from_value::<common::workspace::WorkspaceRecord>(doc) else { continue };
+            if !ws.is_active() || watched.contains(&ws.workspace_id) {
+                continue;
+            }
+            match workers.watch_workspace(&ws.workspace_id, &ws.samples_topic).await {
+                Ok(partitions) => {
+                    tracing::info!(workspace = %ws.workspace_id, partitions, "Stream workers started for a workspace.");
+                    watched.insert(ws.workspace_id);
+                }
+                Err(error) => {
+                    tracing::warn!(workspace = %ws.workspace_id, %error, "Cannot start stream workers yet; will retry.")
+                }
+            }
+        }
     }
 }
 

@@ -14,11 +14,13 @@
 //!   documented field by field in this crate's `README.md`.
 //! - [`labels`]: well-known label names and the one series-id hash.
 //! - [`topics`]: names of log topics.
+//! - [`tables`]: names of the lake tables and their columns.
 //!
 //! All protobuf code is generated at build time by `protox` + `prost-build`
 //! from the files under `proto/`; no `protoc` is needed.
 
 pub mod labels;
+pub mod tables;
 pub mod topics;
 
 /// Remote write 1.0 (`prometheus` package), generated from `proto/remote.proto`.

@@ -1,14 +1,80 @@
 //! Stream workers: consume each workspace's log topic and append its samples
-//! to the workspace's Delta Lake tables exactly once, keep the fresh-data
-//! head that the query path reads, enforce retention, and evaluate recording
-//! and alerting rules.
+//! to the workspace's Delta Lake tables exactly once.
 //!
 //! ```text
-//! log partition ──► head (in memory) ──► Delta commit with app transaction
-//!                     │                    (app id "<topic>/<partition>",
-//!                     └─► query path        version = last log offset)
+//!                      ┌──────────────────── PartitionWorker (one task per partition) ─────────────────────┐
+//!  log topic           │  fetch ─► decode WriteBatch ─► dedup per series ─► buffer ─► flush (size / age)   │
+//!  promlake.ws.<id>.   │    ▲          (schemas::stream)   (Prometheus head        │    one commit per table│
+//!  samples, partition p│    │                               rules)                 ▼                        │
+//!  ────────────────────┼────┘                                         <lake>/<id>/samples  (day partitions)  │
+//!                      │                                              <lake>/<id>/series                     │
+//!                      │  commit_offset("stream-workers")  ◄───────── <lake>/<id>/metadata                   │
+//!                      │  (after all three, lagging by the dedup horizon)  each commit: txn(app id, version) │
+//!                      └───────────────────────────────────────────────────────────────────────────────────┘
 //! ```
 //!
-//! Not built yet: see the stream-workers and ruler issues. Until then the log
-//! keeps every acknowledged record (its retention deletes nothing below the
-//! lowest offset a worker has committed, and no worker commits yet).
+//! - [`tables`]: the three tables' schemas, rows and Parquet settings (and
+//!   the measured bytes per sample).
+//! - [`writer`]: the [`TableWriter`] seam over delta-rs.
+//! - [`worker`]: [`PartitionWorker`], the exactly-once loop.
+//! - [`StreamWorkers`]: one worker task per partition of each watched workspace.
+//!
+//! # Exactly once
+//!
+//! Every Delta commit carries an application transaction: app id
+//! `"<topic>/<partition>"` (the same whichever process owns the partition)
+//! and version = the last log offset the commit covers. The transaction and
+//! the data files it adds are one atomic log entry, so a table's version for
+//! an app id says exactly which records it holds. A worker starting (first
+//! start, restart, or new owner) reads each table's version `v_t`, reads the
+//! log from at most `min(v_t) + 1`, and gives table `t` rows only from
+//! records above `v_t`. Hence:
+//!
+//! - **Crash after writing Parquet files, before their commit**: the files
+//!   are referenced by no commit, so no reader sees them (vacuum deletes
+//!   them); `v_t` did not move, the records are read and written again.
+//! - **Crash between the commits of two tables**: each table resumes from its
+//!   own version; the committed one skips the records the other still needs.
+//! - **Crash after the commits, before the log offset commit**: the offset is
+//!   only an optimisation (it lets log retention delete below it); the
+//!   worker resumes from the tables' versions and appends nothing twice.
+//! - **A commit whose answer was lost**: the retry finds the table already at
+//!   its version and does nothing ([`writer::AppendOutcome::AlreadyCommitted`]).
+//! - **Two owners of one partition** (a rebalance): an append states the
+//!   version it expects the table to hold, and delta-rs refuses concurrent
+//!   commits with the same app id; the loser stops ([`Error::Fenced`]).
+//! - **A retried remote-write request** (the gateway stored the first copy,
+//!   its answer was lost, the sender sent it again): deduplication drops the
+//!   second copy's samples (same series, timestamp, value). Across a restart
+//!   the dedup state is rebuilt by re-reading the log from the committed
+//!   consumer offset, which is kept `dedup_horizon_ms` of log time behind the
+//!   lake (see [`StreamWorkersConfig::dedup_horizon_ms`]).
+//!
+//! # Not built yet
+//!
+//! The fresh-data head read by queries (`SampleReader` only waits for
+//! offsets so far), bounded head memory, compaction of small files, explicit
+//! checkpoints (delta-rs writes one every 100 commits) and vacuum, retention
+//! and workspace deletion, object storage (`s3://`), exemplars and start
+//! timestamps in the tables, the per-workspace out-of-order window in
+//! `common::limits`, and partition assignment across processes (Kafka
+//! consumer-group rebalance; fencing above already makes a double owner safe).
+
+mod config;
+mod dedup;
+mod error;
+mod lake;
+mod metrics;
+pub mod read;
+pub mod tables;
+pub mod worker;
+mod workers;
+pub mod writer;
+
+pub use config::StreamWorkersConfig;
+pub use error::{Error, Result};
+pub use lake::LakeLocation;
+pub use tables::TableKind;
+pub use worker::{CONSUMER_GROUP, PartitionWorker};
+pub use workers::{StreamWorkers, start};
+pub use writer::{AppTransaction, AppendOutcome, DeltaTableWriter, MemoryTableWriter, TableWriter};

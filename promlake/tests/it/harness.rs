@@ -158,3 +158,38 @@ pub fn reference_bin() -> PathBuf {
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
+
+/// The Python of the tests' venv (deltalake, pyarrow): `PROMLAKE_PYTHON`,
+/// or made by `scripts/python-env` when the tests run without `scripts/test`.
+pub fn python() -> PathBuf {
+    if let Ok(p) = std::env::var("PROMLAKE_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/python-env");
+    let out = Command::new(&script).output().unwrap_or_else(|e| panic!("running {}: {e}", script.display()));
+    assert!(out.status.success(), "python-env failed: {}", String::from_utf8_lossy(&out.stderr));
+    PathBuf::from(String::from_utf8(out.stdout).unwrap().lines().last().unwrap().trim())
+}
+
+/// A sample as stored: (series id as i64, timestamp ms, value bits as
+/// little-endian hex, stale).
+pub type LakeSample = (i64, i64, Option<String>, bool);
+
+/// Every row of a workspace's `samples` table, read by the independent
+/// reader (`read_lake.py`, delta-rs's Python package), and the metric names.
+pub fn read_lake_with_python(lake: &Path, workspace_id: &str) -> (Vec<LakeSample>, Vec<String>) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/read_lake.py");
+    let out = Command::new(python()).arg(script).arg(lake).arg(workspace_id).output().expect("run read_lake.py");
+    assert!(out.status.success(), "read_lake.py failed: {}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("read_lake.py output");
+    let rows = v["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (r[0].as_i64().unwrap(), r[1].as_i64().unwrap(), r[2].as_str().map(str::to_owned), r[3].as_bool().unwrap())
+        })
+        .collect();
+    let metrics = v["metrics"].as_array().unwrap().iter().map(|m| m.as_str().unwrap().to_owned()).collect();
+    (rows, metrics)
+}

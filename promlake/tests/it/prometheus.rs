@@ -6,7 +6,9 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::harness::{TestServer, client, free_port, metric_value, read_log, reference_bin};
+use std::collections::HashSet;
+
+use crate::harness::{TestServer, client, free_port, metric_value, read_lake_with_python, read_log, reference_bin};
 
 struct Process(Child);
 
@@ -135,6 +137,22 @@ remote_write:
     };
     assert!(has("node_cpu_seconds_total"), "no node_exporter series in the log");
     assert!(has("prometheus_build_info"), "no Prometheus self-scrape series in the log");
+    // The lake, read by an independent reader, holds exactly the samples of
+    // the log (the clean shutdown drained the log into it), each once.
+    let mut expected = HashSet::new();
+    for s in records.iter().flat_map(|r| &r.series) {
+        for x in &s.samples {
+            let stale = schemas::labels::is_stale_marker(x.value);
+            expected.insert((s.series_id as i64, x.timestamp_ms, Some(hex_le(x.value)), stale));
+        }
+    }
+    let (rows, metrics) = read_lake_with_python(&dir.path().join("promlake/lake"), &ws);
+    let distinct: HashSet<_> = rows.iter().map(|(id, ts, _, _)| (*id, *ts)).collect();
+    assert_eq!(distinct.len(), rows.len(), "the lake holds a (series, timestamp) twice");
+    let got: HashSet<_> = rows.into_iter().collect();
+    assert_eq!(got.len(), expected.len(), "samples in the lake vs in the log");
+    assert!(got == expected, "the lake's samples differ from the log's");
+    assert!(metrics.iter().any(|m| m == "node_cpu_seconds_total"));
     if version == 1 {
         // RW 1.0 sends metadata in requests of its own. (An agent's RW 2.0
         // carries none: the agent's WAL does not record metadata.)
@@ -150,4 +168,9 @@ async fn prometheus_agent_remote_write_1_0() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_agent_remote_write_2_0() {
     agent_writes_everything("io.prometheus.write.v2.Request").await;
+}
+
+/// The value's bits as little-endian hex, as `read_lake.py` prints them.
+fn hex_le(v: f64) -> String {
+    v.to_le_bytes().iter().map(|b| format!("{b:02x}")).collect()
 }

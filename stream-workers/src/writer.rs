@@ -1,0 +1,345 @@
+//! The seam over Delta Lake: [`TableWriter`] appends Arrow batches to one
+//! table of a workspace in one commit that carries an application
+//! transaction, and reads a table's transaction version back.
+//!
+//! [`DeltaTableWriter`] implements it with delta-rs (`RecordBatchWriter` to
+//! write Parquet files, `CommitBuilder` to commit them with a `txn` action);
+//! [`MemoryTableWriter`] keeps rows in memory for unit tests.
+//!
+//! An append is *fenced*: it states the transaction version it expects the
+//! table to hold for its app id (what the worker read at start or committed
+//! last). The writer re-reads the table just before committing and refuses
+//! ([`Error::Fenced`]) if another writer moved it, and delta-rs' conflict
+//! checker refuses a commit racing another one with the same app id; so two
+//! owners of one partition cannot both append the same offsets. Finding the
+//! table already at the version being committed means an earlier attempt
+//! succeeded (for example its answer was lost): that is
+//! [`AppendOutcome::AlreadyCommitted`], not an error.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex as StdMutex};
+
+use async_trait::async_trait;
+use deltalake::arrow::record_batch::RecordBatch;
+use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
+use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
+use deltalake::kernel::{Action, Add, StructType, Transaction};
+use deltalake::protocol::{DeltaOperation, SaveMode};
+use deltalake::writer::{DeltaWriter, RecordBatchWriter};
+use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
+use url::Url;
+
+use crate::error::{Error, Result};
+use crate::lake::LakeLocation;
+use crate::tables::TableKind;
+
+/// The application transaction a commit carries (Delta's `txn` action).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppTransaction {
+    /// `<topic>/<partition>`: stable whichever worker owns the partition.
+    pub app_id: String,
+    /// The last log offset the commit covers.
+    pub version: u64,
+    /// The version the table must hold for `app_id` before this commit
+    /// (`None`: no commit with this app id yet).
+    pub expected_previous: Option<u64>,
+}
+
+/// What an append did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppendOutcome {
+    /// Committed as the given table version.
+    Committed {
+        /// The Delta table version created.
+        table_version: u64,
+    },
+    /// The table already held the transaction version (an earlier attempt
+    /// committed); nothing was added.
+    AlreadyCommitted,
+}
+
+/// Appends to the lake tables, exactly once per application transaction.
+#[async_trait]
+pub trait TableWriter: Send + Sync + std::fmt::Debug + 'static {
+    /// The version of `app_id`'s last transaction in the table; `None` if the
+    /// table does not exist or holds no transaction of `app_id`.
+    async fn transaction_version(&self, workspace_id: &str, table: TableKind, app_id: &str) -> Result<Option<u64>>;
+
+    /// Appends `batches` (in the table's Arrow schema) in one commit carrying
+    /// `txn`, creating the table on first use. An empty `batches` commits only
+    /// the transaction (advancing its version).
+    ///
+    /// # Errors
+    /// [`Error::Fenced`] when the table's version for the app id is neither
+    /// `txn.expected_previous` nor `txn.version`; [`Error::Delta`] when
+    /// writing or committing fails (nothing is visible then: Parquet files
+    /// written without a commit are never read, and vacuum removes them).
+    ///
+    /// # Cancellation
+    /// Dropping the future may leave unreferenced Parquet files, never a
+    /// partial commit: the commit is one atomic put of the log entry.
+    async fn append(
+        &self,
+        workspace_id: &str,
+        table: TableKind,
+        batches: Vec<RecordBatch>,
+        txn: &AppTransaction,
+    ) -> Result<AppendOutcome>;
+}
+
+/// Parquet files written to a table but not committed yet.
+#[derive(Debug)]
+pub struct StagedFiles {
+    adds: Vec<Add>,
+}
+
+impl StagedFiles {
+    /// How many files were written.
+    pub fn file_count(&self) -> usize {
+        self.adds.len()
+    }
+}
+
+type TableSlot = Arc<tokio::sync::Mutex<Option<DeltaTable>>>;
+
+/// [`TableWriter`] over delta-rs, for every workspace of one lake.
+///
+/// Keeps each table it has used loaded (its snapshot is refreshed
+/// incrementally before every commit), one lock per table so the appends of
+/// the partitions of one workspace queue up instead of conflicting.
+#[derive(Debug)]
+pub struct DeltaTableWriter {
+    lake: LakeLocation,
+    tables: StdMutex<HashMap<Url, TableSlot>>,
+}
+
+impl DeltaTableWriter {
+    /// A writer for the tables under `lake`.
+    pub fn new(lake: LakeLocation) -> Self {
+        Self { lake, tables: StdMutex::new(HashMap::new()) }
+    }
+
+    /// The lake this writer writes to.
+    pub fn lake(&self) -> &LakeLocation {
+        &self.lake
+    }
+
+    fn slot(&self, url: &Url) -> TableSlot {
+        let mut tables = self.tables.lock().unwrap_or_else(|p| p.into_inner());
+        tables.entry(url.clone()).or_default().clone()
+    }
+
+    /// Loads the table into `slot` (refreshing it if loaded), creating it when
+    /// `create` is set and it does not exist. `Ok(false)`: no table.
+    async fn load(slot: &mut Option<DeltaTable>, url: &Url, kind: TableKind, create: bool) -> Result<bool> {
+        if let Some(table) = slot.as_mut() {
+            table.update_incremental(None).await.map_err(|e| Error::delta(url, "refreshing", e))?;
+            return Ok(true);
+        }
+        if let Some(dir) = LakeLocation::local_dir(url) {
+            if !create && !dir.exists() {
+                return Ok(false);
+            }
+            std::fs::create_dir_all(&dir).map_err(|e| Error::delta(url, "creating the directory", e.into()))?;
+        }
+        let mut table = DeltaTableBuilder::from_url(url.clone())
+            .and_then(|b| b.build())
+            .map_err(|e| Error::delta(url, "opening", e))?;
+        match table.load().await {
+            Ok(()) => {
+                *slot = Some(table);
+                return Ok(true);
+            }
+            Err(DeltaTableError::NotATable(_)) if create => {}
+            Err(DeltaTableError::NotATable(_)) => return Ok(false),
+            Err(e) => return Err(Error::delta(url, "loading", e)),
+        }
+        let schema: StructType = kind
+            .arrow_schema()
+            .as_ref()
+            .try_into_kernel()
+            .map_err(|e| Error::delta(url, "converting the schema", e.into()))?;
+        let created = table
+            .create()
+            .with_table_name(kind.name())
+            .with_columns(schema.fields().cloned())
+            .with_partition_columns(kind.partition_columns().iter().copied())
+            .with_save_mode(SaveMode::Ignore)
+            .await;
+        let table = match created {
+            Ok(table) => table,
+            // Another process created it between our load and our create.
+            Err(_) => {
+                let mut table = DeltaTableBuilder::from_url(url.clone())
+                    .and_then(|b| b.build())
+                    .map_err(|e| Error::delta(url, "opening", e))?;
+                table.load().await.map_err(|e| Error::delta(url, "loading after a concurrent create", e))?;
+                table
+            }
+        };
+        *slot = Some(table);
+        Ok(true)
+    }
+
+    /// Writes `batches` as Parquet files into the table (creating it if
+    /// needed) without committing them: the first half of
+    /// [`TableWriter::append`], public so tests can stop between the halves.
+    ///
+    /// # Errors
+    /// [`Error::Delta`] when the table cannot be created or a file written.
+    pub async fn stage(&self, workspace_id: &str, kind: TableKind, batches: Vec<RecordBatch>) -> Result<StagedFiles> {
+        let url = self.lake.table_url(workspace_id, kind);
+        if batches.iter().all(|b| b.num_rows() == 0) {
+            return Ok(StagedFiles { adds: Vec::new() });
+        }
+        let slot = self.slot(&url);
+        let mut writer = {
+            let mut guard = slot.lock().await;
+            Self::load(&mut guard, &url, kind, true).await?;
+            let table = guard.as_ref().ok_or_else(|| Error::delta(&url, "loading", DeltaTableError::NotInitialized))?;
+            RecordBatchWriter::for_table(table)
+                .map_err(|e| Error::delta(&url, "starting a write", e))?
+                .with_writer_properties(kind.writer_properties())
+        };
+        for batch in batches {
+            writer.write(batch).await.map_err(|e| Error::delta(&url, "writing Parquet", e))?;
+        }
+        let adds = writer.flush().await.map_err(|e| Error::delta(&url, "finishing Parquet files", e))?;
+        Ok(StagedFiles { adds })
+    }
+
+    /// Commits staged files with `txn`: the second half of
+    /// [`TableWriter::append`].
+    ///
+    /// # Errors
+    /// As [`TableWriter::append`].
+    pub async fn commit_staged(
+        &self,
+        workspace_id: &str,
+        kind: TableKind,
+        staged: StagedFiles,
+        txn: &AppTransaction,
+    ) -> Result<AppendOutcome> {
+        let url = self.lake.table_url(workspace_id, kind);
+        let slot = self.slot(&url);
+        let mut guard = slot.lock().await;
+        Self::load(&mut guard, &url, kind, true).await?;
+        let table = guard.as_mut().ok_or_else(|| Error::delta(&url, "loading", DeltaTableError::NotInitialized))?;
+        let found =
+            current_version(table, &txn.app_id).await.map_err(|e| Error::delta(&url, "reading the transaction", e))?;
+        if found == Some(txn.version) {
+            return Ok(AppendOutcome::AlreadyCommitted);
+        }
+        if found != txn.expected_previous {
+            return Err(Error::Fenced {
+                table_url: url.to_string(),
+                app_id: txn.app_id.clone(),
+                expected: txn.expected_previous,
+                found,
+            });
+        }
+        let version = i64::try_from(txn.version).unwrap_or(i64::MAX);
+        let properties =
+            CommitProperties::default().with_application_transaction(Transaction::new(&txn.app_id, version));
+        let partition_by = Some(kind.partition_columns().iter().map(|c| (*c).to_owned()).collect::<Vec<_>>())
+            .filter(|p| !p.is_empty());
+        let operation = DeltaOperation::Write { mode: SaveMode::Append, partition_by, predicate: None };
+        let snapshot = table.snapshot().map_err(|e| Error::delta(&url, "reading the snapshot", e))?;
+        let finalized = CommitBuilder::from(properties)
+            .with_actions(staged.adds.into_iter().map(Action::Add).collect())
+            .build(Some(snapshot), table.log_store(), operation)
+            .await
+            .map_err(|e| Error::delta(&url, "committing", e))?;
+        Ok(AppendOutcome::Committed { table_version: finalized.version() })
+    }
+}
+
+async fn current_version(table: &DeltaTable, app_id: &str) -> Result<Option<u64>, DeltaTableError> {
+    let snapshot = table.snapshot()?;
+    let version = snapshot.transaction_version(table.log_store().as_ref(), app_id).await?;
+    Ok(version.and_then(|v| u64::try_from(v).ok()))
+}
+
+#[async_trait]
+impl TableWriter for DeltaTableWriter {
+    async fn transaction_version(&self, workspace_id: &str, table: TableKind, app_id: &str) -> Result<Option<u64>> {
+        let url = self.lake.table_url(workspace_id, table);
+        let slot = self.slot(&url);
+        let mut guard = slot.lock().await;
+        if !Self::load(&mut guard, &url, table, false).await? {
+            return Ok(None);
+        }
+        match guard.as_ref() {
+            Some(t) => current_version(t, app_id).await.map_err(|e| Error::delta(&url, "reading the transaction", e)),
+            None => Ok(None),
+        }
+    }
+
+    async fn append(
+        &self,
+        workspace_id: &str,
+        table: TableKind,
+        batches: Vec<RecordBatch>,
+        txn: &AppTransaction,
+    ) -> Result<AppendOutcome> {
+        let staged = self.stage(workspace_id, table, batches).await?;
+        self.commit_staged(workspace_id, table, staged, txn).await
+    }
+}
+
+/// An in-memory [`TableWriter`] for unit tests: keeps every committed batch
+/// and each app id's version per table.
+#[derive(Debug, Default)]
+pub struct MemoryTableWriter {
+    state: StdMutex<HashMap<(String, TableKind), MemoryTable>>,
+}
+
+#[derive(Debug, Default)]
+struct MemoryTable {
+    batches: Vec<RecordBatch>,
+    versions: HashMap<String, u64>,
+    commits: u64,
+}
+
+impl MemoryTableWriter {
+    /// Every batch committed to a table, in commit order.
+    pub fn batches(&self, workspace_id: &str, table: TableKind) -> Vec<RecordBatch> {
+        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.get(&(workspace_id.to_owned(), table)).map(|t| t.batches.clone()).unwrap_or_default()
+    }
+}
+
+#[async_trait]
+impl TableWriter for MemoryTableWriter {
+    async fn transaction_version(&self, workspace_id: &str, table: TableKind, app_id: &str) -> Result<Option<u64>> {
+        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(state.get(&(workspace_id.to_owned(), table)).and_then(|t| t.versions.get(app_id).copied()))
+    }
+
+    async fn append(
+        &self,
+        workspace_id: &str,
+        table: TableKind,
+        batches: Vec<RecordBatch>,
+        txn: &AppTransaction,
+    ) -> Result<AppendOutcome> {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let t = state.entry((workspace_id.to_owned(), table)).or_default();
+        let found = t.versions.get(&txn.app_id).copied();
+        if found == Some(txn.version) {
+            return Ok(AppendOutcome::AlreadyCommitted);
+        }
+        if found != txn.expected_previous {
+            return Err(Error::Fenced {
+                table_url: format!("memory://{workspace_id}/{}", table.name()),
+                app_id: txn.app_id.clone(),
+                expected: txn.expected_previous,
+                found,
+            });
+        }
+        t.batches.extend(batches.into_iter().filter(|b| b.num_rows() > 0));
+        t.versions.insert(txn.app_id.clone(), txn.version);
+        t.commits += 1;
+        Ok(AppendOutcome::Committed { table_version: t.commits })
+    }
+}

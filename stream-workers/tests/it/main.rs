@@ -1,0 +1,7 @@
+//! Integration tests of the stream workers: the real embedded log, real Delta
+//! tables in a temporary directory, read back with delta-rs and parquet.
+
+mod dedup;
+mod exactly_once;
+mod harness;
+mod round_trip;
