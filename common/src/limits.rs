@@ -93,6 +93,49 @@ impl IngestLimitsOverride {
     }
 }
 
+/// Limits of storage (the stream workers), with AMP's defaults.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageLimits {
+    /// How long samples are kept in the lake, days (AMP's
+    /// `retentionPeriodInDays`): 1 to 1095, default 150.
+    pub retention_period_days: u32,
+    /// How far behind a series' newest sample an older one is still
+    /// accepted, seconds (AMP's `outOfOrderTimeWindowInSeconds`). Default 0:
+    /// every older sample is dropped as out of order.
+    pub out_of_order_time_window_seconds: u64,
+}
+
+impl Default for StorageLimits {
+    fn default() -> Self {
+        Self { retention_period_days: 150, out_of_order_time_window_seconds: 0 }
+    }
+}
+
+/// Per-workspace overrides of [`StorageLimits`].
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageLimitsOverride {
+    /// See [`StorageLimits::retention_period_days`].
+    pub retention_period_days: Option<u32>,
+    /// See [`StorageLimits::out_of_order_time_window_seconds`].
+    pub out_of_order_time_window_seconds: Option<u64>,
+}
+
+impl StorageLimitsOverride {
+    fn apply(&self, base: &StorageLimits) -> StorageLimits {
+        StorageLimits {
+            retention_period_days: self.retention_period_days.unwrap_or(base.retention_period_days),
+            out_of_order_time_window_seconds: self
+                .out_of_order_time_window_seconds
+                .unwrap_or(base.out_of_order_time_window_seconds),
+        }
+    }
+}
+
+/// The range AMP accepts for `retentionPeriodInDays`.
+pub const RETENTION_PERIOD_DAYS: std::ops::RangeInclusive<u32> = 1..=1095;
+
 /// The `[limits]` table of the config file: defaults per component and
 /// overrides per workspace.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -100,6 +143,8 @@ impl IngestLimitsOverride {
 pub struct Limits {
     /// Ingest defaults.
     pub ingest: IngestLimits,
+    /// Storage defaults.
+    pub storage: StorageLimits,
     /// Per-workspace overrides, keyed by workspace id:
     /// `[limits.overrides."ws-…".ingest]`.
     pub overrides: HashMap<String, WorkspaceOverride>,
@@ -111,6 +156,8 @@ pub struct Limits {
 pub struct WorkspaceOverride {
     /// Ingest overrides.
     pub ingest: IngestLimitsOverride,
+    /// Storage overrides.
+    pub storage: StorageLimitsOverride,
 }
 
 /// The one place limits are read from: defaults plus per-workspace
@@ -124,13 +171,22 @@ pub struct Overrides {
 struct Resolved {
     ingest_default: Arc<IngestLimits>,
     ingest: HashMap<String, Arc<IngestLimits>>,
+    storage_default: Arc<StorageLimits>,
+    storage: HashMap<String, Arc<StorageLimits>>,
 }
 
 impl Resolved {
     fn new(limits: &Limits) -> Self {
         let ingest =
             limits.overrides.iter().map(|(ws, o)| (ws.clone(), Arc::new(o.ingest.apply(&limits.ingest)))).collect();
-        Self { ingest_default: Arc::new(limits.ingest.clone()), ingest }
+        let storage =
+            limits.overrides.iter().map(|(ws, o)| (ws.clone(), Arc::new(o.storage.apply(&limits.storage)))).collect();
+        Self {
+            ingest_default: Arc::new(limits.ingest.clone()),
+            ingest,
+            storage_default: Arc::new(limits.storage.clone()),
+            storage,
+        }
     }
 }
 
@@ -149,6 +205,22 @@ impl Overrides {
     pub fn ingest(&self, workspace_id: &str) -> Arc<IngestLimits> {
         let state = self.state.load();
         state.ingest.get(workspace_id).unwrap_or(&state.ingest_default).clone()
+    }
+
+    /// Every storage limit of `workspace_id`.
+    pub fn storage(&self, workspace_id: &str) -> Arc<StorageLimits> {
+        let state = self.state.load();
+        state.storage.get(workspace_id).unwrap_or(&state.storage_default).clone()
+    }
+
+    /// How long the lake keeps a workspace's samples, days.
+    pub fn retention_period_days(&self, workspace_id: &str) -> u32 {
+        self.storage(workspace_id).retention_period_days
+    }
+
+    /// A workspace's out-of-order window, milliseconds.
+    pub fn out_of_order_window_ms(&self, workspace_id: &str) -> u64 {
+        self.storage(workspace_id).out_of_order_time_window_seconds.saturating_mul(1000)
     }
 
     /// The ingestion rate (samples/s) and burst (samples) of a workspace.
@@ -171,12 +243,16 @@ mod tests {
         assert_eq!(l.ingestion_rate, 10.0);
         assert_eq!(l.ingestion_burst_size, 1_000_000);
         assert_eq!(l.max_label_names_per_series, 70);
+        assert_eq!(o.retention_period_days("ws-a"), 7);
+        assert_eq!(o.retention_period_days("ws-other"), 150);
+        assert_eq!(o.out_of_order_window_ms("ws-a"), 0);
     }
 
     fn toml_like() -> Limits {
         let mut limits = Limits::default();
         let mut ov = WorkspaceOverride::default();
         ov.ingest.ingestion_rate = Some(10.0);
+        ov.storage.retention_period_days = Some(7);
         limits.overrides.insert("ws-a".into(), ov);
         limits
     }

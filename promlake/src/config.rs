@@ -173,6 +173,12 @@ impl Config {
             bail!("embedded_log.segment_bytes must be at least 4096");
         }
         self.stream_workers.validate().map_err(|e| anyhow::anyhow!("stream_workers: {e}"))?;
+        let retention_ok = |d: u32| common::limits::RETENTION_PERIOD_DAYS.contains(&d);
+        if !retention_ok(self.limits.storage.retention_period_days)
+            || self.limits.overrides.values().any(|o| o.storage.retention_period_days.is_some_and(|d| !retention_ok(d)))
+        {
+            bail!("limits.storage.retention_period_days (and its overrides) must be between 1 and 1095");
+        }
         if self.limits.ingest.ingestion_rate <= 0.0 || self.limits.ingest.ingestion_burst_size == 0 {
             bail!("limits.ingest.ingestion_rate and limits.ingest.ingestion_burst_size must be positive");
         }
