@@ -1,1 +1,24 @@
-//! Benchmarks: load generator, ingestion harness and micro-benchmarks (being built).
+//! PromLake's benchmarks: a remote-write load generator, an ingestion
+//! harness comparing PromLake with Prometheus and VictoriaMetrics on the same
+//! machine, and criterion micro-benchmarks of the decode path.
+//!
+//! ```text
+//! loadgen::Workload ──► loadgen::Pool (prepared, encoded, compressed: before any timing)
+//!                            │
+//!                            ▼
+//!                  driver::Driver ──► C HTTP connections ──► target (remote_write URL)
+//!                            │                                  ▲
+//!                            ▼                                  │ started, warmed up,
+//!                  driver::Report (acked samples/s, p50/p99)   targets::Target (stopped after)
+//! ```
+//!
+//! Binaries: `loadgen` (send a workload to any URL), `ingest_bench` (the
+//! comparison), `decode_ratio` (PromLake's decode path against the snappy +
+//! protobuf limit). `benches/decode.rs` is the criterion version of the latter.
+//! See `benchmarks/README.md` for how to run them and `RESULTS.md` for figures.
+
+pub mod cli;
+pub mod decode_path;
+pub mod driver;
+pub mod loadgen;
+pub mod targets;
