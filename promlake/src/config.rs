@@ -17,6 +17,8 @@
 //!
 //! [stream_workers]
 //! flush_interval_ms = 5000
+//! maintenance_interval_ms = 3600000   # retention + vacuum of the lake
+//! checkpoint_interval = 100           # Delta checkpoint every N commits
 //!
 //! [workspaces]
 //! partitions = 4
@@ -24,8 +26,12 @@
 //!
 //! [limits.ingest]
 //! ingestion_rate = 140000.0
+//! [limits.storage]
+//! retention_period_days = 150
 //! [limits.overrides."ws-…".ingest]
 //! ingestion_rate = 500000.0
+//! [limits.overrides."ws-…".storage]
+//! retention_period_days = 30
 //! ```
 
 use std::collections::BTreeMap;

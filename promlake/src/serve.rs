@@ -163,9 +163,19 @@ impl Server {
                 None => LakeLocation::from_path(&args.data_dir.join("lake")),
             }
             .context("the lake location")?;
-            let writer = Arc::new(DeltaTableWriter::new(lake));
+            let writer = Arc::new(
+                DeltaTableWriter::new(lake).with_checkpoint_interval(config.stream_workers.checkpoint_interval),
+            );
             let started = Arc::new(
-                stream_workers::start(config.stream_workers.clone(), log.clone(), writer, &mut registry).await,
+                stream_workers::start(
+                    config.stream_workers.clone(),
+                    log.clone(),
+                    writer,
+                    overrides.clone(),
+                    clock.clone(),
+                    &mut registry,
+                )
+                .await,
             );
             background.push(tokio::spawn(watch_workspaces(
                 started.clone(),

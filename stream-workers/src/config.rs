@@ -19,12 +19,6 @@ pub struct StreamWorkersConfig {
     /// How long a fetch waits for new records when none is available,
     /// milliseconds. Also bounds how late an age-based flush can be. Default 250.
     pub fetch_max_wait_ms: u64,
-    /// Out-of-order window, milliseconds: a sample older than its series'
-    /// newest accepted sample by at most this much is accepted; older ones are
-    /// dropped and counted (`out_of_order`). Default 0 (Prometheus's default:
-    /// any older sample is dropped). Applies to every workspace until the
-    /// per-workspace setting moves to `common::limits`.
-    pub out_of_order_window_ms: u64,
     /// Retry horizon of the deduplication across restarts, milliseconds of log
     /// time (record timestamps). The worker commits its log consumer offset
     /// this far behind what the lake holds, and after a restart re-reads that
@@ -44,6 +38,34 @@ pub struct StreamWorkersConfig {
     /// Wait after a failed commit or fetch before retrying, milliseconds.
     /// Default 1,000.
     pub retry_backoff_ms: u64,
+    /// How often the lake maintenance pass runs, milliseconds: retention
+    /// (expired `day` partitions of `samples` removed), then vacuum (files
+    /// removed by retention, tombstones past Delta's retention, orphans)
+    /// of every table of every watched workspace. The first pass runs
+    /// [`StreamWorkersConfig::maintenance_start_delay_ms`] after start.
+    /// Default 3,600,000 (1 hour).
+    pub maintenance_interval_ms: u64,
+    /// Delay before the first maintenance pass, milliseconds. Default 60,000.
+    pub maintenance_start_delay_ms: u64,
+    /// How long a file removed by retention stays on disk before vacuum
+    /// deletes it, milliseconds: readers that loaded a snapshot before the
+    /// removal can finish reading it meanwhile. Delta's default for removed
+    /// files (7 days, `delta.deletedFileRetentionDuration`) still applies to
+    /// every other removed file; expired data needs no time travel.
+    /// `2 × maintenance_interval_ms + expired_file_grace_ms` must stay
+    /// within a day (AMP: expired data leaves the disk within a day).
+    /// Default 3,600,000 (1 hour).
+    pub expired_file_grace_ms: u64,
+    /// A file in a table directory that no commit references (a write whose
+    /// commit failed or never came) is deleted by vacuum once it is this old,
+    /// milliseconds. Must exceed the longest time between writing a Parquet
+    /// file and committing it. Default 3,600,000 (1 hour); at least 60,000.
+    pub orphan_file_grace_ms: u64,
+    /// A Delta checkpoint is written every this many commits of a table
+    /// (the table property `delta.checkpointInterval`, set when a table is
+    /// created; delta-rs writes it after the commit that reaches it).
+    /// Default 100 (Delta's default).
+    pub checkpoint_interval: u64,
 }
 
 impl Default for StreamWorkersConfig {
@@ -53,10 +75,14 @@ impl Default for StreamWorkersConfig {
             flush_interval_ms: 5_000,
             fetch_max_bytes: 4 << 20,
             fetch_max_wait_ms: 250,
-            out_of_order_window_ms: 0,
             dedup_horizon_ms: 600_000,
             series_refresh_ms: 3_600_000,
             retry_backoff_ms: 1_000,
+            maintenance_interval_ms: 3_600_000,
+            maintenance_start_delay_ms: 60_000,
+            expired_file_grace_ms: 3_600_000,
+            orphan_file_grace_ms: 3_600_000,
+            checkpoint_interval: 100,
         }
     }
 }
@@ -78,6 +104,35 @@ impl StreamWorkersConfig {
         if self.fetch_max_bytes == 0 {
             return Err("stream_workers.fetch_max_bytes must be at least 1".into());
         }
+        if self.maintenance_interval_ms == 0 {
+            return Err("stream_workers.maintenance_interval_ms must be at least 1".into());
+        }
+        let expiry_ms = self.maintenance_interval_ms.saturating_mul(2).saturating_add(self.expired_file_grace_ms);
+        if expiry_ms > DAY_MS {
+            return Err(format!(
+                "stream_workers: 2 × maintenance_interval_ms + expired_file_grace_ms is {expiry_ms} ms; \
+                 it must be at most a day ({DAY_MS} ms) so expired files leave the disk within a day"
+            ));
+        }
+        if self.orphan_file_grace_ms < MIN_ORPHAN_GRACE_MS {
+            return Err(format!(
+                "stream_workers.orphan_file_grace_ms must be at least {MIN_ORPHAN_GRACE_MS} (files being committed are not orphans)"
+            ));
+        }
+        if self.checkpoint_interval == 0 {
+            return Err("stream_workers.checkpoint_interval must be at least 1".into());
+        }
         Ok(())
     }
+
+    /// [`StreamWorkersConfig::maintenance_interval_ms`] as a duration.
+    pub fn maintenance_interval(&self) -> Duration {
+        Duration::from_millis(self.maintenance_interval_ms)
+    }
 }
+
+const DAY_MS: u64 = 86_400_000;
+
+/// The smallest orphan grace [`StreamWorkersConfig::validate`] accepts.
+/// (Tests construct the config directly to go lower.)
+const MIN_ORPHAN_GRACE_MS: u64 = 60_000;

@@ -83,6 +83,12 @@ impl Dedup {
         Self { window_ms: i64::try_from(window_ms).unwrap_or(i64::MAX), series: HashMap::new() }
     }
 
+    /// Changes the out-of-order window (the workspace's limit was changed);
+    /// series keep what they remember.
+    pub(crate) fn set_window(&mut self, window_ms: u64) {
+        self.window_ms = i64::try_from(window_ms).unwrap_or(i64::MAX);
+    }
+
     /// Decides on a sample and, when accepted, remembers it.
     pub(crate) fn offer(&mut self, series_id: u64, timestamp_ms: i64, fingerprint: Fingerprint) -> Verdict {
         let head = self.series.entry(series_id).or_default();

@@ -50,20 +50,39 @@
 //!   consumer offset, which is kept `dedup_horizon_ms` of log time behind the
 //!   lake (see [`StreamWorkersConfig::dedup_horizon_ms`]).
 //!
+//! # Maintenance
+//!
+//! [`maintenance`]: a background pass (every
+//! [`StreamWorkersConfig::maintenance_interval_ms`], first soon after
+//! start; also [`StreamWorkers::run_maintenance`]) removes the expired `day`
+//! partitions of each workspace's `samples` table (retention from
+//! `common::limits::Overrides::retention_period_days`, "now" from the
+//! injected clock) in one commit, then vacuums every table by listing it:
+//! expired files after a short grace (a documented deviation from Delta's
+//! 7 days), other removed files after 7 days, orphans of failed commits
+//! after an hour. delta-rs writes a checkpoint every
+//! [`StreamWorkersConfig::checkpoint_interval`] commits.
+//! [`StreamWorkers::forget_workspace`] stops a deleted workspace's workers
+//! and deletes its tables. No datafusion: all of it uses delta-rs' commit
+//! builder, snapshots and the object store.
+//!
 //! # Not built yet
 //!
 //! The fresh-data head read by queries (`SampleReader` only waits for
-//! offsets so far), bounded head memory, compaction of small files, explicit
-//! checkpoints (delta-rs writes one every 100 commits) and vacuum, retention
-//! and workspace deletion, object storage (`s3://`), exemplars and start
-//! timestamps in the tables, the per-workspace out-of-order window in
-//! `common::limits`, and partition assignment across processes (Kafka
-//! consumer-group rebalance; fencing above already makes a double owner safe).
+//! offsets so far), bounded head memory, compaction of small files into
+//! large sorted ones (designed: rewrite a past day's small files with the
+//! Parquet reader and `RecordBatchWriter`, commit removes + add with
+//! `dataChange=false`), expiry of `series` rows (their files would have to
+//! be rewritten), object storage (`s3://`), exemplars and start timestamps in
+//! the tables, and partition assignment across processes (Kafka
+//! consumer-group rebalance; fencing above already makes a double owner
+//! safe).
 
 mod config;
 mod dedup;
 mod error;
 mod lake;
+pub mod maintenance;
 mod metrics;
 pub mod read;
 pub mod tables;
@@ -74,6 +93,7 @@ pub mod writer;
 pub use config::StreamWorkersConfig;
 pub use error::{Error, Result};
 pub use lake::LakeLocation;
+pub use maintenance::{MaintenanceReport, VacuumPolicy, VacuumReport};
 pub use tables::TableKind;
 pub use worker::{CONSUMER_GROUP, PartitionWorker};
 pub use workers::{StreamWorkers, start};

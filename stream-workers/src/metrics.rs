@@ -35,6 +35,15 @@ pub(crate) struct CommitLabels {
     pub(crate) table: &'static str,
 }
 
+/// Labels of the vacuum counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct VacuumLabels {
+    pub(crate) workspace: String,
+    /// `expired` (removed by retention), `removed` (other removed files) or
+    /// `orphan` (referenced by no commit).
+    pub(crate) reason: &'static str,
+}
+
 /// Discard reason: same timestamp, another value.
 pub(crate) const DUPLICATE_SAMPLE: &str = "duplicate_sample";
 /// Discard reason: older than the newest sample by more than the window.
@@ -48,6 +57,9 @@ pub(crate) struct Metrics {
     pub(crate) rows: Family<TableLabels, Counter>,
     pub(crate) commit_seconds: Family<CommitLabels, Histogram>,
     pub(crate) commit_failures: Family<TableLabels, Counter>,
+    pub(crate) retention_removed: Family<WorkspaceLabels, Counter>,
+    pub(crate) vacuumed: Family<VacuumLabels, Counter>,
+    pub(crate) maintenance_failures: Family<WorkspaceLabels, Counter>,
 }
 
 impl Metrics {
@@ -59,6 +71,9 @@ impl Metrics {
             rows: Family::default(),
             commit_seconds: Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.001, 2.0, 16))),
             commit_failures: Family::default(),
+            retention_removed: Family::default(),
+            vacuumed: Family::default(),
+            maintenance_failures: Family::default(),
         };
         let r = registry.sub_registry_with_prefix("promlake_stream");
         r.register("samples_committed", "Samples committed to the samples table, per workspace", m.committed.clone());
@@ -74,6 +89,21 @@ impl Metrics {
             "commit_failures",
             "Failed table appends (retried), per workspace and table",
             m.commit_failures.clone(),
+        );
+        r.register(
+            "retention_removed_files",
+            "Files of expired days removed from the samples table by retention, per workspace",
+            m.retention_removed.clone(),
+        );
+        r.register(
+            "vacuum_deleted_files",
+            "Files deleted from disk by vacuum, per workspace and reason (expired, removed, orphan)",
+            m.vacuumed.clone(),
+        );
+        r.register(
+            "maintenance_failures",
+            "Failed lake maintenance passes (retried at the next pass), per workspace",
+            m.maintenance_failures.clone(),
         );
         m
     }

@@ -81,7 +81,7 @@ use schemas::tables::*;
 use crate::error::{Error, Result};
 
 /// Milliseconds in a day.
-const DAY_MS: i64 = 86_400_000;
+pub(crate) const DAY_MS: i64 = 86_400_000;
 
 /// The three tables of a workspace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -207,6 +207,21 @@ pub fn series_id_from_i64(id: i64) -> u64 {
 /// The `day` partition value of a timestamp: days since the Unix epoch (UTC).
 pub fn day_of(timestamp_ms: i64) -> i32 {
     i32::try_from(timestamp_ms.div_euclid(DAY_MS)).unwrap_or(if timestamp_ms < 0 { i32::MIN } else { i32::MAX })
+}
+
+/// The `YYYY-MM-DD` (UTC) of a `day` value, as Delta writes date partition
+/// values (Howard Hinnant's `civil_from_days`).
+pub fn civil_date(day: i32) -> String {
+    let z = i64::from(day) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
 }
 
 /// One accepted sample, buffered until the next flush.
@@ -353,6 +368,14 @@ mod tests {
     use deltalake::parquet::arrow::ArrowWriter;
 
     use super::*;
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(civil_date(0), "1970-01-01");
+        assert_eq!(civil_date(day_of(1_714_000_000_000)), "2024-04-24");
+        assert_eq!(civil_date(-1), "1969-12-31");
+        assert_eq!(civil_date(day_of(951_782_400_000)), "2000-02-29");
+    }
 
     /// A node_exporter-shaped half hour at a 15 s interval with 0–2 ms of
     /// jitter: per 10 series, 3 constants (info, sizes, flags), 2 counters

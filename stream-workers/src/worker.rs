@@ -26,6 +26,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::limits::Overrides;
 use common::log::{Log, StoredRecord};
 use deltalake::arrow::record_batch::RecordBatch;
 use prost::Message;
@@ -60,6 +61,8 @@ pub(crate) struct Shared {
     pub(crate) log: Arc<dyn Log>,
     pub(crate) writer: Arc<dyn TableWriter>,
     pub(crate) config: StreamWorkersConfig,
+    /// Per-workspace limits: the out-of-order window, the retention.
+    pub(crate) overrides: Arc<Overrides>,
     pub(crate) metrics: Metrics,
 }
 
@@ -85,6 +88,7 @@ pub struct PartitionWorker {
     log: Arc<dyn Log>,
     writer: Arc<dyn TableWriter>,
     config: StreamWorkersConfig,
+    overrides: Arc<Overrides>,
     metrics: Metrics,
     workspace_id: String,
     topic: String,
@@ -144,12 +148,13 @@ impl PartitionWorker {
         partition: u32,
         applied: watch::Sender<Option<u64>>,
     ) -> Self {
-        let Shared { log, writer, config, metrics } = shared.clone();
+        let Shared { log, writer, config, overrides, metrics } = shared.clone();
         Self {
             log,
             writer,
-            dedup: Dedup::new(config.out_of_order_window_ms),
+            dedup: Dedup::new(overrides.out_of_order_window_ms(workspace_id)),
             config,
+            overrides,
             metrics,
             workspace_id: workspace_id.to_owned(),
             topic: topic.to_owned(),
@@ -330,6 +335,8 @@ impl PartitionWorker {
             offset,
             source,
         })?;
+        // Read per record, so a changed limit applies without a restart.
+        self.dedup.set_window(self.overrides.out_of_order_window_ms(&self.workspace_id));
         let write_samples = self.writes(TableKind::Samples, offset);
         let write_series = self.writes(TableKind::Series, offset);
         let write_metadata = self.writes(TableKind::Metadata, offset);

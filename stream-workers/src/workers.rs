@@ -1,12 +1,15 @@
 //! [`StreamWorkers`]: one [`PartitionWorker`] task per partition of every
-//! workspace topic it is told to watch, owned in a `JoinSet` and stopped
-//! through a `CancellationToken`.
+//! workspace topic it is told to watch, owned in a `JoinSet` per workspace
+//! and stopped through a `CancellationToken`; plus the lake maintenance task
+//! ([`crate::maintenance`]).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use common::clock::Clock;
+use common::limits::Overrides;
 use common::log::Log;
 use common::seams::{LogPosition, SampleReader, SeamError};
 use prometheus_client::registry::Registry;
@@ -17,6 +20,7 @@ use tracing::{error, info};
 
 use crate::config::StreamWorkersConfig;
 use crate::error::{Error, Result};
+use crate::maintenance::{Maintenance, MaintenanceReport};
 use crate::metrics::Metrics;
 use crate::worker::{PartitionWorker, Shared};
 use crate::writer::TableWriter;
@@ -29,23 +33,46 @@ type AppliedWatches = HashMap<(String, u32), watch::Receiver<Option<u64>>>;
 pub struct StreamWorkers {
     shared: Shared,
     cancel: CancellationToken,
-    tasks: StdMutex<JoinSet<()>>,
+    /// The partition workers of each watched workspace.
+    tasks: StdMutex<HashMap<String, JoinSet<()>>>,
     partitions: StdMutex<AppliedWatches>,
+    maintenance: Arc<Maintenance>,
+    maintenance_task: StdMutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 /// Starts the stream workers (no workspace yet: see
-/// [`StreamWorkers::watch_workspace`]), registering their metrics.
+/// [`StreamWorkers::watch_workspace`]) and their lake maintenance task,
+/// registering their metrics. Per-workspace limits (out-of-order window,
+/// retention) are read from `overrides` whenever they are needed, so a
+/// replaced limit applies without a restart; "now" for retention and vacuum
+/// comes from `clock`.
 pub async fn start(
     config: StreamWorkersConfig,
     log: Arc<dyn Log>,
     writer: Arc<dyn TableWriter>,
+    overrides: Arc<Overrides>,
+    clock: Arc<dyn Clock>,
     registry: &mut Registry,
 ) -> StreamWorkers {
+    let metrics = Metrics::new(registry);
+    let maintenance = Arc::new(Maintenance {
+        writer: writer.clone(),
+        overrides: overrides.clone(),
+        clock,
+        config: config.clone(),
+        metrics: metrics.clone(),
+        workspaces: StdMutex::new(BTreeSet::new()),
+        lock: tokio::sync::Mutex::new(()),
+    });
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(maintenance.clone().run(cancel.child_token()));
     StreamWorkers {
-        shared: Shared { log, writer, config, metrics: Metrics::new(registry) },
-        cancel: CancellationToken::new(),
-        tasks: StdMutex::new(JoinSet::new()),
+        shared: Shared { log, writer, config, overrides, metrics },
+        cancel,
+        tasks: StdMutex::new(HashMap::new()),
         partitions: StdMutex::new(HashMap::new()),
+        maintenance,
+        maintenance_task: StdMutex::new(Some(task)),
     }
 }
 
@@ -64,7 +91,9 @@ impl StreamWorkers {
             .await
             .map_err(|e| Error::log(format!("reading the partition count of {topic}"), e))?;
         let mut watches = self.partitions.lock().unwrap_or_else(|p| p.into_inner());
-        let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
+        let mut all_tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
+        let tasks = all_tasks.entry(workspace_id.to_owned()).or_default();
+        self.maintenance.workspaces.lock().unwrap_or_else(|p| p.into_inner()).insert(workspace_id.to_owned());
         for partition in 0..partitions {
             let key = (workspace_id.to_owned(), partition);
             if watches.contains_key(&key) {
@@ -112,13 +141,56 @@ impl StreamWorkers {
         }
     }
 
-    /// Stops every worker after it flushed and committed what it buffered.
+    /// Runs one lake maintenance pass now (retention, then vacuum, for every
+    /// watched workspace), as the background task does every
+    /// [`StreamWorkersConfig::maintenance_interval_ms`]; waits for a pass in
+    /// progress first.
+    ///
+    /// # Errors
+    /// The first workspace's failure; the others were still maintained.
+    pub async fn run_maintenance(&self) -> Result<MaintenanceReport> {
+        self.maintenance.run_once().await
+    }
+
+    /// Forgets a deleted workspace: stops its partition workers without
+    /// flushing (what they buffered is deleted anyway), stops maintaining
+    /// it, and deletes its tables (`<lake>/<workspaceId>/`). The caller (the
+    /// control plane's workspace deletion) deletes its log topic. Calling it
+    /// for an unknown workspace still deletes whatever tables it has.
+    ///
+    /// # Errors
+    /// [`Error::Delta`] when deleting the tables fails; calling again
+    /// finishes the deletion.
+    pub async fn forget_workspace(&self, workspace_id: &str) -> Result<()> {
+        let tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner()).remove(workspace_id);
+        if let Some(mut tasks) = tasks {
+            tasks.abort_all();
+            while tasks.join_next().await.is_some() {}
+        }
+        self.partitions.lock().unwrap_or_else(|p| p.into_inner()).retain(|(ws, _), _| ws != workspace_id);
+        self.maintenance.workspaces.lock().unwrap_or_else(|p| p.into_inner()).remove(workspace_id);
+        let _no_pass = self.maintenance.lock.lock().await;
+        self.shared.writer.delete_workspace(workspace_id).await?;
+        info!(workspace = %workspace_id, "Workspace's stream workers stopped and tables deleted.");
+        Ok(())
+    }
+
+    /// Stops every worker after it flushed and committed what it buffered,
+    /// and the maintenance task (a pass in progress is abandoned: every step
+    /// of it is safe to interrupt).
     pub async fn shutdown(self) {
         self.cancel.cancel();
-        let mut tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|p| p.into_inner()));
-        while let Some(joined) = tasks.join_next().await {
-            if let Err(e) = joined {
-                error!(error = %e, "Stream worker task panicked.");
+        let task = self.maintenance_task.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(task) = task {
+            task.abort();
+            let _ = task.await;
+        }
+        let all = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|p| p.into_inner()));
+        for (_, mut tasks) in all {
+            while let Some(joined) = tasks.join_next().await {
+                if let Err(e) = joined {
+                    error!(error = %e, "Stream worker task panicked.");
+                }
             }
         }
     }

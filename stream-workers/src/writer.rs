@@ -26,11 +26,12 @@ use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
 use deltalake::kernel::{Action, Add, StructType, Transaction};
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
-use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
+use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError, TableProperty};
 use url::Url;
 
 use crate::error::{Error, Result};
 use crate::lake::LakeLocation;
+use crate::maintenance::{VacuumPolicy, VacuumReport};
 use crate::tables::TableKind;
 
 /// The application transaction a commit carries (Delta's `txn` action).
@@ -64,6 +65,43 @@ pub trait TableWriter: Send + Sync + std::fmt::Debug + 'static {
     /// The version of `app_id`'s last transaction in the table; `None` if the
     /// table does not exist or holds no transaction of `app_id`.
     async fn transaction_version(&self, workspace_id: &str, table: TableKind, app_id: &str) -> Result<Option<u64>>;
+
+    /// Removes from the `samples` table, in one commit, every file of a `day`
+    /// partition before `before_day` (days since the epoch), stamping the
+    /// removals with `now_ms`; returns how many files were removed. Data
+    /// files stay on disk until [`TableWriter::vacuum`].
+    /// The default (test doubles) removes nothing.
+    ///
+    /// # Errors
+    /// [`Error::Delta`] when the table cannot be read or the commit fails
+    /// (conflicts with other processes' commits are retried first).
+    async fn expire_samples(&self, workspace_id: &str, before_day: i32, now_ms: i64) -> Result<usize> {
+        let _ = (workspace_id, before_day, now_ms);
+        Ok(0)
+    }
+
+    /// Deletes from a table's directory what `policy` allows: removed files
+    /// past their grace, and files no commit references. The default (test
+    /// doubles) deletes nothing.
+    ///
+    /// # Errors
+    /// [`Error::Delta`] when listing or deleting fails.
+    async fn vacuum(&self, workspace_id: &str, table: TableKind, policy: &VacuumPolicy) -> Result<VacuumReport> {
+        let _ = (workspace_id, table, policy);
+        Ok(VacuumReport::default())
+    }
+
+    /// Deletes every table of a workspace (log first, then data files).
+    /// The caller stops the workspace's writers first. The default (test
+    /// doubles) does nothing.
+    ///
+    /// # Errors
+    /// [`Error::Delta`] when listing or deleting fails; calling it again
+    /// finishes the job.
+    async fn delete_workspace(&self, workspace_id: &str) -> Result<()> {
+        let _ = workspace_id;
+        Ok(())
+    }
 
     /// Appends `batches` (in the table's Arrow schema) in one commit carrying
     /// `txn`, creating the table on first use. An empty `batches` commits only
@@ -100,7 +138,10 @@ impl StagedFiles {
     }
 }
 
-type TableSlot = Arc<tokio::sync::Mutex<Option<DeltaTable>>>;
+/// Delta's default `delta.checkpointInterval`.
+const DEFAULT_CHECKPOINT_INTERVAL: u64 = 100;
+
+pub(crate) type TableSlot = Arc<tokio::sync::Mutex<Option<DeltaTable>>>;
 
 /// [`TableWriter`] over delta-rs, for every workspace of one lake.
 ///
@@ -111,12 +152,22 @@ type TableSlot = Arc<tokio::sync::Mutex<Option<DeltaTable>>>;
 pub struct DeltaTableWriter {
     lake: LakeLocation,
     tables: StdMutex<HashMap<Url, TableSlot>>,
+    checkpoint_interval: u64,
 }
 
 impl DeltaTableWriter {
     /// A writer for the tables under `lake`.
     pub fn new(lake: LakeLocation) -> Self {
-        Self { lake, tables: StdMutex::new(HashMap::new()) }
+        Self { lake, tables: StdMutex::new(HashMap::new()), checkpoint_interval: DEFAULT_CHECKPOINT_INTERVAL }
+    }
+
+    /// Tables this writer creates get `delta.checkpointInterval = commits`:
+    /// delta-rs writes a checkpoint after every `commits`-th commit
+    /// ([`crate::StreamWorkersConfig::checkpoint_interval`]). Tables created
+    /// earlier keep their setting. Default 100.
+    pub fn with_checkpoint_interval(mut self, commits: u64) -> Self {
+        self.checkpoint_interval = commits.max(1);
+        self
     }
 
     /// The lake this writer writes to.
@@ -124,14 +175,25 @@ impl DeltaTableWriter {
         &self.lake
     }
 
-    fn slot(&self, url: &Url) -> TableSlot {
+    pub(crate) fn slot(&self, url: &Url) -> TableSlot {
         let mut tables = self.tables.lock().unwrap_or_else(|p| p.into_inner());
         tables.entry(url.clone()).or_default().clone()
     }
 
+    /// Drops a table's cached state (its directory was deleted).
+    pub(crate) fn forget_table(&self, url: &Url) {
+        self.tables.lock().unwrap_or_else(|p| p.into_inner()).remove(url);
+    }
+
     /// Loads the table into `slot` (refreshing it if loaded), creating it when
     /// `create` is set and it does not exist. `Ok(false)`: no table.
-    async fn load(slot: &mut Option<DeltaTable>, url: &Url, kind: TableKind, create: bool) -> Result<bool> {
+    pub(crate) async fn load(
+        &self,
+        slot: &mut Option<DeltaTable>,
+        url: &Url,
+        kind: TableKind,
+        create: bool,
+    ) -> Result<bool> {
         if let Some(table) = slot.as_mut() {
             table.update_incremental(None).await.map_err(|e| Error::delta(url, "refreshing", e))?;
             return Ok(true);
@@ -164,6 +226,7 @@ impl DeltaTableWriter {
             .with_table_name(kind.name())
             .with_columns(schema.fields().cloned())
             .with_partition_columns(kind.partition_columns().iter().copied())
+            .with_configuration_property(TableProperty::CheckpointInterval, Some(self.checkpoint_interval.to_string()))
             .with_save_mode(SaveMode::Ignore)
             .await;
         let table = match created {
@@ -195,7 +258,7 @@ impl DeltaTableWriter {
         let slot = self.slot(&url);
         let mut writer = {
             let mut guard = slot.lock().await;
-            Self::load(&mut guard, &url, kind, true).await?;
+            self.load(&mut guard, &url, kind, true).await?;
             let table = guard.as_ref().ok_or_else(|| Error::delta(&url, "loading", DeltaTableError::NotInitialized))?;
             RecordBatchWriter::for_table(table)
                 .map_err(|e| Error::delta(&url, "starting a write", e))?
@@ -223,7 +286,7 @@ impl DeltaTableWriter {
         let url = self.lake.table_url(workspace_id, kind);
         let slot = self.slot(&url);
         let mut guard = slot.lock().await;
-        Self::load(&mut guard, &url, kind, true).await?;
+        self.load(&mut guard, &url, kind, true).await?;
         let table = guard.as_mut().ok_or_else(|| Error::delta(&url, "loading", DeltaTableError::NotInitialized))?;
         let found =
             current_version(table, &txn.app_id).await.map_err(|e| Error::delta(&url, "reading the transaction", e))?;
@@ -266,7 +329,7 @@ impl TableWriter for DeltaTableWriter {
         let url = self.lake.table_url(workspace_id, table);
         let slot = self.slot(&url);
         let mut guard = slot.lock().await;
-        if !Self::load(&mut guard, &url, table, false).await? {
+        if !self.load(&mut guard, &url, table, false).await? {
             return Ok(None);
         }
         match guard.as_ref() {
@@ -284,6 +347,18 @@ impl TableWriter for DeltaTableWriter {
     ) -> Result<AppendOutcome> {
         let staged = self.stage(workspace_id, table, batches).await?;
         self.commit_staged(workspace_id, table, staged, txn).await
+    }
+
+    async fn expire_samples(&self, workspace_id: &str, before_day: i32, now_ms: i64) -> Result<usize> {
+        self.expire_samples_delta(workspace_id, before_day, now_ms).await
+    }
+
+    async fn vacuum(&self, workspace_id: &str, table: TableKind, policy: &VacuumPolicy) -> Result<VacuumReport> {
+        self.vacuum_delta(workspace_id, table, policy).await
+    }
+
+    async fn delete_workspace(&self, workspace_id: &str) -> Result<()> {
+        self.delete_workspace_delta(workspace_id).await
     }
 }
 
@@ -341,5 +416,11 @@ impl TableWriter for MemoryTableWriter {
         t.versions.insert(txn.app_id.clone(), txn.version);
         t.commits += 1;
         Ok(AppendOutcome::Committed { table_version: t.commits })
+    }
+
+    async fn delete_workspace(&self, workspace_id: &str) -> Result<()> {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.retain(|(ws, _), _| ws != workspace_id);
+        Ok(())
     }
 }

@@ -6,6 +6,7 @@ PyPI (delta-rs's Python binding, not PromLake's code) reads a workspace's
 Usage: read_lake.py <lake dir> <workspace id>
 """
 import json
+import os
 import struct
 import sys
 
@@ -25,3 +26,8 @@ for sid, ts, value, stale in zip(
     bits = None if value is None else struct.pack("<d", value).hex()
     rows.append([sid, ts, bits, stale])
 print(json.dumps({"rows": rows, "metrics": sorted(set(table["metric_name"].to_pylist()))}))
+# Exit without interpreter teardown: deltalake 1.6 with pyarrow 26 sometimes
+# aborts while tearing down its runtime threads ("terminate called without an
+# active exception", ~1 run in 30), after all output is written.
+sys.stdout.flush()
+os._exit(0)

@@ -1,7 +1,10 @@
 //! Deduplication as Prometheus's head does it, counted per reason.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use common::clock::SystemClock;
+use common::limits::{Limits, Overrides, WorkspaceOverride};
 use prometheus_client::registry::Registry;
 
 use crate::harness::*;
@@ -50,8 +53,15 @@ async fn the_out_of_order_window_accepts_older_samples_within_it() {
     let last = env.append(0, &a(&[(4500, 4.5), (4200, 4.2), (3900, 3.9), (4200, 9.9)])).await;
 
     let mut registry = Registry::default();
-    let config = stream_workers::StreamWorkersConfig { out_of_order_window_ms: 1000, ..fast_config() };
-    let workers = env.start(config, env.writer(), None, &mut registry).await;
+    // The window comes from the workspace's limits (1 s); other workspaces keep 0.
+    let mut limits = Limits::default();
+    let mut ws = WorkspaceOverride::default();
+    ws.storage.out_of_order_time_window_seconds = Some(1);
+    limits.overrides.insert(WS.to_owned(), ws);
+    let overrides = Arc::new(Overrides::new(&limits));
+    assert_eq!(overrides.out_of_order_window_ms("ws-other"), 0);
+    let workers =
+        env.start_with(fast_config(), env.writer(), None, overrides, Arc::new(SystemClock), &mut registry).await;
     workers.wait_for_offset(WS, 0, last, Duration::from_secs(10)).await.unwrap();
     workers.shutdown().await;
 

@@ -7,6 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use common::clock::{Clock, SystemClock};
+use common::limits::{Limits, Overrides};
 use common::log::{CleanupPolicy, Log, Record, TopicSpec};
 use deltalake::arrow::array::{Array, BinaryArray, BooleanArray, Float64Array, Int64Array, MapArray, StringArray};
 use log_embedded::{EmbeddedLog, EmbeddedLogConfig};
@@ -58,8 +60,22 @@ impl Env {
         log: Option<Arc<dyn Log>>,
         registry: &mut Registry,
     ) -> StreamWorkers {
+        let overrides = Arc::new(Overrides::new(&Limits::default()));
+        self.start_with(config, writer, log, overrides, Arc::new(SystemClock), registry).await
+    }
+
+    /// [`Env::start`] with given limits and clock.
+    pub(crate) async fn start_with(
+        &self,
+        config: StreamWorkersConfig,
+        writer: Arc<dyn TableWriter>,
+        log: Option<Arc<dyn Log>>,
+        overrides: Arc<Overrides>,
+        clock: Arc<dyn Clock>,
+        registry: &mut Registry,
+    ) -> StreamWorkers {
         let log = log.unwrap_or_else(|| self.log.clone());
-        let workers = stream_workers::start(config, log, writer, registry).await;
+        let workers = stream_workers::start(config, log, writer, overrides, clock, registry).await;
         workers.watch_workspace(WS, &self.topic).await.unwrap();
         workers
     }

@@ -4,4 +4,5 @@
 mod dedup;
 mod exactly_once;
 mod harness;
+mod maintenance;
 mod round_trip;
