@@ -66,6 +66,23 @@ pub struct StreamWorkersConfig {
     /// created; delta-rs writes it after the commit that reaches it).
     /// Default 100 (Delta's default).
     pub checkpoint_interval: u64,
+    /// A past day partition of `samples` is compacted (its small files
+    /// rewritten into large sorted ones, see [`crate::compaction`]) by the
+    /// maintenance pass when it holds more than this many small files
+    /// (files under half of `compaction_target_file_bytes`), files.
+    /// Default 8; at least 1.
+    pub compaction_min_files: usize,
+    /// The same threshold for today's partition (UTC, and later days), which
+    /// appends are still filling, files: compacting it early keeps the file
+    /// count of the day being read most at bay, at the cost of rewriting its
+    /// data more than once. Default 256 (about 20 minutes of 5-second
+    /// flushes of one partition); at least `compaction_min_files`.
+    pub compaction_today_min_files: usize,
+    /// Target size of a compacted file, bytes: the small files of a day are
+    /// merged in groups of at most this many bytes, each into one file.
+    /// A group is sorted in memory, about 20 times its size at peak.
+    /// Default 67,108,864 (64 MiB); at least 1,048,576 (1 MiB).
+    pub compaction_target_file_bytes: u64,
 }
 
 impl Default for StreamWorkersConfig {
@@ -83,6 +100,9 @@ impl Default for StreamWorkersConfig {
             expired_file_grace_ms: 3_600_000,
             orphan_file_grace_ms: 3_600_000,
             checkpoint_interval: 100,
+            compaction_min_files: 8,
+            compaction_today_min_files: 256,
+            compaction_target_file_bytes: 64 << 20,
         }
     }
 }
@@ -121,6 +141,15 @@ impl StreamWorkersConfig {
         }
         if self.checkpoint_interval == 0 {
             return Err("stream_workers.checkpoint_interval must be at least 1".into());
+        }
+        if self.compaction_min_files == 0 {
+            return Err("stream_workers.compaction_min_files must be at least 1".into());
+        }
+        if self.compaction_today_min_files < self.compaction_min_files {
+            return Err("stream_workers.compaction_today_min_files must be at least compaction_min_files".into());
+        }
+        if self.compaction_target_file_bytes < 1 << 20 {
+            return Err("stream_workers.compaction_target_file_bytes must be at least 1048576 (1 MiB)".into());
         }
         Ok(())
     }

@@ -50,6 +50,11 @@
 //!   consumer offset, which is kept `dedup_horizon_ms` of log time behind the
 //!   lake (see [`StreamWorkersConfig::dedup_horizon_ms`]).
 //!
+//! Each crash case is tested at the process level
+//! (`promlake/tests/it/lake_crash.rs`) through failpoints in the commit path
+//! (`src/failpoint.rs`, armed by the `PROMLAKE_FAILPOINTS` environment
+//! variable: a testing hook that aborts the process at a named point).
+//!
 //! # Maintenance
 //!
 //! [`maintenance`]: a background pass (every
@@ -57,7 +62,11 @@
 //! start; also [`StreamWorkers::run_maintenance`]) removes the expired `day`
 //! partitions of each workspace's `samples` table (retention from
 //! `common::limits::Overrides::retention_period_days`, "now" from the
-//! injected clock) in one commit, then vacuums every table by listing it:
+//! injected clock) in one commit, then compacts `samples` ([`compaction`]:
+//! a day partition's small flush files rewritten into large files sorted by
+//! metric name, series id and time, removes + adds with `dataChange=false`
+//! in one commit per day; 15.0 → 2.6 bytes per sample on node_exporter-like
+//! data), then vacuums every table by listing it:
 //! expired files after a short grace (a documented deviation from Delta's
 //! 7 days), other removed files after 7 days, orphans of failed commits
 //! after an hour. delta-rs writes a checkpoint every
@@ -69,18 +78,19 @@
 //! # Not built yet
 //!
 //! The fresh-data head read by queries (`SampleReader` only waits for
-//! offsets so far), bounded head memory, compaction of small files into
-//! large sorted ones (designed: rewrite a past day's small files with the
-//! Parquet reader and `RecordBatchWriter`, commit removes + add with
-//! `dataChange=false`), expiry of `series` rows (their files would have to
-//! be rewritten), object storage (`s3://`), exemplars and start timestamps in
+//! offsets so far), bounded head memory, a streaming k-way merge for
+//! compaction (groups are sorted in memory, about 20 × their compressed
+//! size) and compaction of `series`/`metadata` files, expiry of `series`
+//! rows (their files would have to be rewritten), object storage (`s3://`), exemplars and start timestamps in
 //! the tables, and partition assignment across processes (Kafka
 //! consumer-group rebalance; fencing above already makes a double owner
 //! safe).
 
+pub mod compaction;
 mod config;
 mod dedup;
 mod error;
+mod failpoint;
 mod lake;
 pub mod maintenance;
 mod metrics;
@@ -90,6 +100,7 @@ pub mod worker;
 mod workers;
 pub mod writer;
 
+pub use compaction::{CompactionPolicy, CompactionReport};
 pub use config::StreamWorkersConfig;
 pub use error::{Error, Result};
 pub use lake::LakeLocation;

@@ -5,6 +5,8 @@
 //!  every maintenance_interval_ms, for each watched workspace:
 //!    retention   samples: one commit of `remove` actions for every file of a
 //!                `day` partition entirely older than now − retention_period_days
+//!    compaction  samples: small files of a day rewritten into large sorted
+//!                ones, one commit per day (crate::compaction)
 //!    vacuum      every table: list the table directory and delete
 //!                  · files removed by retention, expired_file_grace_ms after removal
 //!                  · other removed files, after delta.deletedFileRetentionDuration (7 days)
@@ -56,6 +58,7 @@ use schemas::tables::COL_DAY;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use crate::compaction::{CompactionPolicy, CompactionReport};
 use crate::config::StreamWorkersConfig;
 use crate::error::{Error, Result};
 use crate::lake::LakeLocation;
@@ -96,6 +99,8 @@ pub struct MaintenanceReport {
     pub expired_files_removed: usize,
     /// Files deleted by vacuum.
     pub vacuumed: VacuumReport,
+    /// What compaction of `samples` did.
+    pub compacted: CompactionReport,
 }
 
 /// The state of the background maintenance, shared by [`crate::StreamWorkers`]
@@ -114,7 +119,7 @@ pub(crate) struct Maintenance {
 }
 
 impl Maintenance {
-    /// One pass over every watched workspace: retention, then vacuum.
+    /// One pass over every watched workspace: retention, compaction, then vacuum.
     /// A failing workspace does not stop the others.
     ///
     /// # Errors
@@ -156,6 +161,26 @@ impl Maintenance {
                 .inc_by(removed as u64);
         }
         report.expired_files_removed += removed;
+        // Compaction leaves the oldest retained day to retention (see the
+        // compaction module doc).
+        let policy = CompactionPolicy {
+            now_ms,
+            first_day: before_day.saturating_add(1),
+            min_files: self.config.compaction_min_files,
+            today_min_files: self.config.compaction_today_min_files,
+            target_file_bytes: self.config.compaction_target_file_bytes,
+        };
+        let compacted = self.writer.compact_samples(ws, &policy).await?;
+        if compacted.files_removed > 0 {
+            let labels = WorkspaceLabels { workspace: ws.to_owned() };
+            self.metrics.compacted_files.get_or_create(&labels).inc_by(compacted.files_removed as u64);
+            self.metrics.compacted_rows.get_or_create(&labels).inc_by(compacted.rows);
+        }
+        report.compacted.partitions += compacted.partitions;
+        report.compacted.files_removed += compacted.files_removed;
+        report.compacted.files_added += compacted.files_added;
+        report.compacted.rows += compacted.rows;
+        report.compacted.aborted += compacted.aborted;
         for kind in TableKind::ALL {
             let policy = VacuumPolicy {
                 now_ms,

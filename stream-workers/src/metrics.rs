@@ -60,6 +60,8 @@ pub(crate) struct Metrics {
     pub(crate) retention_removed: Family<WorkspaceLabels, Counter>,
     pub(crate) vacuumed: Family<VacuumLabels, Counter>,
     pub(crate) maintenance_failures: Family<WorkspaceLabels, Counter>,
+    pub(crate) compacted_files: Family<WorkspaceLabels, Counter>,
+    pub(crate) compacted_rows: Family<WorkspaceLabels, Counter>,
 }
 
 impl Metrics {
@@ -74,6 +76,8 @@ impl Metrics {
             retention_removed: Family::default(),
             vacuumed: Family::default(),
             maintenance_failures: Family::default(),
+            compacted_files: Family::default(),
+            compacted_rows: Family::default(),
         };
         let r = registry.sub_registry_with_prefix("promlake_stream");
         r.register("samples_committed", "Samples committed to the samples table, per workspace", m.committed.clone());
@@ -104,6 +108,16 @@ impl Metrics {
             "maintenance_failures",
             "Failed lake maintenance passes (retried at the next pass), per workspace",
             m.maintenance_failures.clone(),
+        );
+        r.register(
+            "compacted_files",
+            "Small files of the samples table replaced by compaction, per workspace",
+            m.compacted_files.clone(),
+        );
+        r.register(
+            "compacted_rows",
+            "Rows rewritten by compaction of the samples table, per workspace",
+            m.compacted_rows.clone(),
         );
         m
     }

@@ -499,6 +499,7 @@ impl PartitionWorker {
                 .observe(started.elapsed().as_secs_f64());
             self.versions[i] = Some(last);
             self.last_commit[i] = Some(Instant::now());
+            crate::failpoint::after_commit(kind);
             if let AppendOutcome::Committed { table_version } = outcome {
                 debug!(app_id = %self.app_id, table = kind.name(), table_version, offset = last, rows, "Committed.");
                 self.metrics.commits.get_or_create(&table_labels).inc();
@@ -522,6 +523,7 @@ impl PartitionWorker {
             newer
         });
         self.flushed.push_back((record_ms, last + 1));
+        crate::failpoint::hit("before_offset_commit");
         self.commit_consumer_offset(record_ms).await;
         Ok(())
     }

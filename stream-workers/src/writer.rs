@@ -29,6 +29,7 @@ use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError, TableProperty};
 use url::Url;
 
+use crate::compaction::{CompactionPolicy, CompactionReport};
 use crate::error::{Error, Result};
 use crate::lake::LakeLocation;
 use crate::maintenance::{VacuumPolicy, VacuumReport};
@@ -89,6 +90,18 @@ pub trait TableWriter: Send + Sync + std::fmt::Debug + 'static {
     async fn vacuum(&self, workspace_id: &str, table: TableKind, policy: &VacuumPolicy) -> Result<VacuumReport> {
         let _ = (workspace_id, table, policy);
         Ok(VacuumReport::default())
+    }
+
+    /// Rewrites small files of `samples` day partitions into large sorted
+    /// ones as `policy` allows ([`crate::compaction`]), one commit per day.
+    /// The default (test doubles) compacts nothing.
+    ///
+    /// # Errors
+    /// [`Error::Delta`] when reading, writing or committing fails; an input
+    /// removed meanwhile is not an error (the day is left alone).
+    async fn compact_samples(&self, workspace_id: &str, policy: &CompactionPolicy) -> Result<CompactionReport> {
+        let _ = (workspace_id, policy);
+        Ok(CompactionReport::default())
     }
 
     /// Deletes every table of a workspace (log first, then data files).
@@ -268,6 +281,7 @@ impl DeltaTableWriter {
             writer.write(batch).await.map_err(|e| Error::delta(&url, "writing Parquet", e))?;
         }
         let adds = writer.flush().await.map_err(|e| Error::delta(&url, "finishing Parquet files", e))?;
+        crate::failpoint::hit("after_parquet_write");
         Ok(StagedFiles { adds })
     }
 
@@ -355,6 +369,10 @@ impl TableWriter for DeltaTableWriter {
 
     async fn vacuum(&self, workspace_id: &str, table: TableKind, policy: &VacuumPolicy) -> Result<VacuumReport> {
         self.vacuum_delta(workspace_id, table, policy).await
+    }
+
+    async fn compact_samples(&self, workspace_id: &str, policy: &CompactionPolicy) -> Result<CompactionReport> {
+        self.compact_samples_delta(workspace_id, policy).await
     }
 
     async fn delete_workspace(&self, workspace_id: &str) -> Result<()> {

@@ -26,11 +26,21 @@ impl TestServer {
 
     /// Starts PromLake with extra flags.
     pub fn spawn_with(data_dir: &Path, extra: &[&str]) -> Self {
+        Self::spawn_with_env(data_dir, extra, &[])
+    }
+
+    /// Starts PromLake with extra flags and extra environment variables
+    /// (e.g. `PROMLAKE_FAILPOINTS`).
+    pub fn spawn_with_env(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_promlake"))
             .args(["serve", "--listen", "127.0.0.1:0", "--auth", "none", "--data-dir"])
             .arg(data_dir)
             .args(extra)
             .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
+            // Next to the data directory: a core dump of a process aborted by
+            // a failpoint lands there, not in the source tree.
+            .current_dir(data_dir.parent().filter(|p| p.is_dir()).unwrap_or(data_dir))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -55,6 +65,14 @@ impl TestServer {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+
+    /// The exit status if the process has ended by itself (it is then
+    /// reaped and this server counts as stopped); `None` while it runs.
+    pub fn try_exit(&mut self) -> Option<ExitStatus> {
+        let status = self.child.as_mut()?.try_wait().expect("wait")?;
+        self.child = None;
+        Some(status)
     }
 
     /// SIGTERM, then wait for a clean exit.

@@ -5,5 +5,6 @@
 
 mod crash;
 mod harness;
+mod lake_crash;
 mod prometheus;
 mod serve;
