@@ -242,19 +242,11 @@ pub(crate) async fn read_metadata(lake: &LakeLocation) -> Vec<(String, String, S
     out
 }
 
-/// `YYYY-MM-DD` of a Unix-ms timestamp (UTC), by Howard Hinnant's
-/// civil-from-days.
+/// `YYYY-MM-DD` of a Unix-ms timestamp (UTC): the crate's own day function,
+/// checked against known dates below.
 pub(crate) fn civil_day(timestamp_ms: i64) -> String {
-    let z = timestamp_ms.div_euclid(86_400_000) + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
+    let day = i32::try_from(timestamp_ms.div_euclid(86_400_000)).expect("day fits i32");
+    stream_workers::tables::civil_date(day)
 }
 
 /// The value of a counter or gauge line of the text exposition, 0 if absent.
@@ -291,4 +283,6 @@ fn civil_day_matches_known_dates() {
     assert_eq!(civil_day(0), "1970-01-01");
     assert_eq!(civil_day(1_714_000_000_000), "2024-04-24");
     assert_eq!(civil_day(-1), "1969-12-31");
+    assert_eq!(civil_day(951_782_400_000), "2000-02-29");
+    assert_eq!(civil_day(4_102_444_800_000), "2100-01-01");
 }
