@@ -231,7 +231,10 @@ mod tests {
         for entry in std::fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();
             if path.extension().is_some_and(|e| e == "toml") {
-                Config::load(&path).unwrap();
+                let config = Config::load(&path).unwrap();
+                if let Some(lake) = &config.lake {
+                    stream_workers::LakeLocation::parse(lake).unwrap();
+                }
                 n += 1;
             }
         }
