@@ -2,18 +2,22 @@
 //! wiring of every component, in one place (as Mimir's `modules.go`).
 //!
 //! ```text
-//!            ┌─────────────── promlake serve ────────────────┐
-//!  HTTP ───► │ router: /workspaces…  (control-plane)          │
-//!            │         /workspaces/{id}/api/v1/remote_write   │──► Log (embedded | Kafka)
-//!            │         /metrics, /-/healthy, /-/ready          │        ▲
-//!            │ LogControlStore ◄── tails _control ────────────│────────┘
-//!            │ maintenance task (embedded log retention)      │
-//!            └────────────────────────────────────────────────┘
+//!            ┌─────────────── promlake serve ─────────────────────┐
+//!  HTTP ───► │ router: /workspaces…  (control-plane)               │
+//!            │         /workspaces/{id}/api/v1/remote_write ───────│──► Log (embedded | Kafka)
+//!            │         /metrics, /-/healthy, /-/ready              │       │        ▲
+//!            │ LogControlStore ◄── tails _control ─────────────────│───────┘        │
+//!            │ stream workers (one per partition) ◄── fetch ───────│────────────────┘
+//!            │   └──► Delta tables under the lake (samples, series, metadata)
+//!            │ watcher: starts workers for every active workspace  │
+//!            │ embedded log maintenance (retention, compaction)    │
+//!            └─────────────────────────────────────────────────────┘
 //! ```
 //!
 //! Shutdown (SIGTERM or SIGINT): stop accepting connections, finish the
 //! requests in flight (each answered only after its data is durable), stop
-//! background tasks, close the log (final fsync), exit 0.
+//! background tasks, let the stream workers drain the log into the lake and
+//! commit, close the log (final fsync), exit 0.
 
 pub mod cli;
 pub mod config;
