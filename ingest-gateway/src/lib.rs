@@ -132,10 +132,8 @@ impl Gateway {
         let raw = decompress(body, limits.max_decompressed_bytes).map_err(|e| (e, none))?;
         let decoded = decode(protocol, &raw).map_err(|e| (e, none))?;
         drop(raw);
-        let received: Counts = decoded.series.iter().fold(Counts::default(), |mut c, s| {
-            c.samples += s.samples.len() as u64;
-            c.histograms += s.histograms.len() as u64;
-            c.exemplars += s.exemplars.len() as u64;
+        let received = decoded.series.iter().fold(Counts::default(), |mut c, s| {
+            c.add(Counts::of(s));
             c
         });
         Metrics::count(&self.metrics.received, workspace_id, received);

@@ -84,7 +84,8 @@ pub struct Counts {
 }
 
 impl Counts {
-    fn of(series: &Series) -> Self {
+    /// What one series holds.
+    pub(crate) fn of(series: &Series) -> Self {
         Counts {
             samples: series.samples.len() as u64,
             histograms: series.histograms.len() as u64,
@@ -92,7 +93,8 @@ impl Counts {
         }
     }
 
-    fn add(&mut self, other: Counts) {
+    /// Adds `other` to these counts.
+    pub(crate) fn add(&mut self, other: Counts) {
         self.samples += other.samples;
         self.histograms += other.histograms;
         self.exemplars += other.exemplars;
