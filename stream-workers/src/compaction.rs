@@ -449,7 +449,7 @@ mod tests {
     use crate::LakeLocation;
     use crate::read::read_table;
     use crate::tables::tests::node_exporter_like;
-    use crate::tables::{DAY_MS, SampleRow, samples_batch};
+    use crate::tables::{DAY_MS, SampleRow, samples_batch, sort_samples};
     use crate::writer::{AppTransaction, TableWriter};
 
     const WS: &str = "ws-3f0e7d8c-1b2a-4c5d-8e9f-0a1b2c3d4e5f";
@@ -458,7 +458,8 @@ mod tests {
     async fn flush_per_scrape(writer: &DeltaTableWriter, rows: &[SampleRow], samples: usize) {
         for i in 0..samples {
             let mut scrape: Vec<SampleRow> = rows.iter().skip(i).step_by(samples).cloned().collect();
-            let batch = samples_batch(&mut scrape).unwrap();
+            sort_samples(&mut scrape);
+            let batch = samples_batch(&scrape).unwrap();
             let txn = AppTransaction {
                 app_id: "t/0".into(),
                 version: i as u64,

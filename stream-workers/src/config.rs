@@ -14,6 +14,12 @@ pub struct StreamWorkersConfig {
     /// A partition's buffer is flushed once its oldest record has waited this
     /// long, milliseconds. Default 5,000.
     pub flush_interval_ms: u64,
+    /// The memory budget of the head (samples applied but not yet committed,
+    /// and their series' labels) of every partition of the process together,
+    /// bytes. Above it, every partition with a head flushes at its next step
+    /// instead of waiting for `flush_max_samples` or `flush_interval_ms`.
+    /// Default 536,870,912 (512 MiB).
+    pub head_max_bytes: usize,
     /// Largest fetch from the log, bytes. Default 4 MiB.
     pub fetch_max_bytes: usize,
     /// How long a fetch waits for new records when none is available,
@@ -90,6 +96,7 @@ impl Default for StreamWorkersConfig {
         Self {
             flush_max_samples: 500_000,
             flush_interval_ms: 5_000,
+            head_max_bytes: 512 << 20,
             fetch_max_bytes: 4 << 20,
             fetch_max_wait_ms: 250,
             dedup_horizon_ms: 600_000,

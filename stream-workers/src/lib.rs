@@ -75,10 +75,22 @@
 //! and deletes its tables. No datafusion: all of it uses delta-rs' commit
 //! builder, snapshots and the object store.
 //!
+//! # Reads
+//!
+//! [`StreamWorkers`] implements [`common::seams::SampleReader`]: `select`
+//! reads a selection (label matchers, time range) from the tables
+//! ([`scan`]: partition, file-statistics and row-group pruning, an
+//! in-memory index of the `series` table) and from every partition's head
+//! (samples applied but not committed yet), consistently: see `head.rs`
+//! for why a sample is never missing nor doubled while flushes go on, and
+//! for the heads' shared memory budget
+//! ([`StreamWorkersConfig::head_max_bytes`]); `wait_for_position` waits
+//! until given log offsets are committed (read-your-writes).
+//!
 //! # Not built yet
 //!
-//! The fresh-data head read by queries (`SampleReader` only waits for
-//! offsets so far), bounded head memory, a streaming k-way merge for
+//! Reading heads of partitions owned by other processes, a Parquet
+//! metadata cache for reads, a streaming k-way merge for
 //! compaction (groups are sorted in memory, about 20 × their compressed
 //! size) and compaction of `series`/`metadata` files, expiry of `series`
 //! rows (their files would have to be rewritten), object storage (`s3://`), exemplars and start timestamps in
@@ -91,10 +103,12 @@ mod config;
 mod dedup;
 mod error;
 mod failpoint;
+mod head;
 mod lake;
 pub mod maintenance;
 mod metrics;
 pub mod read;
+pub mod scan;
 pub mod tables;
 pub mod worker;
 mod workers;

@@ -346,6 +346,7 @@ impl DeltaTableWriter {
 
     /// [`TableWriter::delete_workspace`] over delta-rs.
     pub(crate) async fn delete_workspace_delta(&self, workspace_id: &str) -> Result<()> {
+        self.forget_series_index(workspace_id);
         for kind in TableKind::ALL {
             let url = self.lake().table_url(workspace_id, kind);
             let slot = self.slot(&url);

@@ -4,6 +4,7 @@
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -62,6 +63,8 @@ pub(crate) struct Metrics {
     pub(crate) maintenance_failures: Family<WorkspaceLabels, Counter>,
     pub(crate) compacted_files: Family<WorkspaceLabels, Counter>,
     pub(crate) compacted_rows: Family<WorkspaceLabels, Counter>,
+    /// Bytes held by the heads of every partition (see `crate::head`).
+    pub(crate) head_bytes: Gauge,
 }
 
 impl Metrics {
@@ -78,6 +81,7 @@ impl Metrics {
             maintenance_failures: Family::default(),
             compacted_files: Family::default(),
             compacted_rows: Family::default(),
+            head_bytes: Gauge::default(),
         };
         let r = registry.sub_registry_with_prefix("promlake_stream");
         r.register("samples_committed", "Samples committed to the samples table, per workspace", m.committed.clone());
@@ -118,6 +122,11 @@ impl Metrics {
             "compacted_rows",
             "Rows rewritten by compaction of the samples table, per workspace",
             m.compacted_rows.clone(),
+        );
+        r.register(
+            "head_bytes",
+            "Memory held by the head: samples applied and not yet committed, and their series' labels",
+            m.head_bytes.clone(),
         );
         m
     }

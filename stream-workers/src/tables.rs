@@ -262,9 +262,9 @@ fn batch(table: TableKind, columns: Vec<ArrayRef>) -> Result<RecordBatch> {
     RecordBatch::try_new(table.arrow_schema(), columns).map_err(|source| Error::Arrow { table: table.name(), source })
 }
 
-/// Sorts samples by (day, metric name, series id, timestamp) and builds one
-/// batch; the writer splits it by day, keeping the order within each day.
-pub(crate) fn samples_batch(rows: &mut [SampleRow]) -> Result<RecordBatch> {
+/// Sorts samples by (day, metric name, series id, timestamp), the order of
+/// [`samples_batch`].
+pub(crate) fn sort_samples(rows: &mut [SampleRow]) {
     rows.sort_unstable_by(|a, b| {
         (day_of(a.timestamp_ms), &a.metric_name, a.series_id, a.timestamp_ms).cmp(&(
             day_of(b.timestamp_ms),
@@ -273,6 +273,11 @@ pub(crate) fn samples_batch(rows: &mut [SampleRow]) -> Result<RecordBatch> {
             b.timestamp_ms,
         ))
     });
+}
+
+/// Builds one batch of samples sorted by [`sort_samples`]; the writer splits
+/// it by day, keeping the order within each day.
+pub(crate) fn samples_batch(rows: &[SampleRow]) -> Result<RecordBatch> {
     let n = rows.len();
     let mut metric = StringBuilder::with_capacity(n, n * 16);
     let mut series = Int64Builder::with_capacity(n);
@@ -450,7 +455,8 @@ pub(crate) mod tests {
     fn node_exporter_like_bytes_per_sample() {
         let mut rows = node_exporter_like(1_000, 120);
         let n = rows.len();
-        let batch = samples_batch(&mut rows).unwrap();
+        sort_samples(&mut rows);
+        let batch = samples_batch(&rows).unwrap();
         // The file holds every column but the partition column.
         let day = batch.schema().index_of(COL_DAY).unwrap();
         let keep: Vec<usize> = (0..batch.num_columns()).filter(|&i| i != day).collect();
@@ -488,7 +494,8 @@ pub(crate) mod tests {
             stale: false,
         };
         let mut rows = vec![row("b", 1, DAY_MS + 5), row("b", 1, 7), row("a", 2, 9), row("a", 1, 8), row("a", 1, 3)];
-        let batch = samples_batch(&mut rows).unwrap();
+        sort_samples(&mut rows);
+        let batch = samples_batch(&rows).unwrap();
         let ts = batch.column_by_name(COL_TIMESTAMP).unwrap().as_any().downcast_ref::<Int64Array>().unwrap();
         assert_eq!(ts.values().to_vec(), vec![3, 8, 9, 7, DAY_MS + 5]);
         assert_eq!(day_of(-1), -1);

@@ -39,6 +39,7 @@ use tracing::{debug, info, warn};
 use crate::config::StreamWorkersConfig;
 use crate::dedup::{Dedup, Fingerprint, Verdict};
 use crate::error::{Error, Result};
+use crate::head::PartitionHead;
 use crate::metrics::{self, CommitLabels, DiscardLabels, Metrics, TableLabels, WorkspaceLabels};
 use crate::tables::{self, MetadataRow, SampleRow, SeriesRow, TableKind};
 use crate::writer::{AppTransaction, AppendOutcome, TableWriter};
@@ -66,10 +67,10 @@ pub(crate) struct Shared {
     pub(crate) metrics: Metrics,
 }
 
-/// Rows waiting for the next flush, and the offsets they cover.
+/// Rows waiting for the next flush, and the offsets they cover (the
+/// samples themselves wait in the worker's [`PartitionHead`]).
 #[derive(Debug, Default)]
 struct Buffer {
-    samples: Vec<SampleRow>,
     series: HashMap<u64, SeriesRow>,
     metadata: Vec<MetadataRow>,
     /// The last offset applied to the buffer.
@@ -105,6 +106,10 @@ pub struct PartitionWorker {
     /// For each metric, the metadata last written for it and its timestamp.
     metadata_rows: HashMap<String, (MetricMeta, i64)>,
     buffer: Buffer,
+    /// The samples applied and not yet dropped after their commit.
+    head: Arc<PartitionHead>,
+    /// The Delta versions of this flush's commits so far, by table index.
+    flush_versions: [Option<u64>; 3],
     /// (producer time of the last record, next offset) of each flush, oldest first.
     flushed: VecDeque<(i64, u64)>,
     consumer_offset: Option<u64>,
@@ -147,6 +152,7 @@ impl PartitionWorker {
         topic: &str,
         partition: u32,
         applied: watch::Sender<Option<u64>>,
+        head: Arc<PartitionHead>,
     ) -> Self {
         let Shared { log, writer, config, overrides, metrics } = shared.clone();
         Self {
@@ -167,6 +173,8 @@ impl PartitionWorker {
             series_rows: HashMap::new(),
             metadata_rows: HashMap::new(),
             buffer: Buffer::default(),
+            head,
+            flush_versions: [None; 3],
             flushed: VecDeque::new(),
             consumer_offset: None,
         }
@@ -276,6 +284,10 @@ impl PartitionWorker {
     }
 
     async fn recover(&mut self) -> Result<()> {
+        // What the head holds is read again from the log.
+        self.head.clear();
+        self.buffer = Buffer::default();
+        self.flush_versions = [None; 3];
         for kind in TableKind::ALL {
             self.versions[index(kind)] =
                 self.writer.transaction_version(&self.workspace_id, kind, &self.app_id).await?;
@@ -307,8 +319,9 @@ impl PartitionWorker {
     fn flush_due(&self) -> bool {
         match self.buffer.since {
             Some(since) => {
-                self.buffer.samples.len() >= self.config.flush_max_samples
+                self.head.open_rows() >= self.config.flush_max_samples
                     || since.elapsed() >= self.config.flush_interval()
+                    || self.head.under_pressure()
             }
             None => false,
         }
@@ -341,7 +354,8 @@ impl PartitionWorker {
         let write_series = self.writes(TableKind::Series, offset);
         let write_metadata = self.writes(TableKind::Metadata, offset);
         let (mut duplicates, mut out_of_order) = (0u64, 0u64);
-        for series in batch.series {
+        let mut rows = Vec::new();
+        for series in &batch.series {
             let id = series.series_id;
             let metric: Arc<str> = series
                 .labels
@@ -354,7 +368,7 @@ impl PartitionWorker {
             for s in &series.samples {
                 verdicts.push((self.dedup.offer(id, s.timestamp_ms, Fingerprint::float(s.value)), s.timestamp_ms));
                 if verdicts.last().map(|v| v.0) == Some(Verdict::Accept) && write_samples {
-                    self.buffer.samples.push(SampleRow {
+                    rows.push(SampleRow {
                         metric_name: metric.clone(),
                         series_id: id,
                         timestamp_ms: s.timestamp_ms,
@@ -368,7 +382,7 @@ impl PartitionWorker {
                 let encoded = bytes::Bytes::from(h.encode_to_vec());
                 verdicts.push((self.dedup.offer(id, h.timestamp_ms, Fingerprint::histogram(&encoded)), h.timestamp_ms));
                 if verdicts.last().map(|v| v.0) == Some(Verdict::Accept) && write_samples {
-                    self.buffer.samples.push(SampleRow {
+                    rows.push(SampleRow {
                         metric_name: metric.clone(),
                         series_id: id,
                         timestamp_ms: h.timestamp_ms,
@@ -406,6 +420,20 @@ impl PartitionWorker {
                 }
             }
         }
+        // The head asks for the labels of new series in row order, which is
+        // the batch's series order: a cursor finds each in one pass.
+        let mut cursor = 0;
+        self.head.append(rows, |id| {
+            let found = (cursor..batch.series.len())
+                .chain(0..cursor)
+                .find(|&i| batch.series[i].series_id == id)
+                .inspect(|&i| cursor = i);
+            let mut labels: Vec<(String, String)> = found
+                .map(|i| batch.series[i].labels.iter().map(|l| (l.name.clone(), l.value.clone())).collect())
+                .unwrap_or_default();
+            labels.sort_unstable();
+            labels.into()
+        });
         if write_samples {
             let ws = &self.workspace_id;
             if duplicates > 0 {
@@ -469,9 +497,7 @@ impl PartitionWorker {
                 continue;
             }
             let batches: Vec<RecordBatch> = match kind {
-                TableKind::Samples if !self.buffer.samples.is_empty() => {
-                    vec![tables::samples_batch(&mut self.buffer.samples)?]
-                }
+                TableKind::Samples if self.head.seal() => vec![self.head.flushing_batch()?],
                 TableKind::Series if !self.buffer.series.is_empty() => vec![tables::series_batch(&self.buffer.series)?],
                 TableKind::Metadata if !self.buffer.metadata.is_empty() => {
                     vec![tables::metadata_batch(&self.buffer.metadata)?]
@@ -499,6 +525,11 @@ impl PartitionWorker {
                 .observe(started.elapsed().as_secs_f64());
             self.versions[i] = Some(last);
             self.last_commit[i] = Some(Instant::now());
+            self.flush_versions[i] = match outcome {
+                AppendOutcome::Committed { table_version } | AppendOutcome::AlreadyCommitted { table_version } => {
+                    Some(table_version)
+                }
+            };
             crate::failpoint::after_commit(kind);
             if let AppendOutcome::Committed { table_version } = outcome {
                 debug!(app_id = %self.app_id, table = kind.name(), table_version, offset = last, rows, "Committed.");
@@ -515,6 +546,11 @@ impl PartitionWorker {
         }
         let record_ms = self.buffer.last_record_ms;
         self.buffer = Buffer::default();
+        self.head.drop_flushed(
+            self.flush_versions[index(TableKind::Samples)],
+            self.flush_versions[index(TableKind::Series)],
+        );
+        self.flush_versions = [None; 3];
         self.applied.send_if_modified(|a| {
             let newer = a.is_none_or(|a| a < last);
             if newer {

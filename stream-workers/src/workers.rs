@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use common::clock::Clock;
 use common::limits::Overrides;
 use common::log::Log;
-use common::seams::{LogPosition, SampleReader, SeamError};
+use common::seams::{LogPosition, SampleReader, SeamError, Selected, SelectedSeries, Selection};
 use prometheus_client::registry::Registry;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -20,8 +20,10 @@ use tracing::{error, info};
 
 use crate::config::StreamWorkersConfig;
 use crate::error::{Error, Result};
+use crate::head::{HeadRead, Heads};
 use crate::maintenance::{Maintenance, MaintenanceReport};
 use crate::metrics::Metrics;
+use crate::scan;
 use crate::worker::{PartitionWorker, Shared};
 use crate::writer::TableWriter;
 
@@ -38,6 +40,8 @@ pub struct StreamWorkers {
     partitions: StdMutex<AppliedWatches>,
     maintenance: Arc<Maintenance>,
     maintenance_task: StdMutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Every partition's head, read by [`SampleReader::select`].
+    heads: Arc<Heads>,
 }
 
 /// Starts the stream workers (no workspace yet: see
@@ -66,7 +70,9 @@ pub async fn start(
     });
     let cancel = CancellationToken::new();
     let task = tokio::spawn(maintenance.clone().run(cancel.child_token()));
+    let heads = Arc::new(Heads::new(config.head_max_bytes, metrics.head_bytes.clone()));
     StreamWorkers {
+        heads,
         shared: Shared { log, writer, config, overrides, metrics },
         cancel,
         tasks: StdMutex::new(HashMap::new()),
@@ -101,14 +107,17 @@ impl StreamWorkers {
             }
             let (tx, rx) = watch::channel(None);
             watches.insert(key, rx);
-            let worker = PartitionWorker::new(&self.shared, workspace_id, topic, partition, tx);
+            let head = self.heads.create(workspace_id, partition);
+            let worker = PartitionWorker::new(&self.shared, workspace_id, topic, partition, tx, head.clone());
             let cancel = self.cancel.child_token();
             let app_id = worker.app_id().to_owned();
+            let (heads, workspace) = (self.heads.clone(), workspace_id.to_owned());
             tasks.spawn(async move {
                 match worker.run(cancel).await {
                     Ok(()) => info!(%app_id, "Stream worker stopped."),
                     Err(e) => error!(%app_id, error = %e, "Stream worker failed."),
                 }
+                heads.remove(&workspace, &head);
             });
         }
         Ok(partitions)
@@ -168,6 +177,7 @@ impl StreamWorkers {
             while tasks.join_next().await.is_some() {}
         }
         self.partitions.lock().unwrap_or_else(|p| p.into_inner()).retain(|(ws, _), _| ws != workspace_id);
+        self.heads.remove_workspace(workspace_id);
         self.maintenance.workspaces.lock().unwrap_or_else(|p| p.into_inner()).remove(workspace_id);
         let _no_pass = self.maintenance.lock.lock().await;
         self.shared.writer.delete_workspace(workspace_id).await?;
@@ -196,8 +206,55 @@ impl StreamWorkers {
     }
 }
 
+/// How often a selection loads the tables again because a flush dropped
+/// rows from the head that its snapshot does not hold yet.
+const SELECT_ATTEMPTS: usize = 10;
+
 #[async_trait]
 impl SampleReader for StreamWorkers {
+    async fn select(&self, workspace_id: &str, selection: &Selection) -> Result<Selected, SeamError> {
+        let seam = |e: Error| SeamError { kind: e.kind(), message: e.to_string() };
+        for _ in 0..SELECT_ATTEMPTS {
+            let tables = self.shared.writer.select(workspace_id, selection).await.map_err(seam)?;
+            let mut stats = tables.stats;
+            let mut series = tables.series;
+            let mut stale = false;
+            for head in self.heads.of(workspace_id) {
+                match head.select(selection, tables.samples_version, tables.series_version) {
+                    HeadRead::Stale => {
+                        stale = true;
+                        break;
+                    }
+                    HeadRead::Rows(rows) => {
+                        for (id, (labels, samples)) in rows {
+                            stats.head_samples += samples.len();
+                            series.entry(id).or_insert_with(|| (labels, Vec::new())).1.extend(samples);
+                        }
+                    }
+                }
+            }
+            if stale {
+                continue;
+            }
+            let mut out: Vec<SelectedSeries> = series
+                .into_values()
+                .filter(|(_, samples)| !samples.is_empty())
+                .map(|(labels, mut samples)| {
+                    scan::normalize(&mut samples);
+                    SelectedSeries { labels, samples }
+                })
+                .collect();
+            out.sort_by(|a, b| a.labels.cmp(&b.labels));
+            return Ok(Selected { series: out, stats });
+        }
+        Err(SeamError {
+            kind: common::ErrorKind::Unavailable,
+            message: format!(
+                "workspace {workspace_id}: the tables changed under {SELECT_ATTEMPTS} reads in a row; try again"
+            ),
+        })
+    }
+
     async fn wait_for_position(
         &self,
         workspace_id: &str,

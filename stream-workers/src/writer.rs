@@ -20,6 +20,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex as StdMutex};
 
 use async_trait::async_trait;
+use common::seams::Selection;
 use deltalake::arrow::record_batch::RecordBatch;
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
@@ -33,6 +34,7 @@ use crate::compaction::{CompactionPolicy, CompactionReport};
 use crate::error::{Error, Result};
 use crate::lake::LakeLocation;
 use crate::maintenance::{VacuumPolicy, VacuumReport};
+use crate::scan::{self, SeriesIndex, TableSelection};
 use crate::tables::TableKind;
 
 /// The application transaction a commit carries (Delta's `txn` action).
@@ -57,7 +59,11 @@ pub enum AppendOutcome {
     },
     /// The table already held the transaction version (an earlier attempt
     /// committed); nothing was added.
-    AlreadyCommitted,
+    AlreadyCommitted {
+        /// The version of the snapshot it was found in: the earlier commit's
+        /// version is at most this.
+        table_version: u64,
+    },
 }
 
 /// Appends to the lake tables, exactly once per application transaction.
@@ -136,6 +142,14 @@ pub trait TableWriter: Send + Sync + std::fmt::Debug + 'static {
         batches: Vec<RecordBatch>,
         txn: &AppTransaction,
     ) -> Result<AppendOutcome>;
+
+    /// The series of the tables' current snapshots that match `selection`,
+    /// with their samples in its range ([`crate::scan`]), and the Delta
+    /// versions of the snapshots read (`samples` loaded first).
+    ///
+    /// # Errors
+    /// [`Error::Delta`] when a table or file cannot be read.
+    async fn select(&self, workspace_id: &str, selection: &Selection) -> Result<TableSelection>;
 }
 
 /// Parquet files written to a table but not committed yet.
@@ -165,13 +179,23 @@ pub(crate) type TableSlot = Arc<tokio::sync::Mutex<Option<DeltaTable>>>;
 pub struct DeltaTableWriter {
     lake: LakeLocation,
     tables: StdMutex<HashMap<Url, TableSlot>>,
+    /// Tables loaded by readers: a query never waits for a commit's lock.
+    read_tables: StdMutex<HashMap<Url, TableSlot>>,
+    /// The `series` table of each workspace read so far, in memory.
+    series_indexes: StdMutex<HashMap<String, Arc<tokio::sync::Mutex<SeriesIndex>>>>,
     checkpoint_interval: u64,
 }
 
 impl DeltaTableWriter {
     /// A writer for the tables under `lake`.
     pub fn new(lake: LakeLocation) -> Self {
-        Self { lake, tables: StdMutex::new(HashMap::new()), checkpoint_interval: DEFAULT_CHECKPOINT_INTERVAL }
+        Self {
+            lake,
+            tables: StdMutex::new(HashMap::new()),
+            read_tables: StdMutex::new(HashMap::new()),
+            series_indexes: StdMutex::new(HashMap::new()),
+            checkpoint_interval: DEFAULT_CHECKPOINT_INTERVAL,
+        }
     }
 
     /// Tables this writer creates get `delta.checkpointInterval = commits`:
@@ -196,6 +220,25 @@ impl DeltaTableWriter {
     /// Drops a table's cached state (its directory was deleted).
     pub(crate) fn forget_table(&self, url: &Url) {
         self.tables.lock().unwrap_or_else(|p| p.into_inner()).remove(url);
+        self.read_tables.lock().unwrap_or_else(|p| p.into_inner()).remove(url);
+    }
+
+    /// Drops a workspace's series index (its tables were deleted).
+    pub(crate) fn forget_series_index(&self, workspace_id: &str) {
+        self.series_indexes.lock().unwrap_or_else(|p| p.into_inner()).remove(workspace_id);
+    }
+
+    /// A reader's copy of a table's latest snapshot; `None` if there is no table.
+    async fn read_snapshot(&self, url: &Url, kind: TableKind) -> Result<Option<DeltaTable>> {
+        let slot = {
+            let mut tables = self.read_tables.lock().unwrap_or_else(|p| p.into_inner());
+            tables.entry(url.clone()).or_default().clone()
+        };
+        let mut guard = slot.lock().await;
+        if !self.load(&mut guard, url, kind, false).await? {
+            return Ok(None);
+        }
+        Ok(guard.clone())
     }
 
     /// Loads the table into `slot` (refreshing it if loaded), creating it when
@@ -305,7 +348,8 @@ impl DeltaTableWriter {
         let found =
             current_version(table, &txn.app_id).await.map_err(|e| Error::delta(&url, "reading the transaction", e))?;
         if found == Some(txn.version) {
-            return Ok(AppendOutcome::AlreadyCommitted);
+            let table_version = table.version().unwrap_or(0);
+            return Ok(AppendOutcome::AlreadyCommitted { table_version });
         }
         if found != txn.expected_previous {
             return Err(Error::Fenced {
@@ -378,6 +422,36 @@ impl TableWriter for DeltaTableWriter {
     async fn delete_workspace(&self, workspace_id: &str) -> Result<()> {
         self.delete_workspace_delta(workspace_id).await
     }
+
+    async fn select(&self, workspace_id: &str, selection: &Selection) -> Result<TableSelection> {
+        let samples_url = self.lake.table_url(workspace_id, TableKind::Samples);
+        let series_url = self.lake.table_url(workspace_id, TableKind::Series);
+        let samples = self.read_snapshot(&samples_url, TableKind::Samples).await?;
+        let series = self.read_snapshot(&series_url, TableKind::Series).await?;
+        let version = |t: &DeltaTable| t.version();
+        let mut out = TableSelection {
+            samples_version: samples.as_ref().and_then(version),
+            series_version: series.as_ref().and_then(version),
+            ..TableSelection::default()
+        };
+        let (Some(samples), Some(series)) = (samples, series) else { return Ok(out) };
+        let index = {
+            let mut indexes = self.series_indexes.lock().unwrap_or_else(|p| p.into_inner());
+            indexes.entry(workspace_id.to_owned()).or_default().clone()
+        };
+        let wanted = {
+            let mut index = index.lock().await;
+            index.refresh(&series_url, &series).await?;
+            index.matching(selection)
+        };
+        let found = scan::select_samples(&samples_url, &samples, selection, &wanted, &mut out.stats).await?;
+        for (id, samples) in found {
+            if let Some(labels) = wanted.get(&id) {
+                out.series.insert(id, (labels.clone(), samples));
+            }
+        }
+        Ok(out)
+    }
 }
 
 /// An in-memory [`TableWriter`] for unit tests: keeps every committed batch
@@ -420,7 +494,7 @@ impl TableWriter for MemoryTableWriter {
         let t = state.entry((workspace_id.to_owned(), table)).or_default();
         let found = t.versions.get(&txn.app_id).copied();
         if found == Some(txn.version) {
-            return Ok(AppendOutcome::AlreadyCommitted);
+            return Ok(AppendOutcome::AlreadyCommitted { table_version: t.commits });
         }
         if found != txn.expected_previous {
             return Err(Error::Fenced {
@@ -440,5 +514,32 @@ impl TableWriter for MemoryTableWriter {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         state.retain(|(ws, _), _| ws != workspace_id);
         Ok(())
+    }
+
+    async fn select(&self, workspace_id: &str, selection: &Selection) -> Result<TableSelection> {
+        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let table = |kind| state.get(&(workspace_id.to_owned(), kind));
+        let url = Url::parse(&format!("memory:///{workspace_id}/"))
+            .map_err(|e| Error::InvalidLake { location: workspace_id.to_owned(), reason: e.to_string() })?;
+        let mut out = TableSelection {
+            samples_version: table(TableKind::Samples).map(|t| t.commits),
+            series_version: table(TableKind::Series).map(|t| t.commits),
+            ..TableSelection::default()
+        };
+        let mut index = SeriesIndex::default();
+        for batch in table(TableKind::Series).map(|t| t.batches.as_slice()).unwrap_or_default() {
+            index.add_batch(&url, batch)?;
+        }
+        let wanted = index.matching(selection);
+        let mut found = HashMap::new();
+        for batch in table(TableKind::Samples).map(|t| t.batches.as_slice()).unwrap_or_default() {
+            out.stats.table_samples += scan::collect_samples(&url, batch, selection, &wanted, &mut found)?;
+        }
+        for (id, samples) in found {
+            if let Some(labels) = wanted.get(&id) {
+                out.series.insert(id, (labels.clone(), samples));
+            }
+        }
+        Ok(out)
     }
 }
