@@ -66,7 +66,9 @@
 //! a day partition's small flush files rewritten into large files sorted by
 //! metric name, series id and time, removes + adds with `dataChange=false`
 //! in one commit per day; 15.0 → 2.6 bytes per sample on node_exporter-like
-//! data), then vacuums every table by listing it:
+//! data), rewrites `series` and `metadata` into one row per key without the
+//! keys last seen before the retention ([`rewrite`]), then vacuums every
+//! table by listing it:
 //! expired files after a short grace (a documented deviation from Delta's
 //! 7 days), other removed files after 7 days, orphans of failed commits
 //! after an hour. delta-rs writes a checkpoint every
@@ -92,8 +94,7 @@
 //! Reading heads of partitions owned by other processes, a Parquet
 //! metadata cache for reads, a streaming k-way merge for
 //! compaction (groups are sorted in memory, about 20 × their compressed
-//! size) and compaction of `series`/`metadata` files, expiry of `series`
-//! rows (their files would have to be rewritten), object storage (`s3://`), exemplars and start timestamps in
+//! size), object storage (`s3://`), exemplars and start timestamps in
 //! the tables, and partition assignment across processes (Kafka
 //! consumer-group rebalance; fencing above already makes a double owner
 //! safe).
@@ -108,6 +109,7 @@ mod lake;
 pub mod maintenance;
 mod metrics;
 pub mod read;
+pub mod rewrite;
 pub mod scan;
 pub mod tables;
 pub mod worker;
@@ -119,6 +121,7 @@ pub use config::StreamWorkersConfig;
 pub use error::{Error, Result};
 pub use lake::LakeLocation;
 pub use maintenance::{MaintenanceReport, VacuumPolicy, VacuumReport};
+pub use rewrite::{RewritePolicy, RewriteReport};
 pub use tables::TableKind;
 pub use worker::{CONSUMER_GROUP, PartitionWorker};
 pub use workers::{StreamWorkers, start};

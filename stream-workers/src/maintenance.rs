@@ -7,9 +7,12 @@
 //!                `day` partition entirely older than now − retention_period_days
 //!    compaction  samples: small files of a day rewritten into large sorted
 //!                ones, one commit per day (crate::compaction)
+//!    rewrite     series, metadata: one row per key, expired keys dropped,
+//!                one commit per table (crate::rewrite)
 //!    vacuum      every table: list the table directory and delete
 //!                  · files removed by retention, expired_file_grace_ms after removal
 //!                  · other removed files, after delta.deletedFileRetentionDuration (7 days)
+//!                    (series, metadata: after expired_file_grace_ms, no time travel)
 //!                  · files no commit references (failed commits), orphan_file_grace_ms old
 //!  checkpoints   written by delta-rs after the commit reaching delta.checkpointInterval
 //! ```
@@ -63,6 +66,7 @@ use crate::config::StreamWorkersConfig;
 use crate::error::{Error, Result};
 use crate::lake::LakeLocation;
 use crate::metrics::{Metrics, VacuumLabels, WorkspaceLabels};
+use crate::rewrite::{RewritePolicy, RewriteReport};
 use crate::tables::{DAY_MS, TableKind, civil_date, day_of};
 use crate::writer::{DeltaTableWriter, TableWriter};
 
@@ -79,6 +83,11 @@ pub struct VacuumPolicy {
     pub expired_grace_ms: i64,
     /// See [`StreamWorkersConfig::orphan_file_grace_ms`].
     pub orphan_grace_ms: i64,
+    /// Every removed file is deleted after `expired_grace_ms`, not the
+    /// table's deleted-file retention: set for `series` and `metadata`,
+    /// whose rewrites remove expired label sets ([`crate::rewrite`]) and
+    /// which keep no time travel.
+    pub no_time_travel: bool,
 }
 
 /// What a vacuum deleted.
@@ -101,6 +110,8 @@ pub struct MaintenanceReport {
     pub vacuumed: VacuumReport,
     /// What compaction of `samples` did.
     pub compacted: CompactionReport,
+    /// What the rewrites of `series` and `metadata` did.
+    pub rewritten: RewriteReport,
 }
 
 /// The state of the background maintenance, shared by [`crate::StreamWorkers`]
@@ -181,12 +192,25 @@ impl Maintenance {
         report.compacted.files_added += compacted.files_added;
         report.compacted.rows += compacted.rows;
         report.compacted.aborted += compacted.aborted;
+        let policy = RewritePolicy {
+            now_ms,
+            cutoff_ms: i64::from(before_day).saturating_mul(DAY_MS),
+            min_files: self.config.compaction_min_files,
+        };
+        for kind in [TableKind::Series, TableKind::Metadata] {
+            let done = self.writer.rewrite_table(ws, kind, &policy).await?;
+            report.rewritten.files_removed += done.files_removed;
+            report.rewritten.rows_read += done.rows_read;
+            report.rewritten.rows_written += done.rows_written;
+            report.rewritten.expired += done.expired;
+        }
         for kind in TableKind::ALL {
             let policy = VacuumPolicy {
                 now_ms,
                 expired_before_day: (kind == TableKind::Samples).then_some(before_day),
                 expired_grace_ms: i64::try_from(self.config.expired_file_grace_ms).unwrap_or(i64::MAX),
                 orphan_grace_ms: i64::try_from(self.config.orphan_file_grace_ms).unwrap_or(i64::MAX),
+                no_time_travel: kind != TableKind::Samples,
             };
             let done = self.writer.vacuum(ws, kind, &policy).await?;
             for (reason, n) in [("expired", done.expired), ("removed", done.removed), ("orphan", done.orphans)] {
@@ -322,7 +346,7 @@ impl DeltaTableWriter {
                     let expired = expired_before
                         .as_deref()
                         .is_some_and(|cutoff| day_partition(&path).is_some_and(|d| d.as_str() < cutoff));
-                    let grace = if expired { policy.expired_grace_ms } else { retention_ms };
+                    let grace = if expired || policy.no_time_travel { policy.expired_grace_ms } else { retention_ms };
                     if policy.now_ms.saturating_sub(deleted_ms) >= grace {
                         if expired {
                             report.expired += 1;

@@ -255,9 +255,10 @@ impl AsyncFileReader for StoreReader {
     }
 }
 
-/// Reads `columns` of the row groups of one Parquet file that `keep` accepts;
-/// returns (row groups in the file, batches).
-async fn read_file(
+/// Reads `columns` (every column if empty) of the row groups of one Parquet
+/// file that `keep` accepts; returns (row groups in the file, row groups
+/// read, batches).
+pub(crate) async fn read_file(
     store: &ObjectStoreRef,
     url: &Url,
     path: &Path,
@@ -275,10 +276,14 @@ async fn read_file(
         return Ok((total, 0, Vec::new()));
     }
     let schema = builder.parquet_schema();
-    let wanted: Vec<usize> = (0..schema.num_columns())
-        .filter(|&i| schema.column(i).path().parts().first().is_some_and(|p| columns.contains(&p.as_str())))
-        .collect();
-    let mask = ProjectionMask::leaves(schema, wanted);
+    let mask = if columns.is_empty() {
+        ProjectionMask::all()
+    } else {
+        let wanted: Vec<usize> = (0..schema.num_columns())
+            .filter(|&i| schema.column(i).path().parts().first().is_some_and(|p| columns.contains(&p.as_str())))
+            .collect();
+        ProjectionMask::leaves(schema, wanted)
+    };
     let read = groups.len();
     let batches = builder
         .with_row_groups(groups)

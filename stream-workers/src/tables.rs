@@ -343,6 +343,14 @@ pub(crate) fn series_batch(rows: &HashMap<u64, SeriesRow>) -> Result<RecordBatch
 }
 
 /// Builds the `metadata` batch, in arrival order.
+/// The `&'static str` of a `type` value of the `metadata` table (as the
+/// worker writes them); `"unknown"` for anything else.
+pub(crate) fn metric_type_static(name: &str) -> &'static str {
+    const TYPES: [&str; 8] =
+        ["counter", "gauge", "histogram", "gaugehistogram", "summary", "info", "stateset", "unknown"];
+    TYPES.iter().find(|t| **t == name).copied().unwrap_or("unknown")
+}
+
 pub(crate) fn metadata_batch(rows: &[MetadataRow]) -> Result<RecordBatch> {
     let mut metric = StringBuilder::new();
     let mut ty = StringBuilder::new();

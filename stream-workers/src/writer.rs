@@ -34,6 +34,7 @@ use crate::compaction::{CompactionPolicy, CompactionReport};
 use crate::error::{Error, Result};
 use crate::lake::LakeLocation;
 use crate::maintenance::{VacuumPolicy, VacuumReport};
+use crate::rewrite::{RewritePolicy, RewriteReport};
 use crate::scan::{self, SeriesIndex, TableSelection};
 use crate::tables::TableKind;
 
@@ -108,6 +109,22 @@ pub trait TableWriter: Send + Sync + std::fmt::Debug + 'static {
     async fn compact_samples(&self, workspace_id: &str, policy: &CompactionPolicy) -> Result<CompactionReport> {
         let _ = (workspace_id, policy);
         Ok(CompactionReport::default())
+    }
+
+    /// Rewrites the `series` or `metadata` table into one row per key,
+    /// without expired rows, as `policy` allows ([`crate::rewrite`]). The
+    /// default (test doubles) does nothing.
+    ///
+    /// # Errors
+    /// [`Error::Delta`] when reading, writing or committing fails.
+    async fn rewrite_table(
+        &self,
+        workspace_id: &str,
+        table: TableKind,
+        policy: &RewritePolicy,
+    ) -> Result<RewriteReport> {
+        let _ = (workspace_id, table, policy);
+        Ok(RewriteReport::default())
     }
 
     /// Deletes every table of a workspace (log first, then data files).
@@ -421,6 +438,15 @@ impl TableWriter for DeltaTableWriter {
 
     async fn delete_workspace(&self, workspace_id: &str) -> Result<()> {
         self.delete_workspace_delta(workspace_id).await
+    }
+
+    async fn rewrite_table(
+        &self,
+        workspace_id: &str,
+        table: TableKind,
+        policy: &RewritePolicy,
+    ) -> Result<RewriteReport> {
+        DeltaTableWriter::rewrite_table(self, workspace_id, table, policy).await
     }
 
     async fn select(&self, workspace_id: &str, selection: &Selection) -> Result<TableSelection> {

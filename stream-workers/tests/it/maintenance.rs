@@ -290,3 +290,123 @@ async fn forgetting_a_workspace_stops_its_workers_and_deletes_its_tables() {
     workers.forget_workspace(WS).await.unwrap();
     workers.shutdown().await;
 }
+
+#[tokio::test]
+async fn series_and_metadata_are_rewritten_one_row_per_key_without_expired_rows() {
+    use common::seams::{LabelMatcher, MatchOp, SampleReader, Selection};
+    use schemas::stream::{MetricMetadata, metric_metadata::MetricType};
+
+    let env = Env::new(1).await;
+    let now = now_ms();
+    let clock = ManualClock::new(now);
+    let mut limits = Limits::default();
+    limits.storage.retention_period_days = 30;
+    let overrides = Arc::new(Overrides::new(&limits));
+    // Every flush refreshes every series' and metric's row: many small files
+    // repeating keys.
+    let config = StreamWorkersConfig { series_refresh_ms: 1, compaction_min_files: 2, ..maintenance_config() };
+    let mut registry = Registry::default();
+    let workers =
+        env.start_with(config, env.writer(), None, overrides, clock.clone() as Arc<dyn Clock>, &mut registry).await;
+    // `gone` was last seen 40 days ago; `kept` keeps being scraped.
+    let gone = series(&[("__name__", "gone"), ("job", "x")], &[(now - 40 * DAY, 1.0)]);
+    let meta = |name: &str, help: &str| MetricMetadata {
+        metric_family_name: name.into(),
+        r#type: MetricType::Gauge as i32,
+        help: help.into(),
+        unit: String::new(),
+    };
+    let o = env.append(0, &batch(vec![gone.clone()], vec![meta("gone", "old")])).await;
+    workers.wait_for_offset(WS, 0, o, Duration::from_secs(10)).await.unwrap();
+    let mut kept = None;
+    for i in 0..5i64 {
+        let s = series(&[("__name__", "kept"), ("job", "x")], &[(now - 60_000 + i * 10_000, i as f64)]);
+        let o = env.append(0, &batch(vec![s.clone()], vec![meta("kept", &format!("help {i}"))])).await;
+        workers.wait_for_offset(WS, 0, o, Duration::from_secs(10)).await.unwrap();
+        kept = Some(s);
+    }
+    let kept = kept.unwrap();
+    let series_files = || parquet_files_on_disk(&env.lake_dir().join(WS).join("series"));
+    assert!(read_series(&env.lake).await.len() >= 6, "a row per flush: {:?}", read_series(&env.lake).await.len());
+    let before_files = series_files();
+    assert!(before_files >= 6, "{before_files}");
+
+    let report = workers.run_maintenance().await.unwrap();
+    // Metadata rows carry their receive time, so `gone`'s (received now) stays.
+    assert_eq!(report.rewritten.expired, 1, "the `gone` series: {report:?}");
+    let rows = read_series(&env.lake).await;
+    assert_eq!(rows.len(), 1, "{rows:#?}");
+    assert_eq!(rows[0].0, kept.series_id);
+    assert_eq!((rows[0].3, rows[0].4), (now - 60_000, now - 20_000), "first and last timestamps merged");
+    assert_eq!(rows[0].2.get("job").map(String::as_str), Some("x"));
+    let meta_rows = read_metadata(&env.lake).await;
+    assert_eq!(
+        meta_rows,
+        vec![
+            ("gone".into(), "gauge".into(), "old".into(), String::new()),
+            ("kept".into(), "gauge".into(), "help 4".into(), String::new())
+        ],
+        "the newest row per metric"
+    );
+
+    // The removed files leave the disk after the grace, not Delta's 7 days.
+    assert_eq!(series_files(), before_files + 1, "removed files stay until vacuum");
+    clock.advance(600_001);
+    workers.run_maintenance().await.unwrap();
+    assert_eq!(series_files(), 1);
+
+    // Reads resolve labels from the rewritten table, and appends go on.
+    let s = series(&[("__name__", "kept"), ("job", "x")], &[(now, 9.0)]);
+    let o = env.append(0, &batch(vec![s], vec![])).await;
+    workers.wait_for_offset(WS, 0, o, Duration::from_secs(10)).await.unwrap();
+    let sel = Selection {
+        matchers: vec![LabelMatcher::new("job", MatchOp::Equal, "x").unwrap()],
+        start_ms: now - 50 * DAY,
+        end_ms: now,
+    };
+    let got = workers.select(WS, &sel).await.unwrap();
+    assert_eq!(got.series.len(), 1, "{got:?}");
+    assert_eq!(got.series[0].samples.len(), 6);
+    let rows = read_series(&env.lake).await;
+    assert_eq!(rows.len(), 2, "the rewritten row and the new refresh: {rows:#?}");
+    workers.shutdown().await;
+}
+
+#[tokio::test]
+async fn rewrites_while_appends_go_on_lose_no_series() {
+    let env = Arc::new(Env::new(2).await);
+    let now = now_ms();
+    let config = StreamWorkersConfig { series_refresh_ms: 1, compaction_min_files: 1, ..maintenance_config() };
+    let mut registry = Registry::default();
+    let workers = env.start(config, env.writer(), None, &mut registry).await;
+    let appender = {
+        let env = env.clone();
+        tokio::spawn(async move {
+            let mut ids = BTreeSet::new();
+            let mut last = [0u64; 2];
+            for i in 0..60u32 {
+                let s = series(&[("__name__", "up"), ("i", &i.to_string())], &[(now - i64::from(i), 1.0)]);
+                ids.insert(s.series_id);
+                last[(i % 2) as usize] = env.append(i % 2, &batch(vec![s], vec![])).await;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            (ids, last)
+        })
+    };
+    let mut passes = 0;
+    while !appender.is_finished() {
+        workers.run_maintenance().await.unwrap();
+        passes += 1;
+    }
+    let (ids, last) = appender.await.unwrap();
+    assert!(passes > 2, "only {passes} passes raced the appends");
+    for (p, o) in last.iter().enumerate() {
+        workers.wait_for_offset(WS, p as u32, *o, Duration::from_secs(10)).await.unwrap();
+    }
+    workers.run_maintenance().await.unwrap();
+    let rows = read_series(&env.lake).await;
+    let found: BTreeSet<u64> = rows.iter().map(|r| r.0).collect();
+    assert_eq!(found, ids, "after {passes} passes");
+    assert_eq!(rows.len(), ids.len(), "one row per series after the last rewrite");
+    workers.shutdown().await;
+}
