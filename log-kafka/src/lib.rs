@@ -89,7 +89,9 @@ mod config;
 mod error;
 mod fetch;
 mod kafka_log;
+mod membership;
 
 pub use config::KafkaLogConfig;
 pub use error::ConfigError;
 pub use kafka_log::KafkaLog;
+pub use membership::KafkaMembership;
