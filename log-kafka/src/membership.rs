@@ -68,7 +68,10 @@ type OwnerSlot = Arc<StdMutex<Option<Arc<dyn PartitionOwner>>>>;
 /// watched topics this process owns. See the [module docs](self).
 pub struct KafkaMembership {
     group: String,
-    consumer: Arc<BaseConsumer<MemberContext>>,
+    /// Shared with the poll thread; taken out at [`Membership::leave`] so
+    /// that the thread drops the last reference, which closes the consumer
+    /// there (rdkafka's drop serves the final rebalance callback).
+    consumer: StdMutex<Option<Arc<BaseConsumer<MemberContext>>>>,
     owner: OwnerSlot,
     /// The subscription; the async mutex serialises re-subscriptions.
     topics: tokio::sync::Mutex<BTreeSet<String>>,
@@ -103,7 +106,7 @@ impl KafkaMembership {
             .map_err(|e| broker("creating the Kafka group member", e))?;
         Ok(Self {
             group: group.to_owned(),
-            consumer: Arc::new(consumer),
+            consumer: StdMutex::new(Some(Arc::new(consumer))),
             owner,
             topics: tokio::sync::Mutex::new(BTreeSet::new()),
             stop: Arc::new(AtomicBool::new(false)),
@@ -113,7 +116,10 @@ impl KafkaMembership {
 
     /// Subscribes to `topics` (or unsubscribes from all when empty).
     async fn subscribe(&self, topics: &BTreeSet<String>) -> LogResult<()> {
-        let consumer = self.consumer.clone();
+        let consumer = self.consumer.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let Some(consumer) = consumer else {
+            return Err(broker("subscribing the Kafka group member", "the member has left its group"));
+        };
         let topics: Vec<String> = topics.iter().cloned().collect();
         let result = tokio::task::spawn_blocking(move || {
             if topics.is_empty() {
@@ -139,12 +145,15 @@ impl Membership for KafkaMembership {
             return Err(broker("joining the Kafka group", "already joined"));
         }
         *self.owner.lock().unwrap_or_else(PoisonError::into_inner) = Some(owner);
-        let consumer = self.consumer.clone();
+        let consumer = self.consumer.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let Some(consumer) = consumer else {
+            return Err(broker("joining the Kafka group", "the member has left its group"));
+        };
         let stop = self.stop.clone();
         let group = self.group.clone();
         let spawned = std::thread::Builder::new()
             .name("promlake-group".into())
-            .spawn(move || poll_until_stopped(&consumer, &stop, &group))
+            .spawn(move || poll_until_stopped(consumer, &stop, &group))
             .map_err(|e| LogError::io("starting the Kafka group member's thread", e))?;
         *thread = Some(spawned);
         Ok(())
@@ -182,6 +191,7 @@ impl Membership for KafkaMembership {
     /// revoked (the owner is called) and it leaves the group, so the other
     /// members get its partitions at once.
     async fn leave(&self) {
+        self.consumer.lock().unwrap_or_else(PoisonError::into_inner).take();
         self.stop.store(true, Ordering::Release);
         let thread = self.thread.lock().unwrap_or_else(PoisonError::into_inner).take();
         if let Some(thread) = thread
@@ -198,14 +208,15 @@ impl Drop for KafkaMembership {
     fn drop(&mut self) {
         // Without `leave` (a crash in tests): the thread closes the consumer
         // and ends on its own.
+        self.consumer.lock().unwrap_or_else(PoisonError::into_inner).take();
         self.stop.store(true, Ordering::Release);
     }
 }
 
-/// The poll thread: keeps the member in its group until `stop`, then closes
-/// the consumer there, so that the final revocation's callback also runs on
-/// this thread.
-fn poll_until_stopped(consumer: &BaseConsumer<MemberContext>, stop: &AtomicBool, group: &str) {
+/// The poll thread: keeps the member in its group until `stop`, then drops
+/// the consumer there: rdkafka's drop closes it (revoking its partitions,
+/// whose callback runs on this thread, and leaving the group).
+fn poll_until_stopped(consumer: Arc<BaseConsumer<MemberContext>>, stop: &AtomicBool, group: &str) {
     while !stop.load(Ordering::Acquire) {
         match consumer.poll(POLL_INTERVAL) {
             None => {}
@@ -215,14 +226,9 @@ fn poll_until_stopped(consumer: &BaseConsumer<MemberContext>, stop: &AtomicBool,
             Some(Err(e)) => debug!(group, error = %e, "Kafka group member event."),
         }
     }
-    match consumer.close_queue() {
-        Ok(()) => {
-            while !consumer.closed() {
-                let _ = consumer.poll(POLL_INTERVAL);
-            }
-        }
-        Err(e) => warn!(group, error = %e, "Closing the Kafka group member failed."),
-    }
+    // The last reference unless a re-subscription is in flight, which then
+    // closes it when done.
+    drop(consumer);
 }
 
 /// The consumer's context: turns rebalances into owner calls.

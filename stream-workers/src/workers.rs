@@ -39,7 +39,7 @@ use tracing::{error, info, warn};
 use crate::config::StreamWorkersConfig;
 use crate::error::{Error, Result};
 use crate::maintenance::{Maintenance, MaintenanceReport};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, WorkspaceLabels};
 use crate::worker::{PartitionWorker, Shared};
 use crate::writer::TableWriter;
 
@@ -224,6 +224,7 @@ impl StreamWorkers {
         };
         for r in &stopped {
             r.task.abort();
+            self.owned.owned_gauge(workspace_id).dec();
         }
         for r in stopped {
             let _ = r.task.await;
@@ -286,6 +287,11 @@ impl Drop for Owned {
 }
 
 impl Owned {
+    fn owned_gauge(&self, workspace_id: &str) -> prometheus_client::metrics::gauge::Gauge {
+        let labels = WorkspaceLabels { workspace: workspace_id.to_owned() };
+        self.shared.metrics.owned_partitions.get_or_create(&labels).clone()
+    }
+
     /// Starts a worker for each partition of a watched topic that has none.
     fn start_workers(&self, partitions: Vec<TopicPartition>) {
         if self.shutdown.is_cancelled() {
@@ -314,6 +320,7 @@ impl Owned {
                 self.shutdown.clone(),
             ));
             info!(partition = %tp, workspace = %workspace_id, "Partition assigned: stream worker started.");
+            self.owned_gauge(&workspace_id).inc();
             running.insert(tp, Running { workspace_id, stop, task });
         }
     }
@@ -329,6 +336,7 @@ impl Owned {
             let mut applied = lock(&self.applied);
             for (tp, r) in &stopped {
                 r.stop.cancel();
+                self.owned_gauge(&r.workspace_id).dec();
                 applied.remove(&(r.workspace_id.clone(), tp.partition));
             }
         }
@@ -388,6 +396,8 @@ async fn run_partition(
                 // A previous owner's last commit landed after this worker
                 // read the versions. Start over from the tables.
                 warn!(partition = %tp, error = %e, "Stream worker fenced while its partition is owned here; resuming from the tables.");
+                let labels = WorkspaceLabels { workspace: workspace_id.clone() };
+                shared.metrics.fenced.get_or_create(&labels).inc();
                 tokio::select! {
                     () = stop.cancelled() => return,
                     () = tokio::time::sleep(backoff) => {}
