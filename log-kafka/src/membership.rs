@@ -65,7 +65,18 @@ const REVOKE_TIMEOUT: Duration = Duration::from_secs(30);
 type OwnerSlot = Arc<StdMutex<Option<Arc<dyn PartitionOwner>>>>;
 
 /// A member of a Kafka consumer group deciding which partitions of the
-/// watched topics this process owns. See the [module docs](self).
+/// watched topics this process owns.
+///
+/// It subscribes to exactly the watched topics (an explicit list, not a
+/// regex: a new workspace is picked up at once, not at the next metadata
+/// refresh), uses the cooperative-sticky assignor (a rebalance moves only the
+/// partitions that change owner), pauses its assigned partitions (it never
+/// consumes or commits; the workers fetch through [`KafkaLog`](crate::KafkaLog)),
+/// and is polled by a dedicated thread, on which the rebalance callback
+/// calls the [`PartitionOwner`] and, for a revocation, waits (up to 30 s)
+/// for it, so the next owner starts after the previous one stopped. The
+/// group must differ from the one the workers commit offsets under. See
+/// `DESIGN.md` next to this crate.
 pub struct KafkaMembership {
     group: String,
     /// Shared with the poll thread; taken out at [`Membership::leave`] so

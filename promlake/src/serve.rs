@@ -283,9 +283,10 @@ fn lock_data_dir(dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
 /// How often the stream workers look for new workspaces in the control plane.
 const WORKSPACE_WATCH_INTERVAL: Duration = Duration::from_millis(500);
 
-/// Keeps a stream worker running for every partition of every active
-/// workspace: the workspaces present at start and each one created later
-/// (by this process or, scaled out, by a gateway process).
+/// Has the stream workers watch every active workspace: those present at
+/// start and each one created later (by this process or, scaled out, by a
+/// gateway process). Their membership decides which partitions get a worker
+/// in this process (all of them, or its share of the consumer group).
 async fn watch_workspaces(
     workers: Arc<StreamWorkers>,
     store: Arc<LogControlStore>,

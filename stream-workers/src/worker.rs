@@ -87,8 +87,8 @@ struct Buffer {
 }
 
 /// One partition's worker, run with [`PartitionWorker::run`];
-/// [`crate::StreamWorkers`] builds and runs one for every partition of the
-/// workspaces it watches.
+/// [`crate::StreamWorkers`] builds and runs one for every partition it owns
+/// of the workspaces it watches.
 #[derive(Debug)]
 pub struct PartitionWorker {
     log: Arc<dyn Log>,
