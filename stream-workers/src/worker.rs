@@ -269,15 +269,28 @@ impl PartitionWorker {
 
     /// At shutdown, applies every record already durable in the log, for at
     /// most [`SHUTDOWN_DRAIN`], so that a clean stop leaves the lake complete.
+    ///
+    /// "Already durable" is the high watermark when the drain starts: an
+    /// empty fetch does not mean the end, since a Kafka fetch consumer may
+    /// not have prefetched records the log already holds. Without the
+    /// watermark (the query failed), it reads until a fetch comes back empty.
     async fn drain(&mut self) -> Result<()> {
         let deadline = tokio::time::Instant::now() + SHUTDOWN_DRAIN;
-        while tokio::time::Instant::now() < deadline {
+        let end = self.log.offsets(&self.topic, self.partition).await.ok().map(|o| o.high_watermark);
+        let wait = Duration::from_millis(self.config.fetch_max_wait_ms);
+        while end.is_none_or(|end| self.next_offset < end) {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                warn!(app_id = %self.app_id, next = self.next_offset, ?end, "Shutdown drain ran out of time.");
+                break;
+            }
+            let max_wait = if end.is_some() { wait.min(left) } else { Duration::ZERO };
             let fetched = self
                 .log
-                .fetch(&self.topic, self.partition, self.next_offset, self.config.fetch_max_bytes, Duration::ZERO)
+                .fetch(&self.topic, self.partition, self.next_offset, self.config.fetch_max_bytes, max_wait)
                 .await;
             let Ok(f) = fetched else { break };
-            if f.records.is_empty() {
+            if f.records.is_empty() && end.is_none() {
                 break;
             }
             for record in f.records {

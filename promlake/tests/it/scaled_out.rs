@@ -207,13 +207,15 @@ async fn a_gateway_and_two_workers_with_one_killed_mid_stream_keep_each_sample_o
         doubled.len(),
         doubled.iter().take(3).collect::<Vec<_>>()
     );
-    let lost: Vec<_> = acked.keys().filter(|k| !seen.contains(k)).collect();
+    let mut lost: Vec<_> = acked.keys().filter(|k| !seen.contains(k)).collect();
+    lost.sort();
     assert!(
         lost.is_empty(),
-        "{} of {} acknowledged samples are not in the lake, e.g. {:?}",
+        "{} of {} acknowledged samples are not in the lake, e.g. {:?} (requests {:?} of {i})",
         lost.len(),
         acked.len(),
-        lost.iter().take(3).collect::<Vec<_>>()
+        lost.iter().take(3).collect::<Vec<_>>(),
+        lost.iter().take(3).map(|(_, ts)| (ts - base_ms) / 1000).collect::<Vec<_>>()
     );
     let extra: Vec<_> = seen.iter().filter(|k| !acked.contains_key(k)).collect();
     assert!(extra.is_empty(), "samples in the lake that were never sent: {:?}", &extra[..extra.len().min(3)]);
