@@ -15,6 +15,9 @@
 //!
 //! - [`log::Log`]: topics of partitions of durable, ordered records; the
 //!   embedded on-disk log and Kafka implement it.
+//! - [`membership::Membership`]: which process owns which log partition
+//!   (all of them in one process; a Kafka consumer group scaled out), told
+//!   to the stream workers through [`membership::PartitionOwner`].
 //! - [`control::ControlPlaneStore`]: control-plane resources keyed by ARN,
 //!   materialised from the compacted `_control` topic.
 //! - [`seams`]: the sample reader, PromQL engine and alert sink seams that the
@@ -29,6 +32,7 @@ pub mod control;
 pub mod error;
 pub mod limits;
 pub mod log;
+pub mod membership;
 pub mod seams;
 pub mod workspace;
 

@@ -68,6 +68,16 @@ pub struct KafkaLogConfig {
     /// Default 4 MiB.
     pub fetch_buffer_bytes: usize,
 
+    /// How long a consumer-group member (see
+    /// [`KafkaMembership`](crate::KafkaMembership)) may go without a
+    /// heartbeat before the group coordinator declares it dead and gives its
+    /// partitions to the other members (librdkafka `session.timeout.ms`;
+    /// heartbeats go every fifth of it). This is how long the partitions of
+    /// a killed worker process stay unprocessed. The broker bounds it
+    /// (`group.min.session.timeout.ms`, 6 s by default). Default 10 s.
+    #[serde(with = "duration")]
+    pub session_timeout: Duration,
+
     /// librdkafka settings applied to every client (producer, consumers,
     /// admin) after ours, so they win. See librdkafka's `CONFIGURATION.md`.
     /// Default empty.
@@ -85,6 +95,7 @@ impl Default for KafkaLogConfig {
             linger: Duration::from_millis(5),
             max_fetch_consumers: 64,
             fetch_buffer_bytes: 4 << 20,
+            session_timeout: Duration::from_secs(10),
             librdkafka: BTreeMap::new(),
         }
     }
@@ -117,6 +128,9 @@ impl KafkaLogConfig {
         }
         if self.max_fetch_consumers == 0 {
             return invalid("max_fetch_consumers", "must be at least 1".into());
+        }
+        if self.session_timeout < Duration::from_millis(100) {
+            return invalid("session_timeout", "must be at least 100ms".into());
         }
         if self.fetch_buffer_bytes == 0 {
             return invalid("fetch_buffer_bytes", "must be positive".into());
@@ -191,6 +205,25 @@ impl KafkaLogConfig {
             ("group.id", group.to_owned()),
             ("enable.auto.commit", "false".into()),
             ("enable.auto.offset.store", "false".into()),
+        ])
+    }
+
+    /// A consumer-group member that only takes part in rebalances: it
+    /// commits nothing, and its assigned partitions are paused (the stream
+    /// workers read through fetch consumers). Cooperative rebalancing, so
+    /// a member joining or leaving moves only the partitions that change
+    /// owner instead of stopping every worker of the group.
+    pub(crate) fn membership_consumer_config(&self, group: &str) -> ClientConfig {
+        self.client_config(&[
+            ("group.id", group.to_owned()),
+            ("enable.auto.commit", "false".into()),
+            ("enable.auto.offset.store", "false".into()),
+            ("enable.partition.eof", "false".into()),
+            ("auto.offset.reset", "latest".into()),
+            ("partition.assignment.strategy", "cooperative-sticky".into()),
+            ("session.timeout.ms", millis(self.session_timeout)),
+            ("heartbeat.interval.ms", millis(self.session_timeout / 5)),
+            ("queued.max.messages.kbytes", "1".into()),
         ])
     }
 

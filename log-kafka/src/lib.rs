@@ -11,7 +11,19 @@
 //!  offsets ◄─ ListOffsets (watermarks)
 //!  commit_offset / committed_offset ◄─► group coordinator (one consumer per group)
 //!  ensure_topic / delete_topic ──► AdminClient (CreateTopics / DeleteTopics)
+//!
+//!  KafkaMembership ──► one group member per process (cooperative-sticky,
+//!                      partitions paused) ──► rebalances ──► PartitionOwner
 //! ```
+//!
+//! # Partition ownership
+//!
+//! [`KafkaMembership`] implements [`common::membership::Membership`]: every
+//! stream-worker process is one member of a consumer group subscribed to the
+//! watched workspace topics (an explicit list), and rebalances tell the
+//! workers which partitions they own. Revocation waits for the workers to
+//! stop before the member rejoins; a dead member's partitions move after
+//! [`KafkaLogConfig::session_timeout`]. See the `membership` module.
 //!
 //! # Topics
 //!
@@ -89,7 +101,9 @@ mod config;
 mod error;
 mod fetch;
 mod kafka_log;
+mod membership;
 
 pub use config::KafkaLogConfig;
 pub use error::ConfigError;
 pub use kafka_log::KafkaLog;
+pub use membership::KafkaMembership;

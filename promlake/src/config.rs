@@ -12,6 +12,7 @@
 //!
 //! [kafka]
 //! replication_factor = 3
+//! session_timeout_ms = 10000       # a dead worker's partitions move after this
 //! [kafka.librdkafka]
 //! "security.protocol" = "plaintext"
 //!
@@ -108,13 +109,18 @@ impl Default for EmbeddedLogSection {
 pub struct KafkaSection {
     /// Replication factor of the topics PromLake creates. Default 3.
     pub replication_factor: i32,
+    /// How long a worker process may miss heartbeats before the others take
+    /// its partitions over (Kafka consumer-group `session.timeout.ms`),
+    /// milliseconds. The broker bounds it (`group.min.session.timeout.ms`,
+    /// 6000 by default). Default 10000.
+    pub session_timeout_ms: u64,
     /// librdkafka settings passed through to every client, after PromLake's own.
     pub librdkafka: BTreeMap<String, String>,
 }
 
 impl Default for KafkaSection {
     fn default() -> Self {
-        Self { replication_factor: 3, librdkafka: BTreeMap::new() }
+        Self { replication_factor: 3, session_timeout_ms: 10_000, librdkafka: BTreeMap::new() }
     }
 }
 

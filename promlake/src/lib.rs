@@ -7,9 +7,11 @@
 //!            │         /workspaces/{id}/api/v1/remote_write ───────│──► Log (embedded | Kafka)
 //!            │         /metrics, /-/healthy, /-/ready              │       │        ▲
 //!            │ LogControlStore ◄── tails _control ─────────────────│───────┘        │
-//!            │ stream workers (one per partition) ◄── fetch ───────│────────────────┘
+//!            │ stream workers (one per owned partition) ◄── fetch ─│────────────────┘
 //!            │   └──► Delta tables under the lake (samples, series, metadata)
-//!            │ watcher: starts workers for every active workspace  │
+//!            │ membership: all partitions (embedded) or a Kafka    │
+//!            │   consumer group (the worker processes split them)  │
+//!            │ watcher: the workers watch every active workspace   │
 //!            │ embedded log maintenance (retention, compaction)    │
 //!            └─────────────────────────────────────────────────────┘
 //! ```
@@ -17,7 +19,8 @@
 //! Shutdown (SIGTERM or SIGINT): stop accepting connections, finish the
 //! requests in flight (each answered only after its data is durable), stop
 //! background tasks, let the stream workers drain the log into the lake and
-//! commit, close the log (final fsync), exit 0.
+//! commit, leave the consumer group (Kafka: the other workers take this
+//! one's partitions at once), close the log (final fsync), exit 0.
 
 pub mod cli;
 pub mod config;

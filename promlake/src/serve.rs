@@ -15,13 +15,14 @@ use common::arn::ArnScheme;
 use common::clock::{Clock, SystemClock};
 use common::limits::Overrides;
 use common::log::Log;
+use common::membership::Membership;
 use control_plane::{LogControlStore, WorkspaceConfig, WorkspaceService};
 use ingest_gateway::Gateway;
 use log_embedded::{EmbeddedLog, EmbeddedLogConfig};
-use log_kafka::{KafkaLog, KafkaLogConfig};
+use log_kafka::{KafkaLog, KafkaLogConfig, KafkaMembership};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::registry::Registry;
-use stream_workers::{DeltaTableWriter, LakeLocation, StreamWorkers};
+use stream_workers::{AllPartitions, DeltaTableWriter, LakeLocation, StreamWorkers};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -106,6 +107,8 @@ impl Server {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let mut embedded = None;
 
+        // Kafka: the worker processes split the partitions in a consumer group.
+        let mut kafka_config = None;
         let log: Arc<dyn Log> = match config.log_backend()? {
             LogBackend::Embedded => {
                 if args.role != Role::All {
@@ -144,9 +147,11 @@ impl Server {
                 let kafka = KafkaLogConfig {
                     bootstrap_servers: servers,
                     replication_factor: config.kafka.replication_factor,
+                    session_timeout: Duration::from_millis(config.kafka.session_timeout_ms),
                     librdkafka: config.kafka.librdkafka.clone(),
                     ..Default::default()
                 };
+                kafka_config = Some(kafka.clone());
                 KafkaLog::connect(kafka).await.context("connecting to Kafka")?
             }
         };
@@ -166,6 +171,13 @@ impl Server {
             let writer = Arc::new(
                 DeltaTableWriter::new(lake).with_checkpoint_interval(config.stream_workers.checkpoint_interval),
             );
+            let membership: Arc<dyn Membership> = match &kafka_config {
+                Some(kafka) => Arc::new(
+                    KafkaMembership::new(kafka, stream_workers::MEMBERSHIP_GROUP)
+                        .context("creating the stream workers' consumer-group member")?,
+                ),
+                None => Arc::new(AllPartitions::new(log.clone())),
+            };
             let started = Arc::new(
                 stream_workers::start(
                     config.stream_workers.clone(),
@@ -173,9 +185,11 @@ impl Server {
                     writer,
                     overrides.clone(),
                     clock.clone(),
+                    membership,
                     &mut registry,
                 )
-                .await,
+                .await
+                .context("starting the stream workers")?,
             );
             background.push(tokio::spawn(watch_workspaces(
                 started.clone(),
@@ -269,9 +283,10 @@ fn lock_data_dir(dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
 /// How often the stream workers look for new workspaces in the control plane.
 const WORKSPACE_WATCH_INTERVAL: Duration = Duration::from_millis(500);
 
-/// Keeps a stream worker running for every partition of every active
-/// workspace: the workspaces present at start and each one created later
-/// (by this process or, scaled out, by a gateway process).
+/// Has the stream workers watch every active workspace: those present at
+/// start and each one created later (by this process or, scaled out, by a
+/// gateway process). Their membership decides which partitions get a worker
+/// in this process (all of them, or its share of the consumer group).
 async fn watch_workspaces(
     workers: Arc<StreamWorkers>,
     store: Arc<LogControlStore>,

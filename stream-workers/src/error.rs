@@ -58,8 +58,9 @@ pub enum Error {
         source: Box<deltalake::DeltaTableError>,
     },
     /// Another writer committed for the same application id since this worker
-    /// read the table: the partition has a second owner. The worker stops
-    /// rather than guess; its samples are committed by the other owner.
+    /// read the table: the partition has (or had) a second owner. The worker
+    /// stops rather than guess; [`crate::StreamWorkers`] starts a fresh one
+    /// from the tables' versions if the partition is still owned here.
     #[error(
         "table {table_url}: transaction {app_id} is at version {found:?}, expected {expected:?} (another worker owns the partition)"
     )]

@@ -17,7 +17,14 @@
 //!   the measured bytes per sample).
 //! - [`writer`]: the [`TableWriter`] seam over delta-rs.
 //! - [`worker`]: [`PartitionWorker`], the exactly-once loop.
-//! - [`StreamWorkers`]: one worker task per partition of each watched workspace.
+//! - [`StreamWorkers`]: one worker task per *owned* partition of each watched
+//!   workspace. A [`common::membership::Membership`] decides what this
+//!   process owns: [`AllPartitions`] (one process owns everything: the
+//!   embedded log) or `log_kafka::KafkaMembership` (worker processes split
+//!   the partitions in the consumer group [`MEMBERSHIP_GROUP`]). A revoked
+//!   partition's worker commits what it buffered and stops before the
+//!   revocation returns; an assigned one's worker recovers from the tables'
+//!   transaction versions, like a restart.
 //!
 //! # Exactly once
 //!
@@ -40,9 +47,19 @@
 //!   worker resumes from the tables' versions and appends nothing twice.
 //! - **A commit whose answer was lost**: the retry finds the table already at
 //!   its version and does nothing ([`writer::AppendOutcome::AlreadyCommitted`]).
-//! - **Two owners of one partition** (a rebalance): an append states the
-//!   version it expects the table to hold, and delta-rs refuses concurrent
-//!   commits with the same app id; the loser stops ([`Error::Fenced`]).
+//! - **Two owners of one partition** (a rebalance whose previous owner has
+//!   not stopped yet, a member that lost its group session): an append
+//!   states the version it expects the table to hold, and delta-rs refuses
+//!   concurrent commits with the same app id; the loser's commit fails
+//!   ([`Error::Fenced`]). A loser whose partition was revoked stops; one
+//!   that still owns the partition starts over from the tables' versions
+//!   (its buffer and dedup state are discarded and rebuilt from the log).
+//! - **A rebalance** (a worker joins, leaves or dies): the new owner starts
+//!   like a restarted worker, from the tables' versions and the committed
+//!   consumer offset, so nothing committed by the previous owner is written
+//!   again and nothing it left uncommitted is lost. Tested with two group
+//!   members on the Kafka mock (`tests/it/rebalance.rs`) and with worker
+//!   processes, one SIGKILLed (`promlake/tests/it/scaled_out.rs`).
 //! - **A retried remote-write request** (the gateway stored the first copy,
 //!   its answer was lost, the sender sent it again): deduplication drops the
 //!   second copy's samples (same series, timestamp, value). Across a restart
@@ -95,9 +112,9 @@
 //! metadata cache for reads, a streaming k-way merge for
 //! compaction (groups are sorted in memory, about 20 × their compressed
 //! size), object storage (`s3://`), exemplars and start timestamps in
-//! the tables, and partition assignment across processes (Kafka
-//! consumer-group rebalance; fencing above already makes a double owner
-//! safe).
+//! the tables. Lake maintenance still runs in every worker process for every
+//! watched workspace (its commits are conflict-checked, but the work is
+//! repeated per process rather than split like the partitions).
 
 pub mod compaction;
 mod config;
@@ -107,6 +124,7 @@ mod failpoint;
 mod head;
 mod lake;
 pub mod maintenance;
+mod membership;
 mod metrics;
 pub mod read;
 pub mod rewrite;
@@ -121,8 +139,9 @@ pub use config::StreamWorkersConfig;
 pub use error::{Error, Result};
 pub use lake::LakeLocation;
 pub use maintenance::{MaintenanceReport, VacuumPolicy, VacuumReport};
+pub use membership::AllPartitions;
 pub use rewrite::{RewritePolicy, RewriteReport};
 pub use tables::TableKind;
-pub use worker::{CONSUMER_GROUP, PartitionWorker};
+pub use worker::{CONSUMER_GROUP, MEMBERSHIP_GROUP, PartitionWorker};
 pub use workers::{StreamWorkers, start};
 pub use writer::{AppTransaction, AppendOutcome, DeltaTableWriter, MemoryTableWriter, TableWriter};

@@ -65,6 +65,10 @@ pub(crate) struct Metrics {
     pub(crate) compacted_rows: Family<WorkspaceLabels, Counter>,
     /// Bytes held by the heads of every partition (see `crate::head`).
     pub(crate) head_bytes: Gauge,
+    /// Partitions this process runs a worker for (assigned by the membership).
+    pub(crate) owned_partitions: Family<WorkspaceLabels, Gauge>,
+    /// Workers fenced by another owner while their partition was owned here.
+    pub(crate) fenced: Family<WorkspaceLabels, Counter>,
 }
 
 impl Metrics {
@@ -82,6 +86,8 @@ impl Metrics {
             compacted_files: Family::default(),
             compacted_rows: Family::default(),
             head_bytes: Gauge::default(),
+            owned_partitions: Family::default(),
+            fenced: Family::default(),
         };
         let r = registry.sub_registry_with_prefix("promlake_stream");
         r.register("samples_committed", "Samples committed to the samples table, per workspace", m.committed.clone());
@@ -89,6 +95,16 @@ impl Metrics {
             "samples_discarded",
             "Samples dropped by deduplication, per workspace and reason (duplicate_sample, out_of_order)",
             m.discarded.clone(),
+        );
+        r.register(
+            "owned_partitions",
+            "Partitions of the workspace's topic this process runs a worker for (its share of the consumer group)",
+            m.owned_partitions.clone(),
+        );
+        r.register(
+            "fenced_restarts",
+            "Workers fenced by another owner's commit while their partition was owned here, then restarted from the tables",
+            m.fenced.clone(),
         );
         r.register("commits", "Delta commits, per workspace and table", m.commits.clone());
         r.register("rows_committed", "Rows committed, per workspace and table", m.rows.clone());

@@ -44,12 +44,18 @@ use crate::metrics::{self, CommitLabels, DiscardLabels, Metrics, TableLabels, Wo
 use crate::tables::{self, MetadataRow, SampleRow, SeriesRow, TableKind};
 use crate::writer::{AppTransaction, AppendOutcome, TableWriter};
 
-/// The consumer group under which workers commit log offsets.
 /// How long a worker keeps reading the log at shutdown before its final
 /// commit: a clean stop then leaves the lake holding everything acknowledged.
 const SHUTDOWN_DRAIN: Duration = Duration::from_secs(10);
 
+/// The consumer group under which workers commit log offsets.
 pub const CONSUMER_GROUP: &str = "stream-workers";
+
+/// The Kafka consumer group whose members (one per worker process) split
+/// the partitions between them (`log_kafka::KafkaMembership`). It must
+/// differ from [`CONSUMER_GROUP`]: the workers' offset commits are
+/// "standalone" commits, which Kafka refuses in a group with active members.
+pub const MEMBERSHIP_GROUP: &str = "promlake-stream-workers";
 
 /// A table with nothing to write in a flush is still committed (an empty
 /// commit advancing its transaction version) at least this often, so a
@@ -82,8 +88,8 @@ struct Buffer {
 }
 
 /// One partition's worker, run with [`PartitionWorker::run`];
-/// [`crate::StreamWorkers`] builds and runs one for every partition of the
-/// workspaces it watches.
+/// [`crate::StreamWorkers`] builds and runs one for every partition it owns
+/// of the workspaces it watches.
 #[derive(Debug)]
 pub struct PartitionWorker {
     log: Arc<dyn Log>,
@@ -196,14 +202,31 @@ impl PartitionWorker {
     /// # Cancellation
     /// Dropping the future (aborting the task) loses only what is buffered,
     /// which the next worker reads again from the log.
-    pub async fn run(mut self, cancel: CancellationToken) -> Result<()> {
+    pub async fn run(self, cancel: CancellationToken) -> Result<()> {
+        self.run_until(&cancel, None).await
+    }
+
+    /// Runs until `cancel` fires. Then, if `shutdown` is `None` or cancelled
+    /// too (the process is stopping), drains the log and commits as
+    /// [`PartitionWorker::run`] does; otherwise (the partition was revoked:
+    /// another process takes it over) it only commits what it buffered,
+    /// once, so the next owner starts soon.
+    ///
+    /// # Errors
+    /// As [`PartitionWorker::run`]; a final commit refused because the next
+    /// owner already committed is [`Error::Fenced`].
+    pub(crate) async fn run_until(
+        mut self,
+        cancel: &CancellationToken,
+        shutdown: Option<&CancellationToken>,
+    ) -> Result<()> {
         loop {
             match self.recover().await {
                 Ok(()) => break,
                 Err(e) if Self::fatal(&e) => return Err(e),
                 Err(e) => {
                     warn!(app_id = %self.app_id, error = %e, "Stream worker recovery failed; retrying.");
-                    if self.backoff(&cancel).await {
+                    if self.backoff(cancel).await {
                         return Err(Error::Canceled);
                     }
                 }
@@ -227,18 +250,21 @@ impl PartitionWorker {
                 }
                 Err(e) => {
                     warn!(app_id = %self.app_id, error = %e, "Fetching from the log failed; retrying.");
-                    if self.backoff(&cancel).await {
+                    if self.backoff(cancel).await {
                         break;
                     }
                 }
             }
             if self.flush_due() {
-                self.flush_until_done(&cancel).await?;
+                self.flush_until_done(cancel).await?;
             }
         }
         // Shutdown: read what the log already holds (nothing new arrives once
         // the gateway has stopped), then commit it, once, without retries.
-        self.drain().await?;
+        // A revoked partition is not drained: its next owner reads on.
+        if shutdown.is_none_or(CancellationToken::is_cancelled) {
+            self.drain().await?;
+        }
         match self.flush().await {
             Ok(()) => Ok(()),
             Err(e) if self.buffer.last_offset.is_some() => {
@@ -251,15 +277,28 @@ impl PartitionWorker {
 
     /// At shutdown, applies every record already durable in the log, for at
     /// most [`SHUTDOWN_DRAIN`], so that a clean stop leaves the lake complete.
+    ///
+    /// "Already durable" is the high watermark when the drain starts: an
+    /// empty fetch does not mean the end, since a Kafka fetch consumer may
+    /// not have prefetched records the log already holds. Without the
+    /// watermark (the query failed), it reads until a fetch comes back empty.
     async fn drain(&mut self) -> Result<()> {
         let deadline = tokio::time::Instant::now() + SHUTDOWN_DRAIN;
-        while tokio::time::Instant::now() < deadline {
+        let end = self.log.offsets(&self.topic, self.partition).await.ok().map(|o| o.high_watermark);
+        let wait = Duration::from_millis(self.config.fetch_max_wait_ms);
+        while end.is_none_or(|end| self.next_offset < end) {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                warn!(app_id = %self.app_id, next = self.next_offset, ?end, "Shutdown drain ran out of time.");
+                break;
+            }
+            let max_wait = if end.is_some() { wait.min(left) } else { Duration::ZERO };
             let fetched = self
                 .log
-                .fetch(&self.topic, self.partition, self.next_offset, self.config.fetch_max_bytes, Duration::ZERO)
+                .fetch(&self.topic, self.partition, self.next_offset, self.config.fetch_max_bytes, max_wait)
                 .await;
             let Ok(f) = fetched else { break };
-            if f.records.is_empty() {
+            if f.records.is_empty() && end.is_none() {
                 break;
             }
             for record in f.records {

@@ -1,28 +1,46 @@
-//! [`StreamWorkers`]: one [`PartitionWorker`] task per partition of every
-//! workspace topic it is told to watch, owned in a `JoinSet` per workspace
-//! and stopped through a `CancellationToken`; plus the lake maintenance task
+//! [`StreamWorkers`]: one [`PartitionWorker`] task per owned partition of
+//! the workspace topics it watches, plus the lake maintenance task
 //! ([`crate::maintenance`]).
+//!
+//! Which partitions this process owns is a [`Membership`]'s decision: all of
+//! them ([`crate::AllPartitions`], one process) or this member's share of a
+//! Kafka consumer group (`log_kafka::KafkaMembership`). The membership
+//! reports changes through [`PartitionOwner`]:
+//!
+//! ```text
+//!  watch_workspace(ws, topic) ──► Membership::watch_topic(topic)
+//!                                        │
+//!        assigned([topic/p, …]) ◄────────┤  start a worker task per partition
+//!        revoked([topic/p, …])  ◄────────┘  stop those workers (commit what they
+//!                                           buffered, no drain), then return
+//! ```
+//!
+//! A worker fenced ([`Error::Fenced`]: another process committed for its
+//! partition) while its partition is still owned here starts over from the
+//! tables' transaction versions instead of stopping for good: the other
+//! process was a previous owner finishing its last commit.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, Mutex as StdMutex};
+use std::sync::{Arc, Mutex as StdMutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use common::clock::Clock;
 use common::limits::Overrides;
 use common::log::Log;
+use common::membership::{Membership, PartitionOwner, TopicPartition};
 use common::seams::{LogPosition, SampleReader, SeamError, Selected, SelectedSeries, Selection};
 use prometheus_client::registry::Registry;
 use tokio::sync::watch;
-use tokio::task::JoinSet;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use crate::config::StreamWorkersConfig;
 use crate::error::{Error, Result};
-use crate::head::{HeadRead, Heads};
+use crate::head::{HeadRead, Heads, PartitionHead};
 use crate::maintenance::{Maintenance, MaintenanceReport};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, WorkspaceLabels};
 use crate::scan;
 use crate::worker::{PartitionWorker, Shared};
 use crate::writer::TableWriter;
@@ -30,34 +48,68 @@ use crate::writer::TableWriter;
 /// The applied-offset watch of each (workspace, partition) started.
 type AppliedWatches = HashMap<(String, u32), watch::Receiver<Option<u64>>>;
 
+/// How long a revocation waits for the partition's worker to commit what it
+/// buffered and stop before aborting it (its next owner re-reads the
+/// records; fencing keeps the lake exact either way).
+const REVOKE_STOP_TIMEOUT: Duration = Duration::from_secs(20);
+
 /// The running stream workers of this process.
 #[derive(Debug)]
 pub struct StreamWorkers {
-    shared: Shared,
-    cancel: CancellationToken,
-    /// The partition workers of each watched workspace.
-    tasks: StdMutex<HashMap<String, JoinSet<()>>>,
-    partitions: StdMutex<AppliedWatches>,
+    owned: Arc<Owned>,
+    membership: Arc<dyn Membership>,
     maintenance: Arc<Maintenance>,
-    maintenance_task: StdMutex<Option<tokio::task::JoinHandle<()>>>,
-    /// Every partition's head, read by [`SampleReader::select`].
+    maintenance_task: StdMutex<Option<JoinHandle<()>>>,
+}
+
+/// The partitions this process owns and their worker tasks: what the
+/// membership's [`PartitionOwner`] calls act on.
+#[derive(Debug)]
+struct Owned {
+    shared: Shared,
+    /// Cancelled at shutdown; every worker's stop token is a child.
+    shutdown: CancellationToken,
+    /// Workspace id of each watched samples topic.
+    topics: StdMutex<HashMap<String, String>>,
+    running: StdMutex<HashMap<TopicPartition, Running>>,
+    applied: StdMutex<AppliedWatches>,
+    /// Every owned partition's head, read by [`SampleReader::select`].
     heads: Arc<Heads>,
+}
+
+/// A worker task of an owned partition.
+#[derive(Debug)]
+struct Running {
+    workspace_id: String,
+    /// Cancelled when the partition is revoked (or at shutdown).
+    stop: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+fn lock<T>(m: &StdMutex<T>) -> MutexGuard<'_, T> {
+    // Plain maps: a panic elsewhere cannot leave them torn.
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Starts the stream workers (no workspace yet: see
 /// [`StreamWorkers::watch_workspace`]) and their lake maintenance task,
-/// registering their metrics. Per-workspace limits (out-of-order window,
-/// retention) are read from `overrides` whenever they are needed, so a
-/// replaced limit applies without a restart; "now" for retention and vacuum
-/// comes from `clock`.
+/// registering their metrics, and joins `membership`, which decides which
+/// partitions of the watched workspaces this process works on.
+/// Per-workspace limits (out-of-order window, retention) are read from
+/// `overrides` whenever they are needed, so a replaced limit applies without
+/// a restart; "now" for retention and vacuum comes from `clock`.
+///
+/// # Errors
+/// [`Error::Log`] when the membership cannot be joined.
 pub async fn start(
     config: StreamWorkersConfig,
     log: Arc<dyn Log>,
     writer: Arc<dyn TableWriter>,
     overrides: Arc<Overrides>,
     clock: Arc<dyn Clock>,
+    membership: Arc<dyn Membership>,
     registry: &mut Registry,
-) -> StreamWorkers {
+) -> Result<StreamWorkers> {
     let metrics = Metrics::new(registry);
     let maintenance = Arc::new(Maintenance {
         writer: writer.clone(),
@@ -68,59 +120,53 @@ pub async fn start(
         workspaces: StdMutex::new(BTreeSet::new()),
         lock: tokio::sync::Mutex::new(()),
     });
-    let cancel = CancellationToken::new();
-    let task = tokio::spawn(maintenance.clone().run(cancel.child_token()));
     let heads = Arc::new(Heads::new(config.head_max_bytes, metrics.head_bytes.clone()));
-    StreamWorkers {
+    let owned = Arc::new(Owned {
         heads,
         shared: Shared { log, writer, config, overrides, metrics },
-        cancel,
-        tasks: StdMutex::new(HashMap::new()),
-        partitions: StdMutex::new(HashMap::new()),
-        maintenance,
-        maintenance_task: StdMutex::new(Some(task)),
-    }
+        shutdown: CancellationToken::new(),
+        topics: StdMutex::new(HashMap::new()),
+        running: StdMutex::new(HashMap::new()),
+        applied: StdMutex::new(HashMap::new()),
+    });
+    // The membership holds only a weak reference: dropping the workers (a
+    // simulated crash in tests) drops `Owned`, which aborts its tasks.
+    membership
+        .join(Arc::new(OwnerRef(Arc::downgrade(&owned))))
+        .await
+        .map_err(|e| Error::log("joining the stream workers' membership", e))?;
+    let task = tokio::spawn(maintenance.clone().run(owned.shutdown.child_token()));
+    Ok(StreamWorkers { owned, membership, maintenance, maintenance_task: StdMutex::new(Some(task)) })
 }
 
 impl StreamWorkers {
-    /// Starts a worker for every partition of `topic` (the samples topic of
-    /// `workspace_id`) not already running; returns the partition count.
+    /// Watches the workspace's samples topic `topic`: the membership assigns
+    /// this process its partitions (all of them, or its share of a consumer
+    /// group), each gets a worker; returns the topic's partition count.
     /// Calling it again for a watched workspace does nothing more.
     ///
     /// # Errors
-    /// [`Error::Log`] when the topic's partition count cannot be read.
+    /// [`Error::Log`] when the topic's partition count cannot be read or the
+    /// membership cannot watch the topic.
     pub async fn watch_workspace(&self, workspace_id: &str, topic: &str) -> Result<u32> {
         let partitions = self
+            .owned
             .shared
             .log
             .partition_count(topic)
             .await
             .map_err(|e| Error::log(format!("reading the partition count of {topic}"), e))?;
-        let mut watches = self.partitions.lock().unwrap_or_else(|p| p.into_inner());
-        let mut all_tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
-        let tasks = all_tasks.entry(workspace_id.to_owned()).or_default();
-        self.maintenance.workspaces.lock().unwrap_or_else(|p| p.into_inner()).insert(workspace_id.to_owned());
-        for partition in 0..partitions {
-            let key = (workspace_id.to_owned(), partition);
-            if watches.contains_key(&key) {
-                continue;
-            }
-            let (tx, rx) = watch::channel(None);
-            watches.insert(key, rx);
-            let head = self.heads.create(workspace_id, partition);
-            let worker = PartitionWorker::new(&self.shared, workspace_id, topic, partition, tx, head.clone());
-            let cancel = self.cancel.child_token();
-            let app_id = worker.app_id().to_owned();
-            let (heads, workspace) = (self.heads.clone(), workspace_id.to_owned());
-            tasks.spawn(async move {
-                match worker.run(cancel).await {
-                    Ok(()) => info!(%app_id, "Stream worker stopped."),
-                    Err(e) => error!(%app_id, error = %e, "Stream worker failed."),
-                }
-                heads.remove(&workspace, &head);
-            });
-        }
+        lock(&self.owned.topics).insert(topic.to_owned(), workspace_id.to_owned());
+        lock(&self.maintenance.workspaces).insert(workspace_id.to_owned());
+        self.membership.watch_topic(topic).await.map_err(|e| Error::log(format!("watching {topic}"), e))?;
         Ok(partitions)
+    }
+
+    /// The partitions this process runs a worker for, in order.
+    pub fn owned_partitions(&self) -> Vec<TopicPartition> {
+        let mut owned: Vec<TopicPartition> = lock(&self.owned.running).keys().cloned().collect();
+        owned.sort();
+        owned
     }
 
     /// Waits until `offset` of the workspace's `partition` is committed to
@@ -128,7 +174,7 @@ impl StreamWorkers {
     ///
     /// # Errors
     /// [`Error::Timeout`] after `timeout`; [`Error::NoWorker`] when no
-    /// worker runs (or the worker stopped) for the partition.
+    /// worker runs here (or the worker stopped) for the partition.
     pub async fn wait_for_offset(
         &self,
         workspace_id: &str,
@@ -137,10 +183,8 @@ impl StreamWorkers {
         timeout: Duration,
     ) -> Result<()> {
         let no_worker = || Error::NoWorker { workspace_id: workspace_id.to_owned(), partition };
-        let mut rx = {
-            let watches = self.partitions.lock().unwrap_or_else(|p| p.into_inner());
-            watches.get(&(workspace_id.to_owned(), partition)).cloned().ok_or_else(no_worker)?
-        };
+        let mut rx =
+            lock(&self.owned.applied).get(&(workspace_id.to_owned(), partition)).cloned().ok_or_else(no_worker)?;
         let timed_out =
             || Error::Timeout { partition, offset, timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX) };
         match tokio::time::timeout(timeout, rx.wait_for(|a| a.is_some_and(|a| a >= offset))).await {
@@ -162,45 +206,241 @@ impl StreamWorkers {
     }
 
     /// Forgets a deleted workspace: stops its partition workers without
-    /// flushing (what they buffered is deleted anyway), stops maintaining
-    /// it, and deletes its tables (`<lake>/<workspaceId>/`). The caller (the
-    /// control plane's workspace deletion) deletes its log topic. Calling it
-    /// for an unknown workspace still deletes whatever tables it has.
+    /// flushing (what they buffered is deleted anyway), stops watching its
+    /// topic and maintaining it, and deletes its tables
+    /// (`<lake>/<workspaceId>/`). The caller (the control plane's workspace
+    /// deletion) deletes its log topic. Calling it for an unknown workspace
+    /// still deletes whatever tables it has.
     ///
     /// # Errors
     /// [`Error::Delta`] when deleting the tables fails; calling again
     /// finishes the deletion.
     pub async fn forget_workspace(&self, workspace_id: &str) -> Result<()> {
-        let tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner()).remove(workspace_id);
-        if let Some(mut tasks) = tasks {
-            tasks.abort_all();
-            while tasks.join_next().await.is_some() {}
+        let topics: Vec<String> = {
+            let mut map = lock(&self.owned.topics);
+            let topics = map.iter().filter(|(_, ws)| *ws == workspace_id).map(|(t, _)| t.clone()).collect();
+            map.retain(|_, ws| ws != workspace_id);
+            topics
+        };
+        let stopped: Vec<Running> = {
+            let mut running = lock(&self.owned.running);
+            let keys: Vec<TopicPartition> =
+                running.iter().filter(|(_, r)| r.workspace_id == workspace_id).map(|(k, _)| k.clone()).collect();
+            keys.iter().filter_map(|k| running.remove(k)).collect()
+        };
+        for r in &stopped {
+            r.task.abort();
+            self.owned.owned_gauge(workspace_id).dec();
         }
-        self.partitions.lock().unwrap_or_else(|p| p.into_inner()).retain(|(ws, _), _| ws != workspace_id);
-        self.heads.remove_workspace(workspace_id);
-        self.maintenance.workspaces.lock().unwrap_or_else(|p| p.into_inner()).remove(workspace_id);
+        for r in stopped {
+            let _ = r.task.await;
+        }
+        lock(&self.owned.applied).retain(|(ws, _), _| ws != workspace_id);
+        self.owned.heads.remove_workspace(workspace_id);
+        for topic in topics {
+            if let Err(e) = self.membership.unwatch_topic(&topic).await {
+                warn!(%topic, error = %e, "Could not stop watching a deleted workspace's topic.");
+            }
+        }
+        lock(&self.maintenance.workspaces).remove(workspace_id);
         let _no_pass = self.maintenance.lock.lock().await;
-        self.shared.writer.delete_workspace(workspace_id).await?;
+        self.owned.shared.writer.delete_workspace(workspace_id).await?;
         info!(workspace = %workspace_id, "Workspace's stream workers stopped and tables deleted.");
         Ok(())
     }
 
-    /// Stops every worker after it flushed and committed what it buffered,
-    /// and the maintenance task (a pass in progress is abandoned: every step
-    /// of it is safe to interrupt).
+    /// Stops every worker after it drained the log and committed what it
+    /// buffered, then leaves the membership (a Kafka member leaves its group,
+    /// so the others take its partitions over at once), and stops the
+    /// maintenance task (a pass in progress is abandoned: every step of it is
+    /// safe to interrupt).
     pub async fn shutdown(self) {
-        self.cancel.cancel();
-        let task = self.maintenance_task.lock().unwrap_or_else(|p| p.into_inner()).take();
+        self.owned.shutdown.cancel();
+        let task = lock(&self.maintenance_task).take();
         if let Some(task) = task {
             task.abort();
             let _ = task.await;
         }
-        let all = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|p| p.into_inner()));
-        for (_, mut tasks) in all {
-            while let Some(joined) = tasks.join_next().await {
-                if let Err(e) = joined {
-                    error!(error = %e, "Stream worker task panicked.");
+        let all: Vec<Running> = lock(&self.owned.running).drain().map(|(_, r)| r).collect();
+        for r in all {
+            if let Err(e) = r.task.await {
+                error!(error = %e, "Stream worker task panicked.");
+            }
+        }
+        self.membership.leave().await;
+    }
+}
+
+impl Drop for StreamWorkers {
+    fn drop(&mut self) {
+        // Without `shutdown` (a crash in tests): abandon everything, as a
+        // killed process would. `Owned`'s own drop aborts its tasks too, but
+        // a membership callback in progress may still hold it briefly.
+        if let Some(task) = lock(&self.maintenance_task).take() {
+            task.abort();
+        }
+        for (_, r) in lock(&self.owned.running).drain() {
+            r.task.abort();
+        }
+    }
+}
+
+impl Drop for Owned {
+    fn drop(&mut self) {
+        for (_, r) in lock(&self.running).drain() {
+            r.task.abort();
+        }
+    }
+}
+
+impl Owned {
+    fn owned_gauge(&self, workspace_id: &str) -> prometheus_client::metrics::gauge::Gauge {
+        let labels = WorkspaceLabels { workspace: workspace_id.to_owned() };
+        self.shared.metrics.owned_partitions.get_or_create(&labels).clone()
+    }
+
+    /// Starts a worker for each partition of a watched topic that has none.
+    fn start_workers(&self, partitions: Vec<TopicPartition>) {
+        if self.shutdown.is_cancelled() {
+            return;
+        }
+        let topics = lock(&self.topics);
+        let mut running = lock(&self.running);
+        let mut applied = lock(&self.applied);
+        for tp in partitions {
+            let Some(workspace_id) = topics.get(&tp.topic).cloned() else {
+                warn!(partition = %tp, "Assigned a partition of a topic no workspace here watches; ignored.");
+                continue;
+            };
+            if running.get(&tp).is_some_and(|r| !r.task.is_finished()) {
+                continue;
+            }
+            let (tx, rx) = watch::channel(None);
+            applied.insert((workspace_id.clone(), tp.partition), rx);
+            let stop = self.shutdown.child_token();
+            let task = tokio::spawn(run_partition(
+                self.shared.clone(),
+                HeadGuard::new(&self.heads, &workspace_id, tp.partition),
+                workspace_id.clone(),
+                tp.clone(),
+                tx,
+                stop.clone(),
+                self.shutdown.clone(),
+            ));
+            info!(partition = %tp, workspace = %workspace_id, "Partition assigned: stream worker started.");
+            self.owned_gauge(&workspace_id).inc();
+            running.insert(tp, Running { workspace_id, stop, task });
+        }
+    }
+
+    /// Stops the workers of `partitions` (each commits what it buffered),
+    /// waiting up to [`REVOKE_STOP_TIMEOUT`] before aborting them.
+    async fn stop_workers(&self, partitions: Vec<TopicPartition>) {
+        let stopped: Vec<(TopicPartition, Running)> = {
+            let mut running = lock(&self.running);
+            partitions.into_iter().filter_map(|tp| running.remove(&tp).map(|r| (tp, r))).collect()
+        };
+        {
+            let mut applied = lock(&self.applied);
+            for (tp, r) in &stopped {
+                r.stop.cancel();
+                self.owned_gauge(&r.workspace_id).dec();
+                applied.remove(&(r.workspace_id.clone(), tp.partition));
+            }
+        }
+        let deadline = tokio::time::Instant::now() + REVOKE_STOP_TIMEOUT;
+        for (tp, r) in stopped {
+            let abort = r.task.abort_handle();
+            match tokio::time::timeout_at(deadline, r.task).await {
+                Ok(_) => info!(partition = %tp, "Partition revoked: stream worker stopped."),
+                Err(_) => {
+                    abort.abort();
+                    warn!(partition = %tp, "Partition revoked: stream worker did not stop in time; aborted.");
                 }
+            }
+        }
+    }
+}
+
+/// The [`PartitionOwner`] given to the membership: a weak reference, so the
+/// membership does not keep the workers alive.
+struct OwnerRef(Weak<Owned>);
+
+#[async_trait]
+impl PartitionOwner for OwnerRef {
+    async fn assigned(&self, partitions: Vec<TopicPartition>) {
+        if let Some(owned) = self.0.upgrade() {
+            owned.start_workers(partitions);
+        }
+    }
+
+    async fn revoked(&self, partitions: Vec<TopicPartition>) {
+        if let Some(owned) = self.0.upgrade() {
+            owned.stop_workers(partitions).await;
+        }
+    }
+}
+
+/// A partition's head, registered for readers while its task runs and
+/// removed when the task ends or is aborted.
+struct HeadGuard {
+    heads: Arc<Heads>,
+    workspace_id: String,
+    head: Arc<PartitionHead>,
+}
+
+impl HeadGuard {
+    fn new(heads: &Arc<Heads>, workspace_id: &str, partition: u32) -> Self {
+        let head = heads.create(workspace_id, partition);
+        Self { heads: heads.clone(), workspace_id: workspace_id.to_owned(), head }
+    }
+}
+
+impl Drop for HeadGuard {
+    fn drop(&mut self) {
+        self.heads.remove(&self.workspace_id, &self.head);
+    }
+}
+
+/// One owned partition's task: runs a [`PartitionWorker`] until `stop`
+/// fires; starts a fresh one (from the tables' versions) when fenced while
+/// still owned.
+async fn run_partition(
+    shared: Shared,
+    head: HeadGuard,
+    workspace_id: String,
+    tp: TopicPartition,
+    applied: watch::Sender<Option<u64>>,
+    stop: CancellationToken,
+    shutdown: CancellationToken,
+) {
+    let backoff = Duration::from_millis(shared.config.retry_backoff_ms);
+    loop {
+        let worker =
+            PartitionWorker::new(&shared, &workspace_id, &tp.topic, tp.partition, applied.clone(), head.head.clone());
+        match worker.run_until(&stop, Some(&shutdown)).await {
+            Ok(()) => {
+                info!(partition = %tp, "Stream worker stopped.");
+                return;
+            }
+            Err(e @ Error::Fenced { .. }) if !stop.is_cancelled() => {
+                // A previous owner's last commit landed after this worker
+                // read the versions. Start over from the tables.
+                warn!(partition = %tp, error = %e, "Stream worker fenced while its partition is owned here; resuming from the tables.");
+                let labels = WorkspaceLabels { workspace: workspace_id.clone() };
+                shared.metrics.fenced.get_or_create(&labels).inc();
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = tokio::time::sleep(backoff) => {}
+                }
+            }
+            Err(e) if stop.is_cancelled() => {
+                warn!(partition = %tp, error = %e, "Stream worker stopped; its last commit failed (the next owner re-reads).");
+                return;
+            }
+            Err(e) => {
+                error!(partition = %tp, error = %e, "Stream worker failed.");
+                return;
             }
         }
     }
@@ -215,11 +455,11 @@ impl SampleReader for StreamWorkers {
     async fn select(&self, workspace_id: &str, selection: &Selection) -> Result<Selected, SeamError> {
         let seam = |e: Error| SeamError { kind: e.kind(), message: e.to_string() };
         for _ in 0..SELECT_ATTEMPTS {
-            let tables = self.shared.writer.select(workspace_id, selection).await.map_err(seam)?;
+            let tables = self.owned.shared.writer.select(workspace_id, selection).await.map_err(seam)?;
             let mut stats = tables.stats;
             let mut series = tables.series;
             let mut stale = false;
-            for head in self.heads.of(workspace_id) {
+            for head in self.owned.heads.of(workspace_id) {
                 match head.select(selection, tables.samples_version, tables.series_version) {
                     HeadRead::Stale => {
                         stale = true;

@@ -18,7 +18,9 @@ use schemas::stream::{Histogram, Label, MetricMetadata, Sample, Series, WriteBat
 use schemas::tables::*;
 use stream_workers::read::read_table;
 use stream_workers::tables::series_id_from_i64;
-use stream_workers::{DeltaTableWriter, LakeLocation, StreamWorkers, StreamWorkersConfig, TableKind, TableWriter};
+use stream_workers::{
+    AllPartitions, DeltaTableWriter, LakeLocation, StreamWorkers, StreamWorkersConfig, TableKind, TableWriter,
+};
 use tempfile::TempDir;
 
 pub(crate) const WS: &str = "ws-3f0e7d8c-1b2a-4c5d-8e9f-0a1b2c3d4e5f";
@@ -75,7 +77,8 @@ impl Env {
         registry: &mut Registry,
     ) -> StreamWorkers {
         let log = log.unwrap_or_else(|| self.log.clone());
-        let workers = stream_workers::start(config, log, writer, overrides, clock, registry).await;
+        let membership = Arc::new(AllPartitions::new(log.clone()));
+        let workers = stream_workers::start(config, log, writer, overrides, clock, membership, registry).await.unwrap();
         workers.watch_workspace(WS, &self.topic).await.unwrap();
         workers
     }

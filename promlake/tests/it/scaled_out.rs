@@ -1,0 +1,229 @@
+//! Scaled out (issue 3): a gateway process and two worker processes
+//! (`--role gateway`, `--role worker`) share a Kafka log, a librdkafka mock
+//! cluster hosted by this test on loopback, and one lake directory. The two
+//! workers split the workspace's partitions in their consumer group; one is
+//! SIGKILLed mid-stream, the other takes its partitions over (after the
+//! group's session timeout) and the lake, read by the independent reader,
+//! holds exactly the acknowledged samples, each (series, timestamp) once.
+//!
+//! The mock implements no CreateTopics: the test creates `_control` on it,
+//! and the workspace's samples topic (whose name holds the random workspace
+//! id) is created by the mock's automatic topic creation, which the
+//! processes' metadata lookups trigger because the test's config passes
+//! `allow.auto.create.topics=true` through to librdkafka (the mock's
+//! default: 4 partitions, as `[workspaces] partitions` says).
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use prost::Message;
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::DefaultProducerContext;
+use schemas::prompb;
+
+use crate::harness::{TestServer, client, read_lake_with_python};
+
+/// Partitions of the workspace topic (the mock's auto-creation default).
+const PARTITIONS: f64 = 4.0;
+/// Long-lived series, one sample each per request.
+const SERIES: usize = 8;
+/// Pause between requests (pacing only; the test waits on conditions).
+const PACE: Duration = Duration::from_millis(40);
+/// Longest any awaited condition may take.
+const PATIENCE: Duration = Duration::from_secs(60);
+
+fn config(bootstrap: &str, lake: &std::path::Path) -> String {
+    format!(
+        r#"log = "kafka://{bootstrap}"
+lake = "{lake}"
+
+[kafka]
+replication_factor = 1
+session_timeout_ms = 3000
+
+[kafka.librdkafka]
+"allow.auto.create.topics" = "true"
+"reconnect.backoff.ms" = "20"
+"reconnect.backoff.max.ms" = "200"
+"retry.backoff.ms" = "20"
+"retry.backoff.max.ms" = "200"
+"fetch.wait.max.ms" = "100"
+
+[workspaces]
+partitions = 4
+
+[stream_workers]
+flush_interval_ms = 200
+fetch_max_wait_ms = 50
+retry_backoff_ms = 100
+"#,
+        lake = lake.display()
+    )
+}
+
+/// The samples of one request: ((series id, timestamp), value).
+type Samples = Vec<((i64, i64), f64)>;
+
+/// Request `i`: one sample for each series at `base + i s`.
+fn request(base_ms: i64, i: usize) -> (Vec<u8>, Samples) {
+    let ts = base_ms + i as i64 * 1000;
+    let mut timeseries = Vec::new();
+    let mut samples = Vec::new();
+    for s in 0..SERIES {
+        // Labels sorted by name, as the series id is defined on.
+        let labels = [("__name__", "scaled_out"), ("s", &*s.to_string())].map(|(n, v)| (n.to_owned(), v.to_owned()));
+        let id = schemas::labels::series_id(labels.iter().map(|(n, v)| (n.as_str(), v.as_str())));
+        let value = (i * 100 + s) as f64;
+        samples.push(((id as i64, ts), value));
+        timeseries.push(prompb::TimeSeries {
+            labels: labels.into_iter().map(|(name, value)| prompb::Label { name, value }).collect(),
+            samples: vec![prompb::Sample { value, timestamp: ts }],
+            ..Default::default()
+        });
+    }
+    let body = prompb::WriteRequest { timeseries, metadata: Vec::new() }.encode_to_vec();
+    (snap::raw::Encoder::new().compress_vec(&body).unwrap(), samples)
+}
+
+/// Posts one remote-write request until it is acknowledged.
+async fn send_until_acked(http: &reqwest::Client, url: &str, ws: &str, body: &[u8]) {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let sent = http
+            .post(format!("{url}/workspaces/{ws}/api/v1/remote_write"))
+            .header("content-type", "application/x-protobuf")
+            .header("content-encoding", "snappy")
+            .header("x-prometheus-remote-write-version", "0.1.0")
+            .body(body.to_vec())
+            .send()
+            .await;
+        match sent {
+            Ok(r) if r.status().is_success() => return,
+            Ok(r) => assert!(r.status().is_server_error() || r.status() == 429, "status {}", r.status()),
+            Err(_) => {}
+        }
+        assert!(Instant::now() < deadline, "a remote write was not acknowledged within {PATIENCE:?}");
+        tokio::time::sleep(PACE).await;
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+/// A worker's `promlake_stream_owned_partitions` for the workspace.
+async fn owned(worker: &TestServer, ws: &str) -> f64 {
+    worker.metric(&format!("promlake_stream_owned_partitions{{workspace=\"{ws}\"}}")).await
+}
+
+/// A worker's `promlake_stream_samples_committed_total` for the workspace.
+async fn committed(worker: &TestServer, ws: &str) -> f64 {
+    worker.metric(&format!("promlake_stream_samples_committed_total{{workspace=\"{ws}\"}}")).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_and_two_workers_with_one_killed_mid_stream_keep_each_sample_once() {
+    // Declared first, dropped last: it must outlive the processes.
+    let mock: MockCluster<'static, DefaultProducerContext> = MockCluster::new(1).expect("mock cluster");
+    mock.create_topic(schemas::topics::CONTROL_TOPIC, 1, 1).expect("create _control");
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let config_path = dir.path().join("promlake.toml");
+    std::fs::write(&config_path, config(&mock.bootstrap_servers(), &lake)).unwrap();
+    let config_arg = config_path.to_str().unwrap().to_owned();
+    let spawn = |name: &str, role: &str| {
+        let data = dir.path().join(name);
+        let args = ["--config".to_owned(), config_arg.clone(), "--role".to_owned(), role.to_owned()];
+        tokio::task::spawn_blocking(move || {
+            TestServer::spawn_with(&data, &args.iter().map(String::as_str).collect::<Vec<_>>())
+        })
+    };
+    let (gateway, w1, w2) =
+        tokio::join!(spawn("gateway", "gateway"), spawn("worker-1", "worker"), spawn("worker-2", "worker"));
+    let (gateway, mut w1, mut w2) = (gateway.unwrap(), w1.unwrap(), w2.unwrap());
+
+    let ws = gateway.create_workspace("scaled-out").await;
+    let http = client();
+    // An hour ago, on a whole second: far from "now" and from retention.
+    let base_ms = (now_ms() - 3_600_000) / 1000 * 1000;
+    let mut acked: HashMap<(i64, i64), f64> = HashMap::new();
+    let mut i = 0;
+    let mut push = async |i: &mut usize| {
+        let (body, samples) = request(base_ms, *i);
+        send_until_acked(&http, &gateway.url, &ws, &body).await;
+        for (key, value) in samples {
+            assert!(acked.insert(key, value).is_none());
+        }
+        *i += 1;
+        tokio::time::sleep(PACE).await;
+    };
+
+    // Both workers own a share of the partitions and commit samples.
+    let started = Instant::now();
+    loop {
+        push(&mut i).await;
+        let (o1, o2) = (owned(&w1, &ws).await, owned(&w2, &ws).await);
+        let (c1, c2) = (committed(&w1, &ws).await, committed(&w2, &ws).await);
+        if o1 > 0.0 && o2 > 0.0 && o1 + o2 == PARTITIONS && c1 > 0.0 && c2 > 0.0 {
+            eprintln!("split after {:?} and {i} requests: {o1} + {o2} partitions", started.elapsed());
+            break;
+        }
+        assert!(
+            started.elapsed() < PATIENCE,
+            "the workers did not split the partitions and commit: owned {o1} + {o2}, committed {c1} + {c2}"
+        );
+    }
+    for _ in 0..10 {
+        push(&mut i).await;
+    }
+
+    // Worker 1 dies mid-stream; writes go on; worker 2 takes every partition.
+    w1.kill();
+    let killed_at = Instant::now();
+    loop {
+        push(&mut i).await;
+        let o2 = owned(&w2, &ws).await;
+        if o2 == PARTITIONS {
+            eprintln!("worker 2 owns every partition {:?} after the kill", killed_at.elapsed());
+            break;
+        }
+        assert!(killed_at.elapsed() < PATIENCE, "worker 2 owns {o2} partitions {PATIENCE:?} after the kill");
+    }
+    for _ in 0..10 {
+        push(&mut i).await;
+    }
+
+    // A clean stop of worker 2 (which owns every partition) drains what the
+    // log holds into the lake: nothing is written any more.
+    assert!(w2.terminate().success(), "worker 2 did not stop cleanly");
+    drop(gateway);
+
+    let (rows, _) = read_lake_with_python(&lake, &ws);
+    let mut seen = HashSet::new();
+    let doubled: Vec<_> = rows.iter().filter(|r| !seen.insert((r.0, r.1))).collect();
+    assert!(
+        doubled.is_empty(),
+        "the lake holds {} (series, timestamp) more than once, e.g. {:?}",
+        doubled.len(),
+        doubled.iter().take(3).collect::<Vec<_>>()
+    );
+    let mut lost: Vec<_> = acked.keys().filter(|k| !seen.contains(k)).collect();
+    lost.sort();
+    assert!(
+        lost.is_empty(),
+        "{} of {} acknowledged samples are not in the lake, e.g. {:?} (requests {:?} of {i})",
+        lost.len(),
+        acked.len(),
+        lost.iter().take(3).collect::<Vec<_>>(),
+        lost.iter().take(3).map(|(_, ts)| (ts - base_ms) / 1000).collect::<Vec<_>>()
+    );
+    let extra: Vec<_> = seen.iter().filter(|k| !acked.contains_key(k)).collect();
+    assert!(extra.is_empty(), "samples in the lake that were never sent: {:?}", &extra[..extra.len().min(3)]);
+    for (id, ts, bits, _) in &rows {
+        let want = acked[&(*id, *ts)].to_le_bytes().iter().map(|b| format!("{b:02x}")).collect::<String>();
+        assert_eq!(bits.as_deref(), Some(want.as_str()), "value of ({id}, {ts})");
+    }
+    eprintln!("{i} requests, {} samples in the lake, exactly once", rows.len());
+    drop(dir);
+    drop(mock);
+}
