@@ -103,7 +103,7 @@ pub mod writer;
 pub use compaction::{CompactionPolicy, CompactionReport};
 pub use config::StreamWorkersConfig;
 pub use error::{Error, Result};
-pub use lake::LakeLocation;
+pub use lake::{LakeLocation, S3Config};
 pub use maintenance::{MaintenanceReport, VacuumPolicy, VacuumReport};
 pub use tables::TableKind;
 pub use worker::{CONSUMER_GROUP, PartitionWorker};

@@ -26,7 +26,7 @@ use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
 use deltalake::kernel::{Action, Add, StructType, Transaction};
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
-use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError, TableProperty};
+use deltalake::{DeltaTable, DeltaTableError, TableProperty};
 use url::Url;
 
 use crate::compaction::{CompactionPolicy, CompactionReport};
@@ -215,11 +215,10 @@ impl DeltaTableWriter {
             if !create && !dir.exists() {
                 return Ok(false);
             }
-            std::fs::create_dir_all(&dir).map_err(|e| Error::delta(url, "creating the directory", e.into()))?;
+            tokio::fs::create_dir_all(&dir).await.map_err(|e| Error::delta(url, "creating the directory", e.into()))?;
         }
-        let mut table = DeltaTableBuilder::from_url(url.clone())
-            .and_then(|b| b.build())
-            .map_err(|e| Error::delta(url, "opening", e))?;
+        let mut table =
+            self.lake.table_builder(url).and_then(|b| b.build()).map_err(|e| Error::delta(url, "opening", e))?;
         match table.load().await {
             Ok(()) => {
                 *slot = Some(table);
@@ -241,12 +240,18 @@ impl DeltaTableWriter {
             .with_partition_columns(kind.partition_columns().iter().copied())
             .with_configuration_property(TableProperty::CheckpointInterval, Some(self.checkpoint_interval.to_string()))
             .with_save_mode(SaveMode::Ignore)
+            // Losing the race for version 0 must fail the create: with
+            // retries delta-rs would commit it again as the next version, a
+            // second `metaData` action with a new table id over the winner's.
+            .with_commit_properties(CommitProperties::default().with_max_retries(0))
             .await;
         let table = match created {
             Ok(table) => table,
             // Another process created it between our load and our create.
             Err(_) => {
-                let mut table = DeltaTableBuilder::from_url(url.clone())
+                let mut table = self
+                    .lake
+                    .table_builder(url)
                     .and_then(|b| b.build())
                     .map_err(|e| Error::delta(url, "opening", e))?;
                 table.load().await.map_err(|e| Error::delta(url, "loading after a concurrent create", e))?;

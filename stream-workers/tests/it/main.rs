@@ -7,3 +7,4 @@ mod exactly_once;
 mod harness;
 mod maintenance;
 mod round_trip;
+mod s3;
