@@ -36,6 +36,9 @@ pub async fn read_table(lake: &LakeLocation, workspace_id: &str, kind: TableKind
         return Ok(Vec::new());
     }
     let mut table = lake.table_builder(&url).and_then(|b| b.build()).map_err(|e| Error::delta(&url, "opening", e))?;
+    if !crate::writer::has_log(&table).await.map_err(|e| Error::delta(&url, "listing the log", e))? {
+        return Ok(Vec::new());
+    }
     match table.load().await {
         Ok(()) => {}
         Err(DeltaTableError::NotATable(_)) => return Ok(Vec::new()),

@@ -27,6 +27,7 @@ use deltalake::kernel::{Action, Add, StructType, Transaction};
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use deltalake::{DeltaTable, DeltaTableError, TableProperty};
+use futures::StreamExt as _;
 use url::Url;
 
 use crate::compaction::{CompactionPolicy, CompactionReport};
@@ -219,7 +220,11 @@ impl DeltaTableWriter {
         }
         let mut table =
             self.lake.table_builder(url).and_then(|b| b.build()).map_err(|e| Error::delta(url, "opening", e))?;
-        match table.load().await {
+        // Looking first spares a load of a table that does not exist yet
+        // (delta-rs logs that at ERROR level), as on every first start.
+        let exists = has_log(&table).await.map_err(|e| Error::delta(url, "listing the log", e))?;
+        let loaded = if exists { table.load().await } else { Err(DeltaTableError::NotATable(url.to_string())) };
+        match loaded {
             Ok(()) => {
                 *slot = Some(table);
                 return Ok(true);
@@ -333,6 +338,17 @@ impl DeltaTableWriter {
             .await
             .map_err(|e| Error::delta(&url, "committing", e))?;
         Ok(AppendOutcome::Committed { table_version: finalized.version() })
+    }
+}
+
+/// Whether the table's `_delta_log/` holds any object (one listing request).
+pub(crate) async fn has_log(table: &DeltaTable) -> Result<bool, DeltaTableError> {
+    let store = table.log_store().object_store(None);
+    let mut listing = store.list(Some(&deltalake::Path::from("_delta_log")));
+    match listing.next().await {
+        None => Ok(false),
+        Some(Ok(_)) => Ok(true),
+        Some(Err(e)) => Err(e.into()),
     }
 }
 

@@ -7,4 +7,5 @@ mod crash;
 mod harness;
 mod lake_crash;
 mod prometheus;
+mod s3_lake;
 mod serve;

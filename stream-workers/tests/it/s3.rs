@@ -42,7 +42,7 @@ const WS2: &str = "ws-22222222-1b2a-4c5d-8e9f-0a1b2c3d4e5f";
 const DAY: i64 = 86_400_000;
 const HOUR: u64 = 3_600_000;
 
-/// moto's S3 server (`s3_server.py`), killed on drop.
+/// moto's S3 server (`scripts/s3-test-server.py`), killed on drop.
 struct S3Server {
     child: tokio::process::Child,
     port: u16,
@@ -54,8 +54,8 @@ impl S3Server {
     /// Starts the server with the bucket created; returns once it answered.
     async fn start() -> S3Server {
         let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("s3_server.log");
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/s3_server.py");
+        let log = dir.path().join("s3-test-server.log");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/s3-test-server.py");
         let mut child = tokio::process::Command::new(python())
             .arg(script)
             .arg(BUCKET)
@@ -63,7 +63,7 @@ impl S3Server {
             .stderr(std::fs::File::create(&log).unwrap())
             .kill_on_drop(true)
             .spawn()
-            .expect("start s3_server.py");
+            .expect("start s3-test-server.py");
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
             .await
@@ -71,7 +71,7 @@ impl S3Server {
             .unwrap();
         let port = match line {
             Some(port) => port.trim().parse().unwrap(),
-            None => panic!("s3_server.py exited: {}", std::fs::read_to_string(&log).unwrap_or_default()),
+            None => panic!("s3-test-server.py exited: {}", std::fs::read_to_string(&log).unwrap_or_default()),
         };
         S3Server { child, port, log, _dir: dir }
     }

@@ -1,4 +1,5 @@
-"""moto's S3 server for the s3:// lake tests, one request at a time.
+"""moto's S3 server for the s3:// lake tests (stream-workers and promlake), one
+request at a time.
 
 moto checks `If-None-Match: *` (conditional put) and then stores the object
 in two steps; in its threaded server two racing puts could both pass the
@@ -7,7 +8,7 @@ safe commits rely on exactly that, so this server handles requests one
 after the other (werkzeug, threaded=False), which makes each conditional
 put atomic as on S3.
 
-Usage: s3_server.py <bucket> [<bucket>…]
+Usage: s3-test-server.py <bucket> [<bucket>…]   (with the venv of scripts/python-env)
 Creates the buckets with boto3 (signed requests, as any S3 client sends),
 then prints the port on stdout once the server answers. Request lines
 (method, path, status) go to stderr.
