@@ -18,6 +18,9 @@
 //! - [`writer`]: the [`TableWriter`] seam over delta-rs.
 //! - [`worker`]: [`PartitionWorker`], the exactly-once loop.
 //! - [`StreamWorkers`]: one worker task per partition of each watched workspace.
+//! - [`LakeLocation`]: where the tables live, a local directory or
+//!   `s3://bucket/prefix` ([`S3Config`]); every access goes through the
+//!   object store, and commits on S3 are conditional puts (see [`lake`]).
 //!
 //! # Exactly once
 //!
@@ -81,7 +84,8 @@
 //! offsets so far), bounded head memory, a streaming k-way merge for
 //! compaction (groups are sorted in memory, about 20 × their compressed
 //! size) and compaction of `series`/`metadata` files, expiry of `series`
-//! rows (their files would have to be rewritten), object storage (`s3://`), exemplars and start timestamps in
+//! rows (their files would have to be rewritten), lakes on other object stores
+//! (GCS, Azure: `s3://` only), exemplars and start timestamps in
 //! the tables, and partition assignment across processes (Kafka
 //! consumer-group rebalance; fencing above already makes a double owner
 //! safe).
@@ -91,7 +95,7 @@ mod config;
 mod dedup;
 mod error;
 mod failpoint;
-mod lake;
+pub mod lake;
 pub mod maintenance;
 mod metrics;
 pub mod read;
