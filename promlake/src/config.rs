@@ -3,9 +3,18 @@
 //!
 //! ```toml
 //! log = "embedded"                 # or "kafka://broker1:9092,broker2:9092"
-//! lake = "file:///var/lib/promlake/lake"   # default: <data-dir>/lake
+//! lake = "file:///var/lib/promlake/lake"   # default: <data-dir>/lake; or "s3://bucket/prefix"
 //! region = "us-east-1"
 //! account_id = "000000000000"
+//!
+//! [lake_s3]                        # only for an s3:// lake; all optional
+//! endpoint = "http://minio:9000"   # S3-compatible store; default AWS S3 (or AWS_ENDPOINT_URL)
+//! region = "us-east-1"             # default AWS_REGION, else us-east-1
+//! access_key_id = "…"              # default AWS_ACCESS_KEY_ID, else the AWS credential chain
+//! secret_access_key = "…"          # default AWS_SECRET_ACCESS_KEY
+//! allow_http = true                # plain-http endpoints (default false, or AWS_ALLOW_HTTP)
+//! [lake_s3.options]                # object_store S3 options passed through
+//! aws_virtual_hosted_style_request = "true"
 //!
 //! [embedded_log]
 //! segment_bytes = 67108864
@@ -41,7 +50,7 @@ use std::path::Path;
 use anyhow::{Context, bail};
 use common::limits::Limits;
 use serde::Deserialize;
-use stream_workers::StreamWorkersConfig;
+use stream_workers::{LakeLocation, S3Config, StreamWorkersConfig};
 
 /// The whole config file.
 #[derive(Debug, Clone, Deserialize)]
@@ -50,10 +59,18 @@ pub struct Config {
     /// Where the log lives: `embedded` (on-disk, under `<data-dir>/log`) or
     /// `kafka://host:port[,host:port…]`. Default `embedded`.
     pub log: String,
-    /// Where the Delta tables live: a directory or `file://` URL (`s3://`
-    /// comes with the object-storage part of the stream-workers issue).
-    /// Default `<data-dir>/lake`.
+    /// Where the Delta tables live: a directory, a `file://` URL, or
+    /// `s3://bucket/prefix` (AWS S3 or an S3-compatible store with
+    /// conditional writes, reached as `[lake_s3]` says). Default
+    /// `<data-dir>/lake`.
     pub lake: Option<String>,
+    /// How to reach an `s3://` lake: endpoint, region, credentials,
+    /// `allow_http`, pass-through `object_store` options; whatever is unset
+    /// comes from the standard AWS environment variables (`AWS_ENDPOINT_URL`,
+    /// `AWS_REGION`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+    /// `AWS_SESSION_TOKEN`, `AWS_ALLOW_HTTP`, …), then the AWS credential
+    /// chain. Ignored for other lakes. See `stream_workers::S3Config`.
+    pub lake_s3: S3Config,
     /// Region named in ARNs. Default `us-east-1`.
     pub region: String,
     /// 12-digit account id named in ARNs. Default `000000000000`.
@@ -75,6 +92,7 @@ impl Default for Config {
         Self {
             log: "embedded".into(),
             lake: None,
+            lake_s3: S3Config::default(),
             region: "us-east-1".into(),
             account_id: "000000000000".into(),
             embedded_log: EmbeddedLogSection::default(),
@@ -170,6 +188,9 @@ impl Config {
     /// The first invalid key.
     pub fn validate(&self) -> anyhow::Result<()> {
         self.log_backend()?;
+        if let Some(lake) = &self.lake {
+            LakeLocation::parse(lake).and_then(|l| l.with_s3(&self.lake_s3)).context("lake")?;
+        }
         if self.workspaces.partitions == 0 || self.workspaces.partitions > 1024 {
             bail!("workspaces.partitions must be between 1 and 1024, not {}", self.workspaces.partitions);
         }
@@ -231,6 +252,25 @@ mod tests {
     }
 
     #[test]
+    fn s3_lakes_are_configured_in_lake_s3() {
+        let c: Config = toml::from_str(
+            "lake = \"s3://bucket/lake\"\n[lake_s3]\nendpoint = \"http://minio:9000\"\nallow_http = true\n\
+             [lake_s3.options]\naws_virtual_hosted_style_request = \"true\"",
+        )
+        .unwrap();
+        c.validate().unwrap();
+        let lake = LakeLocation::parse(c.lake.as_deref().unwrap()).unwrap().with_s3(&c.lake_s3).unwrap();
+        assert_eq!(lake.storage_options()["aws_endpoint"], "http://minio:9000");
+        assert_eq!(lake.storage_options()["aws_conditional_put"], "etag");
+        let unsafe_commits: Config =
+            toml::from_str("lake = \"s3://bucket/lake\"\n[lake_s3.options]\naws_conditional_put = \"disabled\"")
+                .unwrap();
+        let err = format!("{:#}", unsafe_commits.validate().unwrap_err());
+        assert!(err.contains("lake") && err.contains("aws_conditional_put"), "{err}");
+        assert!(toml::from_str::<Config>("[lake_s3]\nbogus = 1").is_err());
+    }
+
+    #[test]
     fn compose_examples_parse() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../compose");
         let mut n = 0;
@@ -239,7 +279,7 @@ mod tests {
             if path.extension().is_some_and(|e| e == "toml") {
                 let config = Config::load(&path).unwrap();
                 if let Some(lake) = &config.lake {
-                    stream_workers::LakeLocation::parse(lake).unwrap();
+                    LakeLocation::parse(lake).unwrap().with_s3(&config.lake_s3).unwrap();
                 }
                 n += 1;
             }

@@ -167,6 +167,7 @@ impl Server {
                 Some(location) => LakeLocation::parse(location),
                 None => LakeLocation::from_path(&args.data_dir.join("lake")),
             }
+            .and_then(|lake| lake.with_s3(&config.lake_s3))
             .context("the lake location")?;
             let writer = Arc::new(
                 DeltaTableWriter::new(lake).with_checkpoint_interval(config.stream_workers.checkpoint_interval),

@@ -25,6 +25,9 @@
 //!   partition's worker commits what it buffered and stops before the
 //!   revocation returns; an assigned one's worker recovers from the tables'
 //!   transaction versions, like a restart.
+//! - [`LakeLocation`]: where the tables live, a local directory or
+//!   `s3://bucket/prefix` ([`S3Config`]); every access goes through the
+//!   object store, and commits on S3 are conditional puts (see [`lake`]).
 //!
 //! # Exactly once
 //!
@@ -111,10 +114,11 @@
 //! Reading heads of partitions owned by other processes, a Parquet
 //! metadata cache for reads, a streaming k-way merge for
 //! compaction (groups are sorted in memory, about 20 × their compressed
-//! size), object storage (`s3://`), exemplars and start timestamps in
-//! the tables. Lake maintenance still runs in every worker process for every
-//! watched workspace (its commits are conflict-checked, but the work is
-//! repeated per process rather than split like the partitions).
+//! size), lakes on other object stores (GCS, Azure: `s3://` only),
+//! exemplars and start timestamps in the tables. Lake maintenance still runs
+//! in every worker process for every watched workspace (its commits are
+//! conflict-checked, but the work is repeated per process rather than split
+//! like the partitions).
 
 pub mod compaction;
 mod config;
@@ -122,7 +126,7 @@ mod dedup;
 mod error;
 mod failpoint;
 mod head;
-mod lake;
+pub mod lake;
 pub mod maintenance;
 mod membership;
 mod metrics;
@@ -137,7 +141,7 @@ pub mod writer;
 pub use compaction::{CompactionPolicy, CompactionReport};
 pub use config::StreamWorkersConfig;
 pub use error::{Error, Result};
-pub use lake::LakeLocation;
+pub use lake::{LakeLocation, S3Config};
 pub use maintenance::{MaintenanceReport, VacuumPolicy, VacuumReport};
 pub use membership::AllPartitions;
 pub use rewrite::{RewritePolicy, RewriteReport};

@@ -377,7 +377,9 @@ impl DeltaTableWriter {
             // Waits for an operation in flight, then forgets the table.
             let mut guard = slot.lock().await;
             *guard = None;
-            let table = deltalake::DeltaTableBuilder::from_url(url.clone())
+            let table = self
+                .lake()
+                .table_builder(&url)
                 .and_then(|b| b.build())
                 .map_err(|e| Error::delta(&url, "opening", e))?;
             let store = table.log_store().object_store(None);

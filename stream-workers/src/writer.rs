@@ -27,7 +27,8 @@ use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
 use deltalake::kernel::{Action, Add, StructType, Transaction};
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
-use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError, TableProperty};
+use deltalake::{DeltaTable, DeltaTableError, TableProperty};
+use futures::StreamExt as _;
 use url::Url;
 
 use crate::compaction::{CompactionPolicy, CompactionReport};
@@ -275,12 +276,15 @@ impl DeltaTableWriter {
             if !create && !dir.exists() {
                 return Ok(false);
             }
-            std::fs::create_dir_all(&dir).map_err(|e| Error::delta(url, "creating the directory", e.into()))?;
+            tokio::fs::create_dir_all(&dir).await.map_err(|e| Error::delta(url, "creating the directory", e.into()))?;
         }
-        let mut table = DeltaTableBuilder::from_url(url.clone())
-            .and_then(|b| b.build())
-            .map_err(|e| Error::delta(url, "opening", e))?;
-        match table.load().await {
+        let mut table =
+            self.lake.table_builder(url).and_then(|b| b.build()).map_err(|e| Error::delta(url, "opening", e))?;
+        // Looking first spares a load of a table that does not exist yet
+        // (delta-rs logs that at ERROR level), as on every first start.
+        let exists = has_log(&table).await.map_err(|e| Error::delta(url, "listing the log", e))?;
+        let loaded = if exists { table.load().await } else { Err(DeltaTableError::NotATable(url.to_string())) };
+        match loaded {
             Ok(()) => {
                 *slot = Some(table);
                 return Ok(true);
@@ -301,12 +305,18 @@ impl DeltaTableWriter {
             .with_partition_columns(kind.partition_columns().iter().copied())
             .with_configuration_property(TableProperty::CheckpointInterval, Some(self.checkpoint_interval.to_string()))
             .with_save_mode(SaveMode::Ignore)
+            // Losing the race for version 0 must fail the create: with
+            // retries delta-rs would commit it again as the next version, a
+            // second `metaData` action with a new table id over the winner's.
+            .with_commit_properties(CommitProperties::default().with_max_retries(0))
             .await;
         let table = match created {
             Ok(table) => table,
             // Another process created it between our load and our create.
             Err(_) => {
-                let mut table = DeltaTableBuilder::from_url(url.clone())
+                let mut table = self
+                    .lake
+                    .table_builder(url)
                     .and_then(|b| b.build())
                     .map_err(|e| Error::delta(url, "opening", e))?;
                 table.load().await.map_err(|e| Error::delta(url, "loading after a concurrent create", e))?;
@@ -389,6 +399,17 @@ impl DeltaTableWriter {
             .await
             .map_err(|e| Error::delta(&url, "committing", e))?;
         Ok(AppendOutcome::Committed { table_version: finalized.version() })
+    }
+}
+
+/// Whether the table's `_delta_log/` holds any object (one listing request).
+pub(crate) async fn has_log(table: &DeltaTable) -> Result<bool, DeltaTableError> {
+    let store = table.log_store().object_store(None);
+    let mut listing = store.list(Some(&deltalake::Path::from("_delta_log")));
+    match listing.next().await {
+        None => Ok(false),
+        Some(Ok(_)) => Ok(true),
+        Some(Err(e)) => Err(e.into()),
     }
 }
 

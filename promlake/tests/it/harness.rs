@@ -197,8 +197,24 @@ pub type LakeSample = (i64, i64, Option<String>, bool);
 /// Every row of a workspace's `samples` table, read by the independent
 /// reader (`read_lake.py`, delta-rs's Python package), and the metric names.
 pub fn read_lake_with_python(lake: &Path, workspace_id: &str) -> (Vec<LakeSample>, Vec<String>) {
+    read_lake_url_with_python(lake.to_str().expect("a UTF-8 path"), workspace_id, &[])
+}
+
+/// [`read_lake_with_python`] for a lake URL (`s3://…`), with environment
+/// variables for the reader (the standard AWS ones for an S3 lake).
+pub fn read_lake_url_with_python(
+    lake: &str,
+    workspace_id: &str,
+    env: &[(&str, &str)],
+) -> (Vec<LakeSample>, Vec<String>) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/read_lake.py");
-    let out = Command::new(python()).arg(script).arg(lake).arg(workspace_id).output().expect("run read_lake.py");
+    let out = Command::new(python())
+        .arg(script)
+        .arg(lake)
+        .arg(workspace_id)
+        .envs(env.iter().copied())
+        .output()
+        .expect("run read_lake.py");
     assert!(out.status.success(), "read_lake.py failed: {}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("read_lake.py output");
     let rows = v["rows"]
@@ -211,4 +227,37 @@ pub fn read_lake_with_python(lake: &Path, workspace_id: &str) -> (Vec<LakeSample
         .collect();
     let metrics = v["metrics"].as_array().unwrap().iter().map(|m| m.as_str().unwrap().to_owned()).collect();
     (rows, metrics)
+}
+
+/// moto's S3 server (`scripts/s3-test-server.py`, from the tests' venv)
+/// with one bucket, killed on drop.
+pub struct S3Server {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub endpoint: String,
+}
+
+impl S3Server {
+    /// Starts the server with `bucket` created; returns once it answered.
+    pub fn start(bucket: &str) -> Self {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/s3-test-server.py");
+        let mut child = Command::new(python())
+            .arg(script)
+            .arg(bucket)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start s3-test-server.py");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("read the port");
+        let port: u16 = line.trim().parse().unwrap_or_else(|_| panic!("s3-test-server.py did not start: {line:?}"));
+        Self { child, endpoint: format!("http://127.0.0.1:{port}") }
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

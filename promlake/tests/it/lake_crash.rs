@@ -45,12 +45,12 @@ retry_backoff_ms = 100
 ";
 
 /// The samples of one request: ((series id, timestamp), value).
-type Samples = Vec<((i64, i64), f64)>;
+pub(crate) type Samples = Vec<((i64, i64), f64)>;
 
 /// Request `i`: one sample for each long-lived series at `base + i s`, and a
 /// series and a metric metadata entry born with this request (so every flush
 /// has rows for the `series` and `metadata` tables too).
-fn request(base_ms: i64, i: usize) -> (Vec<u8>, Samples) {
+pub(crate) fn request(base_ms: i64, i: usize) -> (Vec<u8>, Samples) {
     let ts = base_ms + i as i64 * 1000;
     let mut timeseries = Vec::new();
     let mut samples = Vec::new();
@@ -80,7 +80,7 @@ fn request(base_ms: i64, i: usize) -> (Vec<u8>, Samples) {
 }
 
 /// Posts one remote-write request; `true` when acknowledged (2xx).
-async fn send(http: &reqwest::Client, url: &str, ws: &str, body: &[u8]) -> bool {
+pub(crate) async fn send(http: &reqwest::Client, url: &str, ws: &str, body: &[u8]) -> bool {
     let sent = http
         .post(format!("{url}/workspaces/{ws}/api/v1/remote_write"))
         .header("content-type", "application/x-protobuf")

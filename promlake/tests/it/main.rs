@@ -8,4 +8,5 @@ mod harness;
 mod lake_crash;
 mod prometheus;
 mod scaled_out;
+mod s3_lake;
 mod serve;

@@ -34,12 +34,17 @@ pub(crate) struct Env {
 
 impl Env {
     pub(crate) async fn new(partitions: u32) -> Env {
+        Self::with_lake(partitions, None).await
+    }
+
+    /// An env whose lake is `lake` (an `s3://` one), or a local directory.
+    pub(crate) async fn with_lake(partitions: u32, lake: Option<LakeLocation>) -> Env {
         let dir = tempfile::tempdir().unwrap();
         let log = EmbeddedLog::open(&dir.path().join("log"), EmbeddedLogConfig::default()).unwrap();
         let topic = schemas::topics::samples_topic(WS);
         let spec = TopicSpec { partitions, cleanup: CleanupPolicy::Delete { retention: Duration::from_secs(86_400) } };
         log.ensure_topic(&topic, spec).await.unwrap();
-        let lake = LakeLocation::from_path(&dir.path().join("lake")).unwrap();
+        let lake = lake.unwrap_or_else(|| LakeLocation::from_path(&dir.path().join("lake")).unwrap());
         Env { dir, log, lake, topic }
     }
 
@@ -279,6 +284,20 @@ pub(crate) fn parquet_files_on_disk(dir: &Path) -> usize {
         }
     }
     n
+}
+
+/// The Python of the tests' venv (deltalake, pyarrow, moto): `PROMLAKE_PYTHON`
+/// (set by `scripts/test`), or the last line printed by the idempotent
+/// `scripts/python-env` when the tests run with plain cargo.
+pub(crate) fn python() -> std::path::PathBuf {
+    if let Ok(path) = std::env::var("PROMLAKE_PYTHON") {
+        return path.into();
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/python-env");
+    let out =
+        std::process::Command::new(&script).output().unwrap_or_else(|e| panic!("running {}: {e}", script.display()));
+    assert!(out.status.success(), "{} failed: {}", script.display(), String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().lines().last().unwrap().trim().into()
 }
 
 #[test]

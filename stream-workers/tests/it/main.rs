@@ -11,3 +11,4 @@ mod maintenance;
 mod rebalance;
 mod round_trip;
 mod select;
+mod s3;
