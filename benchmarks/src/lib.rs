@@ -19,6 +19,9 @@
 
 pub mod cli;
 pub mod decode_path;
+pub mod disk;
 pub mod driver;
 pub mod loadgen;
+pub mod openmetrics;
+pub mod pipeline;
 pub mod targets;
