@@ -1,6 +1,9 @@
 //! Command-line options shared by the `loadgen` and `ingest_bench` binaries,
 //! and the machine description printed with every result.
 
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
 use clap::Args;
 use ingest_gateway::Protocol;
 
@@ -137,4 +140,61 @@ impl std::fmt::Display for Machine {
             self.commit, self.cpu_model, self.cores, self.memory_gib, self.kernel
         )
     }
+}
+
+/// The repository root (the parent of `benchmarks/`).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// The release `promlake` binary: `explicit`, else
+/// `$CARGO_TARGET_DIR/release/promlake`, else `target/release/promlake`.
+pub fn promlake_bin(explicit: Option<&Path>) -> PathBuf {
+    explicit.map(Path::to_path_buf).unwrap_or_else(|| {
+        let target =
+            std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| repo_root().join("target"));
+        target.join("release").join("promlake")
+    })
+}
+
+/// The folder holding `prometheus`, `promtool` and `victoria-metrics`:
+/// `explicit`, else what `../shared/tools/fetch-reference-binaries` prints.
+///
+/// # Errors
+/// When the script fails.
+pub fn reference_bin_dir(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
+    if let Some(d) = explicit {
+        return Ok(d.to_path_buf());
+    }
+    let script = repo_root().join("../shared/tools/fetch-reference-binaries");
+    let out = std::process::Command::new(&script)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .with_context(|| format!("running {}", script.display()))?;
+    if !out.status.success() {
+        anyhow::bail!("{} failed", script.display());
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    Ok(PathBuf::from(stdout.lines().last().context("fetch-reference-binaries printed nothing")?.trim()))
+}
+
+/// `/proc/loadavg`'s three load averages, for the record of each figure.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+/// The first line a binary prints for `arg` (its version), or "version unknown".
+pub fn version_line(bin: &Path, arg: &str) -> String {
+    std::process::Command::new(bin)
+        .arg(arg)
+        .output()
+        .ok()
+        .and_then(|o| {
+            let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+            text.lines().find(|l| !l.trim().is_empty()).map(|l| l.trim().to_owned())
+        })
+        .unwrap_or_else(|| "version unknown".into())
 }

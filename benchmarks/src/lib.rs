@@ -14,11 +14,18 @@
 //!
 //! Binaries: `loadgen` (send a workload to any URL), `ingest_bench` (the
 //! comparison), `decode_ratio` (PromLake's decode path against the snappy +
-//! protobuf limit). `benches/decode.rs` is the criterion version of the latter.
+//! protobuf limit); for issue 3, `storage_bench` (bytes per sample after
+//! compaction against Prometheus's blocks: [`pipeline`], [`disk`],
+//! [`openmetrics`]), `worker_bench` (stream workers against the gateway,
+//! in-process: [`pipeline`]) and `memory_bench` (RSS per active series against
+//! Prometheus). `benches/decode.rs` is the criterion version of `decode_ratio`.
 //! See `benchmarks/README.md` for how to run them and `RESULTS.md` for figures.
 
 pub mod cli;
 pub mod decode_path;
+pub mod disk;
 pub mod driver;
 pub mod loadgen;
+pub mod openmetrics;
+pub mod pipeline;
 pub mod targets;

@@ -353,6 +353,33 @@ pub fn proc_usage(pid: u32) -> (f64, u64) {
     (cpu, rss)
 }
 
+/// Resident memory of a process now, from `/proc/<pid>/status`, bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Memory {
+    /// `VmRSS`: resident now.
+    pub rss: u64,
+    /// `RssAnon`: resident anonymous memory (heap, stacks), no file pages.
+    pub anon: u64,
+    /// `VmHWM`: peak resident so far.
+    pub peak: u64,
+}
+
+/// Reads [`Memory`] of `pid` (zeros when the process is gone).
+pub fn proc_memory(pid: u32) -> Memory {
+    parse_status(&std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default())
+}
+
+fn parse_status(status: &str) -> Memory {
+    let kb = |key: &str| -> u64 {
+        status
+            .lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .map_or(0, |kb| kb * 1024)
+    };
+    Memory { rss: kb("VmRSS:"), anon: kb("RssAnon:"), peak: kb("VmHWM:") }
+}
+
 /// `sysconf(_SC_CLK_TCK)` through `getconf`, 100 when unknown.
 fn clock_ticks() -> f64 {
     static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
@@ -379,6 +406,13 @@ mod tests {
         assert_eq!(sum_metric(text, "vm_rows_inserted_total", ""), 123.0);
         assert_eq!(sum_metric(text, "promlake_ingest_written_total", "kind=\"sample\""), 2000.0);
         assert_eq!(sum_metric(text, "prometheus_tsdb_head_samples_appended_total", ""), 1e6);
+    }
+
+    #[test]
+    fn status_memory_lines_are_parsed() {
+        let status = "Name:\tx\nVmHWM:\t  2048 kB\nVmRSS:\t  1024 kB\nRssAnon:\t   512 kB\nRssFile:\t 512 kB\n";
+        assert_eq!(parse_status(status), Memory { rss: 1 << 20, anon: 1 << 19, peak: 2 << 20 });
+        assert!(proc_memory(std::process::id()).rss > 0);
     }
 
     #[test]

@@ -22,6 +22,7 @@
 //! (`storage.ErrOutOfOrderSample`) and Mimir report for them too. Either
 //! way they are not written twice.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
 
@@ -62,12 +63,16 @@ pub(crate) enum Verdict {
     OutOfOrder,
 }
 
-/// One series' memory of what it accepted.
-#[derive(Debug, Default)]
+/// One series' memory of what it accepted: the newest sample inline, and
+/// the older ones still inside the out-of-order window in a map that stays
+/// empty (allocates nothing) while the window is 0. A one-entry `BTreeMap`
+/// per series would cost a ~280-byte node for every active series.
+#[derive(Debug)]
 struct SeriesHead {
-    /// Accepted samples at or above `newest - window`; never empty once the
-    /// series accepted a sample, and its last key is the newest timestamp.
-    recent: BTreeMap<i64, Fingerprint>,
+    newest_ms: i64,
+    newest: Fingerprint,
+    /// Accepted samples below `newest_ms` and at or above `newest_ms - window`.
+    older: BTreeMap<i64, Fingerprint>,
 }
 
 /// The deduplication state of one partition.
@@ -91,21 +96,32 @@ impl Dedup {
 
     /// Decides on a sample and, when accepted, remembers it.
     pub(crate) fn offer(&mut self, series_id: u64, timestamp_ms: i64, fingerprint: Fingerprint) -> Verdict {
-        let head = self.series.entry(series_id).or_default();
-        if let Some(existing) = head.recent.get(&timestamp_ms) {
+        let head = match self.series.entry(series_id) {
+            Entry::Vacant(v) => {
+                v.insert(SeriesHead { newest_ms: timestamp_ms, newest: fingerprint, older: BTreeMap::new() });
+                return Verdict::Accept;
+            }
+            Entry::Occupied(o) => o.into_mut(),
+        };
+        let existing = if timestamp_ms == head.newest_ms { Some(&head.newest) } else { head.older.get(&timestamp_ms) };
+        if let Some(existing) = existing {
             return if *existing == fingerprint { Verdict::Duplicate } else { Verdict::DuplicateConflict };
         }
-        if let Some((&newest, _)) = head.recent.last_key_value() {
-            if newest.saturating_sub(timestamp_ms) > self.window_ms {
-                return Verdict::OutOfOrder;
+        if head.newest_ms.saturating_sub(timestamp_ms) > self.window_ms {
+            return Verdict::OutOfOrder;
+        }
+        if timestamp_ms > head.newest_ms {
+            let keep_from = timestamp_ms.saturating_sub(self.window_ms);
+            if head.newest_ms >= keep_from {
+                head.older.insert(head.newest_ms, head.newest);
             }
-            head.recent.insert(timestamp_ms, fingerprint);
-            if timestamp_ms > newest {
-                let keep_from = timestamp_ms.saturating_sub(self.window_ms);
-                head.recent = head.recent.split_off(&keep_from);
+            if head.older.first_key_value().is_some_and(|(&t, _)| t < keep_from) {
+                head.older = head.older.split_off(&keep_from);
             }
+            head.newest_ms = timestamp_ms;
+            head.newest = fingerprint;
         } else {
-            head.recent.insert(timestamp_ms, fingerprint);
+            head.older.insert(timestamp_ms, fingerprint);
         }
         Verdict::Accept
     }
@@ -113,7 +129,13 @@ impl Dedup {
     /// The newest accepted timestamp of a series.
     #[cfg(test)]
     pub(crate) fn newest(&self, series_id: u64) -> Option<i64> {
-        self.series.get(&series_id).and_then(|h| h.recent.last_key_value()).map(|(t, _)| *t)
+        self.series.get(&series_id).map(|h| h.newest_ms)
+    }
+
+    /// Samples remembered below the newest of a series.
+    #[cfg(test)]
+    fn older_len(&self, series_id: u64) -> usize {
+        self.series.get(&series_id).map_or(0, |h| h.older.len())
     }
 }
 
@@ -148,6 +170,8 @@ mod tests {
         assert_eq!(d.offer(1, 2000, f(1.0)), Verdict::Accept);
         assert_eq!(d.offer(1, 1000, f(1.0)), Verdict::OutOfOrder);
         assert_eq!(d.newest(1), Some(2000));
+        // Nothing but the newest sample is remembered without a window.
+        assert_eq!(d.older_len(1), 0);
     }
 
     #[test]
@@ -165,6 +189,12 @@ mod tests {
         // ...but still knows what is inside it.
         assert_eq!(d.offer(1, 10_000, f(1.0)), Verdict::Duplicate);
         assert_eq!(d.newest(1), Some(10_200));
+        // 10_000 and 9_700.. are inside [10_200 - 500, 10_200): only 10_000 was accepted there.
+        assert_eq!(d.older_len(1), 1);
+        // A newest sample exactly at the window's edge stays remembered.
+        assert_eq!(d.offer(1, 10_700, f(3.0)), Verdict::Accept);
+        assert_eq!(d.offer(1, 10_200, f(2.0)), Verdict::Duplicate);
+        assert_eq!(d.offer(1, 10_199, f(2.0)), Verdict::OutOfOrder);
     }
 
     #[test]

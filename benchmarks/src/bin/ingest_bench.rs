@@ -9,12 +9,12 @@
 //!
 //! See `benchmarks/README.md`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
-use benchmarks::cli::{Machine, WorkloadArgs, now_ms, protocol_name};
+use anyhow::bail;
+use benchmarks::cli::{Machine, WorkloadArgs, now_ms, promlake_bin, protocol_name, reference_bin_dir, repo_root};
 use benchmarks::driver::{Driver, Limit, Report};
 use benchmarks::loadgen::{Pool, series_per_host};
 use benchmarks::targets::{Binaries, Kind, Snapshot, Target};
@@ -90,37 +90,18 @@ impl Row {
     }
 }
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
-}
-
 fn binaries(args: &Args, kinds: &[Kind]) -> anyhow::Result<Binaries> {
-    let promlake = args.promlake_bin.clone().unwrap_or_else(|| {
-        let target =
-            std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| repo_root().join("target"));
-        target.join("release").join("promlake")
-    });
+    let promlake = promlake_bin(args.promlake_bin.as_deref());
     if kinds.contains(&Kind::PromLake) && !promlake.is_file() {
         bail!(
             "{} not found: build it with `cargo build --release -p promlake` or pass --promlake-bin",
             promlake.display()
         );
     }
-    let reference = match &args.reference_bin_dir {
-        Some(d) => d.clone(),
-        None if kinds.iter().any(|k| *k != Kind::PromLake) => {
-            let script = repo_root().join("../shared/tools/fetch-reference-binaries");
-            let out = std::process::Command::new(&script)
-                .stderr(std::process::Stdio::inherit())
-                .output()
-                .with_context(|| format!("running {}", script.display()))?;
-            if !out.status.success() {
-                bail!("{} failed", script.display());
-            }
-            let stdout = String::from_utf8_lossy(&out.stdout);
-            PathBuf::from(stdout.lines().last().context("fetch-reference-binaries printed nothing")?.trim())
-        }
-        None => PathBuf::new(),
+    let reference = if args.reference_bin_dir.is_some() || kinds.iter().any(|k| *k != Kind::PromLake) {
+        reference_bin_dir(args.reference_bin_dir.as_deref())?
+    } else {
+        PathBuf::new()
     };
     Ok(Binaries { promlake, reference })
 }
