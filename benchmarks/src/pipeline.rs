@@ -210,15 +210,17 @@ impl Pipeline {
     ) -> anyhow::Result<StreamWorkers> {
         let writer =
             Arc::new(DeltaTableWriter::new(self.lake.clone()).with_checkpoint_interval(config.checkpoint_interval));
+        let membership = Arc::new(stream_workers::AllPartitions::new(self.log.clone() as Arc<dyn Log>));
         let workers = stream_workers::start(
             config,
             self.log.clone(),
             writer,
             self.overrides.clone(),
             Arc::new(SystemClock),
+            membership,
             registry,
         )
-        .await;
+        .await?;
         workers.watch_workspace(WORKSPACE_ID, &self.topic).await?;
         Ok(workers)
     }

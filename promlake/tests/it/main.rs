@@ -7,6 +7,6 @@ mod crash;
 mod harness;
 mod lake_crash;
 mod prometheus;
-mod scaled_out;
 mod s3_lake;
+mod scaled_out;
 mod serve;

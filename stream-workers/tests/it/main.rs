@@ -10,5 +10,5 @@ mod harness;
 mod maintenance;
 mod rebalance;
 mod round_trip;
-mod select;
 mod s3;
+mod select;
