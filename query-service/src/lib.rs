@@ -1,5 +1,26 @@
-//! Query service: parses PromQL with `promql-parser`, plans it into DataFusion
-//! logical plans over the workspace's Delta tables and the workers' head, and
-//! serves the Prometheus HTTP API under `/workspaces/{id}/api/v1/`.
+//! Query service: parses PromQL with `promql-parser`, plans it into
+//! DataFusion logical plans whose leaves read a workspace's samples through
+//! [`common::seams::SampleReader`] (the lake tables and the stream workers'
+//! head), and runs them ([`engine`]).
 //!
-//! Not built yet: see the query-service issue.
+//! ```text
+//!  PromQL text ─► promql-parser AST ─► planner ─► LogicalPlan
+//!     (PromSeriesScan → PromInstantVector / PromRangeFunction extension
+//!      nodes, then DataFusion Projection / Aggregate / Join / Filter with
+//!      label UDFs) ─► DataFusion optimizer + physical planner (PromExec for
+//!      the extension nodes) ─► record batches of (labels, ts, value) ─►
+//!      scalar / vector / matrix
+//! ```
+//!
+//! [`promqltest`] runs Prometheus's conformance scripts through the real
+//! storage path (embedded log → stream workers → Delta tables and head);
+//! the `promqltest` binary prints per file and in total `N passed, N
+//! failed, N skipped`.
+//!
+//! Not built yet: the Prometheus HTTP API, subqueries, `group_left` /
+//! `group_right`, most functions beyond the range functions and simple math,
+//! `topk`/`bottomk`/`quantile`/`count_values`/`limitk`, native histograms,
+//! annotations (warnings and infos), query limits and cancellation.
+
+pub mod engine;
+pub mod promqltest;

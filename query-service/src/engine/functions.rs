@@ -1,0 +1,362 @@
+//! PromQL's range functions over one series' samples in one window, as
+//! Prometheus 3.5 computes them (`promql/functions.go`): the window is
+//! `(t − range, t]`, staleness markers already removed.
+
+/// A function of a range vector, evaluated per series and step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RangeFn {
+    /// `rate`
+    Rate,
+    /// `increase`
+    Increase,
+    /// `delta`
+    Delta,
+    /// `irate`
+    Irate,
+    /// `idelta`
+    Idelta,
+    /// `deriv`
+    Deriv,
+    /// `changes`
+    Changes,
+    /// `resets`
+    Resets,
+    /// `avg_over_time`
+    AvgOverTime,
+    /// `sum_over_time`
+    SumOverTime,
+    /// `count_over_time`
+    CountOverTime,
+    /// `min_over_time`
+    MinOverTime,
+    /// `max_over_time`
+    MaxOverTime,
+    /// `last_over_time`
+    LastOverTime,
+    /// `present_over_time`
+    PresentOverTime,
+    /// `stddev_over_time`
+    StddevOverTime,
+    /// `stdvar_over_time`
+    StdvarOverTime,
+    /// `mad_over_time`
+    MadOverTime,
+    /// `ts_of_min_over_time`
+    TsOfMinOverTime,
+    /// `ts_of_max_over_time`
+    TsOfMaxOverTime,
+    /// `ts_of_last_over_time`
+    TsOfLastOverTime,
+}
+
+impl RangeFn {
+    /// The function of a PromQL name taking only a range vector.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "rate" => RangeFn::Rate,
+            "increase" => RangeFn::Increase,
+            "delta" => RangeFn::Delta,
+            "irate" => RangeFn::Irate,
+            "idelta" => RangeFn::Idelta,
+            "deriv" => RangeFn::Deriv,
+            "changes" => RangeFn::Changes,
+            "resets" => RangeFn::Resets,
+            "avg_over_time" => RangeFn::AvgOverTime,
+            "sum_over_time" => RangeFn::SumOverTime,
+            "count_over_time" => RangeFn::CountOverTime,
+            "min_over_time" => RangeFn::MinOverTime,
+            "max_over_time" => RangeFn::MaxOverTime,
+            "last_over_time" => RangeFn::LastOverTime,
+            "present_over_time" => RangeFn::PresentOverTime,
+            "stddev_over_time" => RangeFn::StddevOverTime,
+            "stdvar_over_time" => RangeFn::StdvarOverTime,
+            "mad_over_time" => RangeFn::MadOverTime,
+            "ts_of_min_over_time" => RangeFn::TsOfMinOverTime,
+            "ts_of_max_over_time" => RangeFn::TsOfMaxOverTime,
+            "ts_of_last_over_time" => RangeFn::TsOfLastOverTime,
+            _ => return None,
+        })
+    }
+
+    /// Whether the result keeps the metric name (`last_over_time` and the
+    /// selectors of `*_over_time` that return samples unchanged keep it in
+    /// Prometheus 3: only `last_over_time` among these).
+    pub fn keeps_name(self) -> bool {
+        matches!(self, RangeFn::LastOverTime)
+    }
+
+    /// Evaluates over `ts`/`vs` (the window's samples, in time order) at step
+    /// time `t_ms` for a window of `range_ms`.
+    pub fn eval(self, ts: &[i64], vs: &[f64], t_ms: i64, range_ms: i64) -> Option<f64> {
+        let n = vs.len();
+        if n == 0 {
+            return None;
+        }
+        match self {
+            RangeFn::Rate => extrapolated(ts, vs, t_ms, range_ms, true, true),
+            RangeFn::Increase => extrapolated(ts, vs, t_ms, range_ms, true, false),
+            RangeFn::Delta => extrapolated(ts, vs, t_ms, range_ms, false, false),
+            RangeFn::Irate => instant(ts, vs, true),
+            RangeFn::Idelta => instant(ts, vs, false),
+            RangeFn::Deriv => {
+                if n < 2 {
+                    return None;
+                }
+                Some(linear_regression(ts, vs, ts[0]).0)
+            }
+            RangeFn::Changes => {
+                Some(vs.windows(2).filter(|w| w[0] != w[1] && !(w[0].is_nan() && w[1].is_nan())).count() as f64)
+            }
+            RangeFn::Resets => Some(vs.windows(2).filter(|w| w[1] < w[0]).count() as f64),
+            RangeFn::AvgOverTime => Some(avg(vs)),
+            RangeFn::SumOverTime => Some(kahan_sum(vs.iter().copied())),
+            RangeFn::CountOverTime => Some(n as f64),
+            RangeFn::MinOverTime => {
+                Some(vs.iter().copied().fold(f64::NAN, |m, v| if v < m || m.is_nan() { v } else { m }))
+            }
+            RangeFn::MaxOverTime => {
+                Some(vs.iter().copied().fold(f64::NAN, |m, v| if v > m || m.is_nan() { v } else { m }))
+            }
+            RangeFn::LastOverTime => vs.last().copied(),
+            RangeFn::PresentOverTime => Some(1.0),
+            RangeFn::StdvarOverTime => Some(variance(vs)),
+            RangeFn::StddevOverTime => Some(variance(vs).sqrt()),
+            RangeFn::MadOverTime => {
+                let median = quantile(0.5, vs.to_vec());
+                let deviations: Vec<f64> = vs.iter().map(|v| (v - median).abs()).collect();
+                Some(quantile(0.5, deviations))
+            }
+            RangeFn::TsOfMinOverTime => {
+                let mut best: Option<(f64, i64)> = None;
+                for (&t, &v) in ts.iter().zip(vs) {
+                    if best.is_none_or(|(m, _)| v <= m || m.is_nan()) {
+                        best = Some((v, t));
+                    }
+                }
+                best.map(|(_, t)| t as f64 / 1000.0)
+            }
+            RangeFn::TsOfMaxOverTime => {
+                let mut best: Option<(f64, i64)> = None;
+                for (&t, &v) in ts.iter().zip(vs) {
+                    if best.is_none_or(|(m, _)| v >= m || m.is_nan()) {
+                        best = Some((v, t));
+                    }
+                }
+                best.map(|(_, t)| t as f64 / 1000.0)
+            }
+            RangeFn::TsOfLastOverTime => ts.last().map(|t| *t as f64 / 1000.0),
+        }
+    }
+}
+
+/// `rate`, `increase` and `delta`: the increase within the window,
+/// extrapolated towards its edges as Prometheus does.
+fn extrapolated(ts: &[i64], vs: &[f64], t_ms: i64, range_ms: i64, counter: bool, rate: bool) -> Option<f64> {
+    let n = vs.len();
+    if n < 2 {
+        return None;
+    }
+    let (first_t, last_t) = (ts[0], ts[n - 1]);
+    let mut result = vs[n - 1] - vs[0];
+    if counter {
+        let mut prev = vs[0];
+        for &v in &vs[1..] {
+            if v < prev {
+                result += prev;
+            }
+            prev = v;
+        }
+    }
+    let range_start = t_ms - range_ms;
+    let mut to_start = (first_t - range_start) as f64 / 1000.0;
+    let mut to_end = (t_ms - last_t) as f64 / 1000.0;
+    let sampled = (last_t - first_t) as f64 / 1000.0;
+    let avg_between = sampled / (n - 1) as f64;
+    let threshold = avg_between * 1.1;
+    if to_start >= threshold {
+        to_start = avg_between / 2.0;
+    }
+    if counter && result > 0.0 && vs[0] >= 0.0 {
+        let to_zero = sampled * (vs[0] / result);
+        if to_zero < to_start {
+            to_start = to_zero;
+        }
+    }
+    if to_end >= threshold {
+        to_end = avg_between / 2.0;
+    }
+    let mut factor = (sampled + to_start + to_end) / sampled;
+    if rate {
+        factor /= range_ms as f64 / 1000.0;
+    }
+    Some(result * factor)
+}
+
+/// `irate` and `idelta`: from the last two samples.
+fn instant(ts: &[i64], vs: &[f64], rate: bool) -> Option<f64> {
+    let n = vs.len();
+    if n < 2 {
+        return None;
+    }
+    let (last, prev) = (vs[n - 1], vs[n - 2]);
+    let interval = ts[n - 1] - ts[n - 2];
+    if interval == 0 {
+        return None;
+    }
+    let mut result = if rate && last < prev { last } else { last - prev };
+    if rate {
+        result /= interval as f64 / 1000.0;
+    }
+    Some(result)
+}
+
+/// Kahan–Babuška–Neumaier summation, as Prometheus's `kahansum`.
+pub fn kahan_sum(values: impl Iterator<Item = f64>) -> f64 {
+    let (mut sum, mut c) = (0.0f64, 0.0f64);
+    for v in values {
+        let t = sum + v;
+        if t.is_infinite() {
+            c = 0.0;
+        } else if sum.abs() >= v.abs() {
+            c += (sum - t) + v;
+        } else {
+            c += (v - t) + sum;
+        }
+        sum = t;
+    }
+    sum + c
+}
+
+/// `avg_over_time`: a Kahan sum divided by the count, falling back to an
+/// incremental mean when the sum overflows (Prometheus 3.5).
+fn avg(vs: &[f64]) -> f64 {
+    let sum = kahan_sum(vs.iter().copied());
+    if sum.is_finite() || vs.iter().any(|v| v.is_infinite() || v.is_nan()) {
+        return sum / vs.len() as f64;
+    }
+    let mut mean = 0.0;
+    for (i, v) in vs.iter().enumerate() {
+        mean += (v - mean) / (i + 1) as f64;
+    }
+    mean
+}
+
+/// Population variance, as `stdvar_over_time` (Welford with Kahan terms).
+fn variance(vs: &[f64]) -> f64 {
+    let (mut count, mut mean, mut c_mean, mut aux, mut c_aux) = (0.0f64, 0.0f64, 0.0f64, 0.0f64, 0.0f64);
+    for &v in vs {
+        count += 1.0;
+        let delta = v - (mean + c_mean);
+        let (m, cm) = kahan_inc(delta / count, mean, c_mean);
+        mean = m;
+        c_mean = cm;
+        let (a, ca) = kahan_inc(delta * (v - (mean + c_mean)), aux, c_aux);
+        aux = a;
+        c_aux = ca;
+    }
+    (aux + c_aux) / count
+}
+
+fn kahan_inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {
+    let t = sum + inc;
+    let c = if t.is_infinite() {
+        0.0
+    } else if sum.abs() >= inc.abs() {
+        c + ((sum - t) + inc)
+    } else {
+        c + ((inc - t) + sum)
+    };
+    (t, c)
+}
+
+/// The φ-quantile of values, as Prometheus's `quantile` (linear
+/// interpolation between closest ranks; ±Inf beyond [0, 1], NaN for NaN).
+pub fn quantile(q: f64, mut values: Vec<f64>) -> f64 {
+    if values.is_empty() || q.is_nan() {
+        return f64::NAN;
+    }
+    if q < 0.0 {
+        return f64::NEG_INFINITY;
+    }
+    if q > 1.0 {
+        return f64::INFINITY;
+    }
+    values.sort_by(|a, b| a.total_cmp(b));
+    // Prometheus sorts with NaN first (sort.Float64s); total_cmp puts
+    // negative NaN first and positive NaN last, so order NaNs explicitly.
+    let nans: Vec<f64> = values.iter().copied().filter(|v| v.is_nan()).collect();
+    values.retain(|v| !v.is_nan());
+    let mut sorted = nans;
+    sorted.extend(values);
+    let n = sorted.len() as f64;
+    let rank = q * (n - 1.0);
+    let lower = rank.floor().max(0.0);
+    let upper = (lower + 1.0).min(n - 1.0);
+    let weight = rank - rank.floor();
+    sorted[lower as usize] * (1.0 - weight) + sorted[upper as usize] * weight
+}
+
+/// The least-squares fit of `vs` against time relative to `intercept_ms`:
+/// (slope per second, intercept), as Prometheus's `linearRegression`.
+pub fn linear_regression(ts: &[i64], vs: &[f64], intercept_ms: i64) -> (f64, f64) {
+    let n = vs.len() as f64;
+    let (mut sum_x, mut c_x, mut sum_y, mut c_y) = (0.0, 0.0, 0.0, 0.0);
+    let (mut sum_xy, mut c_xy, mut sum_x2, mut c_x2) = (0.0, 0.0, 0.0, 0.0);
+    let const_y = vs.iter().all(|v| *v == vs[0]);
+    if const_y && vs[0].is_finite() {
+        return (0.0, vs[0]);
+    }
+    for (&t, &v) in ts.iter().zip(vs) {
+        let x = (t - intercept_ms) as f64 / 1000.0;
+        (sum_x, c_x) = kahan_inc(x, sum_x, c_x);
+        (sum_y, c_y) = kahan_inc(v, sum_y, c_y);
+        (sum_xy, c_xy) = kahan_inc(x * v, sum_xy, c_xy);
+        (sum_x2, c_x2) = kahan_inc(x * x, sum_x2, c_x2);
+    }
+    let (sum_x, sum_y, sum_xy, sum_x2) = (sum_x + c_x, sum_y + c_y, sum_xy + c_xy, sum_x2 + c_x2);
+    let cov_xy = sum_xy - sum_x * sum_y / n;
+    let var_x = sum_x2 - sum_x * sum_x / n;
+    let slope = cov_xy / var_x;
+    let intercept = sum_y / n - slope * sum_x / n;
+    (slope, intercept)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_extrapolates_like_prometheus() {
+        // A counter 0,10,…,100 every 30 s from 0: rate over [5m] at 5m is
+        // 100/300 extrapolated to the window edges: the first sample sits
+        // at the window start (exclusive), so no extrapolation backwards
+        // beyond the zero point.
+        let ts: Vec<i64> = (1..=10).map(|i| i * 30_000).collect();
+        let vs: Vec<f64> = (1..=10).map(|i| f64::from(i) * 10.0).collect();
+        let r = RangeFn::Rate.eval(&ts, &vs, 300_000, 300_000).unwrap();
+        assert!((r - 100.0 / 300.0).abs() < 1e-9, "{r}");
+        let inc = RangeFn::Increase.eval(&ts, &vs, 300_000, 300_000).unwrap();
+        assert!((inc - 100.0).abs() < 1e-9, "{inc}");
+        // A counter reset adds the value before it: +5, then 10 → 2 is +2.
+        // The samples span the whole window: no extrapolation.
+        let r = RangeFn::Increase.eval(&[0, 10_000, 20_000], &[5.0, 10.0, 2.0], 20_000, 20_000).unwrap();
+        assert!((r - 7.0).abs() < 1e-9, "{r}");
+        assert_eq!(RangeFn::Rate.eval(&[1], &[1.0], 1, 10), None);
+    }
+
+    #[test]
+    fn over_time_functions() {
+        let ts = [1_000, 2_000, 3_000, 4_000];
+        let vs = [1.0, 5.0, 2.0, 4.0];
+        assert_eq!(RangeFn::AvgOverTime.eval(&ts, &vs, 4_000, 10_000), Some(3.0));
+        assert_eq!(RangeFn::MinOverTime.eval(&ts, &vs, 4_000, 10_000), Some(1.0));
+        assert_eq!(RangeFn::MaxOverTime.eval(&ts, &vs, 4_000, 10_000), Some(5.0));
+        assert_eq!(RangeFn::Changes.eval(&ts, &vs, 4_000, 10_000), Some(3.0));
+        assert_eq!(RangeFn::Resets.eval(&ts, &vs, 4_000, 10_000), Some(1.0));
+        assert_eq!(RangeFn::TsOfMaxOverTime.eval(&ts, &vs, 4_000, 10_000), Some(2.0));
+        assert_eq!(RangeFn::StdvarOverTime.eval(&ts, &vs, 4_000, 10_000), Some(2.5));
+        assert_eq!(quantile(0.5, vec![1.0, 2.0, 3.0, 4.0]), 2.5);
+        let d = RangeFn::Deriv.eval(&ts, &[1.0, 2.0, 3.0, 4.0], 4_000, 10_000).unwrap();
+        assert!((d - 1.0).abs() < 1e-12);
+    }
+}

@@ -1,0 +1,113 @@
+//! A series' label set as one Arrow `Binary` value, so plans group, join and
+//! sort series with DataFusion's own operators: the pairs sorted by name,
+//! each `name 0xFE value 0xFF`. The bytes 0xFE and 0xFF never occur in
+//! UTF-8, so the encoding is unambiguous: equal label sets, and only they,
+//! have equal bytes. (Its byte order is not Prometheus's label order — a
+//! value's end sorts after every character — so results are sorted on the
+//! decoded pairs.)
+
+use std::sync::Arc;
+
+/// The byte after a name.
+const NAME_END: u8 = 0xFE;
+/// The byte after a value.
+const VALUE_END: u8 = 0xFF;
+
+/// The metric name label.
+pub const METRIC_NAME: &str = "__name__";
+
+/// Encodes pairs sorted by name.
+pub fn encode(pairs: &[(String, String)]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(pairs.iter().map(|(n, v)| n.len() + v.len() + 2).sum());
+    for (n, v) in pairs {
+        out.extend_from_slice(n.as_bytes());
+        out.push(NAME_END);
+        out.extend_from_slice(v.as_bytes());
+        out.push(VALUE_END);
+    }
+    out
+}
+
+/// Iterates the (name, value) pairs of an encoded label set.
+pub fn iter(bytes: &[u8]) -> impl Iterator<Item = (&str, &str)> {
+    bytes.split(|b| *b == VALUE_END).filter(|p| !p.is_empty()).filter_map(|pair| {
+        let i = pair.iter().position(|b| *b == NAME_END)?;
+        Some((std::str::from_utf8(&pair[..i]).ok()?, std::str::from_utf8(&pair[i + 1..]).ok()?))
+    })
+}
+
+/// Decodes into owned pairs.
+pub fn decode(bytes: &[u8]) -> Vec<(String, String)> {
+    iter(bytes).map(|(n, v)| (n.to_owned(), v.to_owned())).collect()
+}
+
+/// The value of one label, if present.
+pub fn get<'a>(bytes: &'a [u8], name: &str) -> Option<&'a str> {
+    iter(bytes).find(|(n, _)| *n == name).map(|(_, v)| v)
+}
+
+/// Keeps only the named labels (`by`, `on`).
+pub fn keep(bytes: &[u8], names: &[String]) -> Vec<u8> {
+    filter(bytes, |n| names.iter().any(|k| k == n))
+}
+
+/// Drops the named labels (`without`, `ignoring`).
+pub fn drop(bytes: &[u8], names: &[String]) -> Vec<u8> {
+    filter(bytes, |n| !names.iter().any(|k| k == n))
+}
+
+/// Drops `__name__`.
+pub fn drop_name(bytes: &[u8]) -> Vec<u8> {
+    filter(bytes, |n| n != METRIC_NAME)
+}
+
+fn filter(bytes: &[u8], keep: impl Fn(&str) -> bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len());
+    for pair in bytes.split(|b| *b == VALUE_END).filter(|p| !p.is_empty()) {
+        let Some(i) = pair.iter().position(|b| *b == NAME_END) else { continue };
+        if std::str::from_utf8(&pair[..i]).is_ok_and(&keep) {
+            out.extend_from_slice(pair);
+            out.push(VALUE_END);
+        }
+    }
+    out
+}
+
+/// Sets (or with an empty value, removes) one label.
+pub fn set(bytes: &[u8], name: &str, value: &str) -> Vec<u8> {
+    let mut pairs: Vec<(String, String)> = decode(bytes).into_iter().filter(|(n, _)| n != name).collect();
+    if !value.is_empty() {
+        pairs.push((name.to_owned(), value.to_owned()));
+        pairs.sort();
+    }
+    encode(&pairs)
+}
+
+/// Encodes a shared label set from the read seam.
+pub fn encode_shared(labels: &Arc<[(String, String)]>) -> Vec<u8> {
+    encode(labels)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
+        p.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())).collect()
+    }
+
+    #[test]
+    fn round_trip_and_edits() {
+        let l = pairs(&[("__name__", "up"), ("instance", "a:1"), ("job", "x=y\n")]);
+        let e = encode(&l);
+        assert_eq!(decode(&e), l);
+        assert_eq!(get(&e, "job"), Some("x=y\n"));
+        assert_eq!(decode(&keep(&e, &["job".into()])), pairs(&[("job", "x=y\n")]));
+        assert_eq!(decode(&drop(&e, &["job".into()])), pairs(&[("__name__", "up"), ("instance", "a:1")]));
+        assert_eq!(decode(&drop_name(&e)), pairs(&[("instance", "a:1"), ("job", "x=y\n")]));
+        assert_eq!(decode(&set(&e, "a", "b"))[0], ("__name__".into(), "up".into()));
+        assert_eq!(get(&set(&e, "a", "b"), "a"), Some("b"));
+        assert_eq!(get(&set(&e, "job", ""), "job"), None);
+        assert!(encode(&[]).is_empty());
+    }
+}

@@ -1,0 +1,244 @@
+//! The PromQL engine: parse (`promql-parser`), plan ([`planner`]: DataFusion
+//! logical plans with PromQL's extension nodes, [`nodes`]), run the plan on
+//! a DataFusion session whose scans read through the
+//! [`common::seams::SampleReader`], and shape the rows into Prometheus's
+//! result types.
+
+pub mod functions;
+pub mod labels;
+pub mod nodes;
+pub mod planner;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use common::seams::SampleReader;
+use datafusion::execution::SessionState;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_plan::ExecutionPlan;
+
+use self::nodes::{Grid, ReadContext};
+use self::planner::{PlanSettings, Planned};
+
+/// The default lookback delta (Prometheus's 5 minutes).
+pub const DEFAULT_LOOKBACK_MS: i64 = 300_000;
+
+/// Why a query failed, with its Prometheus error type.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum QueryError {
+    /// The query does not parse (`bad_data`).
+    #[error("{0}")]
+    Parse(String),
+    /// The query or its parameters are invalid (`bad_data`).
+    #[error("{0}")]
+    BadData(String),
+    /// Evaluation failed on the data (`execution`).
+    #[error("{0}")]
+    Execution(String),
+    /// Not built yet in PromLake (`execution`, named so).
+    #[error("not supported by PromLake yet: {0}")]
+    Unsupported(String),
+    /// Our fault (`internal`).
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<datafusion::common::DataFusionError> for QueryError {
+    fn from(e: datafusion::common::DataFusionError) -> Self {
+        QueryError::Internal(e.to_string())
+    }
+}
+
+/// A label set as sorted (name, value) pairs.
+pub type LabelPairs = Vec<(String, String)>;
+
+/// One series of a result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    /// Sorted by name.
+    pub labels: Vec<(String, String)>,
+    /// (Unix ms, value), in time order.
+    pub points: Vec<(i64, f64)>,
+}
+
+/// A query's result.
+#[derive(Debug, Clone, PartialEq)]
+pub enum QueryValue {
+    /// A scalar at a time.
+    Scalar(i64, f64),
+    /// A string at a time.
+    String(i64, String),
+    /// An instant vector: one point per series.
+    Vector(Vec<Series>),
+    /// A matrix: series sorted by labels.
+    Matrix(Vec<Series>),
+}
+
+/// Evaluates PromQL against one reader.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    reader: Arc<dyn SampleReader>,
+}
+
+/// What to evaluate and over which steps.
+#[derive(Debug, Clone)]
+pub struct QueryRequest {
+    /// The expression.
+    pub query: String,
+    /// First step, Unix ms (= `end_ms` for an instant query).
+    pub start_ms: i64,
+    /// Last step, Unix ms.
+    pub end_ms: i64,
+    /// Step, ms (an instant query: any positive value).
+    pub step_ms: i64,
+    /// Lookback delta, ms.
+    pub lookback_ms: i64,
+    /// An instant query (a vector result) rather than a range query.
+    pub instant: bool,
+}
+
+impl Engine {
+    /// An engine reading through `reader`.
+    pub fn new(reader: Arc<dyn SampleReader>) -> Self {
+        Self { reader }
+    }
+
+    fn state(&self, workspace_id: &str) -> SessionState {
+        nodes::session_state(Arc::new(ReadContext {
+            workspace_id: workspace_id.to_owned(),
+            reader: self.reader.clone(),
+        }))
+    }
+
+    /// Parses and plans a request: the logical plan (`None` for constants
+    /// and strings) and what it plans to.
+    ///
+    /// # Errors
+    /// [`QueryError::Parse`], [`QueryError::BadData`], [`QueryError::Unsupported`].
+    pub fn plan(&self, req: &QueryRequest) -> Result<Planned, QueryError> {
+        let expr = promql_parser::parser::parse(&req.query).map_err(QueryError::Parse)?;
+        let settings = PlanSettings {
+            grid: Grid { start_ms: req.start_ms, end_ms: req.end_ms, step_ms: req.step_ms.max(1) },
+            lookback_ms: req.lookback_ms,
+        };
+        planner::plan(&expr, &settings)
+    }
+
+    /// The optimized logical and the physical plan of a request, as text
+    /// (`EXPLAIN`).
+    ///
+    /// # Errors
+    /// As [`Engine::query`].
+    pub async fn explain(&self, workspace_id: &str, req: &QueryRequest) -> Result<String, QueryError> {
+        let plan = match self.plan(req)? {
+            Planned::Vector(p) | Planned::Scalar(p) | Planned::Matrix(p) => p,
+            Planned::Const(v) => return Ok(format!("constant {v}")),
+            Planned::String(s) => return Ok(format!("string {s:?}")),
+        };
+        let state = self.state(workspace_id);
+        let optimized = state.optimize(&plan).map_err(|e| QueryError::Internal(e.to_string()))?;
+        let physical = state.create_physical_plan(&optimized).await.map_err(|e| QueryError::Internal(e.to_string()))?;
+        Ok(format!(
+            "logical:\n{}\nphysical:\n{}",
+            optimized.display_indent(),
+            datafusion::physical_plan::displayable(physical.as_ref()).indent(false)
+        ))
+    }
+
+    /// Evaluates a request.
+    ///
+    /// # Errors
+    /// [`QueryError`] for parse, planning and evaluation failures.
+    pub async fn query(&self, workspace_id: &str, req: &QueryRequest) -> Result<QueryValue, QueryError> {
+        let planned = self.plan(req)?;
+        let grid = Grid { start_ms: req.start_ms, end_ms: req.end_ms, step_ms: req.step_ms.max(1) };
+        match planned {
+            Planned::Const(v) if req.instant => Ok(QueryValue::Scalar(req.end_ms, v)),
+            Planned::Const(v) => Ok(QueryValue::Matrix(vec![Series {
+                labels: Vec::new(),
+                points: grid.steps().map(|t| (t, v)).collect(),
+            }])),
+            Planned::String(s) if req.instant => Ok(QueryValue::String(req.end_ms, s)),
+            Planned::String(_) => Err(QueryError::BadData(
+                "invalid expression type \"string\" for range query, must be Scalar or instant Vector".into(),
+            )),
+            Planned::Scalar(plan) => {
+                let rows = self.run_scalar(workspace_id, plan).await?;
+                if req.instant {
+                    let v = rows.first().map_or(f64::NAN, |r| r.1);
+                    Ok(QueryValue::Scalar(req.end_ms, v))
+                } else {
+                    Ok(QueryValue::Matrix(vec![Series { labels: Vec::new(), points: rows }]))
+                }
+            }
+            Planned::Vector(plan) => {
+                let series = self.run_vector(workspace_id, plan, true).await?;
+                Ok(if req.instant { QueryValue::Vector(series) } else { QueryValue::Matrix(series) })
+            }
+            Planned::Matrix(plan) if req.instant => {
+                Ok(QueryValue::Matrix(self.run_vector(workspace_id, plan, false).await?))
+            }
+            Planned::Matrix(_) => Err(QueryError::BadData(
+                "invalid expression type \"range vector\" for range query, must be Scalar or instant Vector".into(),
+            )),
+        }
+    }
+
+    async fn execute(
+        &self,
+        workspace_id: &str,
+        plan: LogicalPlan,
+    ) -> Result<Vec<datafusion::arrow::array::RecordBatch>, QueryError> {
+        let state = self.state(workspace_id);
+        let optimized = state.optimize(&plan).map_err(|e| QueryError::Internal(e.to_string()))?;
+        let physical: Arc<dyn ExecutionPlan> =
+            state.create_physical_plan(&optimized).await.map_err(|e| QueryError::Internal(e.to_string()))?;
+        datafusion::physical_plan::collect(physical, state.task_ctx()).await.map_err(|e| match e {
+            datafusion::common::DataFusionError::External(inner) => QueryError::Execution(inner.to_string()),
+            other => QueryError::Execution(other.to_string()),
+        })
+    }
+
+    async fn run_scalar(&self, workspace_id: &str, plan: LogicalPlan) -> Result<Vec<(i64, f64)>, QueryError> {
+        use datafusion::arrow::array::AsArray;
+        use datafusion::arrow::datatypes::{Float64Type, Int64Type};
+        let batches = self.execute(workspace_id, plan).await?;
+        let mut rows = Vec::new();
+        for b in &batches {
+            let t = b.column_by_name(nodes::TS).map(|c| c.as_primitive::<Int64Type>().clone());
+            let v = b.column_by_name(nodes::VALUE).map(|c| c.as_primitive::<Float64Type>().clone());
+            let (Some(t), Some(v)) = (t, v) else {
+                return Err(QueryError::Internal("scalar plan without ts/value".into()));
+            };
+            for i in 0..b.num_rows() {
+                rows.push((t.value(i), v.value(i)));
+            }
+        }
+        rows.sort_by_key(|r| r.0);
+        Ok(rows)
+    }
+
+    /// Runs a vector plan into series sorted by labels; `unique` refuses two
+    /// rows with one label set at one step (Prometheus's "vector cannot
+    /// contain metrics with the same labelset").
+    async fn run_vector(&self, workspace_id: &str, plan: LogicalPlan, unique: bool) -> Result<Vec<Series>, QueryError> {
+        let batches = self.execute(workspace_id, plan).await?;
+        let mut by_labels: BTreeMap<LabelPairs, Vec<(i64, f64)>> = BTreeMap::new();
+        let mut encoded: BTreeMap<Vec<u8>, Vec<(String, String)>> = BTreeMap::new();
+        for b in &batches {
+            for (l, t, v) in nodes::rows(b) {
+                let key = encoded.entry(l.to_vec()).or_insert_with(|| labels::decode(l)).clone();
+                by_labels.entry(key).or_default().push((t, v));
+            }
+        }
+        let mut out = Vec::with_capacity(by_labels.len());
+        for (labels, mut points) in by_labels {
+            points.sort_by_key(|p| p.0);
+            if unique && points.windows(2).any(|w| w[0].0 == w[1].0) {
+                return Err(QueryError::Execution("vector cannot contain metrics with the same labelset".into()));
+            }
+            out.push(Series { labels, points });
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,569 @@
+//! The extension nodes of PromQL plans, where SQL semantics don't fit: one
+//! logical node type ([`PromNode`]) with its physical counterpart
+//! ([`PromExec`]), in four kinds:
+//!
+//! ```text
+//!  SeriesScan     leaf: SampleReader::select(matchers, [start, end]) → raw samples
+//!                 (labels, ts, value), every series' samples in time order
+//!  InstantVector  raw samples → one row per series and step: the newest sample
+//!                 within the lookback (`(t − lookback, t]`, shifted by offset / @),
+//!                 none when it is a staleness marker
+//!  RangeFunction  raw samples → one row per series and step: a range function
+//!                 (rate, *_over_time, …) of the samples in `(t − range, t]`
+//!  Steps          leaf: one row per step (ts), for scalars such as time()
+//! ```
+//!
+//! Vector schemas are `labels` (Binary, [`super::labels`]), `ts` (Int64,
+//! the step's time) and `value` (Float64); the scan's `ts` is the sample's
+//! own time. Aggregations, binary operators and instant functions are plain
+//! DataFusion operators over these columns (see [`super::planner`]).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::hash::Hash;
+use std::sync::{Arc, LazyLock};
+
+use async_trait::async_trait;
+use common::seams::{LabelMatcher, MatchOp, SampleReader, SampleValue, Selection};
+use datafusion::arrow::array::{ArrayRef, AsArray, BinaryBuilder, Float64Builder, Int64Builder, RecordBatch};
+use datafusion::arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema, SchemaRef};
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::{DFSchema, DFSchemaRef, DataFusionError, Result};
+use datafusion::execution::{SendableRecordBatchStream, SessionState, TaskContext};
+use datafusion::logical_expr::{Expr, Extension, LogicalPlan, UserDefinedLogicalNode, UserDefinedLogicalNodeCore};
+use datafusion::physical_expr::EquivalenceProperties;
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PhysicalExpr, PlanProperties,
+};
+use datafusion::physical_planner::{ExtensionPlanner, PhysicalPlanner};
+use futures::StreamExt;
+use schemas::labels::STALE_NAN_BITS;
+
+use super::functions::RangeFn;
+use super::labels;
+
+/// Column names of vector plans.
+pub const LABELS: &str = "labels";
+/// The step (or sample) time, Unix ms.
+pub const TS: &str = "ts";
+/// The float value.
+pub const VALUE: &str = "value";
+
+/// The schema of vector plans and of the scan.
+pub static VECTOR_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        Field::new(LABELS, DataType::Binary, false),
+        Field::new(TS, DataType::Int64, false),
+        Field::new(VALUE, DataType::Float64, false),
+    ]))
+});
+
+/// The schema of the `Steps` node.
+pub static STEPS_SCHEMA: LazyLock<SchemaRef> =
+    LazyLock::new(|| Arc::new(Schema::new(vec![Field::new(TS, DataType::Int64, false)])));
+
+/// The evaluation grid of a query: `start, start + step, …, ≤ end`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd)]
+pub struct Grid {
+    /// First step, Unix ms.
+    pub start_ms: i64,
+    /// Last step bound, Unix ms (inclusive).
+    pub end_ms: i64,
+    /// Step, ms (positive).
+    pub step_ms: i64,
+}
+
+impl Grid {
+    /// The step times.
+    pub fn steps(&self) -> impl Iterator<Item = i64> + '_ {
+        let step = self.step_ms.max(1);
+        (0..).map(move |i| self.start_ms + i * step).take_while(move |t| *t <= self.end_ms)
+    }
+}
+
+/// How a selector maps a step time to the time it reads at: `@` pins it,
+/// `offset` shifts it back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd)]
+pub struct TimeShift {
+    /// `offset`, ms (negative: forward).
+    pub offset_ms: i64,
+    /// `@`, Unix ms.
+    pub at_ms: Option<i64>,
+}
+
+impl TimeShift {
+    /// The time read at for step `t`.
+    pub fn apply(&self, t: i64) -> i64 {
+        self.at_ms.unwrap_or(t) - self.offset_ms
+    }
+}
+
+/// A label matcher in a form plans can hash and compare.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd)]
+pub struct MatcherSpec {
+    /// The label.
+    pub name: String,
+    /// `=`, `!=`, `=~`, `!~`.
+    pub op: MatchOpSpec,
+    /// The value or pattern.
+    pub value: String,
+}
+
+/// [`MatchOp`] with `Ord`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd)]
+pub enum MatchOpSpec {
+    /// `=`
+    Equal,
+    /// `!=`
+    NotEqual,
+    /// `=~`
+    Regex,
+    /// `!~`
+    NotRegex,
+}
+
+impl MatcherSpec {
+    fn to_matcher(&self) -> Result<LabelMatcher> {
+        let op = match self.op {
+            MatchOpSpec::Equal => MatchOp::Equal,
+            MatchOpSpec::NotEqual => MatchOp::NotEqual,
+            MatchOpSpec::Regex => MatchOp::Regex,
+            MatchOpSpec::NotRegex => MatchOp::NotRegex,
+        };
+        LabelMatcher::new(&self.name, op, &self.value).map_err(|e| DataFusionError::Plan(e.message))
+    }
+}
+
+/// What a [`PromNode`] does.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd)]
+pub enum NodeKind {
+    /// Read raw samples of the matching series in `[start_ms, end_ms]`.
+    SeriesScan {
+        /// The selector's matchers.
+        matchers: Vec<MatcherSpec>,
+        /// First sample time read.
+        start_ms: i64,
+        /// Last sample time read.
+        end_ms: i64,
+    },
+    /// Step-align raw samples with the lookback.
+    InstantVector {
+        /// The steps.
+        grid: Grid,
+        /// `offset` / `@`.
+        shift: TimeShift,
+        /// The lookback delta, ms.
+        lookback_ms: i64,
+    },
+    /// A range function over windows of raw samples.
+    RangeFunction {
+        /// The steps.
+        grid: Grid,
+        /// `offset` / `@`.
+        shift: TimeShift,
+        /// The window, ms.
+        range_ms: i64,
+        /// The function.
+        function: RangeFn,
+    },
+    /// One row per step.
+    Steps {
+        /// The steps.
+        grid: Grid,
+    },
+}
+
+/// The logical extension node of every [`NodeKind`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PromNode {
+    kind: NodeKind,
+    input: Option<LogicalPlan>,
+    schema: DFSchemaRef,
+}
+
+impl PartialOrd for PromNode {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        self.kind.partial_cmp(&other.kind)
+    }
+}
+
+impl PromNode {
+    /// A node as a logical plan.
+    ///
+    /// # Errors
+    /// When the schema cannot be built (never for these fixed schemas).
+    pub fn plan(kind: NodeKind, input: Option<LogicalPlan>) -> Result<LogicalPlan> {
+        let arrow = match kind {
+            NodeKind::Steps { .. } => STEPS_SCHEMA.clone(),
+            _ => VECTOR_SCHEMA.clone(),
+        };
+        let schema = Arc::new(DFSchema::try_from(arrow.as_ref().clone())?);
+        Ok(LogicalPlan::Extension(Extension { node: Arc::new(PromNode { kind, input, schema }) }))
+    }
+}
+
+impl UserDefinedLogicalNodeCore for PromNode {
+    fn name(&self) -> &str {
+        match self.kind {
+            NodeKind::SeriesScan { .. } => "PromSeriesScan",
+            NodeKind::InstantVector { .. } => "PromInstantVector",
+            NodeKind::RangeFunction { .. } => "PromRangeFunction",
+            NodeKind::Steps { .. } => "PromSteps",
+        }
+    }
+
+    fn inputs(&self) -> Vec<&LogicalPlan> {
+        self.input.iter().collect()
+    }
+
+    fn schema(&self) -> &DFSchemaRef {
+        &self.schema
+    }
+
+    fn expressions(&self) -> Vec<Expr> {
+        Vec::new()
+    }
+
+    fn fmt_for_explain(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        fmt_kind(&self.kind, f)
+    }
+
+    fn with_exprs_and_inputs(&self, _exprs: Vec<Expr>, inputs: Vec<LogicalPlan>) -> Result<Self> {
+        Ok(Self { kind: self.kind.clone(), input: inputs.into_iter().next(), schema: self.schema.clone() })
+    }
+}
+
+fn fmt_kind(kind: &NodeKind, f: &mut fmt::Formatter) -> fmt::Result {
+    match kind {
+        NodeKind::SeriesScan { matchers, start_ms, end_ms } => {
+            let m: Vec<String> = matchers
+                .iter()
+                .map(|m| {
+                    let op = match m.op {
+                        MatchOpSpec::Equal => "=",
+                        MatchOpSpec::NotEqual => "!=",
+                        MatchOpSpec::Regex => "=~",
+                        MatchOpSpec::NotRegex => "!~",
+                    };
+                    format!("{}{op}{:?}", m.name, m.value)
+                })
+                .collect();
+            write!(f, "PromSeriesScan: matchers=[{}], range=[{start_ms}, {end_ms}]", m.join(", "))
+        }
+        NodeKind::InstantVector { grid, shift, lookback_ms } => write!(
+            f,
+            "PromInstantVector: steps=[{}..{} by {}], lookback={lookback_ms}, offset={}, at={:?}",
+            grid.start_ms, grid.end_ms, grid.step_ms, shift.offset_ms, shift.at_ms
+        ),
+        NodeKind::RangeFunction { grid, shift, range_ms, function } => write!(
+            f,
+            "PromRangeFunction: {function:?}, steps=[{}..{} by {}], range={range_ms}, offset={}, at={:?}",
+            grid.start_ms, grid.end_ms, grid.step_ms, shift.offset_ms, shift.at_ms
+        ),
+        NodeKind::Steps { grid } => {
+            write!(f, "PromSteps: [{}..{} by {}]", grid.start_ms, grid.end_ms, grid.step_ms)
+        }
+    }
+}
+
+/// What the physical nodes read through: the workspace and the reader,
+/// attached to the session's config.
+#[derive(Debug)]
+pub struct ReadContext {
+    /// The workspace queried.
+    pub workspace_id: String,
+    /// The tables and the head.
+    pub reader: Arc<dyn SampleReader>,
+}
+
+/// Plans [`PromNode`]s into [`PromExec`]s.
+#[derive(Debug, Default)]
+pub struct PromExtensionPlanner;
+
+#[async_trait]
+impl ExtensionPlanner for PromExtensionPlanner {
+    async fn plan_extension(
+        &self,
+        _planner: &dyn PhysicalPlanner,
+        node: &dyn UserDefinedLogicalNode,
+        _logical_inputs: &[&LogicalPlan],
+        physical_inputs: &[Arc<dyn ExecutionPlan>],
+        session: &dyn datafusion::catalog::Session,
+        _planning_ctx: &datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext,
+    ) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+        let Some(node) = node.as_any().downcast_ref::<PromNode>() else { return Ok(None) };
+        let ctx = session
+            .config()
+            .get_extension::<ReadContext>()
+            .ok_or_else(|| DataFusionError::Internal("no ReadContext in the session".into()))?;
+        Ok(Some(Arc::new(PromExec::new(node.kind.clone(), physical_inputs.first().cloned(), ctx))))
+    }
+}
+
+/// The physical node of every [`NodeKind`].
+#[derive(Debug)]
+pub struct PromExec {
+    kind: NodeKind,
+    input: Option<Arc<dyn ExecutionPlan>>,
+    ctx: Arc<ReadContext>,
+    properties: Arc<PlanProperties>,
+}
+
+impl PromExec {
+    fn new(kind: NodeKind, input: Option<Arc<dyn ExecutionPlan>>, ctx: Arc<ReadContext>) -> Self {
+        let schema = match kind {
+            NodeKind::Steps { .. } => STEPS_SCHEMA.clone(),
+            _ => VECTOR_SCHEMA.clone(),
+        };
+        let properties = Arc::new(PlanProperties::new(
+            EquivalenceProperties::new(schema),
+            Partitioning::UnknownPartitioning(1),
+            EmissionType::Final,
+            Boundedness::Bounded,
+        ));
+        Self { kind, input, ctx, properties }
+    }
+
+    /// The node's kind (for tests and `EXPLAIN`).
+    pub fn kind(&self) -> &NodeKind {
+        &self.kind
+    }
+}
+
+impl DisplayAs for PromExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        fmt_kind(&self.kind, f)
+    }
+}
+
+impl ExecutionPlan for PromExec {
+    fn name(&self) -> &str {
+        "PromExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        self.input.iter().collect()
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+    ) -> Result<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    #[allow(deprecated)]
+    fn with_new_children(self: Arc<Self>, children: Vec<Arc<dyn ExecutionPlan>>) -> Result<Arc<dyn ExecutionPlan>> {
+        Ok(Arc::new(PromExec::new(self.kind.clone(), children.into_iter().next(), self.ctx.clone())))
+    }
+
+    fn execute(&self, partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
+        let schema = self.schema();
+        let kind = self.kind.clone();
+        let ctx = self.ctx.clone();
+        let input = match &self.input {
+            Some(i) => Some(i.execute(partition, context)?),
+            None => None,
+        };
+        let fut = async move {
+            match kind {
+                NodeKind::SeriesScan { matchers, start_ms, end_ms } => scan(&ctx, &matchers, start_ms, end_ms).await,
+                NodeKind::Steps { grid } => {
+                    let ts: Vec<i64> = grid.steps().collect();
+                    Ok(RecordBatch::try_new(
+                        STEPS_SCHEMA.clone(),
+                        vec![Arc::new(datafusion::arrow::array::Int64Array::from(ts))],
+                    )?)
+                }
+                NodeKind::InstantVector { grid, shift, lookback_ms } => {
+                    let series = collect_series(input).await?;
+                    instant_vector(&series, grid, shift, lookback_ms)
+                }
+                NodeKind::RangeFunction { grid, shift, range_ms, function } => {
+                    let series = collect_series(input).await?;
+                    range_function(&series, grid, shift, range_ms, function)
+                }
+            }
+        };
+        let stream = futures::stream::once(fut).boxed();
+        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
+    }
+}
+
+async fn scan(ctx: &ReadContext, matchers: &[MatcherSpec], start_ms: i64, end_ms: i64) -> Result<RecordBatch> {
+    let matchers = matchers.iter().map(MatcherSpec::to_matcher).collect::<Result<Vec<_>>>()?;
+    let selection = Selection { matchers, start_ms, end_ms };
+    let selected =
+        ctx.reader.select(&ctx.workspace_id, &selection).await.map_err(|e| DataFusionError::External(Box::new(e)))?;
+    let mut labels_b = BinaryBuilder::new();
+    let mut ts_b = Int64Builder::new();
+    let mut value_b = Float64Builder::new();
+    for s in &selected.series {
+        let encoded = labels::encode_shared(&s.labels);
+        for sample in &s.samples {
+            // Native histograms are not evaluated yet: their samples are left out.
+            let SampleValue::Float(v) = sample.value else { continue };
+            labels_b.append_value(&encoded);
+            ts_b.append_value(sample.timestamp_ms);
+            value_b.append_value(v);
+        }
+    }
+    let columns: Vec<ArrayRef> = vec![Arc::new(labels_b.finish()), Arc::new(ts_b.finish()), Arc::new(value_b.finish())];
+    Ok(RecordBatch::try_new(VECTOR_SCHEMA.clone(), columns)?)
+}
+
+/// One series' raw samples, in time order.
+struct RawSeries {
+    ts: Vec<i64>,
+    vs: Vec<f64>,
+}
+
+async fn collect_series(input: Option<SendableRecordBatchStream>) -> Result<BTreeMap<Vec<u8>, RawSeries>> {
+    let Some(input) = input else { return Err(DataFusionError::Internal("node without input".into())) };
+    let batches = datafusion::physical_plan::common::collect(input).await?;
+    let mut out: BTreeMap<Vec<u8>, RawSeries> = BTreeMap::new();
+    for b in &batches {
+        let l = b.column(0).as_binary::<i32>();
+        let t = b.column(1).as_primitive::<Int64Type>();
+        let v = b.column(2).as_primitive::<Float64Type>();
+        for i in 0..b.num_rows() {
+            let s = out.entry(l.value(i).to_vec()).or_insert_with(|| RawSeries { ts: Vec::new(), vs: Vec::new() });
+            s.ts.push(t.value(i));
+            s.vs.push(v.value(i));
+        }
+    }
+    for s in out.values_mut() {
+        if s.ts.windows(2).any(|w| w[0] > w[1]) {
+            let mut pairs: Vec<(i64, f64)> = s.ts.iter().copied().zip(s.vs.iter().copied()).collect();
+            pairs.sort_by_key(|p| p.0);
+            (s.ts, s.vs) = pairs.into_iter().unzip();
+        }
+    }
+    Ok(out)
+}
+
+fn is_stale(v: f64) -> bool {
+    v.to_bits() == STALE_NAN_BITS
+}
+
+struct Output {
+    labels: BinaryBuilder,
+    ts: Int64Builder,
+    value: Float64Builder,
+}
+
+impl Output {
+    fn new() -> Self {
+        Self { labels: BinaryBuilder::new(), ts: Int64Builder::new(), value: Float64Builder::new() }
+    }
+
+    fn push(&mut self, labels: &[u8], ts: i64, value: f64) {
+        self.labels.append_value(labels);
+        self.ts.append_value(ts);
+        self.value.append_value(value);
+    }
+
+    fn finish(mut self) -> Result<RecordBatch> {
+        let columns: Vec<ArrayRef> =
+            vec![Arc::new(self.labels.finish()), Arc::new(self.ts.finish()), Arc::new(self.value.finish())];
+        Ok(RecordBatch::try_new(VECTOR_SCHEMA.clone(), columns)?)
+    }
+}
+
+fn instant_vector(
+    series: &BTreeMap<Vec<u8>, RawSeries>,
+    grid: Grid,
+    shift: TimeShift,
+    lookback_ms: i64,
+) -> Result<RecordBatch> {
+    let mut out = Output::new();
+    for (labels, s) in series {
+        for t in grid.steps() {
+            let at = shift.apply(t);
+            // The newest sample at or before `at`, if newer than `at − lookback`.
+            let idx = s.ts.partition_point(|&x| x <= at);
+            if idx == 0 {
+                continue;
+            }
+            let (st, sv) = (s.ts[idx - 1], s.vs[idx - 1]);
+            if st <= at - lookback_ms || is_stale(sv) {
+                continue;
+            }
+            out.push(labels, t, sv);
+        }
+    }
+    out.finish()
+}
+
+fn range_function(
+    series: &BTreeMap<Vec<u8>, RawSeries>,
+    grid: Grid,
+    shift: TimeShift,
+    range_ms: i64,
+    function: RangeFn,
+) -> Result<RecordBatch> {
+    let mut out = Output::new();
+    let mut ts = Vec::new();
+    let mut vs = Vec::new();
+    for (labels, s) in series {
+        let result_labels = if function.keeps_name() { labels.clone() } else { labels::drop_name(labels) };
+        for t in grid.steps() {
+            let at = shift.apply(t);
+            let lo = s.ts.partition_point(|&x| x <= at - range_ms);
+            let hi = s.ts.partition_point(|&x| x <= at);
+            ts.clear();
+            vs.clear();
+            for i in lo..hi {
+                if !is_stale(s.vs[i]) {
+                    ts.push(s.ts[i]);
+                    vs.push(s.vs[i]);
+                }
+            }
+            if let Some(v) = function.eval(&ts, &vs, at, range_ms) {
+                out.push(&result_labels, t, v);
+            }
+        }
+    }
+    out.finish()
+}
+
+/// A session state whose physical planner knows [`PromNode`].
+pub fn session_state(ctx: Arc<ReadContext>) -> SessionState {
+    let config = datafusion::prelude::SessionConfig::new().with_target_partitions(1).with_extension(ctx);
+    datafusion::execution::SessionStateBuilder::new()
+        .with_config(config)
+        .with_default_features()
+        .with_query_planner(Arc::new(PromQueryPlanner))
+        .build()
+}
+
+#[derive(Debug)]
+struct PromQueryPlanner;
+
+#[async_trait]
+impl datafusion::execution::context::QueryPlanner for PromQueryPlanner {
+    async fn create_physical_plan(
+        &self,
+        logical_plan: &LogicalPlan,
+        session: &dyn datafusion::catalog::Session,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let planner = datafusion::physical_planner::DefaultPhysicalPlanner::with_extension_planners(vec![Arc::new(
+            PromExtensionPlanner,
+        )]);
+        planner.create_physical_plan(logical_plan, session).await
+    }
+}
+
+/// Reads a `labels`/`ts`/`value` batch's rows.
+pub fn rows(batch: &RecordBatch) -> impl Iterator<Item = (&[u8], i64, f64)> + '_ {
+    let l = batch.column(0).as_binary::<i32>();
+    let t = batch.column(1).as_primitive::<Int64Type>();
+    let v = batch.column(2).as_primitive::<Float64Type>();
+    (0..batch.num_rows()).map(move |i| (l.value(i), t.value(i), v.value(i)))
+}

@@ -1,0 +1,663 @@
+//! PromQL (a `promql-parser` AST) → DataFusion logical plans.
+//!
+//! Every instant-vector expression becomes a plan of `labels`, `ts` (the
+//! step) and `value` rows over the query's step grid (an instant query is a
+//! grid of one step):
+//!
+//! | PromQL | plan |
+//! |---|---|
+//! | selector | `PromInstantVector(PromSeriesScan)` ([`super::nodes`]) |
+//! | range function of `sel[r]` | `PromRangeFunction(PromSeriesScan)` |
+//! | `sum by (l) (v)` … | `Projection(labels := prom_labels_keep(labels, l))` → `Aggregate(labels, ts)` |
+//! | `v op scalar` | `Projection(value := value op s)` (comparisons: `Filter`) |
+//! | `v op w` (one-to-one) | `Projection(key := match labels)` on both sides → inner `Join(key, ts)` |
+//! | `v and/unless w` | semi / anti `Join(key, ts)` |
+//! | `abs(v)` … | `Projection(value := abs(value), labels := prom_labels_drop_name(labels))` |
+//!
+//! Scalars are constants when they are (folded at plan time), else plans
+//! of `ts`, `value` rows (`time()`, `PromSteps`).
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, AsArray, BinaryBuilder};
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::{JoinType, ScalarValue};
+use datafusion::functions_aggregate::expr_fn::{avg, count, max, min, stddev_pop, sum, var_pop};
+use datafusion::logical_expr::{
+    ColumnarValue, Expr, LogicalPlan, LogicalPlanBuilder, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
+    Volatility, col, lit,
+};
+use promql_parser::label::MatchOp as PMatchOp;
+use promql_parser::parser::{
+    AggregateExpr, AtModifier, BinaryExpr, Call, Expr as PExpr, LabelModifier, Offset, VectorMatchCardinality,
+    VectorSelector,
+};
+
+use super::QueryError;
+use super::functions::RangeFn;
+use super::labels;
+use super::nodes::{Grid, LABELS, MatchOpSpec, MatcherSpec, NodeKind, PromNode, TS, TimeShift, VALUE};
+
+/// What an expression plans to.
+#[derive(Debug, Clone)]
+pub enum Planned {
+    /// A constant scalar.
+    Const(f64),
+    /// A scalar per step: a plan of `ts`, `value`.
+    Scalar(LogicalPlan),
+    /// An instant vector: a plan of `labels`, `ts`, `value`.
+    Vector(LogicalPlan),
+    /// A range vector's raw samples (only as the whole query): `labels`,
+    /// `ts` (the sample's time), `value`.
+    Matrix(LogicalPlan),
+    /// A string.
+    String(String),
+}
+
+/// The query-wide settings the planner needs.
+#[derive(Debug, Clone, Copy)]
+pub struct PlanSettings {
+    /// The steps.
+    pub grid: Grid,
+    /// Lookback delta, ms.
+    pub lookback_ms: i64,
+}
+
+/// Plans `expr` over `settings`.
+///
+/// # Errors
+/// [`QueryError::Unsupported`] for what is not built yet;
+/// [`QueryError::BadData`] for invalid expressions the parser let through.
+pub fn plan(expr: &PExpr, settings: &PlanSettings) -> Result<Planned, QueryError> {
+    Planner { settings: *settings }.plan(expr)
+}
+
+struct Planner {
+    settings: PlanSettings,
+}
+
+fn df(e: datafusion::common::DataFusionError) -> QueryError {
+    QueryError::Internal(e.to_string())
+}
+
+fn unsupported(what: impl Into<String>) -> QueryError {
+    QueryError::Unsupported(what.into())
+}
+
+fn duration_ms(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+impl Planner {
+    fn plan(&self, expr: &PExpr) -> Result<Planned, QueryError> {
+        match expr {
+            PExpr::NumberLiteral(n) => Ok(Planned::Const(n.val)),
+            PExpr::StringLiteral(s) => Ok(Planned::String(s.val.clone())),
+            PExpr::Paren(p) => self.plan(&p.expr),
+            PExpr::Unary(u) => match self.plan(&u.expr)? {
+                Planned::Const(v) => Ok(Planned::Const(-v)),
+                Planned::Scalar(p) => Ok(Planned::Scalar(project_value(p, -col(VALUE), false)?)),
+                Planned::Vector(p) => Ok(Planned::Vector(project_value(p, -col(VALUE), true)?)),
+                _ => Err(QueryError::BadData("unary minus needs a scalar or an instant vector".into())),
+            },
+            PExpr::VectorSelector(vs) => self.selector(vs).map(Planned::Vector),
+            PExpr::MatrixSelector(ms) => {
+                let (shift, matchers) = self.selector_parts(&ms.vs)?;
+                let range = duration_ms(ms.range);
+                let grid = self.settings.grid;
+                // Raw samples of (t − range, t] at the (single) evaluation time.
+                let end = shift.apply(grid.end_ms);
+                let scan =
+                    PromNode::plan(NodeKind::SeriesScan { matchers, start_ms: end - range + 1, end_ms: end }, None)
+                        .map_err(df)?;
+                Ok(Planned::Matrix(scan))
+            }
+            PExpr::Call(call) => self.call(call),
+            PExpr::Aggregate(agg) => self.aggregate(agg),
+            PExpr::Binary(b) => self.binary(b),
+            PExpr::Subquery(_) => Err(unsupported("subqueries")),
+            PExpr::Extension(_) => Err(unsupported("extension expressions")),
+        }
+    }
+
+    fn selector_parts(&self, vs: &VectorSelector) -> Result<(TimeShift, Vec<MatcherSpec>), QueryError> {
+        if !vs.matchers.or_matchers.is_empty() {
+            return Err(unsupported("'or' in label matchers"));
+        }
+        let offset_ms = match vs.offset {
+            Some(Offset::Pos(d)) => duration_ms(d),
+            Some(Offset::Neg(d)) => -duration_ms(d),
+            None => 0,
+        };
+        let at_ms = match &vs.at {
+            None => None,
+            Some(AtModifier::Start) => Some(self.settings.grid.start_ms),
+            Some(AtModifier::End) => Some(self.settings.grid.end_ms),
+            Some(AtModifier::At(t)) => Some(match t.duration_since(std::time::UNIX_EPOCH) {
+                Ok(d) => duration_ms(d),
+                Err(e) => -duration_ms(e.duration()),
+            }),
+        };
+        let mut matchers: Vec<MatcherSpec> = Vec::new();
+        if let Some(name) = &vs.name {
+            matchers.push(MatcherSpec {
+                name: labels::METRIC_NAME.into(),
+                op: MatchOpSpec::Equal,
+                value: name.clone(),
+            });
+        }
+        for m in &vs.matchers.matchers {
+            let op = match m.op {
+                PMatchOp::Equal => MatchOpSpec::Equal,
+                PMatchOp::NotEqual => MatchOpSpec::NotEqual,
+                PMatchOp::Re(_) => MatchOpSpec::Regex,
+                PMatchOp::NotRe(_) => MatchOpSpec::NotRegex,
+            };
+            matchers.push(MatcherSpec { name: m.name.clone(), op, value: m.value.clone() });
+        }
+        Ok((TimeShift { offset_ms, at_ms }, matchers))
+    }
+
+    /// The range of sample times the steps read through `shift`, widened by `back`.
+    fn read_range(&self, shift: TimeShift, back: i64) -> (i64, i64) {
+        let g = self.settings.grid;
+        let (a, b) = (shift.apply(g.start_ms), shift.apply(g.end_ms));
+        (a.min(b) - back + 1, a.max(b))
+    }
+
+    fn selector(&self, vs: &VectorSelector) -> Result<LogicalPlan, QueryError> {
+        let (shift, matchers) = self.selector_parts(vs)?;
+        let lookback_ms = self.settings.lookback_ms;
+        let (start_ms, end_ms) = self.read_range(shift, lookback_ms);
+        let scan = PromNode::plan(NodeKind::SeriesScan { matchers, start_ms, end_ms }, None).map_err(df)?;
+        PromNode::plan(NodeKind::InstantVector { grid: self.settings.grid, shift, lookback_ms }, Some(scan)).map_err(df)
+    }
+
+    fn call(&self, call: &Call) -> Result<Planned, QueryError> {
+        let name = call.func.name;
+        let args = &call.args.args;
+        if let Some(function) = RangeFn::from_name(name) {
+            let Some(PExpr::MatrixSelector(ms)) = args.first().map(|a| strip_parens(a)) else {
+                return Err(unsupported(format!("{name} of a subquery")));
+            };
+            let (shift, matchers) = self.selector_parts(&ms.vs)?;
+            let range_ms = duration_ms(ms.range);
+            let (start_ms, end_ms) = self.read_range(shift, range_ms);
+            let scan = PromNode::plan(NodeKind::SeriesScan { matchers, start_ms, end_ms }, None).map_err(df)?;
+            let node = NodeKind::RangeFunction { grid: self.settings.grid, shift, range_ms, function };
+            return PromNode::plan(node, Some(scan)).map(Planned::Vector).map_err(df);
+        }
+        let math = |f: fn(Expr) -> Expr| -> Result<Planned, QueryError> {
+            match self.plan(&args[0])? {
+                Planned::Vector(p) => Ok(Planned::Vector(project_value(p, f(col(VALUE)), true)?)),
+                _ => Err(QueryError::BadData(format!("{name} needs an instant vector"))),
+            }
+        };
+        use datafusion::functions::math::expr_fn as m;
+        match name {
+            "abs" => math(m::abs),
+            "ceil" => math(m::ceil),
+            "floor" => math(m::floor),
+            "exp" => math(m::exp),
+            "sqrt" => math(m::sqrt),
+            "ln" => math(m::ln),
+            "log2" => math(m::log2),
+            "log10" => math(m::log10),
+            "sgn" => math(m::signum),
+            "sin" => math(m::sin),
+            "cos" => math(m::cos),
+            "tan" => math(m::tan),
+            "asin" => math(m::asin),
+            "acos" => math(m::acos),
+            "atan" => math(m::atan),
+            "sinh" => math(m::sinh),
+            "cosh" => math(m::cosh),
+            "tanh" => math(m::tanh),
+            "asinh" => math(m::asinh),
+            "acosh" => math(m::acosh),
+            "atanh" => math(m::atanh),
+            "deg" => math(m::degrees),
+            "rad" => math(m::radians),
+            "time" => {
+                let steps = PromNode::plan(NodeKind::Steps { grid: self.settings.grid }, None).map_err(df)?;
+                let p = LogicalPlanBuilder::from(steps)
+                    .project(vec![
+                        col(TS),
+                        (datafusion::logical_expr::cast(col(TS), DataType::Float64) / lit(1000.0)).alias(VALUE),
+                    ])
+                    .and_then(LogicalPlanBuilder::build)
+                    .map_err(df)?;
+                Ok(Planned::Scalar(p))
+            }
+            "pi" => Ok(Planned::Const(std::f64::consts::PI)),
+            "vector" => {
+                let scalar = self.plan(&args[0])?;
+                let steps = self.scalar_plan(scalar)?;
+                let p = LogicalPlanBuilder::from(steps)
+                    .project(vec![lit(ScalarValue::Binary(Some(Vec::new()))).alias(LABELS), col(TS), col(VALUE)])
+                    .and_then(LogicalPlanBuilder::build)
+                    .map_err(df)?;
+                Ok(Planned::Vector(p))
+            }
+            _ => Err(unsupported(format!("function {name}"))),
+        }
+    }
+
+    /// A scalar as a per-step plan.
+    fn scalar_plan(&self, s: Planned) -> Result<LogicalPlan, QueryError> {
+        match s {
+            Planned::Scalar(p) => Ok(p),
+            Planned::Const(v) => {
+                let steps = PromNode::plan(NodeKind::Steps { grid: self.settings.grid }, None).map_err(df)?;
+                LogicalPlanBuilder::from(steps)
+                    .project(vec![col(TS), lit(v).alias(VALUE)])
+                    .and_then(LogicalPlanBuilder::build)
+                    .map_err(df)
+            }
+            _ => Err(QueryError::BadData("expected a scalar".into())),
+        }
+    }
+
+    fn aggregate(&self, agg: &AggregateExpr) -> Result<Planned, QueryError> {
+        let op = agg.op.to_string();
+        let Planned::Vector(input) = self.plan(&agg.expr)? else {
+            return Err(QueryError::BadData(format!("{op} needs an instant vector")));
+        };
+        let grouping = match &agg.modifier {
+            None => labels_udf(LabelsOp::Keep(Vec::new())).call(vec![col(LABELS)]),
+            Some(LabelModifier::Include(l)) => labels_udf(LabelsOp::Keep(l.labels.clone())).call(vec![col(LABELS)]),
+            Some(LabelModifier::Exclude(l)) => {
+                let mut names = l.labels.clone();
+                names.push(labels::METRIC_NAME.to_owned());
+                labels_udf(LabelsOp::Drop(names)).call(vec![col(LABELS)])
+            }
+        };
+        let value = match op.as_str() {
+            "sum" => sum(col(VALUE)),
+            "avg" => avg(col(VALUE)),
+            "min" => min(col(VALUE)),
+            "max" => max(col(VALUE)),
+            "count" => datafusion::logical_expr::cast(count(col(VALUE)), DataType::Float64),
+            "group" => max(lit(1.0)),
+            "stddev" => stddev_pop(col(VALUE)),
+            "stdvar" => var_pop(col(VALUE)),
+            _ => return Err(unsupported(format!("aggregation {op}"))),
+        };
+        let p = LogicalPlanBuilder::from(input)
+            .project(vec![grouping.alias(LABELS), col(TS), col(VALUE)])
+            .and_then(|b| b.aggregate(vec![col(LABELS), col(TS)], vec![value.alias(VALUE)]))
+            .and_then(|b| b.project(vec![col(LABELS), col(TS), col(VALUE)]))
+            .and_then(LogicalPlanBuilder::build)
+            .map_err(df)?;
+        Ok(Planned::Vector(p))
+    }
+
+    fn binary(&self, b: &BinaryExpr) -> Result<Planned, QueryError> {
+        let op = b.op.to_string();
+        let return_bool = b.modifier.as_ref().is_some_and(|m| m.return_bool);
+        let lhs = self.plan(&b.lhs)?;
+        let rhs = self.plan(&b.rhs)?;
+        let comparison = matches!(op.as_str(), "==" | "!=" | ">" | "<" | ">=" | "<=");
+        match (lhs, rhs) {
+            (Planned::Const(a), Planned::Const(c)) => {
+                let v = const_op(&op, a, c).ok_or_else(|| unsupported(format!("operator {op}")))?;
+                Ok(Planned::Const(v))
+            }
+            (Planned::Vector(v), s @ (Planned::Const(_) | Planned::Scalar(_))) => {
+                self.vector_scalar(v, s, &op, comparison, return_bool, false)
+            }
+            (s @ (Planned::Const(_) | Planned::Scalar(_)), Planned::Vector(v)) => {
+                self.vector_scalar(v, s, &op, comparison, return_bool, true)
+            }
+            (a @ (Planned::Const(_) | Planned::Scalar(_)), c @ (Planned::Const(_) | Planned::Scalar(_))) => {
+                let (a, c) = (self.scalar_plan(a)?, self.scalar_plan(c)?);
+                let joined = LogicalPlanBuilder::from(a)
+                    .alias("l")
+                    .and_then(|l| {
+                        l.join(
+                            LogicalPlanBuilder::from(c).alias("r")?.build()?,
+                            JoinType::Inner,
+                            (vec!["l.ts"], vec!["r.ts"]),
+                            None,
+                        )
+                    })
+                    .map_err(df)?;
+                let e = binary_expr(&op, col("l.value"), col("r.value"), comparison, true)?;
+                let p = joined
+                    .project(vec![col("l.ts").alias(TS), e.alias(VALUE)])
+                    .and_then(LogicalPlanBuilder::build)
+                    .map_err(df)?;
+                Ok(Planned::Scalar(p))
+            }
+            (Planned::Vector(l), Planned::Vector(r)) => self.vector_vector(b, l, r, &op, comparison, return_bool),
+            _ => Err(QueryError::BadData(format!("operator {op} on strings or range vectors"))),
+        }
+    }
+
+    fn vector_scalar(
+        &self,
+        v: LogicalPlan,
+        s: Planned,
+        op: &str,
+        comparison: bool,
+        return_bool: bool,
+        scalar_left: bool,
+    ) -> Result<Planned, QueryError> {
+        if matches!(op, "and" | "or" | "unless") {
+            return Err(QueryError::BadData(format!("set operator {op} not allowed with a scalar")));
+        }
+        let (plan, sv) = match s {
+            Planned::Const(c) => (v, lit(c)),
+            Planned::Scalar(sp) => {
+                let joined = LogicalPlanBuilder::from(v)
+                    .join(
+                        LogicalPlanBuilder::from(sp).alias("s")?.build()?,
+                        JoinType::Inner,
+                        (vec![TS], vec!["s.ts"]),
+                        None,
+                    )
+                    .and_then(|b| b.project(vec![col(LABELS), col(TS), col(VALUE), col("s.value").alias("s_value")]))
+                    .and_then(LogicalPlanBuilder::build)
+                    .map_err(df)?;
+                (joined, col("s_value"))
+            }
+            _ => return Err(QueryError::Internal("not a scalar".into())),
+        };
+        let (l, r) = if scalar_left { (sv, col(VALUE)) } else { (col(VALUE), sv) };
+        if comparison && !return_bool {
+            let cond = binary_expr(op, l, r, true, false)?;
+            // A filtering comparison keeps the vector's value (and name).
+            let p = LogicalPlanBuilder::from(plan)
+                .filter(cond)
+                .and_then(|b| b.project(vec![col(LABELS), col(TS), col(VALUE)]))
+                .and_then(LogicalPlanBuilder::build)
+                .map_err(df)?;
+            return Ok(Planned::Vector(p));
+        }
+        let e = binary_expr(op, l, r, comparison, true)?;
+        let p = LogicalPlanBuilder::from(plan)
+            .project(vec![drop_name(col(LABELS)).alias(LABELS), col(TS), e.alias(VALUE)])
+            .and_then(LogicalPlanBuilder::build)
+            .map_err(df)?;
+        Ok(Planned::Vector(p))
+    }
+
+    fn vector_vector(
+        &self,
+        b: &BinaryExpr,
+        l: LogicalPlan,
+        r: LogicalPlan,
+        op: &str,
+        comparison: bool,
+        return_bool: bool,
+    ) -> Result<Planned, QueryError> {
+        let modifier = b.modifier.as_ref();
+        let card = modifier.map(|m| &m.card);
+        let matching = modifier.and_then(|m| m.matching.as_ref());
+        let key_op = match matching {
+            Some(LabelModifier::Include(names)) => LabelsOp::Keep(names.labels.clone()),
+            Some(LabelModifier::Exclude(names)) => {
+                let mut n = names.labels.clone();
+                n.push(labels::METRIC_NAME.to_owned());
+                LabelsOp::Drop(n)
+            }
+            None => LabelsOp::Drop(vec![labels::METRIC_NAME.to_owned()]),
+        };
+        let keyed = |p: LogicalPlan, alias: &str| -> Result<LogicalPlan, QueryError> {
+            LogicalPlanBuilder::from(p)
+                .project(vec![
+                    col(LABELS),
+                    col(TS),
+                    col(VALUE),
+                    labels_udf(key_op.clone()).call(vec![col(LABELS)]).alias("key"),
+                ])
+                .and_then(|b| b.alias(alias))
+                .and_then(LogicalPlanBuilder::build)
+                .map_err(df)
+        };
+        let (lk, rk) = (keyed(l.clone(), "l")?, keyed(r.clone(), "r")?);
+        let on = (vec!["l.key", "l.ts"], vec!["r.key", "r.ts"]);
+        match op {
+            "and" | "unless" => {
+                let jt = if op == "and" { JoinType::LeftSemi } else { JoinType::LeftAnti };
+                let p = LogicalPlanBuilder::from(lk)
+                    .join(rk, jt, on, None)
+                    .and_then(|b| {
+                        b.project(vec![
+                            col("l.labels").alias(LABELS),
+                            col("l.ts").alias(TS),
+                            col("l.value").alias(VALUE),
+                        ])
+                    })
+                    .and_then(LogicalPlanBuilder::build)
+                    .map_err(df)?;
+                return Ok(Planned::Vector(p));
+            }
+            "or" => {
+                // lhs, plus the rhs series whose key no lhs series has at that step.
+                let missing = LogicalPlanBuilder::from(rk)
+                    .join(lk, JoinType::LeftAnti, (vec!["r.key", "r.ts"], vec!["l.key", "l.ts"]), None)
+                    .and_then(|b| {
+                        b.project(vec![
+                            col("r.labels").alias(LABELS),
+                            col("r.ts").alias(TS),
+                            col("r.value").alias(VALUE),
+                        ])
+                    })
+                    .and_then(LogicalPlanBuilder::build)
+                    .map_err(df)?;
+                let p = LogicalPlanBuilder::from(l).union(missing).and_then(LogicalPlanBuilder::build).map_err(df)?;
+                return Ok(Planned::Vector(p));
+            }
+            _ => {}
+        }
+        if matches!(card, Some(VectorMatchCardinality::ManyToOne(_) | VectorMatchCardinality::OneToMany(_))) {
+            return Err(unsupported("group_left / group_right"));
+        }
+        let joined = LogicalPlanBuilder::from(lk).join(rk, JoinType::Inner, on, None).map_err(df)?;
+        // One-to-one result labels: the lhs's, without the name for
+        // arithmetic (and `bool`), reduced to the `on` labels or without the
+        // `ignoring` ones.
+        let mut result_labels = col("l.labels");
+        if !comparison || return_bool {
+            result_labels = drop_name(result_labels);
+        }
+        result_labels = match matching {
+            Some(LabelModifier::Include(names)) => {
+                labels_udf(LabelsOp::Keep(names.labels.clone())).call(vec![result_labels])
+            }
+            Some(LabelModifier::Exclude(names)) => {
+                labels_udf(LabelsOp::Drop(names.labels.clone())).call(vec![result_labels])
+            }
+            None => result_labels,
+        };
+        if comparison && !return_bool {
+            let cond = binary_expr(op, col("l.value"), col("r.value"), true, false)?;
+            let p = joined
+                .filter(cond)
+                .and_then(|b| {
+                    b.project(vec![result_labels.alias(LABELS), col("l.ts").alias(TS), col("l.value").alias(VALUE)])
+                })
+                .and_then(LogicalPlanBuilder::build)
+                .map_err(df)?;
+            return Ok(Planned::Vector(p));
+        }
+        let e = binary_expr(op, col("l.value"), col("r.value"), comparison, true)?;
+        let p = joined
+            .project(vec![result_labels.alias(LABELS), col("l.ts").alias(TS), e.alias(VALUE)])
+            .and_then(LogicalPlanBuilder::build)
+            .map_err(df)?;
+        Ok(Planned::Vector(p))
+    }
+}
+
+fn strip_parens(e: &PExpr) -> &PExpr {
+    match e {
+        PExpr::Paren(p) => strip_parens(&p.expr),
+        other => other,
+    }
+}
+
+fn project_value(p: LogicalPlan, value: Expr, vector: bool) -> Result<LogicalPlan, QueryError> {
+    let mut cols = Vec::new();
+    if vector {
+        cols.push(drop_name(col(LABELS)).alias(LABELS));
+    }
+    cols.push(col(TS));
+    cols.push(value.alias(VALUE));
+    LogicalPlanBuilder::from(p).project(cols).and_then(LogicalPlanBuilder::build).map_err(df)
+}
+
+fn drop_name(labels: Expr) -> Expr {
+    labels_udf(LabelsOp::DropName).call(vec![labels])
+}
+
+/// `l op r` as a DataFusion expression; comparisons give 1.0/0.0 when
+/// `as_value`, a boolean otherwise.
+fn binary_expr(op: &str, l: Expr, r: Expr, comparison: bool, as_value: bool) -> Result<Expr, QueryError> {
+    let e = match op {
+        "+" => l + r,
+        "-" => l - r,
+        "*" => l * r,
+        "/" => l / r,
+        "%" => prom_udf(PromBinary::Mod).call(vec![l, r]),
+        "^" => datafusion::functions::math::expr_fn::power(l, r),
+        "atan2" => datafusion::functions::math::expr_fn::atan2(l, r),
+        "==" => l.eq(r),
+        "!=" => l.not_eq(r),
+        ">" => l.gt(r),
+        "<" => l.lt(r),
+        ">=" => l.gt_eq(r),
+        "<=" => l.lt_eq(r),
+        _ => return Err(unsupported(format!("operator {op}"))),
+    };
+    Ok(if comparison && as_value { datafusion::logical_expr::cast(e, DataType::Float64) } else { e })
+}
+
+fn const_op(op: &str, a: f64, b: f64) -> Option<f64> {
+    let bool_v = |c: bool| if c { 1.0 } else { 0.0 };
+    Some(match op {
+        "+" => a + b,
+        "-" => a - b,
+        "*" => a * b,
+        "/" => a / b,
+        "%" => a % b,
+        "^" => a.powf(b),
+        "atan2" => a.atan2(b),
+        "==" => bool_v(a == b),
+        "!=" => bool_v(a != b),
+        ">" => bool_v(a > b),
+        "<" => bool_v(a < b),
+        ">=" => bool_v(a >= b),
+        "<=" => bool_v(a <= b),
+        _ => return None,
+    })
+}
+
+/// A label-set edit on the `labels` column.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum LabelsOp {
+    /// Keep only these labels.
+    Keep(Vec<String>),
+    /// Drop these labels.
+    Drop(Vec<String>),
+    /// Drop `__name__`.
+    DropName,
+}
+
+/// The scalar UDF applying a [`LabelsOp`].
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct LabelsUdf {
+    op: LabelsOp,
+    name: String,
+    signature: Signature,
+}
+
+fn labels_udf(op: LabelsOp) -> ScalarUDF {
+    let name = match &op {
+        LabelsOp::Keep(n) => format!("prom_labels_keep[{}]", n.join(",")),
+        LabelsOp::Drop(n) => format!("prom_labels_drop[{}]", n.join(",")),
+        LabelsOp::DropName => "prom_labels_drop_name".to_owned(),
+    };
+    ScalarUDF::new_from_impl(LabelsUdf {
+        op,
+        name,
+        signature: Signature::exact(vec![DataType::Binary], Volatility::Immutable),
+    })
+}
+
+impl ScalarUDFImpl for LabelsUdf {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> datafusion::common::Result<DataType> {
+        Ok(DataType::Binary)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> datafusion::common::Result<ColumnarValue> {
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let input = arrays[0].as_binary::<i32>();
+        let mut out = BinaryBuilder::with_capacity(input.len(), input.value_data().len());
+        for i in 0..input.len() {
+            let l = input.value(i);
+            let v = match &self.op {
+                LabelsOp::Keep(n) => labels::keep(l, n),
+                LabelsOp::Drop(n) => labels::drop(l, n),
+                LabelsOp::DropName => labels::drop_name(l),
+            };
+            out.append_value(v);
+        }
+        Ok(ColumnarValue::Array(Arc::new(out.finish())))
+    }
+}
+
+/// Float operators whose semantics differ from SQL's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum PromBinary {
+    /// Go's `math.Mod`: the sign of the dividend, NaN for a zero divisor.
+    Mod,
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct PromBinaryUdf {
+    op: PromBinary,
+    signature: Signature,
+}
+
+fn prom_udf(op: PromBinary) -> ScalarUDF {
+    ScalarUDF::new_from_impl(PromBinaryUdf {
+        op,
+        signature: Signature::exact(vec![DataType::Float64, DataType::Float64], Volatility::Immutable),
+    })
+}
+
+impl ScalarUDFImpl for PromBinaryUdf {
+    fn name(&self) -> &str {
+        match self.op {
+            PromBinary::Mod => "prom_mod",
+        }
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> datafusion::common::Result<DataType> {
+        Ok(DataType::Float64)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> datafusion::common::Result<ColumnarValue> {
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let (a, b) = (
+            arrays[0].as_primitive::<datafusion::arrow::datatypes::Float64Type>(),
+            arrays[1].as_primitive::<datafusion::arrow::datatypes::Float64Type>(),
+        );
+        let out: datafusion::arrow::array::Float64Array = a.iter().zip(b.iter()).map(|(x, y)| Some(x? % y?)).collect();
+        Ok(ColumnarValue::Array(Arc::new(out)))
+    }
+}
