@@ -3,22 +3,23 @@
 //! ([`crate::StreamWorkers`]' `SampleReader::select`).
 //!
 //! ```text
-//!  apply(record) ──► open rows ──flush: seal──► flushing rows ──commit samples (Delta v_s)──►
-//!                    + labels of their series                   commit series (Delta v_r) ──► dropped
-//!                                                                   (dropped_versions = max(v_s), max(v_r))
+//!  apply(record) ──► open rows ──flush: seal──► flushing rows ──commit samples──►
+//!                    + labels of their series                   commit series ──► dropped
 //! ```
 //!
 //! # Reading head and tables consistently
 //!
-//! A reader first loads the tables' snapshots (Delta versions `V_s`, `V_r`),
-//! then reads every row still in the head, merging by (series, timestamp):
-//! a row in both (committed after the snapshot was loaded but not dropped
-//! yet) is one sample. Rows leave the head only after the commits that hold
-//! them, and the head remembers the highest table versions of what it
-//! dropped; if they exceed `V_s` or `V_r` the reader's snapshot may miss
-//! rows the head no longer has, so it loads the tables again
-//! ([`HeadRead::Stale`]). Hence a sample is visible from the moment the
-//! worker applied it, and never twice.
+//! A reader first reads every row still in the heads (with their series'
+//! labels), then loads the tables' snapshots, and merges by (series,
+//! timestamp): a row in both (committed meanwhile) is one sample. Rows
+//! leave a head only after the commits of both `samples` and `series` that
+//! hold them, so a row gone from the head when it is read was committed
+//! before, and the snapshots loaded afterwards hold it and its labels. A
+//! head cleared without a commit (its worker stopped or starts over) lost
+//! only rows that are not acknowledged to be in the lake: the partition's
+//! next worker applies them again from the log. Hence a sample is visible
+//! from the moment a worker applied it, never twice, and a reader needs no
+//! retry whatever the flushes do meanwhile.
 //!
 //! # Memory
 //!
@@ -108,20 +109,7 @@ struct HeadState {
     flushing: Vec<SampleRow>,
     /// The labels of every series with rows in `open` or `flushing`.
     labels: HashMap<u64, Labels>,
-    /// The highest `samples` / `series` table versions of dropped rows.
-    dropped_samples_version: Option<u64>,
-    dropped_series_version: Option<u64>,
     bytes: usize,
-}
-
-/// The result of reading a head against a table snapshot.
-#[derive(Debug)]
-pub(crate) enum HeadRead {
-    /// The head's rows matching the selection, by series.
-    Rows(HashMap<u64, (Labels, Vec<Sample>)>),
-    /// The head dropped rows the snapshot does not hold: load the tables
-    /// again and retry.
-    Stale,
 }
 
 fn row_bytes(row: &SampleRow) -> usize {
@@ -196,14 +184,10 @@ impl PartitionHead {
         crate::tables::samples_batch(&self.read().flushing)
     }
 
-    /// Drops the flushing rows once every table holds them: `samples_version`
-    /// and `series_version` are the Delta table versions of the commits that
-    /// did (`None`: that table got no commit from this flush).
-    pub(crate) fn drop_flushed(&self, samples_version: Option<u64>, series_version: Option<u64>) {
+    /// Drops the flushing rows once every table holds them.
+    pub(crate) fn drop_flushed(&self) {
         let mut state = self.write();
         state.flushing = Vec::new();
-        state.dropped_samples_version = state.dropped_samples_version.max(samples_version);
-        state.dropped_series_version = state.dropped_series_version.max(series_version);
         let HeadState { open, labels, .. } = &mut *state;
         let live: std::collections::HashSet<u64> = open.iter().map(|r| r.series_id).collect();
         labels.retain(|id, _| live.contains(id));
@@ -221,19 +205,10 @@ impl PartitionHead {
         self.account(&mut state, 0);
     }
 
-    /// The rows matching `selection`, unless the head dropped rows newer than
-    /// the snapshot the reader holds (`samples_version`, `series_version`:
-    /// the Delta versions of its snapshots, `None` when a table is missing).
-    pub(crate) fn select(
-        &self,
-        selection: &Selection,
-        samples_version: Option<u64>,
-        series_version: Option<u64>,
-    ) -> HeadRead {
+    /// The head's rows matching `selection`, by series (read them before
+    /// loading the tables: see the module doc).
+    pub(crate) fn select(&self, selection: &Selection) -> HashMap<u64, (Labels, Vec<Sample>)> {
         let state = self.read();
-        if state.dropped_samples_version > samples_version || state.dropped_series_version > series_version {
-            return HeadRead::Stale;
-        }
         let mut matching: HashMap<u64, bool> = HashMap::new();
         let mut out: HashMap<u64, (Labels, Vec<Sample>)> = HashMap::new();
         let name = selection.metric_name();
@@ -258,7 +233,7 @@ impl PartitionHead {
                 .1
                 .push(Sample { timestamp_ms: row.timestamp_ms, value });
         }
-        HeadRead::Rows(out)
+        out
     }
 }
 

@@ -196,6 +196,7 @@ impl Maintenance {
             now_ms,
             cutoff_ms: i64::from(before_day).saturating_mul(DAY_MS),
             min_files: self.config.compaction_min_files,
+            series_lag_ms: i64::try_from(self.config.series_refresh_ms).unwrap_or(i64::MAX),
         };
         for kind in [TableKind::Series, TableKind::Metadata] {
             let done = self.writer.rewrite_table(ws, kind, &policy).await?;

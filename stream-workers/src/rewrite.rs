@@ -12,7 +12,8 @@
 //!  snapshot (table lock) ─► read every file ─► one row per key:
 //!      series:   series_id → labels, min(first_timestamp), max(last_timestamp)
 //!      metadata: metric_name → the newest row
-//!  ─► drop rows whose last_timestamp (series) / timestamp (metadata) < cutoff
+//!  ─► drop rows whose last_timestamp (series: < cutoff − series_refresh_ms,
+//!     the most a row lags its series) / timestamp (metadata) < cutoff
 //!  ─► write sorted files ─► ONE commit (table lock, fresh snapshot, inputs still
 //!     active): remove(inputs) + add(outputs)
 //! ```
@@ -62,6 +63,11 @@ pub struct RewritePolicy {
     pub cutoff_ms: i64,
     /// Rewrite when the table has more files than this.
     pub min_files: usize,
+    /// How far a `series` row's `last_timestamp` may lag the series' newest
+    /// sample (the workers' `series_refresh_ms`): a series is expired only
+    /// once its row is older than `cutoff_ms` by this much, so no retained
+    /// sample loses its labels.
+    pub series_lag_ms: i64,
 }
 
 /// What a rewrite did.
@@ -112,11 +118,15 @@ impl DeltaTableWriter {
             let table = guard.as_ref().ok_or_else(|| Error::delta(&url, "loading", DeltaTableError::NotInitialized))?;
             let snapshot = table.snapshot().map_err(|e| Error::delta(&url, "reading the snapshot", e))?;
             let mut has_expired = false;
+            let cutoff = match kind {
+                TableKind::Series => policy.cutoff_ms.saturating_sub(policy.series_lag_ms),
+                _ => policy.cutoff_ms,
+            };
             let inputs: Vec<Input> = snapshot
                 .log_data()
                 .iter()
                 .map(|f| {
-                    has_expired |= min_stat(f.stats().as_deref(), time_col).is_none_or(|t| t < policy.cutoff_ms);
+                    has_expired |= min_stat(f.stats().as_deref(), time_col).is_none_or(|t| t < cutoff);
                     Input {
                         path: f.object_store_path(),
                         size: u64::try_from(f.size()).unwrap_or(0),
@@ -144,7 +154,7 @@ impl DeltaTableWriter {
             }
         }
         let before = (series.len() + metadata.len()) as u64;
-        series.retain(|_, r| r.last_timestamp_ms >= policy.cutoff_ms);
+        series.retain(|_, r| r.last_timestamp_ms >= policy.cutoff_ms.saturating_sub(policy.series_lag_ms));
         metadata.retain(|_, r| r.timestamp_ms >= policy.cutoff_ms);
         report.rows_written = (series.len() + metadata.len()) as u64;
         report.expired = before - report.rows_written;

@@ -114,8 +114,6 @@ pub struct PartitionWorker {
     buffer: Buffer,
     /// The samples applied and not yet dropped after their commit.
     head: Arc<PartitionHead>,
-    /// The Delta versions of this flush's commits so far, by table index.
-    flush_versions: [Option<u64>; 3],
     /// (producer time of the last record, next offset) of each flush, oldest first.
     flushed: VecDeque<(i64, u64)>,
     consumer_offset: Option<u64>,
@@ -180,7 +178,6 @@ impl PartitionWorker {
             metadata_rows: HashMap::new(),
             buffer: Buffer::default(),
             head,
-            flush_versions: [None; 3],
             flushed: VecDeque::new(),
             consumer_offset: None,
         }
@@ -326,7 +323,6 @@ impl PartitionWorker {
         // What the head holds is read again from the log.
         self.head.clear();
         self.buffer = Buffer::default();
-        self.flush_versions = [None; 3];
         for kind in TableKind::ALL {
             self.versions[index(kind)] =
                 self.writer.transaction_version(&self.workspace_id, kind, &self.app_id).await?;
@@ -564,11 +560,6 @@ impl PartitionWorker {
                 .observe(started.elapsed().as_secs_f64());
             self.versions[i] = Some(last);
             self.last_commit[i] = Some(Instant::now());
-            self.flush_versions[i] = match outcome {
-                AppendOutcome::Committed { table_version } | AppendOutcome::AlreadyCommitted { table_version } => {
-                    Some(table_version)
-                }
-            };
             crate::failpoint::after_commit(kind);
             if let AppendOutcome::Committed { table_version } = outcome {
                 debug!(app_id = %self.app_id, table = kind.name(), table_version, offset = last, rows, "Committed.");
@@ -585,11 +576,7 @@ impl PartitionWorker {
         }
         let record_ms = self.buffer.last_record_ms;
         self.buffer = Buffer::default();
-        self.head.drop_flushed(
-            self.flush_versions[index(TableKind::Samples)],
-            self.flush_versions[index(TableKind::Series)],
-        );
-        self.flush_versions = [None; 3];
+        self.head.drop_flushed();
         self.applied.send_if_modified(|a| {
             let newer = a.is_none_or(|a| a < last);
             if newer {

@@ -38,7 +38,7 @@ use tracing::{error, info, warn};
 
 use crate::config::StreamWorkersConfig;
 use crate::error::{Error, Result};
-use crate::head::{HeadRead, Heads, PartitionHead};
+use crate::head::{Heads, PartitionHead};
 use crate::maintenance::{Maintenance, MaintenanceReport};
 use crate::metrics::{Metrics, WorkspaceLabels};
 use crate::scan;
@@ -446,53 +446,40 @@ async fn run_partition(
     }
 }
 
-/// How often a selection loads the tables again because a flush dropped
-/// rows from the head that its snapshot does not hold yet.
-const SELECT_ATTEMPTS: usize = 10;
-
 #[async_trait]
 impl SampleReader for StreamWorkers {
     async fn select(&self, workspace_id: &str, selection: &Selection) -> Result<Selected, SeamError> {
-        let seam = |e: Error| SeamError { kind: e.kind(), message: e.to_string() };
-        for _ in 0..SELECT_ATTEMPTS {
-            let tables = self.owned.shared.writer.select(workspace_id, selection).await.map_err(seam)?;
-            let mut stats = tables.stats;
-            let mut series = tables.series;
-            let mut stale = false;
-            for head in self.owned.heads.of(workspace_id) {
-                match head.select(selection, tables.samples_version, tables.series_version) {
-                    HeadRead::Stale => {
-                        stale = true;
-                        break;
-                    }
-                    HeadRead::Rows(rows) => {
-                        for (id, (labels, samples)) in rows {
-                            stats.head_samples += samples.len();
-                            series.entry(id).or_insert_with(|| (labels, Vec::new())).1.extend(samples);
-                        }
-                    }
-                }
-            }
-            if stale {
-                continue;
-            }
-            let mut out: Vec<SelectedSeries> = series
-                .into_values()
-                .filter(|(_, samples)| !samples.is_empty())
-                .map(|(labels, mut samples)| {
-                    scan::normalize(&mut samples);
-                    SelectedSeries { labels, samples }
-                })
-                .collect();
-            out.sort_by(|a, b| a.labels.cmp(&b.labels));
-            return Ok(Selected { series: out, stats });
+        // The heads first, then the tables (see `head.rs` for why this
+        // order needs no retry).
+        let mut head_rows = Vec::new();
+        for head in self.owned.heads.of(workspace_id) {
+            head_rows.push(head.select(selection));
         }
-        Err(SeamError {
-            kind: common::ErrorKind::Unavailable,
-            message: format!(
-                "workspace {workspace_id}: the tables changed under {SELECT_ATTEMPTS} reads in a row; try again"
-            ),
-        })
+        let tables = self
+            .owned
+            .shared
+            .writer
+            .select(workspace_id, selection)
+            .await
+            .map_err(|e| SeamError { kind: e.kind(), message: e.to_string() })?;
+        let mut stats = tables.stats;
+        let mut series = tables.series;
+        for rows in head_rows {
+            for (id, (labels, samples)) in rows {
+                stats.head_samples += samples.len();
+                series.entry(id).or_insert_with(|| (labels, Vec::new())).1.extend(samples);
+            }
+        }
+        let mut out: Vec<SelectedSeries> = series
+            .into_values()
+            .filter(|(_, samples)| !samples.is_empty())
+            .map(|(labels, mut samples)| {
+                scan::normalize(&mut samples);
+                SelectedSeries { labels, samples }
+            })
+            .collect();
+        out.sort_by(|a, b| a.labels.cmp(&b.labels));
+        Ok(Selected { series: out, stats })
     }
 
     async fn wait_for_position(

