@@ -245,16 +245,7 @@ impl DeltaTableWriter {
             match committed {
                 Ok(_) => return Ok(true),
                 // Definitely not committed: another commit took the version.
-                Err(e)
-                    if attempt < COMMIT_ATTEMPTS
-                        && matches!(
-                            e,
-                            DeltaTableError::Transaction {
-                                source: TransactionError::MaxCommitAttempts(_)
-                                    | TransactionError::VersionAlreadyExists(_)
-                            } | DeltaTableError::VersionAlreadyExists(_)
-                        ) =>
-                {
+                Err(e) if attempt < COMMIT_ATTEMPTS && lost_commit_race(&e) => {
                     warn!(table = %url, error = %e, "Compaction commit lost a race; checking again on a fresh snapshot.");
                 }
                 Err(e) => return Err(Error::delta(url, "committing a compaction", e)),
@@ -429,6 +420,18 @@ async fn read_sorted(store: &dyn ObjectStore, url: &Url, inputs: &[Input]) -> Re
     let keys = [metric, ids, ts].map(|values| SortColumn { values, options: None });
     let indices = lexsort_to_indices(&keys, None).map_err(arrow)?;
     take_record_batch(&all, &indices).map_err(arrow)
+}
+
+/// Whether a commit built with `with_max_retries(0)` definitely did not land
+/// because another commit took its version (a lost race, worth checking
+/// again on a fresh snapshot); any other error leaves the outcome unknown.
+pub(crate) fn lost_commit_race(e: &DeltaTableError) -> bool {
+    matches!(
+        e,
+        DeltaTableError::Transaction {
+            source: TransactionError::MaxCommitAttempts(_) | TransactionError::VersionAlreadyExists(_)
+        } | DeltaTableError::VersionAlreadyExists(_)
+    )
 }
 
 /// Deletes files written for a compaction that was not committed.

@@ -31,7 +31,7 @@ use std::collections::{HashMap, HashSet};
 
 use deltalake::arrow::array::{Array, AsArray, RecordBatch};
 use deltalake::arrow::datatypes::Int64Type;
-use deltalake::kernel::transaction::{CommitBuilder, CommitProperties, TransactionError};
+use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
 use deltalake::kernel::{Action, Add, Remove};
 use deltalake::logstore::object_store::ObjectStoreExt as _;
 use deltalake::protocol::DeltaOperation;
@@ -44,6 +44,7 @@ use schemas::tables::{
 use tracing::{info, warn};
 use url::Url;
 
+use crate::compaction::lost_commit_race;
 use crate::error::{Error, Result};
 use crate::scan::read_file;
 use crate::tables::{self, MetadataRow, SeriesRow, TableKind, series_id_from_i64};
@@ -238,16 +239,7 @@ impl DeltaTableWriter {
                 .await;
             match committed {
                 Ok(_) => return Ok(true),
-                Err(e)
-                    if attempt < COMMIT_ATTEMPTS
-                        && matches!(
-                            e,
-                            DeltaTableError::Transaction {
-                                source: TransactionError::MaxCommitAttempts(_)
-                                    | TransactionError::VersionAlreadyExists(_)
-                            } | DeltaTableError::VersionAlreadyExists(_)
-                        ) =>
-                {
+                Err(e) if attempt < COMMIT_ATTEMPTS && lost_commit_race(&e) => {
                     warn!(table = %url, error = %e, "Rewrite commit lost a race; checking again on a fresh snapshot.");
                 }
                 Err(e) => return Err(Error::delta(url, "committing a rewrite", e)),

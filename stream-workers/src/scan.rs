@@ -398,6 +398,15 @@ pub(crate) fn collect_samples(
     Ok(n)
 }
 
+/// Pairs each series' samples with its labels (series without labels are
+/// left out).
+pub(crate) fn with_labels(
+    found: HashMap<u64, Vec<Sample>>,
+    wanted: &HashMap<u64, Labels>,
+) -> HashMap<u64, (Labels, Vec<Sample>)> {
+    found.into_iter().filter_map(|(id, samples)| wanted.get(&id).map(|l| (id, (l.clone(), samples)))).collect()
+}
+
 /// Sorts each series' samples by time, keeping one per timestamp (the head
 /// and a snapshot taken after a flush both hold the flushed rows).
 pub(crate) fn normalize(samples: &mut Vec<Sample>) {

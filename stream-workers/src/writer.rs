@@ -492,11 +492,7 @@ impl TableWriter for DeltaTableWriter {
             index.matching(selection)
         };
         let found = scan::select_samples(&samples_url, &samples, selection, &wanted, &mut out.stats).await?;
-        for (id, samples) in found {
-            if let Some(labels) = wanted.get(&id) {
-                out.series.insert(id, (labels.clone(), samples));
-            }
-        }
+        out.series = scan::with_labels(found, &wanted);
         Ok(out)
     }
 }
@@ -582,11 +578,7 @@ impl TableWriter for MemoryTableWriter {
         for batch in table(TableKind::Samples).map(|t| t.batches.as_slice()).unwrap_or_default() {
             out.stats.table_samples += scan::collect_samples(&url, batch, selection, &wanted, &mut found)?;
         }
-        for (id, samples) in found {
-            if let Some(labels) = wanted.get(&id) {
-                out.series.insert(id, (labels.clone(), samples));
-            }
-        }
+        out.series = scan::with_labels(found, &wanted);
         Ok(out)
     }
 }
