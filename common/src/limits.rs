@@ -133,6 +133,66 @@ impl StorageLimitsOverride {
     }
 }
 
+/// Limits of the query path (the Prometheus HTTP API and the engine).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueryLimits {
+    /// Most samples one query may load from storage (tables and head
+    /// together). Default 50,000,000 (Prometheus's `--query.max-samples`,
+    /// counted here as samples loaded rather than held at once). 0: no limit.
+    pub max_samples: usize,
+    /// Most series one query may fetch, over all its selectors. Default 0:
+    /// no limit (Mimir's `max_fetched_series_per_query`).
+    pub max_fetched_series: usize,
+    /// Longest time range of a range query, or of the series and label
+    /// APIs, days. Default 32 (AMP). 0: no limit.
+    pub max_query_length_days: u32,
+    /// A query's timeout when the request gives none or a longer one,
+    /// seconds. Default 120 (Prometheus's `--query.timeout`).
+    pub timeout_seconds: u64,
+    /// Most points a range query may return per series (Prometheus's fixed
+    /// 11,000).
+    pub max_points_per_series: i64,
+}
+
+impl Default for QueryLimits {
+    fn default() -> Self {
+        Self {
+            max_samples: 50_000_000,
+            max_fetched_series: 0,
+            max_query_length_days: 32,
+            timeout_seconds: 120,
+            max_points_per_series: 11_000,
+        }
+    }
+}
+
+/// Per-workspace overrides of [`QueryLimits`].
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueryLimitsOverride {
+    /// See [`QueryLimits::max_samples`].
+    pub max_samples: Option<usize>,
+    /// See [`QueryLimits::max_fetched_series`].
+    pub max_fetched_series: Option<usize>,
+    /// See [`QueryLimits::max_query_length_days`].
+    pub max_query_length_days: Option<u32>,
+    /// See [`QueryLimits::timeout_seconds`].
+    pub timeout_seconds: Option<u64>,
+}
+
+impl QueryLimitsOverride {
+    fn apply(&self, base: &QueryLimits) -> QueryLimits {
+        QueryLimits {
+            max_samples: self.max_samples.unwrap_or(base.max_samples),
+            max_fetched_series: self.max_fetched_series.unwrap_or(base.max_fetched_series),
+            max_query_length_days: self.max_query_length_days.unwrap_or(base.max_query_length_days),
+            timeout_seconds: self.timeout_seconds.unwrap_or(base.timeout_seconds),
+            max_points_per_series: base.max_points_per_series,
+        }
+    }
+}
+
 /// The range AMP accepts for `retentionPeriodInDays`.
 pub const RETENTION_PERIOD_DAYS: std::ops::RangeInclusive<u32> = 1..=1095;
 
@@ -145,6 +205,8 @@ pub struct Limits {
     pub ingest: IngestLimits,
     /// Storage defaults.
     pub storage: StorageLimits,
+    /// Query defaults.
+    pub query: QueryLimits,
     /// Per-workspace overrides, keyed by workspace id:
     /// `[limits.overrides."ws-…".ingest]`.
     pub overrides: HashMap<String, WorkspaceOverride>,
@@ -158,6 +220,8 @@ pub struct WorkspaceOverride {
     pub ingest: IngestLimitsOverride,
     /// Storage overrides.
     pub storage: StorageLimitsOverride,
+    /// Query overrides.
+    pub query: QueryLimitsOverride,
 }
 
 /// The one place limits are read from: defaults plus per-workspace
@@ -173,6 +237,8 @@ struct Resolved {
     ingest: HashMap<String, Arc<IngestLimits>>,
     storage_default: Arc<StorageLimits>,
     storage: HashMap<String, Arc<StorageLimits>>,
+    query_default: Arc<QueryLimits>,
+    query: HashMap<String, Arc<QueryLimits>>,
 }
 
 impl Resolved {
@@ -181,11 +247,15 @@ impl Resolved {
             limits.overrides.iter().map(|(ws, o)| (ws.clone(), Arc::new(o.ingest.apply(&limits.ingest)))).collect();
         let storage =
             limits.overrides.iter().map(|(ws, o)| (ws.clone(), Arc::new(o.storage.apply(&limits.storage)))).collect();
+        let query =
+            limits.overrides.iter().map(|(ws, o)| (ws.clone(), Arc::new(o.query.apply(&limits.query)))).collect();
         Self {
             ingest_default: Arc::new(limits.ingest.clone()),
             ingest,
             storage_default: Arc::new(limits.storage.clone()),
             storage,
+            query_default: Arc::new(limits.query.clone()),
+            query,
         }
     }
 }
@@ -211,6 +281,12 @@ impl Overrides {
     pub fn storage(&self, workspace_id: &str) -> Arc<StorageLimits> {
         let state = self.state.load();
         state.storage.get(workspace_id).unwrap_or(&state.storage_default).clone()
+    }
+
+    /// Every query limit of `workspace_id`.
+    pub fn query(&self, workspace_id: &str) -> Arc<QueryLimits> {
+        let state = self.state.load();
+        state.query.get(workspace_id).unwrap_or(&state.query_default).clone()
     }
 
     /// How long the lake keeps a workspace's samples, days.
@@ -246,6 +322,9 @@ mod tests {
         assert_eq!(o.retention_period_days("ws-a"), 7);
         assert_eq!(o.retention_period_days("ws-other"), 150);
         assert_eq!(o.out_of_order_window_ms("ws-a"), 0);
+        assert_eq!(o.query("ws-a").max_samples, 1000);
+        assert_eq!(o.query("ws-a").timeout_seconds, 120);
+        assert_eq!(o.query("ws-other").max_samples, 50_000_000);
     }
 
     fn toml_like() -> Limits {
@@ -253,6 +332,7 @@ mod tests {
         let mut ov = WorkspaceOverride::default();
         ov.ingest.ingestion_rate = Some(10.0);
         ov.storage.retention_period_days = Some(7);
+        ov.query.max_samples = Some(1000);
         limits.overrides.insert("ws-a".into(), ov);
         limits
     }

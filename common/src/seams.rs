@@ -169,6 +169,20 @@ pub struct Selected {
     pub stats: SelectStats,
 }
 
+/// A metric's metadata (from remote write), the newest written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricMetadata {
+    /// The metric family name.
+    pub metric: String,
+    /// `counter`, `gauge`, `histogram`, `gaugehistogram`, `summary`, `info`,
+    /// `stateset` or `unknown`.
+    pub metric_type: String,
+    /// The help text.
+    pub help: String,
+    /// The unit.
+    pub unit: String,
+}
+
 /// Reads a workspace's samples from the lake tables and the workers' head.
 /// Implemented by the stream workers (stream-workers issue).
 #[async_trait]
@@ -178,6 +192,10 @@ pub trait SampleReader: Send + Sync + std::fmt::Debug + 'static {
     /// (an acknowledged sample, once the worker has fetched it from the log)
     /// is included, whether or not it was flushed to the tables yet.
     async fn select(&self, workspace_id: &str, selection: &Selection) -> Result<Selected, SeamError>;
+
+    /// The metadata of every metric the workspace's tables hold, one entry
+    /// per metric (the newest), by metric name.
+    async fn metadata(&self, workspace_id: &str) -> Result<Vec<MetricMetadata>, SeamError>;
 
     /// Waits until every partition of the workspace's topic has applied the
     /// given offsets, or `timeout` passes.

@@ -38,6 +38,11 @@
 //! ingestion_rate = 140000.0
 //! [limits.storage]
 //! retention_period_days = 150
+//! [limits.query]
+//! max_samples = 50000000             # samples one query may load
+//! max_fetched_series = 0             # 0: no limit
+//! max_query_length_days = 32
+//! timeout_seconds = 120
 //! [limits.overrides."ws-…".ingest]
 //! ingestion_rate = 500000.0
 //! [limits.overrides."ws-…".storage]

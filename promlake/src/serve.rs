@@ -202,6 +202,18 @@ impl Server {
         }
 
         let mut router = Router::new();
+        if let Some(workers) = &workers {
+            // The query API reads through this process's workers (tables and
+            // the heads of the partitions it owns).
+            let api = Arc::new(query_service::api::QueryApi::new(
+                workers.clone(),
+                store.clone(),
+                arns.clone(),
+                overrides.clone(),
+                clock.clone(),
+            ));
+            router = router.merge(query_service::api::router(api));
+        }
         if args.role.runs_gateway() {
             let workspaces = Arc::new(WorkspaceService::new(
                 store.clone(),

@@ -17,10 +17,13 @@
 //! the `promqltest` binary prints per file and in total `N passed, N
 //! failed, N skipped`.
 //!
-//! Not built yet: the Prometheus HTTP API, subqueries, `group_left` /
+//! [`api`] serves the Prometheus HTTP API of each workspace over the engine.
+//!
+//! Not built yet: subqueries, `group_left` /
 //! `group_right`, most functions beyond the range functions and simple math,
 //! `topk`/`bottomk`/`quantile`/`count_values`/`limitk`, native histograms,
-//! annotations (warnings and infos), query limits and cancellation.
+//! annotations (warnings and infos), exemplars.
 
+pub mod api;
 pub mod engine;
 pub mod promqltest;

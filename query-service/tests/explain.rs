@@ -18,6 +18,10 @@ impl SampleReader for Empty {
         Ok(Selected::default())
     }
 
+    async fn metadata(&self, _ws: &str) -> Result<Vec<common::seams::MetricMetadata>, SeamError> {
+        Ok(Vec::new())
+    }
+
     async fn wait_for_position(&self, _ws: &str, _p: &LogPosition, _t: Duration) -> Result<(), SeamError> {
         Ok(())
     }
@@ -32,6 +36,8 @@ async fn explain(query: &str) -> String {
         step_ms: 60_000,
         lookback_ms: 300_000,
         instant: false,
+        limits: common::limits::QueryLimits::default(),
+        timeout: None,
     };
     engine.explain("ws-1", &req).await.unwrap()
 }

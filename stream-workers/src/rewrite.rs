@@ -305,6 +305,26 @@ fn merge_series(url: &Url, batch: &RecordBatch, out: &mut HashMap<u64, SeriesRow
     Ok(())
 }
 
+/// The newest metadata of each metric in `batches` (of a `metadata`
+/// table), by metric name.
+pub(crate) fn newest_metadata(url: &Url, batches: &[RecordBatch]) -> Result<Vec<common::seams::MetricMetadata>> {
+    let mut newest = HashMap::new();
+    for batch in batches {
+        merge_metadata(url, batch, &mut newest)?;
+    }
+    let mut out: Vec<_> = newest
+        .into_values()
+        .map(|r| common::seams::MetricMetadata {
+            metric: r.metric_name,
+            metric_type: r.metric_type.to_owned(),
+            help: r.help,
+            unit: r.unit,
+        })
+        .collect();
+    out.sort_by(|a, b| a.metric.cmp(&b.metric));
+    Ok(out)
+}
+
 /// Folds a `metadata` batch into the newest row per metric.
 fn merge_metadata(url: &Url, batch: &RecordBatch, out: &mut HashMap<String, MetadataRow>) -> Result<()> {
     let names = strings(url, batch, COL_METRIC_NAME)?;

@@ -29,7 +29,7 @@ use common::clock::Clock;
 use common::limits::Overrides;
 use common::log::Log;
 use common::membership::{Membership, PartitionOwner, TopicPartition};
-use common::seams::{LogPosition, SampleReader, SeamError, Selected, SelectedSeries, Selection};
+use common::seams::{LogPosition, MetricMetadata, SampleReader, SeamError, Selected, SelectedSeries, Selection};
 use prometheus_client::registry::Registry;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -480,6 +480,15 @@ impl SampleReader for StreamWorkers {
             .collect();
         out.sort_by(|a, b| a.labels.cmp(&b.labels));
         Ok(Selected { series: out, stats })
+    }
+
+    async fn metadata(&self, workspace_id: &str) -> Result<Vec<MetricMetadata>, SeamError> {
+        self.owned
+            .shared
+            .writer
+            .metadata(workspace_id)
+            .await
+            .map_err(|e| SeamError { kind: e.kind(), message: e.to_string() })
     }
 
     async fn wait_for_position(

@@ -20,7 +20,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex as StdMutex};
 
 use async_trait::async_trait;
-use common::seams::Selection;
+use common::seams::{MetricMetadata, Selection};
 use deltalake::arrow::record_batch::RecordBatch;
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
@@ -168,6 +168,13 @@ pub trait TableWriter: Send + Sync + std::fmt::Debug + 'static {
     /// # Errors
     /// [`Error::Delta`] when a table or file cannot be read.
     async fn select(&self, workspace_id: &str, selection: &Selection) -> Result<TableSelection>;
+
+    /// The newest `metadata` row of each metric in the table's current
+    /// snapshot, by metric name.
+    ///
+    /// # Errors
+    /// [`Error::Delta`] when the table or a file cannot be read.
+    async fn metadata(&self, workspace_id: &str) -> Result<Vec<MetricMetadata>>;
 }
 
 /// Parquet files written to a table but not committed yet.
@@ -421,6 +428,13 @@ async fn current_version(table: &DeltaTable, app_id: &str) -> Result<Option<u64>
 
 #[async_trait]
 impl TableWriter for DeltaTableWriter {
+    async fn metadata(&self, workspace_id: &str) -> Result<Vec<MetricMetadata>> {
+        let url = self.lake.table_url(workspace_id, TableKind::Metadata);
+        let files = crate::read::read_table(&self.lake, workspace_id, TableKind::Metadata).await?;
+        let batches: Vec<RecordBatch> = files.into_iter().map(|f| f.rows).collect();
+        crate::rewrite::newest_metadata(&url, &batches)
+    }
+
     async fn transaction_version(&self, workspace_id: &str, table: TableKind, app_id: &str) -> Result<Option<u64>> {
         let url = self.lake.table_url(workspace_id, table);
         let slot = self.slot(&url);
@@ -521,6 +535,12 @@ impl MemoryTableWriter {
 
 #[async_trait]
 impl TableWriter for MemoryTableWriter {
+    async fn metadata(&self, workspace_id: &str) -> Result<Vec<MetricMetadata>> {
+        let url = Url::parse(&format!("memory:///{workspace_id}/metadata/"))
+            .map_err(|e| Error::InvalidLake { location: workspace_id.to_owned(), reason: e.to_string() })?;
+        crate::rewrite::newest_metadata(&url, &self.batches(workspace_id, TableKind::Metadata))
+    }
+
     async fn transaction_version(&self, workspace_id: &str, table: TableKind, app_id: &str) -> Result<Option<u64>> {
         let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         Ok(state.get(&(workspace_id.to_owned(), table)).and_then(|t| t.versions.get(app_id).copied()))

@@ -116,6 +116,30 @@ impl Drop for TestServer {
     }
 }
 
+/// A child process killed when dropped (reference binaries).
+pub struct Process(pub Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Waits until `url` answers 2xx (60 s at most).
+pub async fn wait_http(url: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if let Ok(r) = client().get(url).send().await
+            && r.status().is_success()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{url} did not come up within 60 s");
+}
+
 /// Sends a signal by name with `kill(1)`.
 pub fn signal(pid: u32, name: &str) {
     let status = Command::new("kill").arg(format!("-{name}")).arg(pid.to_string()).status().expect("run kill");

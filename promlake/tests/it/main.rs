@@ -7,6 +7,7 @@ mod crash;
 mod harness;
 mod lake_crash;
 mod prometheus;
+mod query_api;
 mod s3_lake;
 mod scaled_out;
 mod serve;

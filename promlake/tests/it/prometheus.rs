@@ -3,34 +3,14 @@
 //! Prometheus must report no failed samples, and the samples it reports as
 //! sent must equal the samples in PromLake's log.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use std::collections::HashSet;
 
-use crate::harness::{TestServer, client, free_port, metric_value, read_lake_with_python, read_log, reference_bin};
-
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-async fn wait_http(url: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline {
-        if let Ok(r) = client().get(url).send().await
-            && r.status().is_success()
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("{url} did not come up within 60 s");
-}
+use crate::harness::{
+    Process, TestServer, client, free_port, metric_value, read_lake_with_python, read_log, reference_bin, wait_http,
+};
 
 async fn scrape(url: &str) -> String {
     client().get(url).send().await.unwrap().text().await.unwrap()

@@ -16,6 +16,9 @@ const VALUE_END: u8 = 0xFF;
 /// The metric name label.
 pub const METRIC_NAME: &str = "__name__";
 
+/// The upper-bound label of a classic histogram's buckets.
+pub const BUCKET_LABEL: &str = "le";
+
 /// Encodes pairs sorted by name.
 pub fn encode(pairs: &[(String, String)]) -> Vec<u8> {
     let mut out = Vec::with_capacity(pairs.iter().map(|(n, v)| n.len() + v.len() + 2).sum());

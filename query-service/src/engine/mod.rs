@@ -8,11 +8,14 @@ pub mod functions;
 pub mod labels;
 pub mod nodes;
 pub mod planner;
+pub mod vector_fns;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use common::seams::SampleReader;
+use common::ErrorKind;
+use common::limits::QueryLimits;
+use common::seams::{SampleReader, SeamError};
 use datafusion::execution::SessionState;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::ExecutionPlan;
@@ -38,9 +41,39 @@ pub enum QueryError {
     /// Not built yet in PromLake (`execution`, named so).
     #[error("not supported by PromLake yet: {0}")]
     Unsupported(String),
+    /// A query limit was hit (`execution`, status 422), with Cortex's text.
+    #[error("{0}")]
+    Limit(String),
+    /// The query ran out of time (`timeout`, status 503).
+    #[error("{0}")]
+    Timeout(String),
     /// Our fault (`internal`).
     #[error("{0}")]
     Internal(String),
+}
+
+impl QueryError {
+    /// Maps a DataFusion error: a [`SeamError`] raised in a scan (a limit, a
+    /// storage failure) keeps its kind; anything else failed evaluation.
+    fn from_execution(e: datafusion::common::DataFusionError) -> Self {
+        use datafusion::common::DataFusionError;
+        if let DataFusionError::Execution(message) = e.find_root() {
+            return QueryError::Execution(message.clone());
+        }
+        if let DataFusionError::External(inner) = e.find_root() {
+            if let Some(seam) = inner.downcast_ref::<SeamError>() {
+                return match seam.kind {
+                    ErrorKind::LimitExceeded => QueryError::Limit(seam.message.clone()),
+                    ErrorKind::BadData => QueryError::BadData(seam.message.clone()),
+                    ErrorKind::Timeout => QueryError::Timeout(seam.message.clone()),
+                    ErrorKind::Internal => QueryError::Internal(seam.message.clone()),
+                    _ => QueryError::Execution(seam.message.clone()),
+                };
+            }
+            return QueryError::Execution(inner.to_string());
+        }
+        QueryError::Execution(e.to_string())
+    }
 }
 
 impl From<datafusion::common::DataFusionError> for QueryError {
@@ -95,6 +128,18 @@ pub struct QueryRequest {
     pub lookback_ms: i64,
     /// An instant query (a vector result) rather than a range query.
     pub instant: bool,
+    /// The workspace's query limits (samples, series, timeout).
+    pub limits: QueryLimits,
+    /// A timeout shorter than the limits' (the API's `timeout` parameter).
+    pub timeout: Option<std::time::Duration>,
+}
+
+impl QueryRequest {
+    /// The timeout that applies: the shorter of the request's and the limit.
+    pub fn effective_timeout(&self) -> std::time::Duration {
+        let limit = std::time::Duration::from_secs(self.limits.timeout_seconds.max(1));
+        self.timeout.map_or(limit, |t| t.min(limit))
+    }
 }
 
 impl Engine {
@@ -103,10 +148,11 @@ impl Engine {
         Self { reader }
     }
 
-    fn state(&self, workspace_id: &str) -> SessionState {
+    fn state(&self, workspace_id: &str, limits: &QueryLimits) -> SessionState {
         nodes::session_state(Arc::new(ReadContext {
             workspace_id: workspace_id.to_owned(),
             reader: self.reader.clone(),
+            budget: nodes::Budget::new(limits),
         }))
     }
 
@@ -135,7 +181,7 @@ impl Engine {
             Planned::Const(v) => return Ok(format!("constant {v}")),
             Planned::String(s) => return Ok(format!("string {s:?}")),
         };
-        let state = self.state(workspace_id);
+        let state = self.state(workspace_id, &req.limits);
         let optimized = state.optimize(&plan).map_err(|e| QueryError::Internal(e.to_string()))?;
         let physical = state.create_physical_plan(&optimized).await.map_err(|e| QueryError::Internal(e.to_string()))?;
         Ok(format!(
@@ -145,11 +191,21 @@ impl Engine {
         ))
     }
 
-    /// Evaluates a request.
+    /// Evaluates a request within its timeout. Dropping the returned
+    /// future (a client gone away) stops the plan: its streams and scans are
+    /// dropped with it.
     ///
     /// # Errors
-    /// [`QueryError`] for parse, planning and evaluation failures.
+    /// [`QueryError`] for parse, planning and evaluation failures, limits
+    /// ([`QueryError::Limit`]) and the timeout ([`QueryError::Timeout`]).
     pub async fn query(&self, workspace_id: &str, req: &QueryRequest) -> Result<QueryValue, QueryError> {
+        match tokio::time::timeout(req.effective_timeout(), self.evaluate(workspace_id, req)).await {
+            Ok(result) => result,
+            Err(_) => Err(QueryError::Timeout("query timed out in expression evaluation".into())),
+        }
+    }
+
+    async fn evaluate(&self, workspace_id: &str, req: &QueryRequest) -> Result<QueryValue, QueryError> {
         let planned = self.plan(req)?;
         let grid = Grid { start_ms: req.start_ms, end_ms: req.end_ms, step_ms: req.step_ms.max(1) };
         match planned {
@@ -163,7 +219,7 @@ impl Engine {
                 "invalid expression type \"string\" for range query, must be Scalar or instant Vector".into(),
             )),
             Planned::Scalar(plan) => {
-                let rows = self.run_scalar(workspace_id, plan).await?;
+                let rows = self.run_scalar(workspace_id, &req.limits, plan).await?;
                 if req.instant {
                     let v = rows.first().map_or(f64::NAN, |r| r.1);
                     Ok(QueryValue::Scalar(req.end_ms, v))
@@ -172,11 +228,17 @@ impl Engine {
                 }
             }
             Planned::Vector(plan) => {
-                let series = self.run_vector(workspace_id, plan, true).await?;
+                let series = self.run_vector(workspace_id, &req.limits, plan, true).await?;
                 Ok(if req.instant { QueryValue::Vector(series) } else { QueryValue::Matrix(series) })
             }
             Planned::Matrix(plan) if req.instant => {
-                Ok(QueryValue::Matrix(self.run_vector(workspace_id, plan, false).await?))
+                // A range vector's raw samples, without staleness markers.
+                let mut series = self.run_vector(workspace_id, &req.limits, plan, false).await?;
+                for s in &mut series {
+                    s.points.retain(|p| !schemas::labels::is_stale_marker(p.1));
+                }
+                series.retain(|s| !s.points.is_empty());
+                Ok(QueryValue::Matrix(series))
             }
             Planned::Matrix(_) => Err(QueryError::BadData(
                 "invalid expression type \"range vector\" for range query, must be Scalar or instant Vector".into(),
@@ -187,22 +249,25 @@ impl Engine {
     async fn execute(
         &self,
         workspace_id: &str,
+        limits: &QueryLimits,
         plan: LogicalPlan,
     ) -> Result<Vec<datafusion::arrow::array::RecordBatch>, QueryError> {
-        let state = self.state(workspace_id);
+        let state = self.state(workspace_id, limits);
         let optimized = state.optimize(&plan).map_err(|e| QueryError::Internal(e.to_string()))?;
         let physical: Arc<dyn ExecutionPlan> =
             state.create_physical_plan(&optimized).await.map_err(|e| QueryError::Internal(e.to_string()))?;
-        datafusion::physical_plan::collect(physical, state.task_ctx()).await.map_err(|e| match e {
-            datafusion::common::DataFusionError::External(inner) => QueryError::Execution(inner.to_string()),
-            other => QueryError::Execution(other.to_string()),
-        })
+        datafusion::physical_plan::collect(physical, state.task_ctx()).await.map_err(QueryError::from_execution)
     }
 
-    async fn run_scalar(&self, workspace_id: &str, plan: LogicalPlan) -> Result<Vec<(i64, f64)>, QueryError> {
+    async fn run_scalar(
+        &self,
+        workspace_id: &str,
+        limits: &QueryLimits,
+        plan: LogicalPlan,
+    ) -> Result<Vec<(i64, f64)>, QueryError> {
         use datafusion::arrow::array::AsArray;
         use datafusion::arrow::datatypes::{Float64Type, Int64Type};
-        let batches = self.execute(workspace_id, plan).await?;
+        let batches = self.execute(workspace_id, limits, plan).await?;
         let mut rows = Vec::new();
         for b in &batches {
             let t = b.column_by_name(nodes::TS).map(|c| c.as_primitive::<Int64Type>().clone());
@@ -221,8 +286,14 @@ impl Engine {
     /// Runs a vector plan into series sorted by labels; `unique` refuses two
     /// rows with one label set at one step (Prometheus's "vector cannot
     /// contain metrics with the same labelset").
-    async fn run_vector(&self, workspace_id: &str, plan: LogicalPlan, unique: bool) -> Result<Vec<Series>, QueryError> {
-        let batches = self.execute(workspace_id, plan).await?;
+    async fn run_vector(
+        &self,
+        workspace_id: &str,
+        limits: &QueryLimits,
+        plan: LogicalPlan,
+        unique: bool,
+    ) -> Result<Vec<Series>, QueryError> {
+        let batches = self.execute(workspace_id, limits, plan).await?;
         let mut by_labels: BTreeMap<LabelPairs, Vec<(i64, f64)>> = BTreeMap::new();
         let mut encoded: BTreeMap<Vec<u8>, Vec<(String, String)>> = BTreeMap::new();
         for b in &batches {

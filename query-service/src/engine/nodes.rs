@@ -11,6 +11,8 @@
 //!  RangeFunction  raw samples → one row per series and step: a range function
 //!                 (rate, *_over_time, …) of the samples in `(t − range, t]`
 //!  Steps          leaf: one row per step (ts), for scalars such as time()
+//!  VectorFunction a vector → a vector, one step at a time (histogram_quantile,
+//!                 label_replace, topk, absent, … : `super::vector_fns`)
 //! ```
 //!
 //! Vector schemas are `labels` (Binary, [`super::labels`]), `ts` (Int64,
@@ -42,6 +44,7 @@ use futures::StreamExt;
 use schemas::labels::STALE_NAN_BITS;
 
 use super::functions::RangeFn;
+use super::vector_fns::VecFn;
 use super::labels;
 
 /// Column names of vector plans.
@@ -156,6 +159,8 @@ pub enum NodeKind {
         shift: TimeShift,
         /// The lookback delta, ms.
         lookback_ms: i64,
+        /// The value is the sample's timestamp, seconds (`timestamp(v)`).
+        sample_time: bool,
     },
     /// A range function over windows of raw samples.
     RangeFunction {
@@ -172,6 +177,14 @@ pub enum NodeKind {
     Steps {
         /// The steps.
         grid: Grid,
+    },
+    /// A function or aggregation of the whole vector at each step
+    /// ([`VecFn`]).
+    VectorFunction {
+        /// The steps.
+        grid: Grid,
+        /// The function.
+        function: VecFn,
     },
 }
 
@@ -211,6 +224,7 @@ impl UserDefinedLogicalNodeCore for PromNode {
             NodeKind::InstantVector { .. } => "PromInstantVector",
             NodeKind::RangeFunction { .. } => "PromRangeFunction",
             NodeKind::Steps { .. } => "PromSteps",
+            NodeKind::VectorFunction { .. } => "PromVectorFunction",
         }
     }
 
@@ -252,10 +266,15 @@ fn fmt_kind(kind: &NodeKind, f: &mut fmt::Formatter) -> fmt::Result {
                 .collect();
             write!(f, "PromSeriesScan: matchers=[{}], range=[{start_ms}, {end_ms}]", m.join(", "))
         }
-        NodeKind::InstantVector { grid, shift, lookback_ms } => write!(
+        NodeKind::InstantVector { grid, shift, lookback_ms, sample_time } => write!(
             f,
-            "PromInstantVector: steps=[{}..{} by {}], lookback={lookback_ms}, offset={}, at={:?}",
-            grid.start_ms, grid.end_ms, grid.step_ms, shift.offset_ms, shift.at_ms
+            "PromInstantVector: steps=[{}..{} by {}], lookback={lookback_ms}, offset={}, at={:?}{}",
+            grid.start_ms,
+            grid.end_ms,
+            grid.step_ms,
+            shift.offset_ms,
+            shift.at_ms,
+            if *sample_time { ", value=sample time" } else { "" }
         ),
         NodeKind::RangeFunction { grid, shift, range_ms, function } => write!(
             f,
@@ -264,6 +283,9 @@ fn fmt_kind(kind: &NodeKind, f: &mut fmt::Formatter) -> fmt::Result {
         ),
         NodeKind::Steps { grid } => {
             write!(f, "PromSteps: [{}..{} by {}]", grid.start_ms, grid.end_ms, grid.step_ms)
+        }
+        NodeKind::VectorFunction { grid, function } => {
+            write!(f, "PromVectorFunction: {function:?}, steps=[{}..{} by {}]", grid.start_ms, grid.end_ms, grid.step_ms)
         }
     }
 }
@@ -276,6 +298,52 @@ pub struct ReadContext {
     pub workspace_id: String,
     /// The tables and the head.
     pub reader: Arc<dyn SampleReader>,
+    /// What the query may still load.
+    pub budget: Budget,
+}
+
+/// The series and samples one query may load, charged by every scan of its
+/// plan (the one place the query limits are enforced).
+#[derive(Debug)]
+pub struct Budget {
+    max_series: usize,
+    max_samples: usize,
+    series: std::sync::atomic::AtomicUsize,
+    samples: std::sync::atomic::AtomicUsize,
+}
+
+impl Budget {
+    /// A budget with `limits`' maxima (0: no limit).
+    pub fn new(limits: &common::limits::QueryLimits) -> Self {
+        Self {
+            max_series: limits.max_fetched_series,
+            max_samples: limits.max_samples,
+            series: 0.into(),
+            samples: 0.into(),
+        }
+    }
+
+    /// Charges one scan's series and samples.
+    ///
+    /// # Errors
+    /// A [`common::seams::SeamError`] of kind `LimitExceeded` with Cortex's
+    /// text when the query goes over a limit.
+    pub fn charge(&self, series: usize, samples: usize) -> std::result::Result<(), common::seams::SeamError> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let limit = |message: String| common::seams::SeamError { kind: common::ErrorKind::LimitExceeded, message };
+        let total_series = self.series.fetch_add(series, Relaxed) + series;
+        if self.max_series > 0 && total_series > self.max_series {
+            return Err(limit(format!(
+                "the query hit the max number of series limit (limit: {} series)",
+                self.max_series
+            )));
+        }
+        let total_samples = self.samples.fetch_add(samples, Relaxed) + samples;
+        if self.max_samples > 0 && total_samples > self.max_samples {
+            return Err(limit("query processing would load too many samples into memory in query execution".into()));
+        }
+        Ok(())
+    }
 }
 
 /// Plans [`PromNode`]s into [`PromExec`]s.
@@ -381,13 +449,26 @@ impl ExecutionPlan for PromExec {
                         vec![Arc::new(datafusion::arrow::array::Int64Array::from(ts))],
                     )?)
                 }
-                NodeKind::InstantVector { grid, shift, lookback_ms } => {
+                NodeKind::InstantVector { grid, shift, lookback_ms, sample_time } => {
                     let series = collect_series(input).await?;
-                    instant_vector(&series, grid, shift, lookback_ms)
+                    instant_vector(&series, grid, shift, lookback_ms, sample_time)
                 }
                 NodeKind::RangeFunction { grid, shift, range_ms, function } => {
                     let series = collect_series(input).await?;
                     range_function(&series, grid, shift, range_ms, function)
+                }
+                NodeKind::VectorFunction { grid, function } => {
+                    let Some(input) = input else { return Err(DataFusionError::Internal("node without input".into())) };
+                    let batches = datafusion::physical_plan::common::collect(input).await?;
+                    let in_rows: Vec<_> = batches.iter().flat_map(|b| rows(b).map(|(l, t, v)| (l.to_vec(), t, v)).collect::<Vec<_>>()).collect();
+                    let out_rows = function
+                        .apply(grid, in_rows)
+                        .map_err(DataFusionError::Execution)?;
+                    let mut out = Output::new();
+                    for (l, t, v) in &out_rows {
+                        out.push(l, *t, *v);
+                    }
+                    out.finish()
                 }
             }
         };
@@ -401,6 +482,8 @@ async fn scan(ctx: &ReadContext, matchers: &[MatcherSpec], start_ms: i64, end_ms
     let selection = Selection { matchers, start_ms, end_ms };
     let selected =
         ctx.reader.select(&ctx.workspace_id, &selection).await.map_err(|e| DataFusionError::External(Box::new(e)))?;
+    let samples = selected.series.iter().map(|s| s.samples.len()).sum();
+    ctx.budget.charge(selected.series.len(), samples).map_err(|e| DataFusionError::External(Box::new(e)))?;
     let mut labels_b = BinaryBuilder::new();
     let mut ts_b = Int64Builder::new();
     let mut value_b = Float64Builder::new();
@@ -481,6 +564,7 @@ fn instant_vector(
     grid: Grid,
     shift: TimeShift,
     lookback_ms: i64,
+    sample_time: bool,
 ) -> Result<RecordBatch> {
     let mut out = Output::new();
     for (labels, s) in series {
@@ -495,7 +579,7 @@ fn instant_vector(
             if st <= at - lookback_ms || is_stale(sv) {
                 continue;
             }
-            out.push(labels, t, sv);
+            out.push(labels, t, if sample_time { st as f64 / 1000.0 } else { sv });
         }
     }
     out.finish()

@@ -29,14 +29,15 @@ use datafusion::logical_expr::{
 };
 use promql_parser::label::MatchOp as PMatchOp;
 use promql_parser::parser::{
-    AggregateExpr, AtModifier, BinaryExpr, Call, Expr as PExpr, LabelModifier, Offset, VectorMatchCardinality,
-    VectorSelector,
+    AggregateExpr, AtModifier, BinaryExpr, Call, Expr as PExpr, LabelModifier, MatrixSelector, Offset,
+    VectorMatchCardinality, VectorSelector,
 };
 
 use super::QueryError;
 use super::functions::RangeFn;
 use super::labels;
 use super::nodes::{Grid, LABELS, MatchOpSpec, MatcherSpec, NodeKind, PromNode, TS, TimeShift, VALUE};
+use super::vector_fns::{DateFn, F64, Grouping, KAgg, VecFn};
 
 /// What an expression plans to.
 #[derive(Debug, Clone)]
@@ -166,11 +167,48 @@ impl Planner {
     }
 
     fn selector(&self, vs: &VectorSelector) -> Result<LogicalPlan, QueryError> {
+        self.selector_with(vs, false)
+    }
+
+    /// A selector's instant vector; `sample_time`: each value is its
+    /// sample's timestamp in seconds (`timestamp(v)`).
+    fn selector_with(&self, vs: &VectorSelector, sample_time: bool) -> Result<LogicalPlan, QueryError> {
         let (shift, matchers) = self.selector_parts(vs)?;
         let lookback_ms = self.settings.lookback_ms;
         let (start_ms, end_ms) = self.read_range(shift, lookback_ms);
         let scan = PromNode::plan(NodeKind::SeriesScan { matchers, start_ms, end_ms }, None).map_err(df)?;
-        PromNode::plan(NodeKind::InstantVector { grid: self.settings.grid, shift, lookback_ms }, Some(scan)).map_err(df)
+        let node = NodeKind::InstantVector { grid: self.settings.grid, shift, lookback_ms, sample_time };
+        PromNode::plan(node, Some(scan)).map_err(df)
+    }
+
+    fn range_fn(&self, ms: &MatrixSelector, function: RangeFn) -> Result<LogicalPlan, QueryError> {
+        let (shift, matchers) = self.selector_parts(&ms.vs)?;
+        let range_ms = duration_ms(ms.range);
+        let (start_ms, end_ms) = self.read_range(shift, range_ms);
+        let scan = PromNode::plan(NodeKind::SeriesScan { matchers, start_ms, end_ms }, None).map_err(df)?;
+        let node = NodeKind::RangeFunction { grid: self.settings.grid, shift, range_ms, function };
+        PromNode::plan(node, Some(scan)).map_err(df)
+    }
+
+    /// A parameter that must be a number known at plan time.
+    fn const_arg(&self, function: &str, arg: &PExpr) -> Result<f64, QueryError> {
+        match self.plan(arg)? {
+            Planned::Const(v) => Ok(v),
+            _ => Err(unsupported(format!("{function} with a parameter that varies per step"))),
+        }
+    }
+
+    /// `function(arg)` as a `PromVectorFunction` over the vector `arg`.
+    fn vector_fn(&self, function: &str, arg: &PExpr, f: VecFn) -> Result<Planned, QueryError> {
+        match self.plan(arg)? {
+            Planned::Vector(p) => self.vector_fn_of(p, f),
+            _ => Err(QueryError::BadData(format!("{function} needs an instant vector"))),
+        }
+    }
+
+    fn vector_fn_of(&self, input: LogicalPlan, f: VecFn) -> Result<Planned, QueryError> {
+        let node = NodeKind::VectorFunction { grid: self.settings.grid, function: f };
+        PromNode::plan(node, Some(input)).map(Planned::Vector).map_err(df)
     }
 
     fn call(&self, call: &Call) -> Result<Planned, QueryError> {
@@ -180,12 +218,7 @@ impl Planner {
             let Some(PExpr::MatrixSelector(ms)) = args.first().map(|a| strip_parens(a)) else {
                 return Err(unsupported(format!("{name} of a subquery")));
             };
-            let (shift, matchers) = self.selector_parts(&ms.vs)?;
-            let range_ms = duration_ms(ms.range);
-            let (start_ms, end_ms) = self.read_range(shift, range_ms);
-            let scan = PromNode::plan(NodeKind::SeriesScan { matchers, start_ms, end_ms }, None).map_err(df)?;
-            let node = NodeKind::RangeFunction { grid: self.settings.grid, shift, range_ms, function };
-            return PromNode::plan(node, Some(scan)).map(Planned::Vector).map_err(df);
+            return self.range_fn(ms, function).map(Planned::Vector);
         }
         let math = |f: fn(Expr) -> Expr| -> Result<Planned, QueryError> {
             match self.plan(&args[0])? {
@@ -230,6 +263,92 @@ impl Planner {
                 Ok(Planned::Scalar(p))
             }
             "pi" => Ok(Planned::Const(std::f64::consts::PI)),
+            "histogram_quantile" => {
+                let q = self.const_arg(name, &args[0])?;
+                self.vector_fn(name, &args[1], VecFn::HistogramQuantile(F64::new(q)))
+            }
+            "label_replace" => {
+                let f = VecFn::LabelReplace {
+                    dst: string_arg(&args[1])?,
+                    replacement: string_arg(&args[2])?,
+                    src: string_arg(&args[3])?,
+                    regex: string_arg(&args[4])?,
+                };
+                self.vector_fn(name, &args[0], f)
+            }
+            "label_join" => {
+                let f = VecFn::LabelJoin {
+                    dst: string_arg(&args[1])?,
+                    separator: string_arg(&args[2])?,
+                    srcs: args[3..].iter().map(|a| string_arg(a)).collect::<Result<_, _>>()?,
+                };
+                self.vector_fn(name, &args[0], f)
+            }
+            "clamp" => {
+                let (min, max) = (self.const_arg(name, &args[1])?, self.const_arg(name, &args[2])?);
+                self.vector_fn(name, &args[0], VecFn::Clamp(F64::new(min), F64::new(max)))
+            }
+            "clamp_min" => {
+                let min = self.const_arg(name, &args[1])?;
+                self.vector_fn(name, &args[0], VecFn::ClampMin(F64::new(min)))
+            }
+            "clamp_max" => {
+                let max = self.const_arg(name, &args[1])?;
+                self.vector_fn(name, &args[0], VecFn::ClampMax(F64::new(max)))
+            }
+            "round" => {
+                let to = match args.get(1) {
+                    Some(a) => self.const_arg(name, a)?,
+                    None => 1.0,
+                };
+                self.vector_fn(name, &args[0], VecFn::Round(F64::new(to)))
+            }
+            "absent" => {
+                let labels = absent_labels(&args[0]);
+                self.vector_fn(name, &args[0], VecFn::Absent(labels))
+            }
+            "absent_over_time" => {
+                let Some(PExpr::MatrixSelector(ms)) = args.first().map(|a| strip_parens(a)) else {
+                    return Err(unsupported("absent_over_time of a subquery"));
+                };
+                let present = self.range_fn(ms, RangeFn::PresentOverTime)?;
+                let labels = absent_labels(&args[0]);
+                self.vector_fn_of(present, VecFn::Absent(labels))
+            }
+            "scalar" => {
+                let Planned::Vector(p) = self.vector_fn(name, &args[0], VecFn::Scalar)? else {
+                    return Err(QueryError::Internal("scalar() did not plan to a vector".into()));
+                };
+                let p = LogicalPlanBuilder::from(p)
+                    .project(vec![col(TS), col(VALUE)])
+                    .and_then(LogicalPlanBuilder::build)
+                    .map_err(df)?;
+                Ok(Planned::Scalar(p))
+            }
+            "timestamp" => match strip_parens(&args[0]) {
+                PExpr::VectorSelector(vs) => {
+                    let p = self.selector_with(vs, true)?;
+                    Ok(Planned::Vector(project_value(p, col(VALUE), true)?))
+                }
+                other => match self.plan(other)? {
+                    Planned::Vector(p) => {
+                        let t = datafusion::logical_expr::cast(col(TS), DataType::Float64) / lit(1000.0);
+                        Ok(Planned::Vector(project_value(p, t, true)?))
+                    }
+                    _ => Err(QueryError::BadData("timestamp needs an instant vector".into())),
+                },
+            },
+            _ if DateFn::from_name(name).is_some() => {
+                let f = DateFn::from_name(name).map(VecFn::Date).ok_or_else(|| unsupported(name))?;
+                match args.first() {
+                    Some(a) => self.vector_fn(name, a, f),
+                    None => {
+                        // Of the step time: vector(time()).
+                        let now = promql_parser::parser::parse("vector(time())").map_err(QueryError::Internal)?;
+                        self.vector_fn(name, &now, f)
+                    }
+                }
+            }
             "vector" => {
                 let scalar = self.plan(&args[0])?;
                 let steps = self.scalar_plan(scalar)?;
@@ -272,11 +391,40 @@ impl Planner {
                 labels_udf(LabelsOp::Drop(names)).call(vec![col(LABELS)])
             }
         };
+        let vec_grouping = match &agg.modifier {
+            None => Grouping::By(Vec::new()),
+            Some(LabelModifier::Include(l)) => Grouping::By(l.labels.clone()),
+            Some(LabelModifier::Exclude(l)) => Grouping::Without(l.labels.clone()),
+        };
+        let k_op = match op.as_str() {
+            "topk" => Some(KAgg::Topk),
+            "bottomk" => Some(KAgg::Bottomk),
+            "limitk" => Some(KAgg::Limitk),
+            "limit_ratio" => Some(KAgg::LimitRatio),
+            "quantile" => Some(KAgg::Quantile),
+            _ => None,
+        };
+        if let Some(k_op) = k_op {
+            let param = agg.param.as_deref().ok_or_else(|| QueryError::BadData(format!("{op} needs a parameter")))?;
+            let param = self.const_arg(&op, param)?;
+            return self.vector_fn_of(input, VecFn::Aggregate { op: k_op, param: F64::new(param), grouping: vec_grouping });
+        }
+        if op == "count_values" {
+            let param = agg.param.as_deref().ok_or_else(|| QueryError::BadData("count_values needs a label".into()))?;
+            let Planned::String(label) = self.plan(param)? else {
+                return Err(QueryError::BadData("count_values needs a string parameter".into()));
+            };
+            return self.vector_fn_of(input, VecFn::CountValues { label, grouping: vec_grouping });
+        }
         let value = match op.as_str() {
             "sum" => sum(col(VALUE)),
             "avg" => avg(col(VALUE)),
             "min" => min(col(VALUE)),
-            "max" => max(col(VALUE)),
+            // NaN only when every value is NaN (Arrow's max puts NaN on top).
+            "max" => datafusion::functions::expr_fn::coalesce(vec![
+                max(datafusion::functions::expr_fn::nullif(col(VALUE), lit(f64::NAN))),
+                max(col(VALUE)),
+            ]),
             "count" => datafusion::logical_expr::cast(count(col(VALUE)), DataType::Float64),
             "group" => max(lit(1.0)),
             "stddev" => stddev_pop(col(VALUE)),
@@ -322,7 +470,7 @@ impl Planner {
                         )
                     })
                     .map_err(df)?;
-                let e = binary_expr(&op, col("l.value"), col("r.value"), comparison, true)?;
+                let e = binary_expr(&op, col("l.value"), col("r.value"), true)?;
                 let p = joined
                     .project(vec![col("l.ts").alias(TS), e.alias(VALUE)])
                     .and_then(LogicalPlanBuilder::build)
@@ -365,7 +513,7 @@ impl Planner {
         };
         let (l, r) = if scalar_left { (sv, col(VALUE)) } else { (col(VALUE), sv) };
         if comparison && !return_bool {
-            let cond = binary_expr(op, l, r, true, false)?;
+            let cond = binary_expr(op, l, r, false)?;
             // A filtering comparison keeps the vector's value (and name).
             let p = LogicalPlanBuilder::from(plan)
                 .filter(cond)
@@ -374,7 +522,7 @@ impl Planner {
                 .map_err(df)?;
             return Ok(Planned::Vector(p));
         }
-        let e = binary_expr(op, l, r, comparison, true)?;
+        let e = binary_expr(op, l, r, true)?;
         let p = LogicalPlanBuilder::from(plan)
             .project(vec![drop_name(col(LABELS)).alias(LABELS), col(TS), e.alias(VALUE)])
             .and_then(LogicalPlanBuilder::build)
@@ -472,7 +620,7 @@ impl Planner {
             None => result_labels,
         };
         if comparison && !return_bool {
-            let cond = binary_expr(op, col("l.value"), col("r.value"), true, false)?;
+            let cond = binary_expr(op, col("l.value"), col("r.value"), false)?;
             let p = joined
                 .filter(cond)
                 .and_then(|b| {
@@ -482,13 +630,45 @@ impl Planner {
                 .map_err(df)?;
             return Ok(Planned::Vector(p));
         }
-        let e = binary_expr(op, col("l.value"), col("r.value"), comparison, true)?;
+        let e = binary_expr(op, col("l.value"), col("r.value"), true)?;
         let p = joined
             .project(vec![result_labels.alias(LABELS), col("l.ts").alias(TS), e.alias(VALUE)])
             .and_then(LogicalPlanBuilder::build)
             .map_err(df)?;
         Ok(Planned::Vector(p))
     }
+}
+
+/// A string literal argument.
+fn string_arg(e: &PExpr) -> Result<String, QueryError> {
+    match strip_parens(e) {
+        PExpr::StringLiteral(s) => Ok(s.val.clone()),
+        _ => Err(QueryError::BadData("expected a string literal".into())),
+    }
+}
+
+/// The labels `absent` gives its 1: a selector's equality matchers (not the
+/// metric name), a label with any other matcher left out.
+fn absent_labels(arg: &PExpr) -> Vec<(String, String)> {
+    let vs = match arg {
+        PExpr::VectorSelector(vs) => vs,
+        PExpr::MatrixSelector(ms) => &ms.vs,
+        _ => return Vec::new(),
+    };
+    let mut set: std::collections::BTreeMap<String, String> = std::collections::BTreeMap::new();
+    let mut seen = std::collections::HashSet::new();
+    for m in &vs.matchers.matchers {
+        if m.name == labels::METRIC_NAME {
+            continue;
+        }
+        if matches!(m.op, PMatchOp::Equal) && !seen.contains(&m.name) {
+            set.insert(m.name.clone(), m.value.clone());
+            seen.insert(m.name.clone());
+        } else {
+            set.remove(&m.name);
+        }
+    }
+    set.into_iter().filter(|(_, v)| !v.is_empty()).collect()
 }
 
 fn strip_parens(e: &PExpr) -> &PExpr {
@@ -514,7 +694,7 @@ fn drop_name(labels: Expr) -> Expr {
 
 /// `l op r` as a DataFusion expression; comparisons give 1.0/0.0 when
 /// `as_value`, a boolean otherwise.
-fn binary_expr(op: &str, l: Expr, r: Expr, comparison: bool, as_value: bool) -> Result<Expr, QueryError> {
+fn binary_expr(op: &str, l: Expr, r: Expr, as_value: bool) -> Result<Expr, QueryError> {
     let e = match op {
         "+" => l + r,
         "-" => l - r,
@@ -523,15 +703,15 @@ fn binary_expr(op: &str, l: Expr, r: Expr, comparison: bool, as_value: bool) -> 
         "%" => prom_udf(PromBinary::Mod).call(vec![l, r]),
         "^" => datafusion::functions::math::expr_fn::power(l, r),
         "atan2" => datafusion::functions::math::expr_fn::atan2(l, r),
-        "==" => l.eq(r),
-        "!=" => l.not_eq(r),
-        ">" => l.gt(r),
-        "<" => l.lt(r),
-        ">=" => l.gt_eq(r),
-        "<=" => l.lt_eq(r),
+        "==" | "!=" | ">" | "<" | ">=" | "<=" => {
+            // IEEE comparisons (NaN equals nothing, -0 == 0), as Go compares,
+            // not Arrow's total order: 1 or 0, and a filter keeps the 1s.
+            let cmp = prom_udf(PromBinary::Cmp(op.to_owned())).call(vec![l, r]);
+            return Ok(if as_value { cmp } else { cmp.eq(lit(1.0)) });
+        }
         _ => return Err(unsupported(format!("operator {op}"))),
     };
-    Ok(if comparison && as_value { datafusion::logical_expr::cast(e, DataType::Float64) } else { e })
+    Ok(e)
 }
 
 fn const_op(op: &str, a: f64, b: f64) -> Option<f64> {
@@ -617,10 +797,12 @@ impl ScalarUDFImpl for LabelsUdf {
 }
 
 /// Float operators whose semantics differ from SQL's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum PromBinary {
     /// Go's `math.Mod`: the sign of the dividend, NaN for a zero divisor.
     Mod,
+    /// An IEEE comparison (`==`, `!=`, `>`, `<`, `>=`, `<=`): 1 or 0.
+    Cmp(String),
 }
 
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -638,8 +820,16 @@ fn prom_udf(op: PromBinary) -> ScalarUDF {
 
 impl ScalarUDFImpl for PromBinaryUdf {
     fn name(&self) -> &str {
-        match self.op {
+        match &self.op {
             PromBinary::Mod => "prom_mod",
+            PromBinary::Cmp(op) => match op.as_str() {
+                "==" => "prom_eq",
+                "!=" => "prom_ne",
+                ">" => "prom_gt",
+                "<" => "prom_lt",
+                ">=" => "prom_ge",
+                _ => "prom_le",
+            },
         }
     }
 
@@ -657,7 +847,19 @@ impl ScalarUDFImpl for PromBinaryUdf {
             arrays[0].as_primitive::<datafusion::arrow::datatypes::Float64Type>(),
             arrays[1].as_primitive::<datafusion::arrow::datatypes::Float64Type>(),
         );
-        let out: datafusion::arrow::array::Float64Array = a.iter().zip(b.iter()).map(|(x, y)| Some(x? % y?)).collect();
+        let f: fn(f64, f64) -> f64 = match &self.op {
+            PromBinary::Mod => |x, y| x % y,
+            PromBinary::Cmp(op) => match op.as_str() {
+                "==" => |x, y| f64::from(u8::from(x == y)),
+                "!=" => |x, y| f64::from(u8::from(x != y)),
+                ">" => |x, y| f64::from(u8::from(x > y)),
+                "<" => |x, y| f64::from(u8::from(x < y)),
+                ">=" => |x, y| f64::from(u8::from(x >= y)),
+                _ => |x, y| f64::from(u8::from(x <= y)),
+            },
+        };
+        let out: datafusion::arrow::array::Float64Array =
+            a.iter().zip(b.iter()).map(|(x, y)| Some(f(x?, y?))).collect();
         Ok(ColumnarValue::Array(Arc::new(out)))
     }
 }

@@ -253,6 +253,8 @@ impl Runner {
                 step_ms: 1_000,
                 lookback_ms: DEFAULT_LOOKBACK_MS,
                 instant: true,
+                limits: common::limits::QueryLimits::default(),
+                timeout: None,
             },
             EvalKind::Range { start_ms, end_ms, step_ms } => QueryRequest {
                 query: eval.expr.clone(),
@@ -261,6 +263,8 @@ impl Runner {
                 step_ms,
                 lookback_ms: DEFAULT_LOOKBACK_MS,
                 instant: false,
+                limits: common::limits::QueryLimits::default(),
+                timeout: None,
             },
         };
         let result = self.engine.query(ws, &req).await;

@@ -85,6 +85,10 @@ impl TableWriter for FailBeforeCommit {
     ) -> stream_workers::Result<stream_workers::scan::TableSelection> {
         self.inner.select(ws, selection).await
     }
+
+    async fn metadata(&self, ws: &str) -> stream_workers::Result<Vec<common::seams::MetricMetadata>> {
+        self.inner.metadata(ws).await
+    }
 }
 
 async fn wait_until(what: &str, cond: impl Fn() -> bool) {

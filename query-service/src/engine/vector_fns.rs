@@ -1,0 +1,556 @@
+//! Functions and aggregations over a whole instant vector per step, where
+//! SQL has no operator of the same meaning, as Prometheus 3.5 computes them
+//! (`promql/functions.go`, `promql/quantile.go`, `promql/engine.go`):
+//! `histogram_quantile` of classic buckets, `label_replace`, `label_join`,
+//! `clamp*`, `round`, the date functions, `absent`, `scalar`, and the
+//! aggregations `topk`, `bottomk`, `limitk`, `limit_ratio`, `quantile`,
+//! `count_values`. Each runs in the `PromVectorFunction` node
+//! ([`super::nodes`]) on the rows of one step at a time.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Datelike, Timelike};
+
+use super::labels::{self, METRIC_NAME};
+use super::nodes::Grid;
+
+/// A float parameter, kept hashable (its bits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd)]
+pub struct F64(u64);
+
+impl F64 {
+    /// Wraps a float.
+    pub fn new(v: f64) -> Self {
+        Self(v.to_bits())
+    }
+
+    /// The float.
+    pub fn get(self) -> f64 {
+        f64::from_bits(self.0)
+    }
+}
+
+/// How an aggregation groups series.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd)]
+pub enum Grouping {
+    /// `by (…)`: keep these labels (none: one group).
+    By(Vec<String>),
+    /// `without (…)`: drop these labels and the metric name.
+    Without(Vec<String>),
+}
+
+impl Grouping {
+    fn key(&self, l: &[u8]) -> Vec<u8> {
+        match self {
+            Grouping::By(names) => labels::keep(l, names),
+            Grouping::Without(names) => {
+                let mut n = names.clone();
+                n.push(METRIC_NAME.to_owned());
+                labels::drop(l, &n)
+            }
+        }
+    }
+}
+
+/// A date function of `time.Unix(int64(v), 0).UTC()`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd)]
+pub enum DateFn {
+    /// `minute`
+    Minute,
+    /// `hour`
+    Hour,
+    /// `day_of_week` (Sunday = 0)
+    DayOfWeek,
+    /// `day_of_month`
+    DayOfMonth,
+    /// `day_of_year`
+    DayOfYear,
+    /// `days_in_month`
+    DaysInMonth,
+    /// `month`
+    Month,
+    /// `year`
+    Year,
+}
+
+impl DateFn {
+    /// The function of a PromQL name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "minute" => DateFn::Minute,
+            "hour" => DateFn::Hour,
+            "day_of_week" => DateFn::DayOfWeek,
+            "day_of_month" => DateFn::DayOfMonth,
+            "day_of_year" => DateFn::DayOfYear,
+            "days_in_month" => DateFn::DaysInMonth,
+            "month" => DateFn::Month,
+            "year" => DateFn::Year,
+            _ => return None,
+        })
+    }
+
+    fn eval(self, v: f64) -> f64 {
+        // Go's int64(v) of NaN/Inf is undefined; Prometheus yields garbage: NaN here.
+        if !v.is_finite() {
+            return f64::NAN;
+        }
+        let Some(t) = DateTime::from_timestamp(v as i64, 0) else { return f64::NAN };
+        f64::from(match self {
+            DateFn::Minute => t.minute(),
+            DateFn::Hour => t.hour(),
+            DateFn::DayOfWeek => t.weekday().num_days_from_sunday(),
+            DateFn::DayOfMonth => t.day(),
+            DateFn::DayOfYear => t.ordinal(),
+            DateFn::DaysInMonth => {
+                let (y, m) = (t.year(), t.month());
+                let next = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
+                let first = chrono::NaiveDate::from_ymd_opt(y, m, 1);
+                let first_next = chrono::NaiveDate::from_ymd_opt(next.0, next.1, 1);
+                match (first, first_next) {
+                    (Some(a), Some(b)) => u32::try_from((b - a).num_days()).unwrap_or(0),
+                    _ => return f64::NAN,
+                }
+            }
+            DateFn::Month => t.month(),
+            DateFn::Year => return f64::from(t.year()),
+        })
+    }
+}
+
+/// A parameterised aggregation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd)]
+pub enum KAgg {
+    /// `topk(k, v)`
+    Topk,
+    /// `bottomk(k, v)`
+    Bottomk,
+    /// `limitk(k, v)`
+    Limitk,
+    /// `limit_ratio(r, v)`
+    LimitRatio,
+    /// `quantile(φ, v)`
+    Quantile,
+}
+
+/// What a `PromVectorFunction` node computes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd)]
+pub enum VecFn {
+    /// `histogram_quantile(φ, buckets)` over classic `le` buckets.
+    HistogramQuantile(F64),
+    /// `label_replace(v, dst, replacement, src, regex)`.
+    LabelReplace {
+        /// Destination label.
+        dst: String,
+        /// Replacement template (`$1`, `${name}`).
+        replacement: String,
+        /// Source label.
+        src: String,
+        /// The regular expression (anchored).
+        regex: String,
+    },
+    /// `label_join(v, dst, separator, src…)`.
+    LabelJoin {
+        /// Destination label.
+        dst: String,
+        /// Separator.
+        separator: String,
+        /// Source labels.
+        srcs: Vec<String>,
+    },
+    /// `clamp(v, min, max)`.
+    Clamp(F64, F64),
+    /// `clamp_min(v, min)`.
+    ClampMin(F64),
+    /// `clamp_max(v, max)`.
+    ClampMax(F64),
+    /// `round(v, to_nearest)`.
+    Round(F64),
+    /// A date function of the values.
+    Date(DateFn),
+    /// `absent(v)`: 1 with these labels at steps where `v` is empty.
+    Absent(Vec<(String, String)>),
+    /// `scalar(v)`: the single value per step, else NaN (empty labels).
+    Scalar,
+    /// `topk` and the other parameterised aggregations.
+    Aggregate {
+        /// Which.
+        op: KAgg,
+        /// k, r or φ.
+        param: F64,
+        /// The groups.
+        grouping: Grouping,
+    },
+    /// `count_values(label, v)`.
+    CountValues {
+        /// The label holding each value.
+        label: String,
+        /// The groups.
+        grouping: Grouping,
+    },
+}
+
+/// One row of a vector: labels, step, value.
+pub type Row = (Vec<u8>, i64, f64);
+
+impl VecFn {
+    /// Applies the function to every step's rows.
+    ///
+    /// # Errors
+    /// Prometheus's evaluation errors (invalid regular expression or label
+    /// name, a `k` that overflows, a NaN ratio).
+    pub fn apply(&self, grid: Grid, rows: Vec<Row>) -> Result<Vec<Row>, String> {
+        let mut by_step: BTreeMap<i64, Vec<(Vec<u8>, f64)>> = BTreeMap::new();
+        for (l, t, v) in rows {
+            by_step.entry(t).or_default().push((l, v));
+        }
+        let mut out = Vec::new();
+        match self {
+            VecFn::Absent(absent_labels) => {
+                let encoded = labels::encode(absent_labels);
+                for t in grid.steps() {
+                    if by_step.get(&t).is_none_or(Vec::is_empty) {
+                        out.push((encoded.clone(), t, 1.0));
+                    }
+                }
+                return Ok(out);
+            }
+            VecFn::Scalar => {
+                for t in grid.steps() {
+                    let v = match by_step.get(&t).map(Vec::as_slice) {
+                        Some([(_, v)]) => *v,
+                        _ => f64::NAN,
+                    };
+                    out.push((Vec::new(), t, v));
+                }
+                return Ok(out);
+            }
+            _ => {}
+        }
+        let regex = match self {
+            VecFn::LabelReplace { regex, dst, .. } => {
+                if dst.is_empty() {
+                    return Err(format!("invalid destination label name in label_replace(): {dst}"));
+                }
+                Some(
+                    regex::Regex::new(&format!("^(?s:{regex})$"))
+                        .map_err(|_| format!("invalid regular expression in label_replace(): {regex}"))?,
+                )
+            }
+            VecFn::LabelJoin { dst, srcs, .. } => {
+                if dst.is_empty() {
+                    return Err(format!("invalid destination label name in label_join(): {dst}"));
+                }
+                if let Some(bad) = srcs.iter().find(|s| s.is_empty()) {
+                    return Err(format!("invalid source label name in label_join(): {bad}"));
+                }
+                None
+            }
+            VecFn::CountValues { label, .. } if label.is_empty() => {
+                return Err(format!("invalid label name {label:?}"));
+            }
+            _ => None,
+        };
+        for (t, step_rows) in by_step {
+            self.step(t, step_rows, regex.as_ref(), &mut out)?;
+        }
+        Ok(out)
+    }
+
+    fn step(&self, t: i64, rows: Vec<(Vec<u8>, f64)>, regex: Option<&regex::Regex>, out: &mut Vec<Row>) -> Result<(), String> {
+        let mut push_no_name = |l: &[u8], v: f64| out.push((labels::drop_name(l), t, v));
+        match self {
+            VecFn::Clamp(min, max) => {
+                let (min, max) = (min.get(), max.get());
+                if max < min {
+                    return Ok(());
+                }
+                for (l, v) in rows {
+                    push_no_name(&l, go_max(min, go_min(max, v)));
+                }
+            }
+            VecFn::ClampMin(min) => rows.iter().for_each(|(l, v)| push_no_name(l, go_max(min.get(), *v))),
+            VecFn::ClampMax(max) => rows.iter().for_each(|(l, v)| push_no_name(l, go_min(max.get(), *v))),
+            VecFn::Round(to_nearest) => {
+                let inverse = 1.0 / to_nearest.get();
+                rows.iter().for_each(|(l, v)| push_no_name(l, (v * inverse + 0.5).floor() / inverse));
+            }
+            VecFn::Date(f) => rows.iter().for_each(|(l, v)| push_no_name(l, f.eval(*v))),
+            VecFn::LabelReplace { dst, replacement, src, .. } => {
+                let Some(re) = regex else { return Err("label_replace without its regex".into()) };
+                for (l, v) in rows {
+                    let value = labels::get(&l, src).unwrap_or("");
+                    let new = match re.captures(value) {
+                        Some(caps) => {
+                            let mut expanded = String::new();
+                            caps.expand(replacement, &mut expanded);
+                            labels::set(&l, dst, &expanded)
+                        }
+                        None => l,
+                    };
+                    out.push((new, t, v));
+                }
+            }
+            VecFn::LabelJoin { dst, separator, srcs } => {
+                for (l, v) in rows {
+                    let joined: Vec<&str> = srcs.iter().map(|s| labels::get(&l, s).unwrap_or("")).collect();
+                    out.push((labels::set(&l, dst, &joined.join(separator)), t, v));
+                }
+            }
+            VecFn::HistogramQuantile(q) => histogram_quantile(q.get(), t, rows, out),
+            VecFn::Aggregate { op, param, grouping } => aggregate(*op, param.get(), grouping, t, rows, out)?,
+            VecFn::CountValues { label, grouping } => {
+                let mut counts: BTreeMap<Vec<u8>, f64> = BTreeMap::new();
+                for (l, v) in rows {
+                    let key = labels::set(&grouping.key(&l), label, &go_format(v));
+                    *counts.entry(key).or_default() += 1.0;
+                }
+                out.extend(counts.into_iter().map(|(l, c)| (l, t, c)));
+            }
+            VecFn::Absent(_) | VecFn::Scalar => {}
+        }
+        Ok(())
+    }
+}
+
+/// Go's `math.Max`: NaN if either is NaN.
+fn go_max(a: f64, b: f64) -> f64 {
+    if a.is_nan() || b.is_nan() { f64::NAN } else { a.max(b) }
+}
+
+/// Go's `math.Min`: NaN if either is NaN.
+fn go_min(a: f64, b: f64) -> f64 {
+    if a.is_nan() || b.is_nan() { f64::NAN } else { a.min(b) }
+}
+
+/// Go's `strconv.FormatFloat(v, 'f', -1, 64)`.
+fn go_format(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v.is_infinite() {
+        if v > 0.0 { "+Inf".into() } else { "-Inf".into() }
+    } else {
+        v.to_string()
+    }
+}
+
+/// Prometheus's `labels.Hash()`: xxhash64 of `name 0xff value 0xff`… .
+fn prometheus_hash(l: &[u8]) -> u64 {
+    let mut buf = Vec::with_capacity(l.len());
+    for (n, v) in labels::iter(l) {
+        buf.extend_from_slice(n.as_bytes());
+        buf.push(0xff);
+        buf.extend_from_slice(v.as_bytes());
+        buf.push(0xff);
+    }
+    xxhash_rust::xxh64::xxh64(&buf, 0)
+}
+
+fn aggregate(op: KAgg, param: f64, grouping: &Grouping, t: i64, rows: Vec<(Vec<u8>, f64)>, out: &mut Vec<Row>) -> Result<(), String> {
+    let mut groups: BTreeMap<Vec<u8>, Vec<(Vec<u8>, f64)>> = BTreeMap::new();
+    for (l, v) in rows {
+        groups.entry(grouping.key(&l)).or_default().push((l, v));
+    }
+    match op {
+        KAgg::Topk | KAgg::Bottomk | KAgg::Limitk => {
+            if !(-9.223_372_036_854_776e18..=9.223_372_036_854_776e18).contains(&param) || param.is_nan() {
+                return Err(format!("Scalar value {} overflows int64", go_format(param)));
+            }
+            let k = param as i64;
+            if k < 1 {
+                return Ok(());
+            }
+            let k = usize::try_from(k).unwrap_or(usize::MAX);
+            for (_, mut members) in groups {
+                match op {
+                    // NaN ranks last for both.
+                    KAgg::Topk => members.sort_by(|a, b| nan_last(b.1, a.1)),
+                    KAgg::Bottomk => members.sort_by(|a, b| nan_last(a.1, b.1)),
+                    _ => {}
+                }
+                out.extend(members.into_iter().take(k).map(|(l, v)| (l, t, v)));
+            }
+        }
+        KAgg::LimitRatio => {
+            if param.is_nan() {
+                return Err(format!("Ratio value {} is NaN", go_format(param)));
+            }
+            let r = param.clamp(-1.0, 1.0);
+            if r == 0.0 {
+                return Ok(());
+            }
+            for (l, v) in groups.into_values().flatten() {
+                let offset = prometheus_hash(&l) as f64 / u64::MAX as f64;
+                if (r >= 0.0 && offset < r) || (r < 0.0 && offset >= 1.0 + r) {
+                    out.push((l, t, v));
+                }
+            }
+        }
+        KAgg::Quantile => {
+            for (key, members) in groups {
+                let mut values: Vec<f64> = members.into_iter().map(|m| m.1).collect();
+                out.push((key, t, quantile(param, &mut values)));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Orders `a` before `b` when `a` is smaller, NaN last (for sorting
+/// descending pass the arguments swapped: NaN still ends last).
+fn nan_last(a: f64, b: f64) -> std::cmp::Ordering {
+    match (a.is_nan(), b.is_nan()) {
+        (true, true) => std::cmp::Ordering::Equal,
+        (true, false) => std::cmp::Ordering::Greater,
+        (false, true) => std::cmp::Ordering::Less,
+        _ => a.partial_cmp(&b).unwrap_or(std::cmp::Ordering::Equal),
+    }
+}
+
+/// Prometheus's `quantile` of values (sorted here, NaN first as Go's sort
+/// of its heap puts them).
+fn quantile(q: f64, values: &mut [f64]) -> f64 {
+    if values.is_empty() || q.is_nan() {
+        return f64::NAN;
+    }
+    if q < 0.0 {
+        return f64::NEG_INFINITY;
+    }
+    if q > 1.0 {
+        return f64::INFINITY;
+    }
+    values.sort_by(|a, b| match (a.is_nan(), b.is_nan()) {
+        (true, true) => std::cmp::Ordering::Equal,
+        (true, false) => std::cmp::Ordering::Less,
+        (false, true) => std::cmp::Ordering::Greater,
+        _ => a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal),
+    });
+    let n = values.len() as f64;
+    let rank = q * (n - 1.0);
+    let lower = rank.floor().max(0.0);
+    let upper = (lower + 1.0).min(n - 1.0);
+    let weight = rank - rank.floor();
+    values[lower as usize] * (1.0 - weight) + values[upper as usize] * weight
+}
+
+fn histogram_quantile(q: f64, t: i64, rows: Vec<(Vec<u8>, f64)>, out: &mut Vec<Row>) {
+    let le = [labels::BUCKET_LABEL.to_owned(), METRIC_NAME.to_owned()];
+    let mut groups: BTreeMap<Vec<u8>, Vec<(f64, f64)>> = BTreeMap::new();
+    for (l, v) in rows {
+        // A bucket without a parsable `le` is left out (Prometheus warns).
+        let Some(upper) = labels::get(&l, labels::BUCKET_LABEL).and_then(parse_go_float) else { continue };
+        groups.entry(labels::drop(&l, &le)).or_default().push((upper, v));
+    }
+    for (key, mut buckets) in groups {
+        out.push((key, t, bucket_quantile(q, &mut buckets)));
+    }
+}
+
+/// Go's `strconv.ParseFloat` for bucket bounds (`+Inf`, `Inf`, `1e3`, …).
+fn parse_go_float(s: &str) -> Option<f64> {
+    match s.to_ascii_lowercase().as_str() {
+        "+inf" | "inf" | "+infinity" | "infinity" => Some(f64::INFINITY),
+        "-inf" | "-infinity" => Some(f64::NEG_INFINITY),
+        "nan" => Some(f64::NAN),
+        _ => s.parse().ok(),
+    }
+}
+
+/// Prometheus's `BucketQuantile` over (upper bound, cumulative count).
+fn bucket_quantile(q: f64, buckets: &mut Vec<(f64, f64)>) -> f64 {
+    if q.is_nan() {
+        return f64::NAN;
+    }
+    if q < 0.0 {
+        return f64::NEG_INFINITY;
+    }
+    if q > 1.0 {
+        return f64::INFINITY;
+    }
+    buckets.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap_or(std::cmp::Ordering::Equal));
+    if buckets.last().is_none_or(|b| b.0 != f64::INFINITY) {
+        return f64::NAN;
+    }
+    // Coalesce equal bounds.
+    let mut merged: Vec<(f64, f64)> = Vec::with_capacity(buckets.len());
+    for &(u, c) in buckets.iter() {
+        match merged.last_mut() {
+            Some(last) if last.0 == u => last.1 += c,
+            _ => merged.push((u, c)),
+        }
+    }
+    // Ignore tiny deltas, then force monotonicity.
+    let mut prev = merged[0].1;
+    for b in merged.iter_mut().skip(1) {
+        let curr = b.1;
+        if curr == prev {
+            continue;
+        }
+        if almost_equal(prev, curr, 1e-12) || curr < prev {
+            b.1 = prev;
+            continue;
+        }
+        prev = curr;
+    }
+    if merged.len() < 2 {
+        return f64::NAN;
+    }
+    let observations = merged[merged.len() - 1].1;
+    if observations == 0.0 {
+        return f64::NAN;
+    }
+    let mut rank = q * observations;
+    let n = merged.len();
+    let b = merged[..n - 1].partition_point(|x| x.1 < rank);
+    if b == n - 1 {
+        return merged[n - 2].0;
+    }
+    if b == 0 && merged[0].0 <= 0.0 {
+        return merged[0].0;
+    }
+    let (mut start, end, mut count) = (0.0, merged[b].0, merged[b].1);
+    if b > 0 {
+        start = merged[b - 1].0;
+        count -= merged[b - 1].1;
+        rank -= merged[b - 1].1;
+    }
+    start + (end - start) * (rank / count)
+}
+
+/// Prometheus's `almost.Equal`.
+fn almost_equal(a: f64, b: f64, epsilon: f64) -> bool {
+    const MIN_NORMAL: f64 = 2.2250738585072014e-308;
+    if a == b {
+        return true;
+    }
+    let diff = (a - b).abs();
+    if a == 0.0 || b == 0.0 || diff < MIN_NORMAL {
+        return diff < epsilon * MIN_NORMAL;
+    }
+    diff / (a.abs() + b.abs()) < epsilon
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_quantiles_as_prometheus() {
+        let mut b = vec![(0.1, 10.0), (0.5, 20.0), (f64::INFINITY, 20.0), (1.0, 20.0)];
+        assert!((bucket_quantile(0.5, &mut b) - 0.1).abs() < 1e-12);
+        let mut b = vec![(0.1, 10.0), (0.5, 20.0), (f64::INFINITY, 30.0)];
+        // Rank 27 falls in the +Inf bucket: the second-highest bound.
+        assert_eq!(bucket_quantile(0.9, &mut b), 0.5);
+        let mut no_inf = vec![(0.1, 10.0), (0.5, 20.0)];
+        assert!(bucket_quantile(0.5, &mut no_inf).is_nan());
+        assert_eq!(bucket_quantile(-1.0, &mut b), f64::NEG_INFINITY);
+    }
+
+    #[test]
+    fn quantiles_and_dates() {
+        assert_eq!(quantile(0.5, &mut [1.0, 3.0, 2.0]), 2.0);
+        assert_eq!(quantile(0.25, &mut [1.0, 2.0, 3.0, 4.0, 5.0]), 2.0);
+        assert_eq!(DateFn::DayOfWeek.eval(0.0), 4.0); // 1970-01-01 was a Thursday
+        assert_eq!(DateFn::DaysInMonth.eval(2_678_400.0), 28.0); // 1970-02-01
+        assert_eq!(DateFn::Year.eval(1e9), 2001.0);
+    }
+}

@@ -1,0 +1,319 @@
+//! The Prometheus HTTP API over an in-memory reader: JSON shapes, parameter
+//! handling, limits, timeouts, cancellation and error types.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use common::arn::ArnScheme;
+use common::clock::ManualClock;
+use common::control::{ControlPlaneStore, MemoryControlStore};
+use common::limits::{Limits, Overrides, WorkspaceOverride};
+use common::seams::{
+    LogPosition, MetricMetadata, Sample, SampleReader, SampleValue, SeamError, Selected, SelectedSeries, Selection,
+};
+use query_service::api::{QueryApi, router};
+use serde_json::{Value, json};
+use tower::ServiceExt as _;
+
+const WS: &str = "ws-test";
+/// Slow reader: `select` waits forever once armed.
+#[derive(Debug, Default)]
+struct Reader {
+    series: Vec<SelectedSeries>,
+    slow: bool,
+    started: tokio::sync::Notify,
+    dropped: Arc<AtomicBool>,
+}
+
+struct DropFlag(Arc<AtomicBool>);
+impl Drop for DropFlag {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+#[async_trait]
+impl SampleReader for Reader {
+    async fn select(&self, _ws: &str, selection: &Selection) -> Result<Selected, SeamError> {
+        if self.slow {
+            let _flag = DropFlag(self.dropped.clone());
+            self.started.notify_one();
+            std::future::pending::<()>().await;
+        }
+        let series = self
+            .series
+            .iter()
+            .filter(|s| selection.matches(&s.labels))
+            .map(|s| SelectedSeries {
+                labels: s.labels.clone(),
+                samples: s
+                    .samples
+                    .iter()
+                    .filter(|x| (selection.start_ms..=selection.end_ms).contains(&x.timestamp_ms))
+                    .cloned()
+                    .collect(),
+            })
+            .filter(|s| !s.samples.is_empty())
+            .collect();
+        Ok(Selected { series, stats: Default::default() })
+    }
+
+    async fn metadata(&self, _ws: &str) -> Result<Vec<MetricMetadata>, SeamError> {
+        Ok(vec![
+            MetricMetadata { metric: "http_requests_total".into(), metric_type: "counter".into(), help: "Requests.".into(), unit: "".into() },
+            MetricMetadata { metric: "up".into(), metric_type: "gauge".into(), help: "Up.".into(), unit: "".into() },
+        ])
+    }
+
+    async fn wait_for_position(&self, _ws: &str, _p: &LogPosition, _t: Duration) -> Result<(), SeamError> {
+        Ok(())
+    }
+}
+
+fn series(labels: &[(&str, &str)], every_ms: i64, values: impl Fn(i64) -> f64) -> SelectedSeries {
+    let mut l: Vec<(String, String)> = labels.iter().map(|(n, v)| ((*n).into(), (*v).into())).collect();
+    l.sort();
+    SelectedSeries {
+        labels: l.into(),
+        samples: (0..=120).map(|i| Sample { timestamp_ms: i * every_ms, value: SampleValue::Float(values(i)) }).collect(),
+    }
+}
+
+fn data() -> Vec<SelectedSeries> {
+    vec![
+        series(&[("__name__", "up"), ("job", "api"), ("instance", "a:1")], 15_000, |_| 1.0),
+        series(&[("__name__", "up"), ("job", "api"), ("instance", "b:1")], 15_000, |_| 0.0),
+        series(&[("__name__", "up"), ("job", "node"), ("instance", "c:1")], 15_000, |_| 1.0),
+        series(&[("__name__", "http_requests_total"), ("job", "api"), ("code", "200")], 15_000, |i| (i * 30) as f64),
+        series(&[("__name__", "http_requests_total"), ("job", "api"), ("code", "500")], 15_000, |i| (i * 3) as f64),
+    ]
+}
+
+struct Api {
+    router: axum::Router,
+    reader: Arc<Reader>,
+}
+
+async fn api_with(reader: Reader, limits: Limits) -> Api {
+    let store = Arc::new(MemoryControlStore::default());
+    let arns = ArnScheme { region: "us-east-1".into(), account_id: "123456789012".into() };
+    store
+        .put(
+            &arns.workspace(WS),
+            json!({"workspaceId": WS, "arn": arns.workspace(WS), "status": "ACTIVE", "createdAt": 0.0, "tags": {}, "samplesTopic": "t"}),
+        )
+        .await
+        .unwrap();
+    let reader = Arc::new(reader);
+    let api = QueryApi::new(
+        reader.clone(),
+        store,
+        arns,
+        Arc::new(Overrides::new(&limits)),
+        ManualClock::new(1_800_000),
+    );
+    Api { router: router(Arc::new(api)), reader }
+}
+
+async fn api() -> Api {
+    api_with(Reader { series: data(), ..Default::default() }, Limits::default()).await
+}
+
+impl Api {
+    async fn call(&self, req: Request<Body>) -> (StatusCode, Value) {
+        let resp = self.router.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        assert_eq!(resp.headers()["content-type"], "application/json");
+        let body = axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap();
+        (status, serde_json::from_slice(&body).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&body))))
+    }
+
+    async fn get(&self, path_and_query: &str) -> (StatusCode, Value) {
+        let uri = format!("/workspaces/{WS}/api/v1/{path_and_query}");
+        self.call(Request::get(uri).body(Body::empty()).unwrap()).await
+    }
+
+    async fn post(&self, path: &str, form: &str) -> (StatusCode, Value) {
+        let req = Request::post(format!("/workspaces/{WS}/api/v1/{path}"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Body::from(form.to_owned()))
+            .unwrap();
+        self.call(req).await
+    }
+}
+
+fn enc(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+#[tokio::test]
+async fn instant_and_range_queries_answer_in_prometheus_json() {
+    let api = api().await;
+    let (status, body) = api.get(&format!("query?query={}&time=1800", enc("up{job=\"api\"}"))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body,
+        json!({"status":"success","data":{"resultType":"vector","result":[
+            {"metric":{"__name__":"up","instance":"a:1","job":"api"},"value":[1800,"1"]},
+            {"metric":{"__name__":"up","instance":"b:1","job":"api"},"value":[1800,"0"]}]}})
+    );
+    // The clock's now (1800 s) when `time` is absent; RFC 3339 too.
+    assert_eq!(api.get("query?query=up").await.1["data"]["result"][0]["value"][0], 1800);
+    assert_eq!(api.get("query?query=up&time=1970-01-01T00:10:00.5Z").await.1["data"]["result"][0]["value"][0], 600.5);
+    // Scalars and strings.
+    assert_eq!(api.get("query?query=1.5&time=10").await.1["data"], json!({"resultType":"scalar","result":[10,"1.5"]}));
+    assert_eq!(api.get("query?query=%22hi%22&time=10").await.1["data"], json!({"resultType":"string","result":[10,"hi"]}));
+
+    // A POSTed range query, as Grafana sends it.
+    let q = enc("sum by (job) (http_requests_total)");
+    let (status, body) = api.post("query_range", &format!("query={q}&start=600&end=720&step=60")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["data"],
+        json!({"resultType":"matrix","result":[{"metric":{"job":"api"},"values":[[600,"1320"],[660,"1452"],[720,"1584"]]}]})
+    );
+    // A step as a duration, fractional times.
+    let (_, body) = api.get(&format!("query_range?query=up{{instance=%22a:1%22}}&start=600.5&end=780.5&step=1m30s")).await;
+    let values = &body["data"]["result"][0]["values"];
+    assert_eq!(values, &json!([[600.5, "1"], [690.5, "1"], [780.5, "1"]]));
+}
+
+#[tokio::test]
+async fn series_labels_values_and_metadata() {
+    let api = api().await;
+    let (status, body) = api.get(&format!("series?match[]={}&start=0&end=1800", enc("up{job=\"api\"}"))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["data"],
+        json!([{"__name__":"up","instance":"a:1","job":"api"},{"__name__":"up","instance":"b:1","job":"api"}])
+    );
+    // Two selectors are a union; `limit` truncates with a warning.
+    let (_, body) = api
+        .post("series", &format!("match[]={}&match[]={}&limit=2", enc("up{job=\"node\"}"), enc("http_requests_total")))
+        .await;
+    assert_eq!(body["data"].as_array().unwrap().len(), 2);
+    assert_eq!(body["warnings"], json!(["results truncated due to limit"]));
+    // Series outside the time range are not listed.
+    let (_, body) = api.get("series?match[]=up&start=100000&end=200000").await;
+    assert_eq!(body["data"], json!([]));
+
+    assert_eq!(api.get("labels").await.1["data"], json!(["__name__", "code", "instance", "job"]));
+    assert_eq!(api.get("labels?match[]=up").await.1["data"], json!(["__name__", "instance", "job"]));
+    assert_eq!(api.get("label/__name__/values").await.1["data"], json!(["http_requests_total", "up"]));
+    assert_eq!(api.get("label/job/values?match[]=up").await.1["data"], json!(["api", "node"]));
+    assert_eq!(api.get("label/code/values?limit=1").await.1, json!({"status":"success","data":["200"],"warnings":["results truncated due to limit"]}));
+    // U__ escaping of a label name in the path.
+    assert_eq!(api.get("label/U__jo_62_/values").await.1["data"], json!(["api", "node"]));
+
+    let (_, body) = api.get("metadata").await;
+    assert_eq!(
+        body["data"],
+        json!({"http_requests_total":[{"type":"counter","help":"Requests.","unit":""}],"up":[{"type":"gauge","help":"Up.","unit":""}]})
+    );
+    assert_eq!(api.get("metadata?metric=up").await.1["data"], json!({"up":[{"type":"gauge","help":"Up.","unit":""}]}));
+    assert_eq!(api.get("metadata?limit=1").await.1["data"].as_object().unwrap().len(), 1);
+
+    assert_eq!(api.get("query_exemplars?query=up&start=0&end=100").await.1, json!({"status":"success","data":[]}));
+    assert_eq!(api.get("status/buildinfo").await.1["data"]["version"], "3.5.3");
+    let (_, body) = api.get(&format!("format_query?query={}", enc("sum(rate(x[5m]))by(job)"))).await;
+    assert_eq!(body["data"], "sum by (job) (rate(x[5m]))");
+    let (_, body) = api.get("parse_query?query=up").await;
+    assert_eq!(body["data"]["type"], "vectorSelector");
+}
+
+#[tokio::test]
+async fn bad_requests_get_prometheus_errors_never_a_500() {
+    let api = api().await;
+    let cases: Vec<(String, StatusCode, &str, &str)> = vec![
+        (format!("query?query={}", enc("sum(")), StatusCode::BAD_REQUEST, "bad_data", "invalid parameter \"query\""),
+        ("query?query=".into(), StatusCode::BAD_REQUEST, "bad_data", "invalid parameter \"query\""),
+        ("query?query=up&time=yesterday".into(), StatusCode::BAD_REQUEST, "bad_data", "invalid parameter \"time\": cannot parse \"yesterday\" to a valid timestamp"),
+        ("query?query=up&timeout=soon".into(), StatusCode::BAD_REQUEST, "bad_data", "invalid parameter \"timeout\""),
+        ("query?query=up&lookback_delta=x".into(), StatusCode::BAD_REQUEST, "bad_data", "error parsing lookback delta duration"),
+        ("query_range?query=up&start=10&end=20".into(), StatusCode::BAD_REQUEST, "bad_data", "invalid parameter \"step\": cannot parse \"\" to a valid duration"),
+        ("query_range?query=up&end=20&step=1".into(), StatusCode::BAD_REQUEST, "bad_data", "invalid parameter \"start\""),
+        ("query_range?query=up&start=20&end=10&step=1".into(), StatusCode::BAD_REQUEST, "bad_data", "end timestamp must not be before start time"),
+        ("query_range?query=up&start=0&end=10&step=-1".into(), StatusCode::BAD_REQUEST, "bad_data", "zero or negative query resolution step widths are not accepted"),
+        ("query_range?query=up&start=0&end=100000&step=1".into(), StatusCode::BAD_REQUEST, "bad_data", "exceeded maximum resolution of 11,000 points per timeseries"),
+        ("query_range?query=up&start=0&end=3000000&step=3600".into(), StatusCode::UNPROCESSABLE_ENTITY, "execution", "the query time range exceeds the limit (query length: 833h20m0s, limit: 768h0m0s)"),
+        (format!("query_range?query={}&start=0&end=10&step=1", enc("up[5m]")), StatusCode::BAD_REQUEST, "bad_data", "invalid expression type \"range vector\" for range query"),
+        ("series".into(), StatusCode::BAD_REQUEST, "bad_data", "no match[] parameter provided"),
+        (format!("series?match[]={}", enc("up + 1")), StatusCode::BAD_REQUEST, "bad_data", "invalid parameter \"match[]\""),
+        (format!("series?match[]={}", enc("{job=~\".*\"}")), StatusCode::BAD_REQUEST, "bad_data", ""),
+        ("series?match[]=up&limit=-1".into(), StatusCode::BAD_REQUEST, "bad_data", "invalid parameter \"limit\": limit must be non-negative"),
+        ("labels?start=x".into(), StatusCode::BAD_REQUEST, "bad_data", "invalid parameter \"start\""),
+        ("labels?start=10&end=5".into(), StatusCode::BAD_REQUEST, "bad_data", "end timestamp must not be before start time"),
+        ("metadata?limit=x".into(), StatusCode::BAD_REQUEST, "bad_data", "limit must be a number"),
+        (format!("query_exemplars?query={}", enc("sum(")), StatusCode::BAD_REQUEST, "bad_data", ""),
+        (format!("format_query?query={}", enc("1 +")), StatusCode::BAD_REQUEST, "bad_data", "invalid parameter \"query\""),
+        (format!("query?query={}&time=10", enc("label_replace(up, \"x\", \"$1\", \"job\", \"(\")")), StatusCode::UNPROCESSABLE_ENTITY, "execution", ""),
+    ];
+    for (path, status, error_type, message) in cases {
+        let (got, body) = api.get(&path).await;
+        assert_eq!(got, status, "{path}: {body}");
+        assert_eq!(body["status"], "error", "{path}");
+        assert_eq!(body["errorType"], error_type, "{path}: {body}");
+        assert!(body["error"].as_str().unwrap().contains(message), "{path}: {body}");
+    }
+    // A POST body that is not a form.
+    let req = Request::post(format!("/workspaces/{WS}/api/v1/query"))
+        .header("content-type", "application/json")
+        .body(Body::from("{}"))
+        .unwrap();
+    assert_eq!(api.call(req).await.0, StatusCode::BAD_REQUEST);
+    // An unknown workspace.
+    let req = Request::get("/workspaces/ws-nope/api/v1/query?query=up").body(Body::empty()).unwrap();
+    let (status, body) = api.call(req).await;
+    assert_eq!((status, &body["errorType"]), (StatusCode::NOT_FOUND, &json!("not_found")));
+}
+
+#[tokio::test]
+async fn query_limits_answer_422_with_cortex_texts() {
+    let mut limits = Limits::default();
+    let mut o = WorkspaceOverride::default();
+    o.query.max_samples = Some(200);
+    o.query.max_fetched_series = Some(4);
+    limits.overrides.insert(WS.into(), o);
+    let api = api_with(Reader { series: data(), ..Default::default() }, limits).await;
+    // 3 series × 21 samples in [0, 300 s]: within the limits.
+    let (status, body) = api.get("query?query=up&time=300").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // 3 series × 121 samples: over 200.
+    let (status, body) = api.get(&format!("query?query={}&time=1800", enc("max_over_time(up[1h])"))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        body,
+        json!({"status":"error","errorType":"execution","error":"query processing would load too many samples into memory in query execution"})
+    );
+    // Five series over two selectors: over 4.
+    let (status, body) = api.get(&format!("query?query={}&time=60", enc("count(up) + count(http_requests_total)"))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["error"], "the query hit the max number of series limit (limit: 4 series)");
+}
+
+#[tokio::test]
+async fn a_query_times_out_with_503_and_its_plan_is_dropped() {
+    let api = api_with(Reader { series: data(), slow: true, ..Default::default() }, Limits::default()).await;
+    let (status, body) = api.get("query?query=up&time=60&timeout=200ms").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body, json!({"status":"error","errorType":"timeout","error":"query timed out in expression evaluation"}));
+    assert!(api.reader.dropped.load(Ordering::SeqCst), "the scan still runs after the timeout");
+}
+
+#[tokio::test]
+async fn a_request_dropped_by_its_client_stops_its_plan() {
+    let api = api_with(Reader { series: data(), slow: true, ..Default::default() }, Limits::default()).await;
+    let req = Request::get(format!("/workspaces/{WS}/api/v1/query?query=up&time=60")).body(Body::empty()).unwrap();
+    let router = api.router.clone();
+    let task = tokio::spawn(async move { router.oneshot(req).await });
+    tokio::time::timeout(Duration::from_secs(10), api.reader.started.notified()).await.expect("the scan started");
+    assert!(!api.reader.dropped.load(Ordering::SeqCst));
+    // What hyper does when the connection closes: the handler's future is dropped.
+    task.abort();
+    let _ = task.await;
+    assert!(api.reader.dropped.load(Ordering::SeqCst), "the scan outlived its request");
+}
