@@ -223,6 +223,10 @@ async fn series_labels_values_and_metadata() {
     assert_eq!(body["data"], "sum by (job) (rate(x[5m]))");
     let (_, body) = api.get("parse_query?query=up").await;
     assert_eq!(body["data"]["type"], "vectorSelector");
+    let (status, body) = api.get(&format!("explain?query={}&time=60&analyze=true", enc("sum(up)"))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let plan = body["data"]["plan"].as_str().unwrap();
+    assert!(plan.contains("AggregateExec") && plan.contains("PromSeriesScan") && plan.contains("series=3"), "{plan}");
 }
 
 #[tokio::test]

@@ -1,7 +1,9 @@
 //! The Prometheus HTTP API of a workspace, under
 //! `/workspaces/{workspace_id}/api/v1/`: `query`, `query_range`, `series`,
 //! `labels`, `label/{name}/values`, `metadata`, `query_exemplars`,
-//! `format_query`, `parse_query` and `status/buildinfo`, with GET and
+//! `format_query`, `parse_query` and `status/buildinfo` (and PromLake's
+//! `explain`: a query's DataFusion plans, `analyze=true` with each node's
+//! metrics), with GET and
 //! form-encoded POST, Prometheus 3.5's parameters ([`params`]) and its JSON
 //! shapes and error types ([`respond`]).
 //!
@@ -104,6 +106,7 @@ pub fn router(api: Arc<QueryApi>) -> Router {
         .route(&format!("{P}/format_query"), get(format_query).post(format_query))
         .route(&format!("{P}/parse_query"), get(parse_query).post(parse_query))
         .route(&format!("{P}/status/buildinfo"), get(buildinfo))
+        .route(&format!("{P}/explain"), get(explain).post(explain))
         .with_state(api)
 }
 
@@ -428,6 +431,39 @@ async fn format_query(call: Call) -> Result<Response, ApiError> {
 async fn parse_query(call: Call) -> Result<Response, ApiError> {
     let expr = promql_parser::parser::parse(call.params.get("query")).map_err(|e| ApiError::invalid_param("query", e))?;
     Ok(success(&ast::translate(&expr).to_string(), &[], &[]))
+}
+
+/// PromLake's own `explain`: the query's DataFusion plans (`analyze=true`:
+/// run, with each node's metrics), for `query` at `time` or, with `start`,
+/// `end` and `step`, over a range.
+async fn explain(call: Call) -> Result<Response, ApiError> {
+    let p = &call.params;
+    let (start, end, step) = if p.get("start").is_empty() {
+        let t = p.time_or("time", call.api.clock.now_ms())?;
+        (t, t, 1_000)
+    } else {
+        let step = parse_duration(p.get("step")).map_err(|e| ApiError::invalid_param("step", e))?;
+        (p.time("start")?, p.time("end")?, step.max(1))
+    };
+    let (timeout, lookback_ms) = call.query_options()?;
+    let req = QueryRequest {
+        query: p.get("query").to_owned(),
+        start_ms: start,
+        end_ms: end,
+        step_ms: step,
+        lookback_ms,
+        instant: start == end,
+        limits: call.limits(),
+        timeout,
+    };
+    let engine = &call.api.engine;
+    let text = if p.get("analyze") == "true" {
+        engine.analyze(&call.workspace_id, &req).await
+    } else {
+        engine.explain(&call.workspace_id, &req).await
+    }
+    .map_err(ApiError::query)?;
+    Ok(success(&serde_json::json!({ "plan": text }).to_string(), &[], &[]))
 }
 
 async fn buildinfo(_call: Call) -> Response {

@@ -191,6 +191,29 @@ impl Engine {
         ))
     }
 
+    /// Runs a request's plan and prints its physical plan with each node's
+    /// metrics (`EXPLAIN ANALYZE`): a scan shows the series, files, row
+    /// groups and samples it read.
+    ///
+    /// # Errors
+    /// As [`Engine::query`].
+    pub async fn analyze(&self, workspace_id: &str, req: &QueryRequest) -> Result<String, QueryError> {
+        let plan = match self.plan(req)? {
+            Planned::Vector(p) | Planned::Scalar(p) | Planned::Matrix(p) => p,
+            Planned::Const(v) => return Ok(format!("constant {v}")),
+            Planned::String(s) => return Ok(format!("string {s:?}")),
+        };
+        let state = self.state(workspace_id, &req.limits);
+        let optimized = state.optimize(&plan).map_err(|e| QueryError::Internal(e.to_string()))?;
+        let physical = state.create_physical_plan(&optimized).await.map_err(|e| QueryError::Internal(e.to_string()))?;
+        datafusion::physical_plan::collect(physical.clone(), state.task_ctx())
+            .await
+            .map_err(QueryError::from_execution)?;
+        Ok(datafusion::physical_plan::display::DisplayableExecutionPlan::with_metrics(physical.as_ref())
+            .indent(false)
+            .to_string())
+    }
+
     /// Evaluates a request within its timeout. Dropping the returned
     /// future (a client gone away) stops the plan: its streams and scans are
     /// dropped with it.

@@ -35,6 +35,7 @@ use datafusion::execution::{SendableRecordBatchStream, SessionState, TaskContext
 use datafusion::logical_expr::{Expr, Extension, LogicalPlan, UserDefinedLogicalNode, UserDefinedLogicalNodeCore};
 use datafusion::physical_expr::EquivalenceProperties;
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::metrics::{Count, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PhysicalExpr, PlanProperties,
@@ -377,6 +378,8 @@ pub struct PromExec {
     input: Option<Arc<dyn ExecutionPlan>>,
     ctx: Arc<ReadContext>,
     properties: Arc<PlanProperties>,
+    /// What a scan read (files, row groups, samples), for `EXPLAIN ANALYZE`.
+    metrics: ExecutionPlanMetricsSet,
 }
 
 impl PromExec {
@@ -391,7 +394,7 @@ impl PromExec {
             EmissionType::Final,
             Boundedness::Bounded,
         ));
-        Self { kind, input, ctx, properties }
+        Self { kind, input, ctx, properties, metrics: ExecutionPlanMetricsSet::new() }
     }
 
     /// The node's kind (for tests and `EXPLAIN`).
@@ -431,8 +434,13 @@ impl ExecutionPlan for PromExec {
         Ok(Arc::new(PromExec::new(self.kind.clone(), children.into_iter().next(), self.ctx.clone())))
     }
 
+    fn metrics(&self) -> Option<MetricsSet> {
+        Some(self.metrics.clone_inner())
+    }
+
     fn execute(&self, partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
         let schema = self.schema();
+        let scan_metrics = ScanMetrics::new(&self.metrics, &self.kind);
         let kind = self.kind.clone();
         let ctx = self.ctx.clone();
         let input = match &self.input {
@@ -441,7 +449,9 @@ impl ExecutionPlan for PromExec {
         };
         let fut = async move {
             match kind {
-                NodeKind::SeriesScan { matchers, start_ms, end_ms } => scan(&ctx, &matchers, start_ms, end_ms).await,
+                NodeKind::SeriesScan { matchers, start_ms, end_ms } => {
+                    scan(&ctx, &matchers, start_ms, end_ms, scan_metrics.as_ref()).await
+                }
                 NodeKind::Steps { grid } => {
                     let ts: Vec<i64> = grid.steps().collect();
                     Ok(RecordBatch::try_new(
@@ -477,11 +487,60 @@ impl ExecutionPlan for PromExec {
     }
 }
 
-async fn scan(ctx: &ReadContext, matchers: &[MatcherSpec], start_ms: i64, end_ms: i64) -> Result<RecordBatch> {
+/// The counters of a scan, shown by `EXPLAIN ANALYZE` (from the reader's
+/// [`common::seams::SelectStats`]).
+struct ScanMetrics {
+    series: Count,
+    files_total: Count,
+    files_read: Count,
+    row_groups_total: Count,
+    row_groups_read: Count,
+    table_samples: Count,
+    head_samples: Count,
+}
+
+impl ScanMetrics {
+    fn new(set: &ExecutionPlanMetricsSet, kind: &NodeKind) -> Option<Self> {
+        if !matches!(kind, NodeKind::SeriesScan { .. }) {
+            return None;
+        }
+        let counter = |name: &'static str| MetricBuilder::new(set).global_counter(name);
+        Some(Self {
+            series: counter("series"),
+            files_total: counter("files_total"),
+            files_read: counter("files_read"),
+            row_groups_total: counter("row_groups_total"),
+            row_groups_read: counter("row_groups_read"),
+            table_samples: counter("table_samples"),
+            head_samples: counter("head_samples"),
+        })
+    }
+
+    fn record(&self, series: usize, stats: &common::seams::SelectStats) {
+        self.series.add(series);
+        self.files_total.add(stats.files_total);
+        self.files_read.add(stats.files_read);
+        self.row_groups_total.add(stats.row_groups_total);
+        self.row_groups_read.add(stats.row_groups_read);
+        self.table_samples.add(stats.table_samples);
+        self.head_samples.add(stats.head_samples);
+    }
+}
+
+async fn scan(
+    ctx: &ReadContext,
+    matchers: &[MatcherSpec],
+    start_ms: i64,
+    end_ms: i64,
+    metrics: Option<&ScanMetrics>,
+) -> Result<RecordBatch> {
     let matchers = matchers.iter().map(MatcherSpec::to_matcher).collect::<Result<Vec<_>>>()?;
     let selection = Selection { matchers, start_ms, end_ms };
     let selected =
         ctx.reader.select(&ctx.workspace_id, &selection).await.map_err(|e| DataFusionError::External(Box::new(e)))?;
+    if let Some(m) = metrics {
+        m.record(selected.series.len(), &selected.stats);
+    }
     let samples = selected.series.iter().map(|s| s.samples.len()).sum();
     ctx.budget.charge(selected.series.len(), samples).map_err(|e| DataFusionError::External(Box::new(e)))?;
     let mut labels_b = BinaryBuilder::new();
