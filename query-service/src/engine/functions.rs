@@ -2,6 +2,8 @@
 //! Prometheus 3.5 computes them (`promql/functions.go`): the window is
 //! `(t − range, t]`, staleness markers already removed.
 
+use super::vector_fns::F64;
+
 /// A function of a range vector, evaluated per series and step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum RangeFn {
@@ -47,6 +49,12 @@ pub enum RangeFn {
     TsOfMaxOverTime,
     /// `ts_of_last_over_time`
     TsOfLastOverTime,
+    /// `predict_linear(v, t)`: `t` seconds after the step.
+    PredictLinear(F64),
+    /// `quantile_over_time(φ, v)`.
+    QuantileOverTime(F64),
+    /// `double_exponential_smoothing(v, sf, tf)`.
+    DoubleExponentialSmoothing(F64, F64),
 }
 
 impl RangeFn {
@@ -85,9 +93,10 @@ impl RangeFn {
         matches!(self, RangeFn::LastOverTime)
     }
 
-    /// Evaluates over `ts`/`vs` (the window's samples, in time order) at step
-    /// time `t_ms` for a window of `range_ms`.
-    pub fn eval(self, ts: &[i64], vs: &[f64], t_ms: i64, range_ms: i64) -> Option<f64> {
+    /// Evaluates over `ts`/`vs` (the window's samples, in time order) for
+    /// the window `(t_ms − range_ms, t_ms]` (`t_ms` shifted by offset and
+    /// `@`) of the step `step_ms`.
+    pub fn eval(self, ts: &[i64], vs: &[f64], t_ms: i64, range_ms: i64, step_ms: i64) -> Option<f64> {
         let n = vs.len();
         if n == 0 {
             return None;
@@ -145,6 +154,30 @@ impl RangeFn {
                 best.map(|(_, t)| t as f64 / 1000.0)
             }
             RangeFn::TsOfLastOverTime => ts.last().map(|t| *t as f64 / 1000.0),
+            RangeFn::PredictLinear(duration) => {
+                if n < 2 {
+                    return None;
+                }
+                let (slope, intercept) = linear_regression(ts, vs, step_ms);
+                Some(slope * duration.get() + intercept)
+            }
+            RangeFn::QuantileOverTime(q) => Some(quantile(q.get(), vs.to_vec())),
+            RangeFn::DoubleExponentialSmoothing(sf, tf) => {
+                if n < 2 {
+                    return None;
+                }
+                let (sf, tf) = (sf.get(), tf.get());
+                let (mut s0, mut s1, mut b) = (0.0, vs[0], vs[1] - vs[0]);
+                for (i, v) in vs.iter().enumerate().skip(1) {
+                    let x = sf * v;
+                    if i > 1 {
+                        b = tf * (s1 - s0) + (1.0 - tf) * b;
+                    }
+                    let y = (1.0 - sf) * (s1 + b);
+                    (s0, s1) = (s1, x + y);
+                }
+                Some(s1)
+            }
         }
     }
 }
@@ -333,28 +366,28 @@ mod tests {
         // beyond the zero point.
         let ts: Vec<i64> = (1..=10).map(|i| i * 30_000).collect();
         let vs: Vec<f64> = (1..=10).map(|i| f64::from(i) * 10.0).collect();
-        let r = RangeFn::Rate.eval(&ts, &vs, 300_000, 300_000).unwrap();
+        let r = RangeFn::Rate.eval(&ts, &vs, 300_000, 300_000, 300_000).unwrap();
         assert!((r - 100.0 / 300.0).abs() < 1e-9, "{r}");
-        let inc = RangeFn::Increase.eval(&ts, &vs, 300_000, 300_000).unwrap();
+        let inc = RangeFn::Increase.eval(&ts, &vs, 300_000, 300_000, 300_000).unwrap();
         assert!((inc - 100.0).abs() < 1e-9, "{inc}");
         // A counter reset adds the value before it: +5, then 10 → 2 is +2.
         // The samples span the whole window: no extrapolation.
-        let r = RangeFn::Increase.eval(&[0, 10_000, 20_000], &[5.0, 10.0, 2.0], 20_000, 20_000).unwrap();
+        let r = RangeFn::Increase.eval(&[0, 10_000, 20_000], &[5.0, 10.0, 2.0], 20_000, 20_000, 20_000).unwrap();
         assert!((r - 7.0).abs() < 1e-9, "{r}");
-        assert_eq!(RangeFn::Rate.eval(&[1], &[1.0], 1, 10), None);
+        assert_eq!(RangeFn::Rate.eval(&[1], &[1.0], 1, 10, 1), None);
     }
 
     #[test]
     fn over_time_functions() {
         let ts = [1_000, 2_000, 3_000, 4_000];
         let vs = [1.0, 5.0, 2.0, 4.0];
-        assert_eq!(RangeFn::AvgOverTime.eval(&ts, &vs, 4_000, 10_000), Some(3.0));
-        assert_eq!(RangeFn::MinOverTime.eval(&ts, &vs, 4_000, 10_000), Some(1.0));
-        assert_eq!(RangeFn::MaxOverTime.eval(&ts, &vs, 4_000, 10_000), Some(5.0));
-        assert_eq!(RangeFn::Changes.eval(&ts, &vs, 4_000, 10_000), Some(3.0));
-        assert_eq!(RangeFn::Resets.eval(&ts, &vs, 4_000, 10_000), Some(1.0));
-        assert_eq!(RangeFn::TsOfMaxOverTime.eval(&ts, &vs, 4_000, 10_000), Some(2.0));
-        assert_eq!(RangeFn::StdvarOverTime.eval(&ts, &vs, 4_000, 10_000), Some(2.5));
+        assert_eq!(RangeFn::AvgOverTime.eval(&ts, &vs, 4_000, 10_000, 4_000), Some(3.0));
+        assert_eq!(RangeFn::MinOverTime.eval(&ts, &vs, 4_000, 10_000, 4_000), Some(1.0));
+        assert_eq!(RangeFn::MaxOverTime.eval(&ts, &vs, 4_000, 10_000, 4_000), Some(5.0));
+        assert_eq!(RangeFn::Changes.eval(&ts, &vs, 4_000, 10_000, 4_000), Some(3.0));
+        assert_eq!(RangeFn::Resets.eval(&ts, &vs, 4_000, 10_000, 4_000), Some(1.0));
+        assert_eq!(RangeFn::TsOfMaxOverTime.eval(&ts, &vs, 4_000, 10_000, 4_000), Some(2.0));
+        assert_eq!(RangeFn::StdvarOverTime.eval(&ts, &vs, 4_000, 10_000, 4_000), Some(2.5));
         assert_eq!(quantile(0.5, vec![1.0, 2.0, 3.0, 4.0]), 2.5);
         let d = RangeFn::Deriv.eval(&ts, &[1.0, 2.0, 3.0, 4.0], 4_000, 10_000).unwrap();
         assert!((d - 1.0).abs() < 1e-12);

@@ -668,7 +668,7 @@ fn range_function(
                     vs.push(s.vs[i]);
                 }
             }
-            if let Some(v) = function.eval(&ts, &vs, at, range_ms) {
+            if let Some(v) = function.eval(&ts, &vs, at, range_ms, t) {
                 out.push(&result_labels, t, v);
             }
         }

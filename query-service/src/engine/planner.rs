@@ -29,7 +29,7 @@ use datafusion::logical_expr::{
 };
 use promql_parser::label::MatchOp as PMatchOp;
 use promql_parser::parser::{
-    AggregateExpr, AtModifier, BinaryExpr, Call, Expr as PExpr, LabelModifier, MatrixSelector, Offset,
+    AggregateExpr, AtModifier, BinaryExpr, Call, Expr as PExpr, LabelModifier, Offset, SubqueryExpr,
     VectorMatchCardinality, VectorSelector,
 };
 
@@ -70,11 +70,18 @@ pub struct PlanSettings {
 /// [`QueryError::Unsupported`] for what is not built yet;
 /// [`QueryError::BadData`] for invalid expressions the parser let through.
 pub fn plan(expr: &PExpr, settings: &PlanSettings) -> Result<Planned, QueryError> {
-    Planner { settings: *settings }.plan(expr)
+    Planner { settings: *settings, query: settings.grid }.plan(expr)
 }
 
+/// A subquery's step when it names none (Prometheus's default evaluation
+/// interval).
+pub const DEFAULT_SUBQUERY_STEP_MS: i64 = 60_000;
+
 struct Planner {
+    /// The steps this (sub)expression is evaluated at.
     settings: PlanSettings,
+    /// The query's own steps (`start()` and `end()` of `@`).
+    query: Grid,
 }
 
 fn df(e: datafusion::common::DataFusionError) -> QueryError {
@@ -116,29 +123,35 @@ impl Planner {
             PExpr::Call(call) => self.call(call),
             PExpr::Aggregate(agg) => self.aggregate(agg),
             PExpr::Binary(b) => self.binary(b),
-            PExpr::Subquery(_) => Err(unsupported("subqueries")),
+            PExpr::Subquery(sq) => Ok(Planned::Matrix(self.subquery(sq)?.0)),
             PExpr::Extension(_) => Err(unsupported("extension expressions")),
         }
+    }
+
+    /// The shift of an `offset` and an `@`.
+    fn shift(&self, offset: Option<&Offset>, at: Option<&AtModifier>) -> TimeShift {
+        let offset_ms = match offset {
+            Some(Offset::Pos(d)) => duration_ms(*d),
+            Some(Offset::Neg(d)) => -duration_ms(*d),
+            None => 0,
+        };
+        let at_ms = match at {
+            None => None,
+            Some(AtModifier::Start) => Some(self.query.start_ms),
+            Some(AtModifier::End) => Some(self.query.end_ms),
+            Some(AtModifier::At(t)) => Some(match t.duration_since(std::time::UNIX_EPOCH) {
+                Ok(d) => duration_ms(d),
+                Err(e) => -duration_ms(e.duration()),
+            }),
+        };
+        TimeShift { offset_ms, at_ms }
     }
 
     fn selector_parts(&self, vs: &VectorSelector) -> Result<(TimeShift, Vec<MatcherSpec>), QueryError> {
         if !vs.matchers.or_matchers.is_empty() {
             return Err(unsupported("'or' in label matchers"));
         }
-        let offset_ms = match vs.offset {
-            Some(Offset::Pos(d)) => duration_ms(d),
-            Some(Offset::Neg(d)) => -duration_ms(d),
-            None => 0,
-        };
-        let at_ms = match &vs.at {
-            None => None,
-            Some(AtModifier::Start) => Some(self.settings.grid.start_ms),
-            Some(AtModifier::End) => Some(self.settings.grid.end_ms),
-            Some(AtModifier::At(t)) => Some(match t.duration_since(std::time::UNIX_EPOCH) {
-                Ok(d) => duration_ms(d),
-                Err(e) => -duration_ms(e.duration()),
-            }),
-        };
+        let shift = self.shift(vs.offset.as_ref(), vs.at.as_ref());
         let mut matchers: Vec<MatcherSpec> = Vec::new();
         if let Some(name) = &vs.name {
             matchers.push(MatcherSpec {
@@ -156,7 +169,7 @@ impl Planner {
             };
             matchers.push(MatcherSpec { name: m.name.clone(), op, value: m.value.clone() });
         }
-        Ok((TimeShift { offset_ms, at_ms }, matchers))
+        Ok((shift, matchers))
     }
 
     /// The range of sample times the steps read through `shift`, widened by `back`.
@@ -181,13 +194,48 @@ impl Planner {
         PromNode::plan(node, Some(scan)).map_err(df)
     }
 
-    fn range_fn(&self, ms: &MatrixSelector, function: RangeFn) -> Result<LogicalPlan, QueryError> {
-        let (shift, matchers) = self.selector_parts(&ms.vs)?;
-        let range_ms = duration_ms(ms.range);
-        let (start_ms, end_ms) = self.read_range(shift, range_ms);
-        let scan = PromNode::plan(NodeKind::SeriesScan { matchers, start_ms, end_ms }, None).map_err(df)?;
+    /// A range function of a range vector: a matrix selector's raw samples
+    /// or a subquery's steps.
+    fn range_fn(&self, arg: &PExpr, function: RangeFn) -> Result<LogicalPlan, QueryError> {
+        let (input, shift, range_ms) = match strip_parens(arg) {
+            PExpr::MatrixSelector(ms) => {
+                let (shift, matchers) = self.selector_parts(&ms.vs)?;
+                let range_ms = duration_ms(ms.range);
+                let (start_ms, end_ms) = self.read_range(shift, range_ms);
+                let scan = PromNode::plan(NodeKind::SeriesScan { matchers, start_ms, end_ms }, None).map_err(df)?;
+                (scan, shift, range_ms)
+            }
+            PExpr::Subquery(sq) => self.subquery(sq)?,
+            _ => return Err(QueryError::BadData("expected a range vector".into())),
+        };
         let node = NodeKind::RangeFunction { grid: self.settings.grid, shift, range_ms, function };
-        PromNode::plan(node, Some(scan)).map_err(df)
+        PromNode::plan(node, Some(input)).map_err(df)
+    }
+
+    /// A subquery `expr[range:step] offset … @ …`: `expr` planned over the
+    /// steps that are multiples of `step` within the windows the outer steps
+    /// read (as Prometheus aligns them), with the shift and range that map
+    /// an outer step to its window.
+    fn subquery(&self, sq: &SubqueryExpr) -> Result<(LogicalPlan, TimeShift, i64), QueryError> {
+        let shift = self.shift(sq.offset.as_ref(), sq.at.as_ref());
+        let range_ms = duration_ms(sq.range);
+        let step = sq.step.map_or(DEFAULT_SUBQUERY_STEP_MS, duration_ms).max(1);
+        let g = self.settings.grid;
+        let (a, b) = (shift.apply(g.start_ms), shift.apply(g.end_ms));
+        let from = a.min(b) - range_ms;
+        // Go's integer division (towards zero), then strictly after `from`.
+        let mut start = step * (from / step);
+        if start <= from {
+            start += step;
+        }
+        let inner = Planner {
+            settings: PlanSettings { grid: Grid { start_ms: start, end_ms: a.max(b), step_ms: step }, ..self.settings },
+            query: self.query,
+        };
+        match inner.plan(&sq.expr)? {
+            Planned::Vector(p) => Ok((p, shift, range_ms)),
+            _ => Err(QueryError::BadData("subquery is only allowed on instant vector".into())),
+        }
     }
 
     /// A parameter that must be a number known at plan time.
@@ -215,10 +263,7 @@ impl Planner {
         let name = call.func.name;
         let args = &call.args.args;
         if let Some(function) = RangeFn::from_name(name) {
-            let Some(PExpr::MatrixSelector(ms)) = args.first().map(|a| strip_parens(a)) else {
-                return Err(unsupported(format!("{name} of a subquery")));
-            };
-            return self.range_fn(ms, function).map(Planned::Vector);
+            return self.range_fn(&args[0], function).map(Planned::Vector);
         }
         let math = |f: fn(Expr) -> Expr| -> Result<Planned, QueryError> {
             match self.plan(&args[0])? {
@@ -263,6 +308,27 @@ impl Planner {
                 Ok(Planned::Scalar(p))
             }
             "pi" => Ok(Planned::Const(std::f64::consts::PI)),
+            "predict_linear" => {
+                let t = self.const_arg(name, &args[1])?;
+                self.range_fn(&args[0], RangeFn::PredictLinear(F64::new(t))).map(Planned::Vector)
+            }
+            "quantile_over_time" => {
+                let q = self.const_arg(name, &args[0])?;
+                self.range_fn(&args[1], RangeFn::QuantileOverTime(F64::new(q))).map(Planned::Vector)
+            }
+            "double_exponential_smoothing" => {
+                let (sf, tf) = (self.const_arg(name, &args[1])?, self.const_arg(name, &args[2])?);
+                if sf <= 0.0 || sf >= 1.0 {
+                    return Err(QueryError::Execution(format!(
+                        "invalid smoothing factor. Expected: 0 < sf < 1, got: {sf:.6}"
+                    )));
+                }
+                if tf <= 0.0 || tf >= 1.0 {
+                    return Err(QueryError::Execution(format!("invalid trend factor. Expected: 0 < tf < 1, got: {tf:.6}")));
+                }
+                let f = RangeFn::DoubleExponentialSmoothing(F64::new(sf), F64::new(tf));
+                self.range_fn(&args[0], f).map(Planned::Vector)
+            }
             "histogram_quantile" => {
                 let q = self.const_arg(name, &args[0])?;
                 self.vector_fn(name, &args[1], VecFn::HistogramQuantile(F64::new(q)))
@@ -308,10 +374,7 @@ impl Planner {
                 self.vector_fn(name, &args[0], VecFn::Absent(labels))
             }
             "absent_over_time" => {
-                let Some(PExpr::MatrixSelector(ms)) = args.first().map(|a| strip_parens(a)) else {
-                    return Err(unsupported("absent_over_time of a subquery"));
-                };
-                let present = self.range_fn(ms, RangeFn::PresentOverTime)?;
+                let present = self.range_fn(&args[0], RangeFn::PresentOverTime)?;
                 let labels = absent_labels(&args[0]);
                 self.vector_fn_of(present, VecFn::Absent(labels))
             }
