@@ -389,7 +389,16 @@ mod tests {
         assert_eq!(RangeFn::TsOfMaxOverTime.eval(&ts, &vs, 4_000, 10_000, 4_000), Some(2.0));
         assert_eq!(RangeFn::StdvarOverTime.eval(&ts, &vs, 4_000, 10_000, 4_000), Some(2.5));
         assert_eq!(quantile(0.5, vec![1.0, 2.0, 3.0, 4.0]), 2.5);
-        let d = RangeFn::Deriv.eval(&ts, &[1.0, 2.0, 3.0, 4.0], 4_000, 10_000).unwrap();
+        let d = RangeFn::Deriv.eval(&ts, &[1.0, 2.0, 3.0, 4.0], 4_000, 10_000, 4_000).unwrap();
+        // predict_linear: the regression's value `t` seconds after the step.
+        let p = RangeFn::PredictLinear(F64::new(10.0)).eval(&ts, &[1.0, 2.0, 3.0, 4.0], 4_000, 10_000, 4_000);
+        // Values 1..4 at 1..4 s: 4 at the step (4 s), slope 1/s.
+        assert!((p.unwrap() - 14.0).abs() < 1e-9, "{p:?}");
+        // double_exponential_smoothing of a straight line follows it.
+        let s = RangeFn::DoubleExponentialSmoothing(F64::new(0.5), F64::new(0.5))
+            .eval(&ts, &[1.0, 2.0, 3.0, 4.0], 4_000, 10_000, 4_000)
+            .unwrap();
+        assert!((s - 4.0).abs() < 1e-9, "{s}");
         assert!((d - 1.0).abs() < 1e-12);
     }
 }
