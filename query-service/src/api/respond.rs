@@ -274,7 +274,7 @@ mod tests {
 
     #[test]
     fn results_have_prometheus_shapes() {
-        let s = Series { labels: vec![("__name__".into(), "up".into()), ("job".into(), "a\"b".into())], points: vec![(1000, 1.0), (2500, 0.5)] };
+        let s = Series { labels: vec![("__name__".into(), "up".into()), ("job".into(), "a\"b".into())], points: vec![(1000, 1.0), (2500, 0.5)], order: 0 };
         let v: serde_json::Value = serde_json::from_str(&query_data(&QueryValue::Matrix(vec![s.clone()]))).unwrap();
         assert_eq!(v, serde_json::json!({"resultType":"matrix","result":[{"metric":{"__name__":"up","job":"a\"b"},"values":[[1,"1"],[2.5,"0.5"]]}]}));
         let v: serde_json::Value = serde_json::from_str(&query_data(&QueryValue::Vector(vec![s]))).unwrap();

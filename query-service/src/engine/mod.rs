@@ -92,6 +92,9 @@ pub struct Series {
     pub labels: Vec<(String, String)>,
     /// (Unix ms, value), in time order.
     pub points: Vec<(i64, f64)>,
+    /// Where the series' first row came in the plan's output (the order of
+    /// an instant query's sorted result).
+    pub order: usize,
 }
 
 /// A query's result.
@@ -236,6 +239,7 @@ impl Engine {
             Planned::Const(v) => Ok(QueryValue::Matrix(vec![Series {
                 labels: Vec::new(),
                 points: grid.steps().map(|t| (t, v)).collect(),
+                order: 0,
             }])),
             Planned::String(s) if req.instant => Ok(QueryValue::String(req.end_ms, s)),
             Planned::String(_) => Err(QueryError::BadData(
@@ -247,11 +251,15 @@ impl Engine {
                     let v = rows.first().map_or(f64::NAN, |r| r.1);
                     Ok(QueryValue::Scalar(req.end_ms, v))
                 } else {
-                    Ok(QueryValue::Matrix(vec![Series { labels: Vec::new(), points: rows }]))
+                    Ok(QueryValue::Matrix(vec![Series { labels: Vec::new(), points: rows, order: 0 }]))
                 }
             }
             Planned::Vector(plan) => {
-                let series = self.run_vector(workspace_id, &req.limits, plan, true).await?;
+                let ordered = req.instant && nodes::PromNode::keeps_order(&plan);
+                let mut series = self.run_vector(workspace_id, &req.limits, plan, true).await?;
+                if ordered {
+                    series.sort_by_key(|s| s.order);
+                }
                 Ok(if req.instant { QueryValue::Vector(series) } else { QueryValue::Matrix(series) })
             }
             Planned::Matrix(plan) if req.instant => {
@@ -317,21 +325,23 @@ impl Engine {
         unique: bool,
     ) -> Result<Vec<Series>, QueryError> {
         let batches = self.execute(workspace_id, limits, plan).await?;
-        let mut by_labels: BTreeMap<LabelPairs, Vec<(i64, f64)>> = BTreeMap::new();
+        let mut by_labels: BTreeMap<LabelPairs, (usize, Vec<(i64, f64)>)> = BTreeMap::new();
         let mut encoded: BTreeMap<Vec<u8>, Vec<(String, String)>> = BTreeMap::new();
+        let mut row = 0;
         for b in &batches {
             for (l, t, v) in nodes::rows(b) {
                 let key = encoded.entry(l.to_vec()).or_insert_with(|| labels::decode(l)).clone();
-                by_labels.entry(key).or_default().push((t, v));
+                by_labels.entry(key).or_insert_with(|| (row, Vec::new())).1.push((t, v));
+                row += 1;
             }
         }
         let mut out = Vec::with_capacity(by_labels.len());
-        for (labels, mut points) in by_labels {
+        for (labels, (order, mut points)) in by_labels {
             points.sort_by_key(|p| p.0);
             if unique && points.windows(2).any(|w| w[0].0 == w[1].0) {
                 return Err(QueryError::Execution("vector cannot contain metrics with the same labelset".into()));
             }
-            out.push(Series { labels, points });
+            out.push(Series { labels, points, order });
         }
         Ok(out)
     }

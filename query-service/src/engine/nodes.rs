@@ -204,6 +204,20 @@ impl PartialOrd for PromNode {
 }
 
 impl PromNode {
+    /// What the node does.
+    pub fn kind(&self) -> &NodeKind {
+        &self.kind
+    }
+
+    /// Whether an instant query whose plan is `plan` keeps its rows' order
+    /// (a sorting function or `topk`/`bottomk` at the top).
+    pub fn keeps_order(plan: &LogicalPlan) -> bool {
+        let LogicalPlan::Extension(ext) = plan else { return false };
+        ext.node.as_any().downcast_ref::<PromNode>().is_some_and(
+            |n| matches!(&n.kind, NodeKind::VectorFunction { function, .. } if function.orders()),
+        )
+    }
+
     /// A node as a logical plan.
     ///
     /// # Errors

@@ -308,6 +308,14 @@ impl Planner {
                 Ok(Planned::Scalar(p))
             }
             "pi" => Ok(Planned::Const(std::f64::consts::PI)),
+            "sort" | "sort_desc" => self.vector_fn(name, &args[0], VecFn::Sort { desc: name == "sort_desc" }),
+            "sort_by_label" | "sort_by_label_desc" => {
+                let f = VecFn::SortByLabel {
+                    labels: args[1..].iter().map(|a| string_arg(a)).collect::<Result<_, _>>()?,
+                    desc: name == "sort_by_label_desc",
+                };
+                self.vector_fn(name, &args[0], f)
+            }
             "predict_linear" => {
                 let t = self.const_arg(name, &args[1])?;
                 self.range_fn(&args[0], RangeFn::PredictLinear(F64::new(t))).map(Planned::Vector)

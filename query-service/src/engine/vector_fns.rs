@@ -181,6 +181,19 @@ pub enum VecFn {
         /// The groups.
         grouping: Grouping,
     },
+    /// `sort(v)` (ascending) and `sort_desc(v)`; NaN last either way.
+    Sort {
+        /// Descending.
+        desc: bool,
+    },
+    /// `sort_by_label(v, label…)` and `sort_by_label_desc`: natural order of
+    /// the labels' values, then of the whole label set.
+    SortByLabel {
+        /// The labels compared, in order.
+        labels: Vec<String>,
+        /// Descending.
+        desc: bool,
+    },
     /// `count_values(label, v)`.
     CountValues {
         /// The label holding each value.
@@ -194,6 +207,17 @@ pub enum VecFn {
 pub type Row = (Vec<u8>, i64, f64);
 
 impl VecFn {
+    /// Whether an instant query's result keeps this function's row order
+    /// (the sorting functions, `topk`, `bottomk`) instead of label order.
+    pub fn orders(&self) -> bool {
+        matches!(
+            self,
+            VecFn::Sort { .. }
+                | VecFn::SortByLabel { .. }
+                | VecFn::Aggregate { op: KAgg::Topk | KAgg::Bottomk, .. }
+        )
+    }
+
     /// Applies the function to every step's rows.
     ///
     /// # Errors
@@ -307,10 +331,82 @@ impl VecFn {
                 }
                 out.extend(counts.into_iter().map(|(l, c)| (l, t, c)));
             }
+            VecFn::Sort { desc } => {
+                let mut rows = rows;
+                if *desc {
+                    rows.sort_by(|a, b| nan_last_desc(a.1, b.1));
+                } else {
+                    rows.sort_by(|a, b| nan_last(a.1, b.1));
+                }
+                out.extend(rows.into_iter().map(|(l, v)| (l, t, v)));
+            }
+            VecFn::SortByLabel { labels: names, desc } => {
+                let mut rows: Vec<(Vec<(String, String)>, Vec<u8>, f64)> =
+                    rows.into_iter().map(|(l, v)| (labels::decode(&l), l, v)).collect();
+                rows.sort_by(|a, b| {
+                    let (a, b) = if *desc { (b, a) } else { (a, b) };
+                    let get = |set: &[(String, String)], n: &str| {
+                        set.iter().find(|(k, _)| k == n).map_or(String::new(), |(_, v)| v.clone())
+                    };
+                    for n in names {
+                        let (x, y) = (get(&a.0, n), get(&b.0, n));
+                        if x != y {
+                            return if natural_less(&x, &y) { std::cmp::Ordering::Less } else { std::cmp::Ordering::Greater };
+                        }
+                    }
+                    a.0.cmp(&b.0)
+                });
+                out.extend(rows.into_iter().map(|(_, l, v)| (l, t, v)));
+            }
             VecFn::Absent(_) | VecFn::Scalar => {}
         }
         Ok(())
     }
+}
+
+/// Natural order of label values (as the `natsort` package Prometheus
+/// uses): runs of digits compare as integers, other runs as strings.
+fn natural_less(a: &str, b: &str) -> bool {
+    fn chunks(s: &str) -> Vec<&str> {
+        let mut out = Vec::new();
+        let mut start = 0;
+        let bytes = s.as_bytes();
+        for i in 1..=bytes.len() {
+            if i == bytes.len() || bytes[i].is_ascii_digit() != bytes[start].is_ascii_digit() {
+                out.push(&s[start..i]);
+                start = i;
+            }
+        }
+        out
+    }
+    let (ca, cb) = (chunks(a), chunks(b));
+    for (i, x) in ca.iter().enumerate() {
+        let Some(y) = cb.get(i) else { return false };
+        let last = |i: usize| -> Option<bool> {
+            if i == ca.len() - 1 {
+                Some(true)
+            } else if i == cb.len() - 1 {
+                Some(false)
+            } else {
+                None
+            }
+        };
+        match (x.parse::<i64>(), y.parse::<i64>()) {
+            (Ok(p), Ok(q)) if p == q => {
+                if let Some(r) = last(i) {
+                    return r;
+                }
+            }
+            (Ok(p), Ok(q)) => return p < q,
+            _ if x == y => {
+                if let Some(r) = last(i) {
+                    return r;
+                }
+            }
+            _ => return x < y,
+        }
+    }
+    false
 }
 
 /// Go's `math.Max`: NaN if either is NaN.
@@ -364,7 +460,7 @@ fn aggregate(op: KAgg, param: f64, grouping: &Grouping, t: i64, rows: Vec<(Vec<u
             for (_, mut members) in groups {
                 match op {
                     // NaN ranks last for both.
-                    KAgg::Topk => members.sort_by(|a, b| nan_last(b.1, a.1)),
+                    KAgg::Topk => members.sort_by(|a, b| nan_last_desc(a.1, b.1)),
                     KAgg::Bottomk => members.sort_by(|a, b| nan_last(a.1, b.1)),
                     _ => {}
                 }
@@ -396,8 +492,17 @@ fn aggregate(op: KAgg, param: f64, grouping: &Grouping, t: i64, rows: Vec<(Vec<u
     Ok(())
 }
 
-/// Orders `a` before `b` when `a` is smaller, NaN last (for sorting
-/// descending pass the arguments swapped: NaN still ends last).
+/// Orders `a` before `b` when `a` is larger, NaN last.
+fn nan_last_desc(a: f64, b: f64) -> std::cmp::Ordering {
+    match (a.is_nan(), b.is_nan()) {
+        (true, true) => std::cmp::Ordering::Equal,
+        (true, false) => std::cmp::Ordering::Greater,
+        (false, true) => std::cmp::Ordering::Less,
+        _ => b.partial_cmp(&a).unwrap_or(std::cmp::Ordering::Equal),
+    }
+}
+
+/// Orders `a` before `b` when `a` is smaller, NaN last.
 fn nan_last(a: f64, b: f64) -> std::cmp::Ordering {
     match (a.is_nan(), b.is_nan()) {
         (true, true) => std::cmp::Ordering::Equal,
@@ -518,6 +623,15 @@ mod tests {
         let mut no_inf = vec![(0.1, 10.0), (0.5, 20.0)];
         assert!(bucket_quantile(0.5, &mut no_inf).is_nan());
         assert_eq!(bucket_quantile(-1.0, &mut b), f64::NEG_INFINITY);
+    }
+
+    #[test]
+    fn natural_order() {
+        assert!(natural_less("2", "10"));
+        assert!(!natural_less("10", "2"));
+        assert!(natural_less("a2", "a10"));
+        assert!(natural_less("4m5", "4m600"));
+        assert!(natural_less("abc", "abd"));
     }
 
     #[test]
