@@ -337,6 +337,10 @@ impl Planner {
                 let f = RangeFn::DoubleExponentialSmoothing(F64::new(sf), F64::new(tf));
                 self.range_fn(&args[0], f).map(Planned::Vector)
             }
+            "histogram_fraction" => {
+                let (lower, upper) = (self.const_arg(name, &args[0])?, self.const_arg(name, &args[1])?);
+                self.vector_fn(name, &args[2], VecFn::HistogramFraction(F64::new(lower), F64::new(upper)))
+            }
             "histogram_quantile" => {
                 let q = self.const_arg(name, &args[0])?;
                 self.vector_fn(name, &args[1], VecFn::HistogramQuantile(F64::new(q)))
@@ -670,8 +674,34 @@ impl Planner {
             }
             _ => {}
         }
-        if matches!(card, Some(VectorMatchCardinality::ManyToOne(_) | VectorMatchCardinality::OneToMany(_))) {
-            return Err(unsupported("group_left / group_right"));
+        if let Some(VectorMatchCardinality::ManyToOne(include) | VectorMatchCardinality::OneToMany(include)) = card {
+            // Many-to-one: the result has the "many" side's labels (without the
+            // name for arithmetic and `bool`), plus the `group_x` labels taken
+            // from the "one" side; the value is `l op r` (a filtering
+            // comparison keeps the left operand's value).
+            let (many, one) =
+                if matches!(card, Some(VectorMatchCardinality::ManyToOne(_))) { ("l", "r") } else { ("r", "l") };
+            let joined = LogicalPlanBuilder::from(lk).join(rk, JoinType::Inner, on, None).map_err(df)?;
+            let mut result_labels = col(format!("{many}.labels"));
+            if !comparison || return_bool {
+                result_labels = drop_name(result_labels);
+            }
+            if !include.labels.is_empty() {
+                result_labels = labels_udf(LabelsOp::Include(include.labels.clone()))
+                    .call(vec![result_labels, col(format!("{one}.labels"))]);
+            }
+            let p = if comparison && !return_bool {
+                let cond = binary_expr(op, col("l.value"), col("r.value"), false)?;
+                joined.filter(cond).and_then(|b| {
+                    b.project(vec![result_labels.alias(LABELS), col("l.ts").alias(TS), col("l.value").alias(VALUE)])
+                })
+            } else {
+                let e = binary_expr(op, col("l.value"), col("r.value"), true)?;
+                joined.project(vec![result_labels.alias(LABELS), col("l.ts").alias(TS), e.alias(VALUE)])
+            }
+            .and_then(LogicalPlanBuilder::build)
+            .map_err(df)?;
+            return Ok(Planned::Vector(p));
         }
         let joined = LogicalPlanBuilder::from(lk).join(rk, JoinType::Inner, on, None).map_err(df)?;
         // One-to-one result labels: the lhs's, without the name for
@@ -814,6 +844,9 @@ pub enum LabelsOp {
     Drop(Vec<String>),
     /// Drop `__name__`.
     DropName,
+    /// `group_left(…)` / `group_right(…)`: copy these labels from the
+    /// second argument (the "one" side), deleting those it lacks.
+    Include(Vec<String>),
 }
 
 /// The scalar UDF applying a [`LabelsOp`].
@@ -829,12 +862,10 @@ fn labels_udf(op: LabelsOp) -> ScalarUDF {
         LabelsOp::Keep(n) => format!("prom_labels_keep[{}]", n.join(",")),
         LabelsOp::Drop(n) => format!("prom_labels_drop[{}]", n.join(",")),
         LabelsOp::DropName => "prom_labels_drop_name".to_owned(),
+        LabelsOp::Include(n) => format!("prom_labels_include[{}]", n.join(",")),
     };
-    ScalarUDF::new_from_impl(LabelsUdf {
-        op,
-        name,
-        signature: Signature::exact(vec![DataType::Binary], Volatility::Immutable),
-    })
+    let args = if matches!(op, LabelsOp::Include(_)) { vec![DataType::Binary; 2] } else { vec![DataType::Binary] };
+    ScalarUDF::new_from_impl(LabelsUdf { op, name, signature: Signature::exact(args, Volatility::Immutable) })
 }
 
 impl ScalarUDFImpl for LabelsUdf {
@@ -853,6 +884,7 @@ impl ScalarUDFImpl for LabelsUdf {
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> datafusion::common::Result<ColumnarValue> {
         let arrays = ColumnarValue::values_to_arrays(&args.args)?;
         let input = arrays[0].as_binary::<i32>();
+        let other = arrays.get(1).map(|a| a.as_binary::<i32>());
         let mut out = BinaryBuilder::with_capacity(input.len(), input.value_data().len());
         for i in 0..input.len() {
             let l = input.value(i);
@@ -860,6 +892,14 @@ impl ScalarUDFImpl for LabelsUdf {
                 LabelsOp::Keep(n) => labels::keep(l, n),
                 LabelsOp::Drop(n) => labels::drop(l, n),
                 LabelsOp::DropName => labels::drop_name(l),
+                LabelsOp::Include(names) => {
+                    let one = other.map_or(&[][..], |o| o.value(i));
+                    let mut set = l.to_vec();
+                    for n in names {
+                        set = labels::set(&set, n, labels::get(one, n).unwrap_or(""));
+                    }
+                    set
+                }
             };
             out.append_value(v);
         }

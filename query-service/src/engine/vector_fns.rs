@@ -1,7 +1,7 @@
 //! Functions and aggregations over a whole instant vector per step, where
 //! SQL has no operator of the same meaning, as Prometheus 3.5 computes them
 //! (`promql/functions.go`, `promql/quantile.go`, `promql/engine.go`):
-//! `histogram_quantile` of classic buckets, `label_replace`, `label_join`,
+//! `histogram_quantile` and `histogram_fraction` of classic buckets, `label_replace`, `label_join`,
 //! `clamp*`, `round`, the date functions, `absent`, `scalar`, and the
 //! aggregations `topk`, `bottomk`, `limitk`, `limit_ratio`, `quantile`,
 //! `count_values`. Each runs in the `PromVectorFunction` node
@@ -138,6 +138,8 @@ pub enum KAgg {
 pub enum VecFn {
     /// `histogram_quantile(φ, buckets)` over classic `le` buckets.
     HistogramQuantile(F64),
+    /// `histogram_fraction(lower, upper, buckets)` over classic buckets.
+    HistogramFraction(F64, F64),
     /// `label_replace(v, dst, replacement, src, regex)`.
     LabelReplace {
         /// Destination label.
@@ -321,7 +323,16 @@ impl VecFn {
                     out.push((labels::set(&l, dst, &joined.join(separator)), t, v));
                 }
             }
-            VecFn::HistogramQuantile(q) => histogram_quantile(q.get(), t, rows, out),
+            VecFn::HistogramQuantile(q) => {
+                for (key, mut buckets) in bucket_groups(rows) {
+                    out.push((key, t, bucket_quantile(q.get(), &mut buckets)));
+                }
+            }
+            VecFn::HistogramFraction(lower, upper) => {
+                for (key, mut buckets) in bucket_groups(rows) {
+                    out.push((key, t, bucket_fraction(lower.get(), upper.get(), &mut buckets)));
+                }
+            }
             VecFn::Aggregate { op, param, grouping } => aggregate(*op, param.get(), grouping, t, rows, out)?,
             VecFn::CountValues { label, grouping } => {
                 let mut counts: BTreeMap<Vec<u8>, f64> = BTreeMap::new();
@@ -512,7 +523,9 @@ fn nan_last(a: f64, b: f64) -> std::cmp::Ordering {
     }
 }
 
-fn histogram_quantile(q: f64, t: i64, rows: Vec<(Vec<u8>, f64)>, out: &mut Vec<Row>) {
+/// A step's bucket series grouped into histograms (labels without `le`
+/// and the name): (upper bound, cumulative count) each.
+fn bucket_groups(rows: Vec<(Vec<u8>, f64)>) -> BTreeMap<Vec<u8>, Vec<(f64, f64)>> {
     let le = [labels::BUCKET_LABEL.to_owned(), METRIC_NAME.to_owned()];
     let mut groups: BTreeMap<Vec<u8>, Vec<(f64, f64)>> = BTreeMap::new();
     for (l, v) in rows {
@@ -520,9 +533,73 @@ fn histogram_quantile(q: f64, t: i64, rows: Vec<(Vec<u8>, f64)>, out: &mut Vec<R
         let Some(upper) = labels::get(&l, labels::BUCKET_LABEL).and_then(parse_go_float) else { continue };
         groups.entry(labels::drop(&l, &le)).or_default().push((upper, v));
     }
-    for (key, mut buckets) in groups {
-        out.push((key, t, bucket_quantile(q, &mut buckets)));
+    groups
+}
+
+/// Sorts buckets by bound and merges equal bounds; `None` without a +Inf
+/// bucket.
+fn sorted_buckets(buckets: &mut [(f64, f64)]) -> Option<Vec<(f64, f64)>> {
+    buckets.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap_or(std::cmp::Ordering::Equal));
+    if buckets.last().is_none_or(|b| b.0 != f64::INFINITY) {
+        return None;
     }
+    let mut merged: Vec<(f64, f64)> = Vec::with_capacity(buckets.len());
+    for &(u, c) in buckets.iter() {
+        match merged.last_mut() {
+            Some(last) if last.0 == u => last.1 += c,
+            _ => merged.push((u, c)),
+        }
+    }
+    Some(merged)
+}
+
+/// Prometheus's `BucketFraction`: the fraction of observations between
+/// `lower` and `upper`, interpolated linearly within buckets.
+fn bucket_fraction(lower: f64, upper: f64, buckets: &mut [(f64, f64)]) -> f64 {
+    let Some(b) = sorted_buckets(buckets) else { return f64::NAN };
+    let count = b[b.len() - 1].1;
+    if count == 0.0 || lower.is_nan() || upper.is_nan() {
+        return f64::NAN;
+    }
+    if lower >= upper {
+        return 0.0;
+    }
+    let (mut rank, mut lower_rank, mut upper_rank) = (0.0, 0.0, 0.0);
+    let (mut lower_set, mut upper_set) = (false, false);
+    for (i, &(upper_bound, c)) in b.iter().enumerate() {
+        let lower_bound = if i > 0 { b[i - 1].0 } else { f64::NEG_INFINITY };
+        let interpolate = |v: f64| rank + (c - rank) * (v - lower_bound) / (upper_bound - lower_bound);
+        if !lower_set && lower_bound >= lower {
+            lower_rank = rank;
+            lower_set = true;
+        }
+        if !upper_set && lower_bound >= upper {
+            upper_rank = rank;
+            upper_set = true;
+        }
+        if lower_set && upper_set {
+            break;
+        }
+        if !lower_set && lower_bound < lower && upper_bound > lower {
+            lower_rank = interpolate(lower);
+            lower_set = true;
+        }
+        if !upper_set && lower_bound < upper && upper_bound > upper {
+            upper_rank = interpolate(upper);
+            upper_set = true;
+        }
+        if lower_set && upper_set {
+            break;
+        }
+        rank = c;
+    }
+    if !lower_set || lower_rank > count {
+        lower_rank = count;
+    }
+    if !upper_set || upper_rank > count {
+        upper_rank = count;
+    }
+    (upper_rank - lower_rank) / count
 }
 
 /// Go's `strconv.ParseFloat` for bucket bounds (`+Inf`, `Inf`, `1e3`, …).
@@ -536,7 +613,7 @@ fn parse_go_float(s: &str) -> Option<f64> {
 }
 
 /// Prometheus's `BucketQuantile` over (upper bound, cumulative count).
-fn bucket_quantile(q: f64, buckets: &mut Vec<(f64, f64)>) -> f64 {
+fn bucket_quantile(q: f64, buckets: &mut [(f64, f64)]) -> f64 {
     if q.is_nan() {
         return f64::NAN;
     }
@@ -546,18 +623,7 @@ fn bucket_quantile(q: f64, buckets: &mut Vec<(f64, f64)>) -> f64 {
     if q > 1.0 {
         return f64::INFINITY;
     }
-    buckets.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap_or(std::cmp::Ordering::Equal));
-    if buckets.last().is_none_or(|b| b.0 != f64::INFINITY) {
-        return f64::NAN;
-    }
-    // Coalesce equal bounds.
-    let mut merged: Vec<(f64, f64)> = Vec::with_capacity(buckets.len());
-    for &(u, c) in buckets.iter() {
-        match merged.last_mut() {
-            Some(last) if last.0 == u => last.1 += c,
-            _ => merged.push((u, c)),
-        }
-    }
+    let Some(mut merged) = sorted_buckets(buckets) else { return f64::NAN };
     // Ignore tiny deltas, then force monotonicity.
     let mut prev = merged[0].1;
     for b in merged.iter_mut().skip(1) {
@@ -623,6 +689,16 @@ mod tests {
         let mut no_inf = vec![(0.1, 10.0), (0.5, 20.0)];
         assert!(bucket_quantile(0.5, &mut no_inf).is_nan());
         assert_eq!(bucket_quantile(-1.0, &mut b), f64::NEG_INFINITY);
+    }
+
+    #[test]
+    fn bucket_fractions_as_prometheus() {
+        let mut b = vec![(1.0, 10.0), (2.0, 20.0), (f64::INFINITY, 20.0)];
+        assert_eq!(bucket_fraction(0.0, 1.0, &mut b), 0.5);
+        assert_eq!(bucket_fraction(1.0, 1.5, &mut b), 0.25);
+        assert_eq!(bucket_fraction(f64::NEG_INFINITY, f64::INFINITY, &mut b), 1.0);
+        assert_eq!(bucket_fraction(2.0, 1.0, &mut b), 0.0);
+        assert!(bucket_fraction(0.0, 1.0, &mut [(1.0, 10.0)]).is_nan());
     }
 
     #[test]
