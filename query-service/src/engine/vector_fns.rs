@@ -693,7 +693,7 @@ mod tests {
 
     #[test]
     fn bucket_fractions_as_prometheus() {
-        let mut b = vec![(1.0, 10.0), (2.0, 20.0), (f64::INFINITY, 20.0)];
+        let mut b = vec![(0.0, 0.0), (1.0, 10.0), (2.0, 20.0), (f64::INFINITY, 20.0)];
         assert_eq!(bucket_fraction(0.0, 1.0, &mut b), 0.5);
         assert_eq!(bucket_fraction(1.0, 1.5, &mut b), 0.25);
         assert_eq!(bucket_fraction(f64::NEG_INFINITY, f64::INFINITY, &mut b), 1.0);
