@@ -290,7 +290,8 @@ fn variance(vs: &[f64]) -> f64 {
     (aux + c_aux) / count
 }
 
-fn kahan_inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {
+/// Kahan–Neumaier compensated addition, as Prometheus's `kahanSumInc`.
+pub fn kahan_inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {
     let t = sum + inc;
     let c = if t.is_infinite() {
         0.0

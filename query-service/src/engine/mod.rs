@@ -4,6 +4,7 @@
 //! [`common::seams::SampleReader`], and shape the rows into Prometheus's
 //! result types.
 
+pub mod aggregates;
 pub mod functions;
 pub mod labels;
 pub mod nodes;

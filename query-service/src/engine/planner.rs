@@ -22,7 +22,7 @@ use std::sync::Arc;
 use datafusion::arrow::array::{Array, AsArray, BinaryBuilder};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{JoinType, ScalarValue};
-use datafusion::functions_aggregate::expr_fn::{avg, count, max, min, stddev_pop, sum, var_pop};
+use datafusion::functions_aggregate::expr_fn::{count, max, min};
 use datafusion::logical_expr::{
     ColumnarValue, Expr, LogicalPlan, LogicalPlanBuilder, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
     Volatility, col, lit,
@@ -34,6 +34,7 @@ use promql_parser::parser::{
 };
 
 use super::QueryError;
+use super::aggregates::PromAgg;
 use super::functions::RangeFn;
 use super::labels;
 use super::nodes::{Grid, LABELS, MatchOpSpec, MatcherSpec, NodeKind, PromNode, TS, TimeShift, VALUE};
@@ -491,9 +492,10 @@ impl Planner {
             };
             return self.vector_fn_of(input, VecFn::CountValues { label, grouping: vec_grouping });
         }
+        let prom = |kind| super::aggregates::udaf(kind).call(vec![col(VALUE)]);
         let value = match op.as_str() {
-            "sum" => sum(col(VALUE)),
-            "avg" => avg(col(VALUE)),
+            "sum" => prom(PromAgg::Sum),
+            "avg" => prom(PromAgg::Avg),
             "min" => min(col(VALUE)),
             // NaN only when every value is NaN (Arrow's max puts NaN on top).
             "max" => datafusion::functions::expr_fn::coalesce(vec![
@@ -502,8 +504,8 @@ impl Planner {
             ]),
             "count" => datafusion::logical_expr::cast(count(col(VALUE)), DataType::Float64),
             "group" => max(lit(1.0)),
-            "stddev" => stddev_pop(col(VALUE)),
-            "stdvar" => var_pop(col(VALUE)),
+            "stddev" => prom(PromAgg::Stddev),
+            "stdvar" => prom(PromAgg::Stdvar),
             _ => return Err(unsupported(format!("aggregation {op}"))),
         };
         let p = LogicalPlanBuilder::from(input)
