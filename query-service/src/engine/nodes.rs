@@ -193,7 +193,7 @@ pub enum NodeKind {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct PromNode {
     kind: NodeKind,
-    input: Option<LogicalPlan>,
+    inputs: Vec<LogicalPlan>,
     schema: DFSchemaRef,
 }
 
@@ -223,12 +223,21 @@ impl PromNode {
     /// # Errors
     /// When the schema cannot be built (never for these fixed schemas).
     pub fn plan(kind: NodeKind, input: Option<LogicalPlan>) -> Result<LogicalPlan> {
+        Self::plan_inputs(kind, input.into_iter().collect())
+    }
+
+    /// A node over several inputs (a vector function's vector, then its
+    /// per-step parameter as a scalar plan of `ts`, `value`).
+    ///
+    /// # Errors
+    /// As [`PromNode::plan`].
+    pub fn plan_inputs(kind: NodeKind, inputs: Vec<LogicalPlan>) -> Result<LogicalPlan> {
         let arrow = match kind {
             NodeKind::Steps { .. } => STEPS_SCHEMA.clone(),
             _ => VECTOR_SCHEMA.clone(),
         };
         let schema = Arc::new(DFSchema::try_from(arrow.as_ref().clone())?);
-        Ok(LogicalPlan::Extension(Extension { node: Arc::new(PromNode { kind, input, schema }) }))
+        Ok(LogicalPlan::Extension(Extension { node: Arc::new(PromNode { kind, inputs, schema }) }))
     }
 }
 
@@ -244,7 +253,7 @@ impl UserDefinedLogicalNodeCore for PromNode {
     }
 
     fn inputs(&self) -> Vec<&LogicalPlan> {
-        self.input.iter().collect()
+        self.inputs.iter().collect()
     }
 
     fn schema(&self) -> &DFSchemaRef {
@@ -260,7 +269,7 @@ impl UserDefinedLogicalNodeCore for PromNode {
     }
 
     fn with_exprs_and_inputs(&self, _exprs: Vec<Expr>, inputs: Vec<LogicalPlan>) -> Result<Self> {
-        Ok(Self { kind: self.kind.clone(), input: inputs.into_iter().next(), schema: self.schema.clone() })
+        Ok(Self { kind: self.kind.clone(), inputs, schema: self.schema.clone() })
     }
 }
 
@@ -381,7 +390,7 @@ impl ExtensionPlanner for PromExtensionPlanner {
             .config()
             .get_extension::<ReadContext>()
             .ok_or_else(|| DataFusionError::Internal("no ReadContext in the session".into()))?;
-        Ok(Some(Arc::new(PromExec::new(node.kind.clone(), physical_inputs.first().cloned(), ctx))))
+        Ok(Some(Arc::new(PromExec::new(node.kind.clone(), physical_inputs.to_vec(), ctx))))
     }
 }
 
@@ -389,7 +398,7 @@ impl ExtensionPlanner for PromExtensionPlanner {
 #[derive(Debug)]
 pub struct PromExec {
     kind: NodeKind,
-    input: Option<Arc<dyn ExecutionPlan>>,
+    inputs: Vec<Arc<dyn ExecutionPlan>>,
     ctx: Arc<ReadContext>,
     properties: Arc<PlanProperties>,
     /// What a scan read (files, row groups, samples), for `EXPLAIN ANALYZE`.
@@ -397,7 +406,7 @@ pub struct PromExec {
 }
 
 impl PromExec {
-    fn new(kind: NodeKind, input: Option<Arc<dyn ExecutionPlan>>, ctx: Arc<ReadContext>) -> Self {
+    fn new(kind: NodeKind, inputs: Vec<Arc<dyn ExecutionPlan>>, ctx: Arc<ReadContext>) -> Self {
         let schema = match kind {
             NodeKind::Steps { .. } => STEPS_SCHEMA.clone(),
             _ => VECTOR_SCHEMA.clone(),
@@ -408,7 +417,7 @@ impl PromExec {
             EmissionType::Final,
             Boundedness::Bounded,
         ));
-        Self { kind, input, ctx, properties, metrics: ExecutionPlanMetricsSet::new() }
+        Self { kind, inputs, ctx, properties, metrics: ExecutionPlanMetricsSet::new() }
     }
 
     /// The node's kind (for tests and `EXPLAIN`).
@@ -433,7 +442,7 @@ impl ExecutionPlan for PromExec {
     }
 
     fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
-        self.input.iter().collect()
+        self.inputs.iter().collect()
     }
 
     fn apply_expressions(
@@ -445,7 +454,7 @@ impl ExecutionPlan for PromExec {
 
     #[allow(deprecated)]
     fn with_new_children(self: Arc<Self>, children: Vec<Arc<dyn ExecutionPlan>>) -> Result<Arc<dyn ExecutionPlan>> {
-        Ok(Arc::new(PromExec::new(self.kind.clone(), children.into_iter().next(), self.ctx.clone())))
+        Ok(Arc::new(PromExec::new(self.kind.clone(), children, self.ctx.clone())))
     }
 
     fn metrics(&self) -> Option<MetricsSet> {
@@ -457,10 +466,9 @@ impl ExecutionPlan for PromExec {
         let scan_metrics = ScanMetrics::new(&self.metrics, &self.kind);
         let kind = self.kind.clone();
         let ctx = self.ctx.clone();
-        let input = match &self.input {
-            Some(i) => Some(i.execute(partition, context)?),
-            None => None,
-        };
+        let mut inputs = self.inputs.iter().map(|i| i.execute(partition, context.clone())).collect::<Result<Vec<_>>>()?.into_iter();
+        let input = inputs.next();
+        let param = inputs.next();
         let fut = async move {
             match kind {
                 NodeKind::SeriesScan { matchers, start_ms, end_ms } => {
@@ -484,10 +492,28 @@ impl ExecutionPlan for PromExec {
                 NodeKind::VectorFunction { grid, function } => {
                     let Some(input) = input else { return Err(DataFusionError::Internal("node without input".into())) };
                     let batches = datafusion::physical_plan::common::collect(input).await?;
-                    let in_rows: Vec<_> = batches.iter().flat_map(|b| rows(b).map(|(l, t, v)| (l.to_vec(), t, v)).collect::<Vec<_>>()).collect();
-                    let out_rows = function
-                        .apply(grid, in_rows)
-                        .map_err(DataFusionError::Execution)?;
+                    let in_rows: Vec<_> = batches
+                        .iter()
+                        .flat_map(|b| rows(b).map(|(l, t, v)| (l.to_vec(), t, v)).collect::<Vec<_>>())
+                        .collect();
+                    // A per-step parameter: a scalar plan's (ts, value) rows.
+                    let params = match param {
+                        Some(p) => {
+                            let mut by_step = BTreeMap::new();
+                            for b in datafusion::physical_plan::common::collect(p).await? {
+                                let t = b.column_by_name(TS).map(|c| c.as_primitive::<Int64Type>().clone());
+                                let v = b.column_by_name(VALUE).map(|c| c.as_primitive::<Float64Type>().clone());
+                                if let (Some(t), Some(v)) = (t, v) {
+                                    for i in 0..b.num_rows() {
+                                        by_step.insert(t.value(i), v.value(i));
+                                    }
+                                }
+                            }
+                            Some(by_step)
+                        }
+                        None => None,
+                    };
+                    let out_rows = function.apply(grid, in_rows, params.as_ref()).map_err(DataFusionError::Execution)?;
                     let mut out = Output::new();
                     for (l, t, v) in &out_rows {
                         out.push(l, *t, *v);

@@ -482,8 +482,18 @@ impl Planner {
         };
         if let Some(k_op) = k_op {
             let param = agg.param.as_deref().ok_or_else(|| QueryError::BadData(format!("{op} needs a parameter")))?;
-            let param = self.const_arg(&op, param)?;
-            return self.vector_fn_of(input, VecFn::Aggregate { op: k_op, param: F64::new(param), grouping: vec_grouping });
+            return match self.plan(param)? {
+                Planned::Const(v) => {
+                    self.vector_fn_of(input, VecFn::Aggregate { op: k_op, param: F64::new(v), grouping: vec_grouping })
+                }
+                // A parameter that varies per step: a second input.
+                p @ Planned::Scalar(_) => {
+                    let f = VecFn::Aggregate { op: k_op, param: F64::new(f64::NAN), grouping: vec_grouping };
+                    let node = NodeKind::VectorFunction { grid: self.settings.grid, function: f };
+                    PromNode::plan_inputs(node, vec![input, self.scalar_plan(p)?]).map(Planned::Vector).map_err(df)
+                }
+                _ => Err(QueryError::BadData(format!("{op} needs a scalar parameter"))),
+            };
         }
         if op == "count_values" {
             let param = agg.param.as_deref().ok_or_else(|| QueryError::BadData("count_values needs a label".into()))?;

@@ -225,7 +225,9 @@ impl VecFn {
     /// # Errors
     /// Prometheus's evaluation errors (invalid regular expression or label
     /// name, a `k` that overflows, a NaN ratio).
-    pub fn apply(&self, grid: Grid, rows: Vec<Row>) -> Result<Vec<Row>, String> {
+    /// `params`: a per-step parameter (`topk(scalar(x), v)`) that replaces
+    /// the constant one, NaN at steps it lacks.
+    pub fn apply(&self, grid: Grid, rows: Vec<Row>, params: Option<&BTreeMap<i64, f64>>) -> Result<Vec<Row>, String> {
         let mut by_step: BTreeMap<i64, Vec<(Vec<u8>, f64)>> = BTreeMap::new();
         for (l, t, v) in rows {
             by_step.entry(t).or_default().push((l, v));
@@ -278,12 +280,20 @@ impl VecFn {
             _ => None,
         };
         for (t, step_rows) in by_step {
-            self.step(t, step_rows, regex.as_ref(), &mut out)?;
+            let param = params.map(|p| p.get(&t).copied().unwrap_or(f64::NAN));
+            self.step(t, step_rows, regex.as_ref(), param, &mut out)?;
         }
         Ok(out)
     }
 
-    fn step(&self, t: i64, rows: Vec<(Vec<u8>, f64)>, regex: Option<&regex::Regex>, out: &mut Vec<Row>) -> Result<(), String> {
+    fn step(
+        &self,
+        t: i64,
+        rows: Vec<(Vec<u8>, f64)>,
+        regex: Option<&regex::Regex>,
+        param: Option<f64>,
+        out: &mut Vec<Row>,
+    ) -> Result<(), String> {
         let mut push_no_name = |l: &[u8], v: f64| out.push((labels::drop_name(l), t, v));
         match self {
             VecFn::Clamp(min, max) => {
@@ -333,7 +343,9 @@ impl VecFn {
                     out.push((key, t, bucket_fraction(lower.get(), upper.get(), &mut buckets)));
                 }
             }
-            VecFn::Aggregate { op, param, grouping } => aggregate(*op, param.get(), grouping, t, rows, out)?,
+            VecFn::Aggregate { op, param: fixed, grouping } => {
+                aggregate(*op, param.unwrap_or(fixed.get()), grouping, t, rows, out)?;
+            }
             VecFn::CountValues { label, grouping } => {
                 let mut counts: BTreeMap<Vec<u8>, f64> = BTreeMap::new();
                 for (l, v) in rows {
