@@ -19,10 +19,10 @@
 //!
 //! [`api`] serves the Prometheus HTTP API of each workspace over the engine.
 //!
-//! Not built yet: subqueries, `group_left` /
-//! `group_right`, most functions beyond the range functions and simple math,
-//! `topk`/`bottomk`/`quantile`/`count_values`/`limitk`, native histograms,
-//! annotations (warnings and infos), exemplars.
+//! Not built yet: native histograms (their samples are left out of scans),
+//! annotations (warnings and infos), duration expressions (`[1m+30s]`,
+//! `offset (2 * 1m)`: `promql-parser` does not parse them), delayed name
+//! removal, exemplars.
 
 pub mod api;
 pub mod engine;
