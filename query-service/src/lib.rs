@@ -19,8 +19,13 @@
 //!
 //! [`api`] serves the Prometheus HTTP API of each workspace over the engine.
 //!
+//! Annotations (Prometheus's warnings and infos) are collected per query in
+//! its `ReadContext` and returned beside the result (`Engine::query_annotated`):
+//! non-counter `rate`/`increase`, invalid quantile and ratio, bad bucket
+//! label, forced monotonicity.
+//!
 //! Not built yet: native histograms (their samples are left out of scans),
-//! annotations (warnings and infos), duration expressions (`[1m+30s]`,
+//! the other annotations and positions in their texts, duration expressions (`[1m+30s]`,
 //! `offset (2 * 1m)`: `promql-parser` does not parse them), delayed name
 //! removal, exemplars.
 

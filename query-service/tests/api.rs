@@ -168,6 +168,17 @@ async fn instant_and_range_queries_answer_in_prometheus_json() {
     assert_eq!(api.get("query?query=1.5&time=10").await.1["data"], json!({"resultType":"scalar","result":[10,"1.5"]}));
     assert_eq!(api.get("query?query=%22hi%22&time=10").await.1["data"], json!({"resultType":"string","result":[10,"hi"]}));
 
+    // Annotations: `infos` and `warnings` beside `data`, as Prometheus adds them.
+    let (_, body) = api.get(&format!("query?query={}&time=1800", enc("rate(up[5m])"))).await;
+    assert_eq!(
+        body["infos"],
+        json!(["PromQL info: metric might not be a counter, name does not end in _total/_sum/_count/_bucket: \"up\""])
+    );
+    assert!(body.get("warnings").is_none(), "{body}");
+    let (_, body) = api.get(&format!("query?query={}&time=1800", enc("quantile(2, up)"))).await;
+    assert_eq!(body["warnings"], json!(["PromQL warning: quantile value should be between 0 and 1, got 2"]));
+    assert_eq!(body["data"]["result"][0]["value"][1], "+Inf");
+
     // A POSTed range query, as Grafana sends it.
     let q = enc("sum by (job) (http_requests_total)");
     let (status, body) = api.post("query_range", &format!("query={q}&start=600&end=720&step=60")).await;

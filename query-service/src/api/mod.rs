@@ -203,8 +203,8 @@ async fn query(call: Call) -> Result<Response, ApiError> {
         limits: call.limits(),
         timeout,
     };
-    let value = call.api.engine.query(&call.workspace_id, &req).await.map_err(ApiError::query)?;
-    Ok(success(&respond::query_data(&value), &[], &[]))
+    let (value, notes) = call.api.engine.query_annotated(&call.workspace_id, &req).await.map_err(ApiError::query)?;
+    Ok(respond::annotated(&respond::query_data(&value), &notes))
 }
 
 async fn query_range(call: Call) -> Result<Response, ApiError> {
@@ -248,8 +248,8 @@ async fn query_range(call: Call) -> Result<Response, ApiError> {
         limits,
         timeout,
     };
-    let value = call.api.engine.query(&call.workspace_id, &req).await.map_err(ApiError::query)?;
-    Ok(success(&respond::query_data(&value), &[], &[]))
+    let (value, notes) = call.api.engine.query_annotated(&call.workspace_id, &req).await.map_err(ApiError::query)?;
+    Ok(respond::annotated(&respond::query_data(&value), &notes))
 }
 
 /// Parses `match[]` values into matcher sets (an `or` in a selector gives

@@ -127,6 +127,13 @@ pub fn success(data: &str, warnings: &[String], infos: &[String]) -> Response {
     (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
+/// A query's answer with its annotations as `warnings` and `infos`.
+pub fn annotated(data: &str, notes: &crate::engine::Annotations) -> Response {
+    let warnings: Vec<String> = notes.warnings.iter().cloned().collect();
+    let infos: Vec<String> = notes.infos.iter().cloned().collect();
+    success(data, &warnings, &infos)
+}
+
 /// A timestamp as Prometheus writes it: Unix seconds with the milliseconds
 /// as a three-digit fraction when not zero (`1435781451.781`, `1.500`).
 pub fn format_timestamp(ms: i64, out: &mut String) {

@@ -93,6 +93,30 @@ impl RangeFn {
         matches!(self, RangeFn::LastOverTime)
     }
 
+    /// The annotation Prometheus gives for a series this function produced
+    /// values of: an info for `rate` and `increase` of a metric whose name is
+    /// not a counter's, a warning for `quantile_over_time` with φ outside
+    /// [0, 1]. `(is_warning, message)`.
+    pub fn annotation(self, labels: &[u8]) -> Option<(bool, String)> {
+        if let RangeFn::QuantileOverTime(q) = self {
+            let q = q.get();
+            return (!(0.0..=1.0).contains(&q)).then(|| (true, super::vector_fns::invalid_quantile(q)));
+        }
+        if !matches!(self, RangeFn::Rate | RangeFn::Increase) {
+            return None;
+        }
+        let name = super::labels::get(labels, super::labels::METRIC_NAME)?;
+        let counter = ["_total", "_sum", "_count", "_bucket"].iter().any(|s| name.ends_with(s));
+        (!name.is_empty() && !counter).then(|| {
+            (
+                false,
+                format!(
+                    "PromQL info: metric might not be a counter, name does not end in _total/_sum/_count/_bucket: {name:?}"
+                ),
+            )
+        })
+    }
+
     /// Evaluates over `ts`/`vs` (the window's samples, in time order) for
     /// the window `(t_ms − range_ms, t_ms]` (`t_ms` shifted by offset and
     /// `@`) of the step `step_ms`.

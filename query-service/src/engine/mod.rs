@@ -83,6 +83,16 @@ impl From<datafusion::common::DataFusionError> for QueryError {
     }
 }
 
+/// The warnings and infos of an evaluation (Prometheus's annotations), each
+/// message once, in order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Annotations {
+    /// `PromQL warning: …`
+    pub warnings: std::collections::BTreeSet<String>,
+    /// `PromQL info: …`
+    pub infos: std::collections::BTreeSet<String>,
+}
+
 /// A label set as sorted (name, value) pairs.
 pub type LabelPairs = Vec<(String, String)>;
 
@@ -152,12 +162,17 @@ impl Engine {
         Self { reader }
     }
 
-    fn state(&self, workspace_id: &str, limits: &QueryLimits) -> SessionState {
-        nodes::session_state(Arc::new(ReadContext {
+    fn context(&self, workspace_id: &str, limits: &QueryLimits) -> Arc<ReadContext> {
+        Arc::new(ReadContext {
             workspace_id: workspace_id.to_owned(),
             reader: self.reader.clone(),
             budget: nodes::Budget::new(limits),
-        }))
+            annotations: std::sync::Mutex::new(Annotations::default()),
+        })
+    }
+
+    fn state(&self, workspace_id: &str, limits: &QueryLimits) -> SessionState {
+        nodes::session_state(self.context(workspace_id, limits))
     }
 
     /// Parses and plans a request: the logical plan (`None` for constants
@@ -226,13 +241,30 @@ impl Engine {
     /// [`QueryError`] for parse, planning and evaluation failures, limits
     /// ([`QueryError::Limit`]) and the timeout ([`QueryError::Timeout`]).
     pub async fn query(&self, workspace_id: &str, req: &QueryRequest) -> Result<QueryValue, QueryError> {
-        match tokio::time::timeout(req.effective_timeout(), self.evaluate(workspace_id, req)).await {
-            Ok(result) => result,
+        self.query_annotated(workspace_id, req).await.map(|(v, _)| v)
+    }
+
+    /// As [`Engine::query`], with the warnings and infos the evaluation
+    /// raised (Prometheus's annotations).
+    ///
+    /// # Errors
+    /// As [`Engine::query`].
+    pub async fn query_annotated(
+        &self,
+        workspace_id: &str,
+        req: &QueryRequest,
+    ) -> Result<(QueryValue, Annotations), QueryError> {
+        let ctx = self.context(workspace_id, &req.limits);
+        match tokio::time::timeout(req.effective_timeout(), self.evaluate(&ctx, req)).await {
+            Ok(result) => {
+                let annotations = std::mem::take(&mut *ctx.annotations.lock().unwrap_or_else(|p| p.into_inner()));
+                result.map(|v| (v, annotations))
+            }
             Err(_) => Err(QueryError::Timeout("query timed out in expression evaluation".into())),
         }
     }
 
-    async fn evaluate(&self, workspace_id: &str, req: &QueryRequest) -> Result<QueryValue, QueryError> {
+    async fn evaluate(&self, ctx: &Arc<ReadContext>, req: &QueryRequest) -> Result<QueryValue, QueryError> {
         let planned = self.plan(req)?;
         let grid = Grid { start_ms: req.start_ms, end_ms: req.end_ms, step_ms: req.step_ms.max(1) };
         match planned {
@@ -247,7 +279,7 @@ impl Engine {
                 "invalid expression type \"string\" for range query, must be Scalar or instant Vector".into(),
             )),
             Planned::Scalar(plan) => {
-                let rows = self.run_scalar(workspace_id, &req.limits, plan).await?;
+                let rows = self.run_scalar(ctx, plan).await?;
                 if req.instant {
                     let v = rows.first().map_or(f64::NAN, |r| r.1);
                     Ok(QueryValue::Scalar(req.end_ms, v))
@@ -257,7 +289,7 @@ impl Engine {
             }
             Planned::Vector(plan) => {
                 let ordered = req.instant && nodes::PromNode::keeps_order(&plan);
-                let mut series = self.run_vector(workspace_id, &req.limits, plan, true).await?;
+                let mut series = self.run_vector(ctx, plan, true).await?;
                 if ordered {
                     series.sort_by_key(|s| s.order);
                 }
@@ -265,7 +297,7 @@ impl Engine {
             }
             Planned::Matrix(plan) if req.instant => {
                 // A range vector's raw samples, without staleness markers.
-                let mut series = self.run_vector(workspace_id, &req.limits, plan, false).await?;
+                let mut series = self.run_vector(ctx, plan, false).await?;
                 for s in &mut series {
                     s.points.retain(|p| !schemas::labels::is_stale_marker(p.1));
                 }
@@ -280,26 +312,20 @@ impl Engine {
 
     async fn execute(
         &self,
-        workspace_id: &str,
-        limits: &QueryLimits,
+        ctx: &Arc<ReadContext>,
         plan: LogicalPlan,
     ) -> Result<Vec<datafusion::arrow::array::RecordBatch>, QueryError> {
-        let state = self.state(workspace_id, limits);
+        let state = nodes::session_state(ctx.clone());
         let optimized = state.optimize(&plan).map_err(|e| QueryError::Internal(e.to_string()))?;
         let physical: Arc<dyn ExecutionPlan> =
             state.create_physical_plan(&optimized).await.map_err(|e| QueryError::Internal(e.to_string()))?;
         datafusion::physical_plan::collect(physical, state.task_ctx()).await.map_err(QueryError::from_execution)
     }
 
-    async fn run_scalar(
-        &self,
-        workspace_id: &str,
-        limits: &QueryLimits,
-        plan: LogicalPlan,
-    ) -> Result<Vec<(i64, f64)>, QueryError> {
+    async fn run_scalar(&self, ctx: &Arc<ReadContext>, plan: LogicalPlan) -> Result<Vec<(i64, f64)>, QueryError> {
         use datafusion::arrow::array::AsArray;
         use datafusion::arrow::datatypes::{Float64Type, Int64Type};
-        let batches = self.execute(workspace_id, limits, plan).await?;
+        let batches = self.execute(ctx, plan).await?;
         let mut rows = Vec::new();
         for b in &batches {
             let t = b.column_by_name(nodes::TS).map(|c| c.as_primitive::<Int64Type>().clone());
@@ -320,12 +346,11 @@ impl Engine {
     /// contain metrics with the same labelset").
     async fn run_vector(
         &self,
-        workspace_id: &str,
-        limits: &QueryLimits,
+        ctx: &Arc<ReadContext>,
         plan: LogicalPlan,
         unique: bool,
     ) -> Result<Vec<Series>, QueryError> {
-        let batches = self.execute(workspace_id, limits, plan).await?;
+        let batches = self.execute(ctx, plan).await?;
         let mut by_labels: BTreeMap<LabelPairs, (usize, Vec<(i64, f64)>)> = BTreeMap::new();
         let mut encoded: BTreeMap<Vec<u8>, Vec<(String, String)>> = BTreeMap::new();
         let mut row = 0;

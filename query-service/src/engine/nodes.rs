@@ -324,6 +324,20 @@ pub struct ReadContext {
     pub reader: Arc<dyn SampleReader>,
     /// What the query may still load.
     pub budget: Budget,
+    /// Warnings and infos raised while evaluating.
+    pub annotations: std::sync::Mutex<super::Annotations>,
+}
+
+impl ReadContext {
+    /// Records a `PromQL warning: …`.
+    pub fn warn(&self, message: String) {
+        self.annotations.lock().unwrap_or_else(|p| p.into_inner()).warnings.insert(message);
+    }
+
+    /// Records a `PromQL info: …`.
+    pub fn info(&self, message: String) {
+        self.annotations.lock().unwrap_or_else(|p| p.into_inner()).infos.insert(message);
+    }
 }
 
 /// The series and samples one query may load, charged by every scan of its
@@ -487,7 +501,7 @@ impl ExecutionPlan for PromExec {
                 }
                 NodeKind::RangeFunction { grid, shift, range_ms, function } => {
                     let series = collect_series(input).await?;
-                    range_function(&series, grid, shift, range_ms, function)
+                    range_function(&ctx, &series, grid, shift, range_ms, function)
                 }
                 NodeKind::VectorFunction { grid, function } => {
                     let Some(input) = input else { return Err(DataFusionError::Internal("node without input".into())) };
@@ -513,7 +527,10 @@ impl ExecutionPlan for PromExec {
                         }
                         None => None,
                     };
-                    let out_rows = function.apply(grid, in_rows, params.as_ref()).map_err(DataFusionError::Execution)?;
+                    let (out_rows, notes) =
+                        function.apply(grid, in_rows, params.as_ref()).map_err(DataFusionError::Execution)?;
+                    notes.warnings.into_iter().for_each(|m| ctx.warn(m));
+                    notes.infos.into_iter().for_each(|m| ctx.info(m));
                     let mut out = Output::new();
                     for (l, t, v) in &out_rows {
                         out.push(l, *t, *v);
@@ -685,6 +702,7 @@ fn instant_vector(
 }
 
 fn range_function(
+    ctx: &ReadContext,
     series: &BTreeMap<Vec<u8>, RawSeries>,
     grid: Grid,
     shift: TimeShift,
@@ -696,6 +714,7 @@ fn range_function(
     let mut vs = Vec::new();
     for (labels, s) in series {
         let result_labels = if function.keeps_name() { labels.clone() } else { labels::drop_name(labels) };
+        let mut produced = false;
         for t in grid.steps() {
             let at = shift.apply(t);
             let lo = s.ts.partition_point(|&x| x <= at - range_ms);
@@ -710,7 +729,11 @@ fn range_function(
             }
             if let Some(v) = function.eval(&ts, &vs, at, range_ms, t) {
                 out.push(&result_labels, t, v);
+                produced = true;
             }
+        }
+        if produced && let Some((warning, note)) = function.annotation(labels) {
+            if warning { ctx.warn(note) } else { ctx.info(note) }
         }
     }
     out.finish()

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Datelike, Timelike};
 
+use super::Annotations;
 use super::functions::quantile;
 use super::labels::{self, METRIC_NAME};
 use super::nodes::Grid;
@@ -227,7 +228,24 @@ impl VecFn {
     /// name, a `k` that overflows, a NaN ratio).
     /// `params`: a per-step parameter (`topk(scalar(x), v)`) that replaces
     /// the constant one, NaN at steps it lacks.
-    pub fn apply(&self, grid: Grid, rows: Vec<Row>, params: Option<&BTreeMap<i64, f64>>) -> Result<Vec<Row>, String> {
+    pub fn apply(
+        &self,
+        grid: Grid,
+        rows: Vec<Row>,
+        params: Option<&BTreeMap<i64, f64>>,
+    ) -> Result<(Vec<Row>, Annotations), String> {
+        let mut notes = Annotations::default();
+        let rows = self.apply_noting(grid, rows, params, &mut notes)?;
+        Ok((rows, notes))
+    }
+
+    fn apply_noting(
+        &self,
+        grid: Grid,
+        rows: Vec<Row>,
+        params: Option<&BTreeMap<i64, f64>>,
+        notes: &mut Annotations,
+    ) -> Result<Vec<Row>, String> {
         let mut by_step: BTreeMap<i64, Vec<(Vec<u8>, f64)>> = BTreeMap::new();
         for (l, t, v) in rows {
             by_step.entry(t).or_default().push((l, v));
@@ -281,7 +299,7 @@ impl VecFn {
         };
         for (t, step_rows) in by_step {
             let param = params.map(|p| p.get(&t).copied().unwrap_or(f64::NAN));
-            self.step(t, step_rows, regex.as_ref(), param, &mut out)?;
+            self.step(t, step_rows, regex.as_ref(), param, &mut out, notes)?;
         }
         Ok(out)
     }
@@ -293,6 +311,7 @@ impl VecFn {
         regex: Option<&regex::Regex>,
         param: Option<f64>,
         out: &mut Vec<Row>,
+        notes: &mut Annotations,
     ) -> Result<(), String> {
         let mut push_no_name = |l: &[u8], v: f64| out.push((labels::drop_name(l), t, v));
         match self {
@@ -334,17 +353,44 @@ impl VecFn {
                 }
             }
             VecFn::HistogramQuantile(q) => {
-                for (key, mut buckets) in bucket_groups(rows) {
-                    out.push((key, t, bucket_quantile(q.get(), &mut buckets)));
+                let q = q.get();
+                if !(0.0..=1.0).contains(&q) {
+                    notes.warnings.insert(invalid_quantile(q));
+                }
+                for (key, (name, mut buckets)) in bucket_groups(rows, notes) {
+                    let (v, forced) = bucket_quantile(q, &mut buckets);
+                    if forced {
+                        notes.infos.insert(format!(
+                            "PromQL info: input to histogram_quantile needed to be fixed for monotonicity (see \
+                             https://prometheus.io/docs/prometheus/latest/querying/functions/#histogram_quantile) \
+                             for metric name {name:?}"
+                        ));
+                    }
+                    out.push((key, t, v));
                 }
             }
             VecFn::HistogramFraction(lower, upper) => {
-                for (key, mut buckets) in bucket_groups(rows) {
+                for (key, (_, mut buckets)) in bucket_groups(rows, notes) {
                     out.push((key, t, bucket_fraction(lower.get(), upper.get(), &mut buckets)));
                 }
             }
             VecFn::Aggregate { op, param: fixed, grouping } => {
-                aggregate(*op, param.unwrap_or(fixed.get()), grouping, t, rows, out)?;
+                let p = param.unwrap_or(fixed.get());
+                match op {
+                    KAgg::Quantile if !(0.0..=1.0).contains(&p) => {
+                        notes.warnings.insert(invalid_quantile(p));
+                    }
+                    KAgg::LimitRatio if p > 1.0 || p < -1.0 => {
+                        let to = p.clamp(-1.0, 1.0);
+                        notes.warnings.insert(format!(
+                            "PromQL warning: ratio value should be between -1 and 1, got {}, capping to {}",
+                            go_format(p),
+                            go_format(to)
+                        ));
+                    }
+                    _ => {}
+                }
+                aggregate(*op, p, grouping, t, rows, out)?;
             }
             VecFn::CountValues { label, grouping } => {
                 let mut counts: BTreeMap<Vec<u8>, f64> = BTreeMap::new();
@@ -536,16 +582,29 @@ fn nan_last(a: f64, b: f64) -> std::cmp::Ordering {
 }
 
 /// A step's bucket series grouped into histograms (labels without `le`
-/// and the name): (upper bound, cumulative count) each.
-fn bucket_groups(rows: Vec<(Vec<u8>, f64)>) -> BTreeMap<Vec<u8>, Vec<(f64, f64)>> {
+/// and the name): the metric name and (upper bound, cumulative count) each.
+fn bucket_groups(rows: Vec<(Vec<u8>, f64)>, notes: &mut Annotations) -> BTreeMap<Vec<u8>, (String, Vec<(f64, f64)>)> {
     let le = [labels::BUCKET_LABEL.to_owned(), METRIC_NAME.to_owned()];
-    let mut groups: BTreeMap<Vec<u8>, Vec<(f64, f64)>> = BTreeMap::new();
+    let mut groups: BTreeMap<Vec<u8>, (String, Vec<(f64, f64)>)> = BTreeMap::new();
     for (l, v) in rows {
-        // A bucket without a parsable `le` is left out (Prometheus warns).
-        let Some(upper) = labels::get(&l, labels::BUCKET_LABEL).and_then(parse_go_float) else { continue };
-        groups.entry(labels::drop(&l, &le)).or_default().push((upper, v));
+        let name = labels::get(&l, METRIC_NAME).unwrap_or("").to_owned();
+        let bound = labels::get(&l, labels::BUCKET_LABEL);
+        // A bucket without a parsable `le` is left out, with a warning.
+        let Some(upper) = bound.and_then(parse_go_float) else {
+            notes.warnings.insert(format!(
+                "PromQL warning: bucket label \"le\" is missing or has a malformed value of {:?} for metric name {name:?}",
+                bound.unwrap_or("")
+            ));
+            continue;
+        };
+        groups.entry(labels::drop(&l, &le)).or_insert_with(|| (name, Vec::new())).1.push((upper, v));
     }
     groups
+}
+
+/// Prometheus's warning for a φ outside [0, 1].
+pub fn invalid_quantile(q: f64) -> String {
+    format!("PromQL warning: quantile value should be between 0 and 1, got {}", go_format(q))
 }
 
 /// Sorts buckets by bound and merges equal bounds; `None` without a +Inf
@@ -624,18 +683,20 @@ fn parse_go_float(s: &str) -> Option<f64> {
     }
 }
 
-/// Prometheus's `BucketQuantile` over (upper bound, cumulative count).
-fn bucket_quantile(q: f64, buckets: &mut [(f64, f64)]) -> f64 {
+/// Prometheus's `BucketQuantile` over (upper bound, cumulative count), and
+/// whether monotonicity had to be forced.
+fn bucket_quantile(q: f64, buckets: &mut [(f64, f64)]) -> (f64, bool) {
     if q.is_nan() {
-        return f64::NAN;
+        return (f64::NAN, false);
     }
     if q < 0.0 {
-        return f64::NEG_INFINITY;
+        return (f64::NEG_INFINITY, false);
     }
     if q > 1.0 {
-        return f64::INFINITY;
+        return (f64::INFINITY, false);
     }
-    let Some(mut merged) = sorted_buckets(buckets) else { return f64::NAN };
+    let Some(mut merged) = sorted_buckets(buckets) else { return (f64::NAN, false) };
+    let mut forced = false;
     // Ignore tiny deltas, then force monotonicity.
     let mut prev = merged[0].1;
     for b in merged.iter_mut().skip(1) {
@@ -643,27 +704,32 @@ fn bucket_quantile(q: f64, buckets: &mut [(f64, f64)]) -> f64 {
         if curr == prev {
             continue;
         }
-        if almost_equal(prev, curr, 1e-12) || curr < prev {
+        if almost_equal(prev, curr, 1e-12) {
             b.1 = prev;
+            continue;
+        }
+        if curr < prev {
+            b.1 = prev;
+            forced = true;
             continue;
         }
         prev = curr;
     }
     if merged.len() < 2 {
-        return f64::NAN;
+        return (f64::NAN, false);
     }
     let observations = merged[merged.len() - 1].1;
     if observations == 0.0 {
-        return f64::NAN;
+        return (f64::NAN, false);
     }
     let mut rank = q * observations;
     let n = merged.len();
     let b = merged[..n - 1].partition_point(|x| x.1 < rank);
     if b == n - 1 {
-        return merged[n - 2].0;
+        return (merged[n - 2].0, forced);
     }
     if b == 0 && merged[0].0 <= 0.0 {
-        return merged[0].0;
+        return (merged[0].0, forced);
     }
     let (mut start, end, mut count) = (0.0, merged[b].0, merged[b].1);
     if b > 0 {
@@ -671,7 +737,7 @@ fn bucket_quantile(q: f64, buckets: &mut [(f64, f64)]) -> f64 {
         count -= merged[b - 1].1;
         rank -= merged[b - 1].1;
     }
-    start + (end - start) * (rank / count)
+    (start + (end - start) * (rank / count), forced)
 }
 
 /// Prometheus's `almost.Equal`.
@@ -694,13 +760,16 @@ mod tests {
     #[test]
     fn bucket_quantiles_as_prometheus() {
         let mut b = vec![(0.1, 10.0), (0.5, 20.0), (f64::INFINITY, 20.0), (1.0, 20.0)];
-        assert!((bucket_quantile(0.5, &mut b) - 0.1).abs() < 1e-12);
+        assert!((bucket_quantile(0.5, &mut b).0 - 0.1).abs() < 1e-12);
         let mut b = vec![(0.1, 10.0), (0.5, 20.0), (f64::INFINITY, 30.0)];
         // Rank 27 falls in the +Inf bucket: the second-highest bound.
-        assert_eq!(bucket_quantile(0.9, &mut b), 0.5);
+        assert_eq!(bucket_quantile(0.9, &mut b), (0.5, false));
         let mut no_inf = vec![(0.1, 10.0), (0.5, 20.0)];
-        assert!(bucket_quantile(0.5, &mut no_inf).is_nan());
-        assert_eq!(bucket_quantile(-1.0, &mut b), f64::NEG_INFINITY);
+        assert!(bucket_quantile(0.5, &mut no_inf).0.is_nan());
+        assert_eq!(bucket_quantile(-1.0, &mut b).0, f64::NEG_INFINITY);
+        // A decreasing count is forced up, and said so.
+        let mut dip = vec![(0.1, 10.0), (0.5, 8.0), (f64::INFINITY, 12.0)];
+        assert!(bucket_quantile(0.5, &mut dip).1);
     }
 
     #[test]

@@ -2,8 +2,8 @@
 
 use schemas::labels::STALE_NAN_BITS;
 
-use super::script::{Eval, EvalKind, Expected, SeriesLine, Value};
-use crate::engine::{QueryError, QueryValue, Series};
+use super::script::{Eval, EvalKind, Expected, MessageMatch, SeriesLine, Value};
+use crate::engine::{Annotations, QueryError, QueryValue, Series};
 
 /// Prometheus's `almost.Equal` with the test's 1e-6 tolerance.
 pub fn almost_equal(a: f64, b: f64) -> bool {
@@ -41,7 +41,7 @@ fn expected_float(v: &Option<Value>) -> Result<Option<f64>, String> {
 }
 
 /// Checks a result; `Err` says why it does not match.
-pub fn check(eval: &Eval, result: Result<QueryValue, QueryError>) -> Result<(), String> {
+pub fn check(eval: &Eval, result: Result<(QueryValue, Annotations), QueryError>) -> Result<(), String> {
     if let Some(fail) = &eval.fail {
         return match result {
             // Failing for lack of a feature is not the failure expected.
@@ -51,14 +51,9 @@ pub fn check(eval: &Eval, result: Result<QueryValue, QueryError>) -> Result<(), 
             Ok(v) => Err(format!("expected a failure, got {v:?}")),
         };
     }
-    let value = result.map_err(|e| format!("error: {e}"))?;
-    // PromLake does not produce annotations yet: an expected warning or info fails.
-    if eval.warn.as_ref().is_some_and(|w| !w.is_empty()) {
-        return Err("expected a warning annotation".into());
-    }
-    if eval.info.as_ref().is_some_and(|w| !w.is_empty()) {
-        return Err("expected an info annotation".into());
-    }
+    let (value, annotations) = result.map_err(|e| format!("error: {e}"))?;
+    check_annotations("warning", eval.warn.as_deref(), &annotations.warnings)?;
+    check_annotations("info", eval.info.as_deref(), &annotations.infos)?;
     match (&eval.expected, eval.kind) {
         (Expected::Scalar(want), _) => match value {
             QueryValue::Scalar(_, got) if almost_equal(got, *want) => Ok(()),
@@ -82,6 +77,32 @@ pub fn check(eval: &Eval, result: Result<QueryValue, QueryError>) -> Result<(), 
             other => Err(format!("expected a matrix, got {other:?}")),
         },
     }
+}
+
+/// `FORMAT.md` §4.3: unchecked without lines; none for `no_*`; otherwise
+/// every line matches some annotation and every annotation some line.
+fn check_annotations(
+    kind: &str,
+    want: Option<&[MessageMatch]>,
+    got: &std::collections::BTreeSet<String>,
+) -> Result<(), String> {
+    let Some(want) = want else { return Ok(()) };
+    if want.is_empty() {
+        return match got.first() {
+            Some(g) => Err(format!("expected no {kind} annotation, got {g:?}")),
+            None => Ok(()),
+        };
+    }
+    if got.is_empty() {
+        return Err(format!("expected a {kind} annotation, got none"));
+    }
+    if let Some(w) = want.iter().find(|w| !got.iter().any(|g| w.matches(g))) {
+        return Err(format!("expected a {kind} annotation matching {w:?}, got {got:?}"));
+    }
+    if let Some(g) = got.iter().find(|g| !want.iter().any(|w| w.matches(g))) {
+        return Err(format!("unexpected {kind} annotation {g:?}"));
+    }
+    Ok(())
 }
 
 fn match_vector(got: &[Series], lines: &[SeriesLine], ordered: bool) -> Result<(), String> {

@@ -267,7 +267,7 @@ impl Runner {
                 timeout: None,
             },
         };
-        let result = self.engine.query(ws, &req).await;
+        let result = self.engine.query_annotated(ws, &req).await;
         compare::check(eval, result)
     }
 }
