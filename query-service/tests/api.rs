@@ -188,7 +188,7 @@ async fn instant_and_range_queries_answer_in_prometheus_json() {
         json!({"resultType":"matrix","result":[{"metric":{"job":"api"},"values":[[600,"1320"],[660,"1452"],[720,"1584"]]}]})
     );
     // A step as a duration, fractional times.
-    let (_, body) = api.get(&format!("query_range?query=up{{instance=%22a:1%22}}&start=600.5&end=780.5&step=1m30s")).await;
+    let (_, body) = api.get("query_range?query=up{instance=%22a:1%22}&start=600.5&end=780.5&step=1m30s").await;
     let values = &body["data"]["result"][0]["values"];
     assert_eq!(values, &json!([[600.5, "1"], [690.5, "1"], [780.5, "1"]]));
 }

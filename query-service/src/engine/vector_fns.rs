@@ -209,6 +209,12 @@ pub enum VecFn {
 /// One row of a vector: labels, step, value.
 pub type Row = (Vec<u8>, i64, f64);
 
+/// A decoded label set.
+type Decoded = Vec<(String, String)>;
+
+/// A classic histogram's buckets: (upper bound, cumulative count).
+type Buckets = Vec<(f64, f64)>;
+
 impl VecFn {
     /// Whether an instant query's result keeps this function's row order
     /// (the sorting functions, `topk`, `bottomk`) instead of label order.
@@ -380,7 +386,7 @@ impl VecFn {
                     KAgg::Quantile if !(0.0..=1.0).contains(&p) => {
                         notes.warnings.insert(invalid_quantile(p));
                     }
-                    KAgg::LimitRatio if p > 1.0 || p < -1.0 => {
+                    KAgg::LimitRatio if !(-1.0..=1.0).contains(&p) && !p.is_nan() => {
                         let to = p.clamp(-1.0, 1.0);
                         notes.warnings.insert(format!(
                             "PromQL warning: ratio value should be between -1 and 1, got {}, capping to {}",
@@ -410,7 +416,7 @@ impl VecFn {
                 out.extend(rows.into_iter().map(|(l, v)| (l, t, v)));
             }
             VecFn::SortByLabel { labels: names, desc } => {
-                let mut rows: Vec<(Vec<(String, String)>, Vec<u8>, f64)> =
+                let mut rows: Vec<(Decoded, Vec<u8>, f64)> =
                     rows.into_iter().map(|(l, v)| (labels::decode(&l), l, v)).collect();
                 rows.sort_by(|a, b| {
                     let (a, b) = if *desc { (b, a) } else { (a, b) };
@@ -583,9 +589,9 @@ fn nan_last(a: f64, b: f64) -> std::cmp::Ordering {
 
 /// A step's bucket series grouped into histograms (labels without `le`
 /// and the name): the metric name and (upper bound, cumulative count) each.
-fn bucket_groups(rows: Vec<(Vec<u8>, f64)>, notes: &mut Annotations) -> BTreeMap<Vec<u8>, (String, Vec<(f64, f64)>)> {
+fn bucket_groups(rows: Vec<(Vec<u8>, f64)>, notes: &mut Annotations) -> BTreeMap<Vec<u8>, (String, Buckets)> {
     let le = [labels::BUCKET_LABEL.to_owned(), METRIC_NAME.to_owned()];
-    let mut groups: BTreeMap<Vec<u8>, (String, Vec<(f64, f64)>)> = BTreeMap::new();
+    let mut groups: BTreeMap<Vec<u8>, (String, Buckets)> = BTreeMap::new();
     for (l, v) in rows {
         let name = labels::get(&l, METRIC_NAME).unwrap_or("").to_owned();
         let bound = labels::get(&l, labels::BUCKET_LABEL);
