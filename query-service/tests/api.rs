@@ -254,6 +254,8 @@ async fn bad_requests_get_prometheus_errors_never_a_500() {
         ("query_range?query=up&start=20&end=10&step=1".into(), StatusCode::BAD_REQUEST, "bad_data", "end timestamp must not be before start time"),
         ("query_range?query=up&start=0&end=10&step=-1".into(), StatusCode::BAD_REQUEST, "bad_data", "zero or negative query resolution step widths are not accepted"),
         ("query_range?query=up&start=0&end=100000&step=1".into(), StatusCode::BAD_REQUEST, "bad_data", "exceeded maximum resolution of 11,000 points per timeseries"),
+        // The extreme times of an open range: no overflow, a clear error.
+        ("query_range?query=up&start=-292273086-05-16T16:47:06Z&end=292277025-08-18T07:12:54.999999999Z&step=100y".into(), StatusCode::BAD_REQUEST, "bad_data", "exceeded maximum resolution of 11,000 points per timeseries"),
         ("query_range?query=up&start=0&end=3000000&step=3600".into(), StatusCode::UNPROCESSABLE_ENTITY, "execution", "the query time range exceeds the limit (query length: 833h20m0s, limit: 768h0m0s)"),
         (format!("query_range?query={}&start=0&end=10&step=1", enc("up[5m]")), StatusCode::BAD_REQUEST, "bad_data", "invalid expression type \"range vector\" for range query"),
         ("series".into(), StatusCode::BAD_REQUEST, "bad_data", "no match[] parameter provided"),
@@ -267,6 +269,11 @@ async fn bad_requests_get_prometheus_errors_never_a_500() {
         (format!("format_query?query={}", enc("1 +")), StatusCode::BAD_REQUEST, "bad_data", "invalid parameter \"query\""),
         (format!("query?query={}&time=10", enc("label_replace(up, \"x\", \"$1\", \"job\", \"(\")")), StatusCode::UNPROCESSABLE_ENTITY, "execution", ""),
     ];
+    // Extreme offsets, ranges and times evaluate (to nothing) rather than overflow.
+    for q in ["up offset 100000y", "max_over_time(up[100000y])", "up @ 9e15", "rate(up[1m:1s] offset -100000y)"] {
+        let (status, body) = api.get(&format!("query?query={}&time=-9e15", enc(q))).await;
+        assert_eq!(status, StatusCode::OK, "{q}: {body}");
+    }
     for (path, status, error_type, message) in cases {
         let (got, body) = api.get(&path).await;
         assert_eq!(got, status, "{path}: {body}");

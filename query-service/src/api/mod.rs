@@ -221,18 +221,20 @@ async fn query_range(call: Call) -> Result<Response, ApiError> {
         ));
     }
     let limits = call.limits();
-    if (end - start) / step > limits.max_points_per_series {
+    // i128: `end - start` of two extreme times does not fit an i64.
+    let length = i128::from(end) - i128::from(start);
+    if length / i128::from(step) > i128::from(limits.max_points_per_series) {
         return Err(ApiError::bad_data(
             "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)",
         ));
     }
     let max_length = i64::from(limits.max_query_length_days) * 86_400_000;
-    if max_length > 0 && end - start > max_length {
+    if max_length > 0 && length > i128::from(max_length) {
         return Err(ApiError {
             kind: ErrorType::Execution,
             message: format!(
                 "the query time range exceeds the limit (query length: {}, limit: {})",
-                go_duration(end - start),
+                go_duration(i64::try_from(length).unwrap_or(i64::MAX)),
                 go_duration(max_length)
             ),
         });

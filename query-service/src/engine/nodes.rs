@@ -83,7 +83,9 @@ impl Grid {
     /// The step times.
     pub fn steps(&self) -> impl Iterator<Item = i64> + '_ {
         let step = self.step_ms.max(1);
-        (0..).map(move |i| self.start_ms + i * step).take_while(move |t| *t <= self.end_ms)
+        (0_i64..)
+            .map_while(move |i| i.checked_mul(step).and_then(|d| self.start_ms.checked_add(d)))
+            .take_while(move |t| *t <= self.end_ms)
     }
 }
 
@@ -100,7 +102,7 @@ pub struct TimeShift {
 impl TimeShift {
     /// The time read at for step `t`.
     pub fn apply(&self, t: i64) -> i64 {
-        self.at_ms.unwrap_or(t) - self.offset_ms
+        self.at_ms.unwrap_or(t).saturating_sub(self.offset_ms)
     }
 }
 
@@ -692,7 +694,7 @@ fn instant_vector(
                 continue;
             }
             let (st, sv) = (s.ts[idx - 1], s.vs[idx - 1]);
-            if st <= at - lookback_ms || is_stale(sv) {
+            if st <= at.saturating_sub(lookback_ms) || is_stale(sv) {
                 continue;
             }
             out.push(labels, t, if sample_time { st as f64 / 1000.0 } else { sv });
@@ -717,7 +719,7 @@ fn range_function(
         let mut produced = false;
         for t in grid.steps() {
             let at = shift.apply(t);
-            let lo = s.ts.partition_point(|&x| x <= at - range_ms);
+            let lo = s.ts.partition_point(|&x| x <= at.saturating_sub(range_ms));
             let hi = s.ts.partition_point(|&x| x <= at);
             ts.clear();
             vs.clear();

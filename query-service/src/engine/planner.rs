@@ -117,7 +117,7 @@ impl Planner {
                 // Raw samples of (t − range, t] at the (single) evaluation time.
                 let end = shift.apply(grid.end_ms);
                 let scan =
-                    PromNode::plan(NodeKind::SeriesScan { matchers, start_ms: end - range + 1, end_ms: end }, None)
+                    PromNode::plan(NodeKind::SeriesScan { matchers, start_ms: end.saturating_sub(range).saturating_add(1), end_ms: end }, None)
                         .map_err(df)?;
                 Ok(Planned::Matrix(scan))
             }
@@ -177,7 +177,7 @@ impl Planner {
     fn read_range(&self, shift: TimeShift, back: i64) -> (i64, i64) {
         let g = self.settings.grid;
         let (a, b) = (shift.apply(g.start_ms), shift.apply(g.end_ms));
-        (a.min(b) - back + 1, a.max(b))
+        (a.min(b).saturating_sub(back).saturating_add(1), a.max(b))
     }
 
     fn selector(&self, vs: &VectorSelector) -> Result<LogicalPlan, QueryError> {
@@ -223,11 +223,11 @@ impl Planner {
         let step = sq.step.map_or(DEFAULT_SUBQUERY_STEP_MS, duration_ms).max(1);
         let g = self.settings.grid;
         let (a, b) = (shift.apply(g.start_ms), shift.apply(g.end_ms));
-        let from = a.min(b) - range_ms;
+        let from = a.min(b).saturating_sub(range_ms);
         // Go's integer division (towards zero), then strictly after `from`.
         let mut start = step * (from / step);
         if start <= from {
-            start += step;
+            start = start.saturating_add(step);
         }
         let inner = Planner {
             settings: PlanSettings { grid: Grid { start_ms: start, end_ms: a.max(b), step_ms: step }, ..self.settings },
