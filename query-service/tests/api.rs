@@ -311,6 +311,10 @@ async fn query_limits_answer_422_with_cortex_texts() {
         body,
         json!({"status":"error","errorType":"execution","error":"query processing would load too many samples into memory in query execution"})
     );
+    // The series and label APIs count against the same limits.
+    let (status, body) = api.get("series?match[]=up&match[]=http_requests_total").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["errorType"], "execution");
     // Five series over two selectors: over 4.
     let (status, body) = api.get(&format!("query?query={}&time=60", enc("count(up) + count(http_requests_total)"))).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);

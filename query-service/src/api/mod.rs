@@ -180,10 +180,14 @@ impl Call {
     /// `[start, end]`.
     async fn series(&self, sets: Vec<Vec<LabelMatcher>>, start: i64, end: i64) -> Result<BTreeSet<Vec<(String, String)>>, ApiError> {
         let mut out = BTreeSet::new();
+        // The same limits as a query's scans: series fetched, samples loaded.
+        let budget = crate::engine::nodes::Budget::new(&self.limits());
         for matchers in sets {
             let selection = Selection { matchers, start_ms: start, end_ms: end };
             let selected =
                 self.api.reader.select(&self.workspace_id, &selection).await.map_err(|e| ApiError::storage(&e))?;
+            let samples = selected.series.iter().map(|s| s.samples.len()).sum();
+            budget.charge(selected.series.len(), samples).map_err(|e| ApiError::storage(&e))?;
             out.extend(selected.series.into_iter().map(|s| s.labels.to_vec()));
         }
         Ok(out)
