@@ -138,14 +138,15 @@ impl StorageLimitsOverride {
 #[serde(deny_unknown_fields, default)]
 pub struct QueryLimits {
     /// Most samples one query may load from storage (tables and head
-    /// together). Default 50,000,000 (Prometheus's `--query.max-samples`,
-    /// counted here as samples loaded rather than held at once). 0: no limit.
+    /// together) plus the step points it computes. Default 50,000,000
+    /// (Prometheus's `--query.max-samples`, counted here cumulatively rather
+    /// than as the peak held at once, so stricter). 0: no limit.
     pub max_samples: usize,
     /// Most series one query may fetch, over all its selectors. Default 0:
     /// no limit (Mimir's `max_fetched_series_per_query`).
     pub max_fetched_series: usize,
-    /// Longest time range of a range query, or of the series and label
-    /// APIs, days. Default 32 (AMP). 0: no limit.
+    /// Longest time range of a range query, days. Default 32 (AMP). 0: no
+    /// limit.
     pub max_query_length_days: u32,
     /// A query's timeout when the request gives none or a longer one,
     /// seconds. Default 120 (Prometheus's `--query.timeout`).

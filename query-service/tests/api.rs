@@ -187,6 +187,10 @@ async fn instant_and_range_queries_answer_in_prometheus_json() {
         body["data"],
         json!({"resultType":"matrix","result":[{"metric":{"job":"api"},"values":[[600,"1320"],[660,"1452"],[720,"1584"]]}]})
     );
+    // `limit` cuts the series with a warning.
+    let (_, body) = api.get("query?query=up&time=1800&limit=2").await;
+    assert_eq!(body["data"]["result"].as_array().map(Vec::len), Some(2));
+    assert_eq!(body["warnings"], json!(["results truncated due to limit"]));
     // A step as a duration, fractional times.
     let (_, body) = api.get("query_range?query=up{instance=%22a:1%22}&start=600.5&end=780.5&step=1m30s").await;
     let values = &body["data"]["result"][0]["values"];
@@ -251,8 +255,11 @@ async fn bad_requests_get_prometheus_errors_never_a_500() {
         ("query?query=up&lookback_delta=x".into(), StatusCode::BAD_REQUEST, "bad_data", "error parsing lookback delta duration"),
         ("query_range?query=up&start=10&end=20".into(), StatusCode::BAD_REQUEST, "bad_data", "invalid parameter \"step\": cannot parse \"\" to a valid duration"),
         ("query_range?query=up&end=20&step=1".into(), StatusCode::BAD_REQUEST, "bad_data", "invalid parameter \"start\""),
-        ("query_range?query=up&start=20&end=10&step=1".into(), StatusCode::BAD_REQUEST, "bad_data", "end timestamp must not be before start time"),
-        ("query_range?query=up&start=0&end=10&step=-1".into(), StatusCode::BAD_REQUEST, "bad_data", "zero or negative query resolution step widths are not accepted"),
+        ("query_range?query=up&start=20&end=10&step=1".into(), StatusCode::BAD_REQUEST, "bad_data", "invalid parameter \"end\": end timestamp must not be before start time"),
+        ("query_range?query=up&start=0&end=10&step=-1".into(), StatusCode::BAD_REQUEST, "bad_data", "invalid parameter \"step\": zero or negative query resolution step widths are not accepted"),
+        // A subquery too large to evaluate, and explain with the checks of query_range.
+        (format!("query?query={}", enc("max_over_time(vector(1)[1y:1ms])")), StatusCode::UNPROCESSABLE_ENTITY, "execution", "query processing would load too many samples into memory"),
+        (format!("explain?query={}&start=0&end=9e15&step=0.001&analyze=true", enc("vector(1)")), StatusCode::BAD_REQUEST, "bad_data", "exceeded maximum resolution"),
         ("query_range?query=up&start=0&end=100000&step=1".into(), StatusCode::BAD_REQUEST, "bad_data", "exceeded maximum resolution of 11,000 points per timeseries"),
         // The extreme times of an open range: no overflow, a clear error.
         ("query_range?query=up&start=-292273086-05-16T16:47:06Z&end=292277025-08-18T07:12:54.999999999Z&step=100y".into(), StatusCode::BAD_REQUEST, "bad_data", "exceeded maximum resolution of 11,000 points per timeseries"),
@@ -311,10 +318,12 @@ async fn query_limits_answer_422_with_cortex_texts() {
         body,
         json!({"status":"error","errorType":"execution","error":"query processing would load too many samples into memory in query execution"})
     );
-    // The series and label APIs count against the same limits.
+    // The series API counts against the series limit (not samples).
+    let (status, body) = api.get("series?match[]=up").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
     let (status, body) = api.get("series?match[]=up&match[]=http_requests_total").await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
-    assert_eq!(body["errorType"], "execution");
+    assert_eq!(body["error"], "the query hit the max number of series limit (limit: 4 series)");
     // Five series over two selectors: over 4.
     let (status, body) = api.get(&format!("query?query={}&time=60", enc("count(up) + count(http_requests_total)"))).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);

@@ -15,8 +15,8 @@
 //!        ─► Prometheus JSON ─► response
 //! ```
 //!
-//! A client that goes away drops the handler's future, and with it the
-//! query's plan and scans. Exemplars are not stored yet, so
+//! Dropping a handler's future drops the query's plan and scans (tested);
+//! hyper drops it when it notices the client's connection closed. Exemplars are not stored yet, so
 //! `query_exemplars` validates its parameters and answers an empty list.
 
 pub mod ast;
@@ -42,7 +42,7 @@ use promql_parser::parser::Expr;
 
 use self::params::{MAX_TIME_MS, MIN_TIME_MS, Params, go_duration, parse_duration};
 use self::respond::{ApiError, ErrorType, success};
-use crate::engine::{DEFAULT_LOOKBACK_MS, Engine, QueryRequest};
+use crate::engine::{DEFAULT_LOOKBACK_MS, Engine, QueryRequest, QueryValue};
 
 /// The Prometheus version whose API PromLake answers as (`buildinfo`).
 pub const PROMETHEUS_API_VERSION: &str = "3.5.3";
@@ -158,7 +158,7 @@ impl Call {
         let lookback = match self.params.get("lookback_delta") {
             "" => DEFAULT_LOOKBACK_MS,
             l => match parse_duration(l) {
-                Ok(0) => DEFAULT_LOOKBACK_MS,
+                Ok(ms) if ms <= 0 => DEFAULT_LOOKBACK_MS,
                 Ok(ms) => ms,
                 Err(e) => return Err(ApiError::bad_data(format!("error parsing lookback delta duration: {e}"))),
             },
@@ -180,14 +180,14 @@ impl Call {
     /// `[start, end]`.
     async fn series(&self, sets: Vec<Vec<LabelMatcher>>, start: i64, end: i64) -> Result<BTreeSet<Vec<(String, String)>>, ApiError> {
         let mut out = BTreeSet::new();
-        // The same limits as a query's scans: series fetched, samples loaded.
+        // The same series limit as a query's scans (samples are not counted:
+        // Prometheus does not limit these calls by samples).
         let budget = crate::engine::nodes::Budget::new(&self.limits());
         for matchers in sets {
             let selection = Selection { matchers, start_ms: start, end_ms: end };
             let selected =
                 self.api.reader.select(&self.workspace_id, &selection).await.map_err(|e| ApiError::storage(&e))?;
-            let samples = selected.series.iter().map(|s| s.samples.len()).sum();
-            budget.charge(selected.series.len(), samples).map_err(|e| ApiError::storage(&e))?;
+            budget.charge(selected.series.len(), 0).map_err(|e| ApiError::storage(&e))?;
             out.extend(selected.series.into_iter().map(|s| s.labels.to_vec()));
         }
         Ok(out)
@@ -195,6 +195,7 @@ impl Call {
 }
 
 async fn query(call: Call) -> Result<Response, ApiError> {
+    let limit = call.params.limit()?;
     let time = call.params.time_or("time", call.api.clock.now_ms())?;
     let (timeout, lookback_ms) = call.query_options()?;
     let req = QueryRequest {
@@ -207,30 +208,47 @@ async fn query(call: Call) -> Result<Response, ApiError> {
         limits: call.limits(),
         timeout,
     };
-    let (value, notes) = call.api.engine.query_annotated(&call.workspace_id, &req).await.map_err(ApiError::query)?;
+    run(&call, &req, limit).await
+}
+
+/// Evaluates a request and answers with its value and annotations, the
+/// series cut to `limit` (0: all) with a warning, as Prometheus 3.5 does.
+async fn run(call: &Call, req: &QueryRequest, limit: usize) -> Result<Response, ApiError> {
+    let (mut value, mut notes) =
+        call.api.engine.query_annotated(&call.workspace_id, req).await.map_err(ApiError::query)?;
+    if let QueryValue::Vector(series) | QueryValue::Matrix(series) = &mut value
+        && limit > 0
+        && series.len() > limit
+    {
+        series.truncate(limit);
+        notes.warnings.insert(TRUNCATED.into());
+    }
     Ok(respond::annotated(&respond::query_data(&value), &notes))
 }
 
-async fn query_range(call: Call) -> Result<Response, ApiError> {
+/// `start`, `end` and `step` of a range query, checked as Prometheus 3.5
+/// checks them, plus the workspace's range-length limit.
+fn range_params(call: &Call, limits: &QueryLimits) -> Result<(i64, i64, i64), ApiError> {
     let p = &call.params;
     let start = p.time("start")?;
     let end = p.time("end")?;
     if end < start {
-        return Err(ApiError::bad_data("end timestamp must not be before start time"));
+        return Err(ApiError::invalid_param("end", "end timestamp must not be before start time"));
     }
     let step = parse_duration(p.get("step")).map_err(|e| ApiError::invalid_param("step", e))?;
     if step <= 0 {
-        return Err(ApiError::bad_data(
+        return Err(ApiError::invalid_param(
+            "step",
             "zero or negative query resolution step widths are not accepted. Try a positive integer",
         ));
     }
-    let limits = call.limits();
     // i128: `end - start` of two extreme times does not fit an i64.
     let length = i128::from(end) - i128::from(start);
     if length / i128::from(step) > i128::from(limits.max_points_per_series) {
-        return Err(ApiError::bad_data(
-            "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)",
-        ));
+        return Err(ApiError::bad_data(format!(
+            "exceeded maximum resolution of {} points per timeseries. Try decreasing the query resolution (?step=XX)",
+            thousands(limits.max_points_per_series)
+        )));
     }
     let max_length = i64::from(limits.max_query_length_days) * 86_400_000;
     if max_length > 0 && length > i128::from(max_length) {
@@ -243,9 +261,29 @@ async fn query_range(call: Call) -> Result<Response, ApiError> {
             ),
         });
     }
+    Ok((start, end, step))
+}
+
+/// `11000` → `11,000`.
+fn thousands(n: i64) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if n < 0 { format!("-{out}") } else { out }
+}
+
+async fn query_range(call: Call) -> Result<Response, ApiError> {
+    let limit = call.params.limit()?;
+    let limits = call.limits();
+    let (start, end, step) = range_params(&call, &limits)?;
     let (timeout, lookback_ms) = call.query_options()?;
     let req = QueryRequest {
-        query: p.get("query").to_owned(),
+        query: call.params.get("query").to_owned(),
         start_ms: start,
         end_ms: end,
         step_ms: step,
@@ -254,8 +292,7 @@ async fn query_range(call: Call) -> Result<Response, ApiError> {
         limits,
         timeout,
     };
-    let (value, notes) = call.api.engine.query_annotated(&call.workspace_id, &req).await.map_err(ApiError::query)?;
-    Ok(respond::annotated(&respond::query_data(&value), &notes))
+    run(&call, &req, limit).await
 }
 
 /// Parses `match[]` values into matcher sets (an `or` in a selector gives
@@ -287,7 +324,7 @@ fn match_params(values: &[&str]) -> Result<Vec<Vec<LabelMatcher>>, ApiError> {
                 set.push(matcher(&m.name, op, &m.value)?);
             }
             if set.iter().all(|m| m.matches("")) {
-                return Err(ApiError::bad_data("match[] must contain at least one non-empty matcher"));
+                return Err(ApiError::invalid_param("match[]", "match[] must contain at least one non-empty matcher"));
             }
             sets.push(set);
         }
@@ -443,28 +480,30 @@ async fn parse_query(call: Call) -> Result<Response, ApiError> {
 /// run, with each node's metrics), for `query` at `time` or, with `start`,
 /// `end` and `step`, over a range.
 async fn explain(call: Call) -> Result<Response, ApiError> {
-    let p = &call.params;
-    let (start, end, step) = if p.get("start").is_empty() {
-        let t = p.time_or("time", call.api.clock.now_ms())?;
+    let limits = call.limits();
+    let (start, end, step) = if call.params.get("start").is_empty() {
+        let t = call.params.time_or("time", call.api.clock.now_ms())?;
         (t, t, 1_000)
     } else {
-        let step = parse_duration(p.get("step")).map_err(|e| ApiError::invalid_param("step", e))?;
-        (p.time("start")?, p.time("end")?, step.max(1))
+        range_params(&call, &limits)?
     };
     let (timeout, lookback_ms) = call.query_options()?;
     let req = QueryRequest {
-        query: p.get("query").to_owned(),
+        query: call.params.get("query").to_owned(),
         start_ms: start,
         end_ms: end,
         step_ms: step,
         lookback_ms,
-        instant: start == end,
-        limits: call.limits(),
+        instant: call.params.get("start").is_empty(),
+        limits,
         timeout,
     };
     let engine = &call.api.engine;
-    let text = if p.get("analyze") == "true" {
-        engine.analyze(&call.workspace_id, &req).await
+    let text = if call.params.get("analyze") == "true" {
+        match tokio::time::timeout(req.effective_timeout(), engine.analyze(&call.workspace_id, &req)).await {
+            Ok(r) => r,
+            Err(_) => Err(crate::engine::QueryError::Timeout("query timed out in expression evaluation".into())),
+        }
     } else {
         engine.explain(&call.workspace_id, &req).await
     }

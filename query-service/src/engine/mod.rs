@@ -185,6 +185,7 @@ impl Engine {
         let settings = PlanSettings {
             grid: Grid { start_ms: req.start_ms, end_ms: req.end_ms, step_ms: req.step_ms.max(1) },
             lookback_ms: req.lookback_ms,
+            max_points: req.limits.max_samples,
         };
         planner::plan(&expr, &settings)
     }

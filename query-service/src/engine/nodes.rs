@@ -499,7 +499,7 @@ impl ExecutionPlan for PromExec {
                 }
                 NodeKind::InstantVector { grid, shift, lookback_ms, sample_time } => {
                     let series = collect_series(input).await?;
-                    instant_vector(&series, grid, shift, lookback_ms, sample_time)
+                    instant_vector(&ctx, &series, grid, shift, lookback_ms, sample_time)
                 }
                 NodeKind::RangeFunction { grid, shift, range_ms, function } => {
                     let series = collect_series(input).await?;
@@ -657,14 +657,23 @@ struct Output {
     labels: BinaryBuilder,
     ts: Int64Builder,
     value: Float64Builder,
+    /// Rows not charged to the query's budget yet.
+    uncharged: usize,
 }
 
 impl Output {
     fn new() -> Self {
-        Self { labels: BinaryBuilder::new(), ts: Int64Builder::new(), value: Float64Builder::new() }
+        Self { labels: BinaryBuilder::new(), ts: Int64Builder::new(), value: Float64Builder::new(), uncharged: 0 }
+    }
+
+    /// Charges the rows pushed since the last charge as samples.
+    fn charge(&mut self, ctx: &ReadContext) -> Result<()> {
+        let rows = std::mem::take(&mut self.uncharged);
+        ctx.budget.charge(0, rows).map_err(|e| DataFusionError::External(Box::new(e)))
     }
 
     fn push(&mut self, labels: &[u8], ts: i64, value: f64) {
+        self.uncharged += 1;
         self.labels.append_value(labels);
         self.ts.append_value(ts);
         self.value.append_value(value);
@@ -678,6 +687,7 @@ impl Output {
 }
 
 fn instant_vector(
+    ctx: &ReadContext,
     series: &BTreeMap<Vec<u8>, RawSeries>,
     grid: Grid,
     shift: TimeShift,
@@ -699,6 +709,8 @@ fn instant_vector(
             }
             out.push(labels, t, if sample_time { st as f64 / 1000.0 } else { sv });
         }
+        // Step points count as samples in memory, as in Prometheus.
+        out.charge(ctx)?;
     }
     out.finish()
 }
@@ -734,6 +746,7 @@ fn range_function(
                 produced = true;
             }
         }
+        out.charge(ctx)?;
         if produced && let Some((warning, note)) = function.annotation(labels) {
             if warning { ctx.warn(note) } else { ctx.info(note) }
         }

@@ -63,6 +63,9 @@ pub struct PlanSettings {
     pub grid: Grid,
     /// Lookback delta, ms.
     pub lookback_ms: i64,
+    /// Most points a subquery's steps may have (the query's `max_samples`;
+    /// 0: no limit).
+    pub max_points: usize,
 }
 
 /// Plans `expr` over `settings`.
@@ -229,10 +232,16 @@ impl Planner {
         if start <= from {
             start = start.saturating_add(step);
         }
-        let inner = Planner {
-            settings: PlanSettings { grid: Grid { start_ms: start, end_ms: a.max(b), step_ms: step }, ..self.settings },
-            query: self.query,
-        };
+        let inner_grid = Grid { start_ms: start, end_ms: a.max(b), step_ms: step };
+        // Each step is a point of every series the subquery evaluates: a grid
+        // over the query's sample limit cannot be evaluated.
+        let points = (i128::from(inner_grid.end_ms) - i128::from(inner_grid.start_ms)) / i128::from(step) + 1;
+        if self.settings.max_points > 0 && points > self.settings.max_points as i128 {
+            return Err(QueryError::Limit(
+                "query processing would load too many samples into memory in query execution".into(),
+            ));
+        }
+        let inner = Planner { settings: PlanSettings { grid: inner_grid, ..self.settings }, query: self.query };
         match inner.plan(&sq.expr)? {
             Planned::Vector(p) => Ok((p, shift, range_ms)),
             _ => Err(QueryError::BadData("subquery is only allowed on instant vector".into())),

@@ -426,7 +426,13 @@ impl VecFn {
                     for n in names {
                         let (x, y) = (get(&a.0, n), get(&b.0, n));
                         if x != y {
-                            return if natural_less(&x, &y) { std::cmp::Ordering::Less } else { std::cmp::Ordering::Greater };
+                            // Natural order, then bytes: a total order for sort_by
+                            // ("01" and "1" are equal numerically).
+                            return match (natural_less(&x, &y), natural_less(&y, &x)) {
+                                (true, false) => std::cmp::Ordering::Less,
+                                (false, true) => std::cmp::Ordering::Greater,
+                                _ => x.cmp(&y),
+                            };
                         }
                     }
                     a.0.cmp(&b.0)
@@ -587,10 +593,11 @@ fn nan_last(a: f64, b: f64) -> std::cmp::Ordering {
     }
 }
 
-/// A step's bucket series grouped into histograms (labels without `le`
-/// and the name): the metric name and (upper bound, cumulative count) each.
-fn bucket_groups(rows: Vec<(Vec<u8>, f64)>, notes: &mut Annotations) -> BTreeMap<Vec<u8>, (String, Buckets)> {
-    let le = [labels::BUCKET_LABEL.to_owned(), METRIC_NAME.to_owned()];
+/// A step's bucket series grouped into histograms (by every label but
+/// `le`): the result's labels (without the name), the metric name and the
+/// (upper bound, cumulative count) of each.
+fn bucket_groups(rows: Vec<(Vec<u8>, f64)>, notes: &mut Annotations) -> Vec<(Vec<u8>, (String, Buckets))> {
+    let le = [labels::BUCKET_LABEL.to_owned()];
     let mut groups: BTreeMap<Vec<u8>, (String, Buckets)> = BTreeMap::new();
     for (l, v) in rows {
         let name = labels::get(&l, METRIC_NAME).unwrap_or("").to_owned();
@@ -605,7 +612,10 @@ fn bucket_groups(rows: Vec<(Vec<u8>, f64)>, notes: &mut Annotations) -> BTreeMap
         };
         groups.entry(labels::drop(&l, &le)).or_insert_with(|| (name, Vec::new())).1.push((upper, v));
     }
-    groups
+    // Grouped by every label but `le` (two metrics are two histograms); the
+    // results drop the name, so two metrics with the same other labels
+    // collide as Prometheus's do.
+    groups.into_iter().map(|(k, v)| (labels::drop_name(&k), v)).collect()
 }
 
 /// Prometheus's warning for a φ outside [0, 1].
@@ -616,7 +626,7 @@ pub fn invalid_quantile(q: f64) -> String {
 /// Sorts buckets by bound and merges equal bounds; `None` without a +Inf
 /// bucket.
 fn sorted_buckets(buckets: &mut [(f64, f64)]) -> Option<Vec<(f64, f64)>> {
-    buckets.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap_or(std::cmp::Ordering::Equal));
+    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
     if buckets.last().is_none_or(|b| b.0 != f64::INFINITY) {
         return None;
     }
