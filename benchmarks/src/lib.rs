@@ -18,7 +18,9 @@
 //! compaction against Prometheus's blocks: [`pipeline`], [`disk`],
 //! [`openmetrics`]), `worker_bench` (stream workers against the gateway,
 //! in-process: [`pipeline`]) and `memory_bench` (RSS per active series against
-//! Prometheus). `benches/decode.rs` is the criterion version of `decode_ratio`.
+//! Prometheus); for issue 4, `query_bench` (PromQL query latency against
+//! Prometheus on the same samples, both loaded over remote write).
+//! `benches/decode.rs` is the criterion version of `decode_ratio`.
 //! See `benchmarks/README.md` for how to run them and `RESULTS.md` for figures.
 
 pub mod cli;

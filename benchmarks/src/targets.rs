@@ -79,7 +79,7 @@ pub struct Target {
     /// Where to send remote write.
     pub write_url: String,
     child: Child,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 /// A free local port (bound then released; the server binds it right after).
@@ -93,11 +93,26 @@ pub const PROMLAKE_CONFIG: &str = "[limits.ingest]\ningestion_rate = 100000000.0
 
 impl Target {
     /// Starts `kind` on a fresh temp directory (under `tmp_root` when given)
-    /// and waits until it accepts remote writes.
+    /// and waits until it accepts remote writes. PromLake runs with
+    /// [`PROMLAKE_CONFIG`].
     ///
     /// # Errors
     /// When the binary is missing, exits, or is not ready within 60 s.
     pub async fn start(kind: Kind, bins: &Binaries, tmp_root: Option<&Path>) -> anyhow::Result<Target> {
+        Target::start_with_config(kind, bins, tmp_root, PROMLAKE_CONFIG).await
+    }
+
+    /// [`Target::start`] with `promlake_config` as PromLake's config file
+    /// (TOML; ignored by the other targets).
+    ///
+    /// # Errors
+    /// When the binary is missing, exits, or is not ready within 60 s.
+    pub async fn start_with_config(
+        kind: Kind,
+        bins: &Binaries,
+        tmp_root: Option<&Path>,
+        promlake_config: &str,
+    ) -> anyhow::Result<Target> {
         let dir = match tmp_root {
             Some(root) => tempfile::Builder::new().prefix(kind.name()).tempdir_in(root),
             None => tempfile::Builder::new().prefix(kind.name()).tempdir(),
@@ -108,7 +123,7 @@ impl Target {
         match kind {
             Kind::PromLake => {
                 let config = dir.path().join("promlake.toml");
-                std::fs::write(&config, PROMLAKE_CONFIG)?;
+                std::fs::write(&config, promlake_config)?;
                 let mut child = Command::new(&bins.promlake)
                     .args(["serve", "--auth", "none", "--listen", "127.0.0.1:0", "--data-dir"])
                     .arg(dir.path().join("data"))
@@ -136,7 +151,7 @@ impl Target {
                 let base_url = format!("http://{addr}");
                 let id = create_workspace(&http, &base_url).await?;
                 let write_url = format!("{base_url}/workspaces/{id}/api/v1/remote_write");
-                Ok(Target { kind, base_url, write_url, child, _dir: dir })
+                Ok(Target { kind, base_url, write_url, child, dir })
             }
             Kind::Prometheus => {
                 let port = free_port()?;
@@ -155,7 +170,7 @@ impl Target {
                     .spawn()
                     .context("starting prometheus")?;
                 let base_url = format!("http://127.0.0.1:{port}");
-                let mut t = Target { kind, write_url: format!("{base_url}/api/v1/write"), base_url, child, _dir: dir };
+                let mut t = Target { kind, write_url: format!("{base_url}/api/v1/write"), base_url, child, dir };
                 t.wait_ready(&http, "/-/ready").await?;
                 Ok(t)
             }
@@ -170,7 +185,7 @@ impl Target {
                     .spawn()
                     .context("starting victoria-metrics")?;
                 let base_url = format!("http://127.0.0.1:{port}");
-                let mut t = Target { kind, write_url: format!("{base_url}/api/v1/write"), base_url, child, _dir: dir };
+                let mut t = Target { kind, write_url: format!("{base_url}/api/v1/write"), base_url, child, dir };
                 t.wait_ready(&http, "/health").await?;
                 Ok(t)
             }
@@ -193,6 +208,23 @@ impl Target {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// The base URL of the Prometheus HTTP API (`…/api/v1`): PromLake's
+    /// workspace API (`/workspaces/{id}/api/v1`), the others' `/api/v1`.
+    pub fn api_url(&self) -> String {
+        match self.kind {
+            Kind::PromLake => {
+                self.write_url.strip_suffix("/remote_write").unwrap_or(self.write_url.as_str()).to_owned()
+            }
+            Kind::Prometheus | Kind::VictoriaMetrics => format!("{}/api/v1", self.base_url),
+        }
+    }
+
+    /// The server's temp directory (its data under `data/`, its log in
+    /// `server.log`).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
     }
 
     /// The server's process id.

@@ -1,0 +1,800 @@
+//! `query_bench`: PromQL query latency (p50, p95), PromLake against
+//! Prometheus 3.5, on the same samples, side by side in one run.
+//!
+//! ```text
+//! workload (node_exporter-like, --series × --hours at 15 s, ending now)
+//!   + classic histograms made here (http_request_duration_seconds_{bucket,sum,count}, 20 label sets)
+//!   ──► one RW 1.0 pool, encoded before anything is timed, sent round by round (time order)
+//!         ├─► promlake serve --auth none (HTTP): remote write → log → stream workers → Delta tables
+//!         │     wait: every sample committed to the `samples` table, count_over_time complete
+//!         └─► prometheus --web.enable-remote-write-receiver: head → 2 h blocks → its compactions
+//!               wait: count_over_time complete, compactions settled
+//! queries: 5 expressions × (instant at the end, range 1 h at 15 s, range --hours at --hours/240)
+//!   warm-up, then --repeat rounds alternating the targets (order swapped every round),
+//!   one HTTP client (GET, keep-alive) for both
+//!   ──► p50, p95 per target; ratio PromLake / Prometheus (< 1: PromLake faster)
+//! ```
+//!
+//! Both servers get the very same remote-write requests, so they hold the
+//! same samples bit for bit; the harness checks both count every sample of
+//! sampled series before it measures, and that both answer each query with
+//! the same number of series.
+//!
+//! See `benchmarks/README.md` ("Query latency").
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use benchmarks::cli::{Machine, load_average, now_ms, promlake_bin, reference_bin_dir, repo_root, version_line};
+use benchmarks::loadgen::{
+    GeneratedSeries, Kind as SeriesKind, Pool, PreparedRequest, Workload, compress, content_type, encode_v1,
+};
+use benchmarks::targets::{Binaries, Kind, PROMLAKE_CONFIG, Target, machine_cpu, proc_usage, sum_metric};
+use bytes::Bytes;
+use clap::Parser;
+use ingest_gateway::Protocol;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use schemas::prompb::Label;
+
+/// PromQL query latency: PromLake against Prometheus, same samples.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// Active node_exporter-like series (161 per host); 280 histogram series come on top.
+    #[arg(long, default_value_t = 2_000)]
+    series: usize,
+    /// Hours of synthetic time at a 15 s interval, ending now; also the long range query.
+    #[arg(long, default_value_t = 24.0)]
+    hours: f64,
+    /// Measured repetitions of each query on each target (after the warm-up).
+    #[arg(long, default_value_t = 20)]
+    repeat: usize,
+    /// Warm-up repetitions of each query on each target (not measured).
+    #[arg(long, default_value_t = 2)]
+    warmup: usize,
+    /// Stop repeating a query on a target once it has taken this long (at least 5 repetitions run).
+    #[arg(long, default_value_t = 60)]
+    budget_secs: u64,
+    /// Samples per remote-write request while loading (one per series).
+    #[arg(long, default_value_t = 500)]
+    batch: usize,
+    /// Seed of the generators.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// The release promlake binary (default: $CARGO_TARGET_DIR/release/promlake).
+    #[arg(long)]
+    promlake_bin: Option<PathBuf>,
+    /// Folder with `prometheus` (default: run ../shared/tools/fetch-reference-binaries).
+    #[arg(long)]
+    reference_bin_dir: Option<PathBuf>,
+    /// Where the servers' temp directories go (default: the system temp dir).
+    #[arg(long)]
+    tmp_dir: Option<PathBuf>,
+}
+
+const INTERVAL_MS: i64 = 15_000;
+
+/// PromLake's config: the ingestion rate limit out of the way (as
+/// `ingest_bench`), and the first lake maintenance pass (compaction,
+/// retention, vacuum: an hour apart, the first a minute after start by
+/// default) moved out of the run, so it neither lands inside a measurement
+/// nor changes the files being read half-way.
+fn promlake_config() -> String {
+    format!("{PROMLAKE_CONFIG}\n[stream_workers]\nmaintenance_start_delay_ms = 86400000\n")
+}
+
+/// The expressions measured, each as an instant query and two range queries.
+const QUERIES: &[(&str, &str)] = &[
+    ("selector", "node_load1"),
+    ("rate", "rate(node_network_receive_bytes_total[5m])"),
+    ("sum by rate", "sum by (instance) (rate(node_cpu_seconds_total[5m]))"),
+    ("histogram_quantile", "histogram_quantile(0.9, sum by (le) (rate(http_request_duration_seconds_bucket[5m])))"),
+    ("join", "node_filesystem_avail_bytes / node_filesystem_size_bytes"),
+];
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    runtime.block_on(run(args))
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let bins = Binaries {
+        promlake: promlake_bin(args.promlake_bin.as_deref()),
+        reference: reference_bin_dir(args.reference_bin_dir.as_deref())?,
+    };
+    let machine = Machine::describe(&repo_root());
+    let rounds = ((args.hours * 3_600_000.0) / INTERVAL_MS as f64).round().max(1.0) as usize;
+    // Whole 15-second steps ending a minute ago.
+    let end_ms = (now_ms() / INTERVAL_MS - 4) * INTERVAL_MS;
+    let workload = Workload {
+        series: args.series.max(1),
+        samples_per_request: args.batch.max(1),
+        samples_per_series: 1,
+        churn: 0.0,
+        rounds,
+        interval_ms: INTERVAL_MS,
+        end_ms,
+        protocol: Protocol::V1,
+        v2_metadata: false,
+        seed: args.seed,
+    };
+    println!("# query_bench: PromQL query latency, PromLake against Prometheus on the same samples");
+    println!("{machine}");
+    println!("promlake: {}", version_line(&bins.promlake, "--version"));
+    println!("{}", version_line(&bins.reference.join("prometheus"), "--version"));
+    println!("load average at start: {}", load_average());
+
+    let t = Instant::now();
+    let pool = {
+        let w = workload.clone();
+        let seed = args.seed;
+        tokio::task::spawn_blocking(move || {
+            let mut pool = Pool::generate(&w, 2);
+            pool.chunks.push(histogram_requests(&w, seed));
+            pool
+        })
+        .await?
+    };
+    println!(
+        "data: {} node_exporter-like series + {} histogram series × {rounds} scrapes at 15 s ({:.1} h ending {end_ms}), \
+         {} samples in {} RW 1.0 requests ({:.0} MiB), prepared in {:.1} s",
+        workload.series,
+        HISTOGRAM_SERIES,
+        args.hours,
+        pool.samples(),
+        pool.requests(),
+        pool.bytes() as f64 / (1 << 20) as f64,
+        t.elapsed().as_secs_f64()
+    );
+
+    let http = reqwest::Client::builder()
+        .tcp_nodelay(true)
+        .timeout(Duration::from_secs(180))
+        .build()
+        .context("building the HTTP client")?;
+    let promlake =
+        Target::start_with_config(Kind::PromLake, &bins, args.tmp_dir.as_deref(), &promlake_config()).await?;
+    load(&http, &promlake, &pool).await?;
+    let prometheus = Target::start(Kind::Prometheus, &bins, args.tmp_dir.as_deref()).await?;
+    load(&http, &prometheus, &pool).await?;
+    let samples = pool.samples();
+    drop(pool);
+    wait_promlake_committed(&http, &promlake, samples, Duration::from_secs(600)).await?;
+    wait_prometheus_settled(&http, &prometheus, Duration::from_secs(600)).await?;
+    let sides = [Side::new(&promlake), Side::new(&prometheus)];
+    check_complete(&http, &sides, end_ms, rounds).await?;
+    println!("load average before measuring: {}", load_average());
+
+    let cases = cases(end_ms, args.hours);
+    let mut results = Vec::new();
+    println!();
+    for case in &cases {
+        let r = measure_case(&http, &sides, case, &args).await;
+        println!(
+            "{:<20} {:<13} PromLake {} · Prometheus {} · others {:.2} cores · load {}",
+            case.name,
+            case.shape,
+            r.sides[0].summary(),
+            r.sides[1].summary(),
+            r.other_cores,
+            load_average()
+        );
+        results.push(r);
+    }
+    promlake.stop().await;
+    prometheus.stop().await;
+    report(&results, &machine);
+    println!("load average at end: {}", load_average());
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Data: the classic histograms
+
+/// Upper bounds of the buckets (Prometheus client libraries' defaults), then `+Inf`.
+const BUCKETS: &[f64] = &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+/// (handler, method, typical latency in seconds).
+const HANDLERS: &[(&str, &str, f64)] = &[
+    ("/api/v1/query", "GET", 0.02),
+    ("/api/v1/query_range", "GET", 0.08),
+    ("/api/v1/series", "GET", 0.01),
+    ("/api/v1/write", "POST", 0.005),
+];
+const API_INSTANCES: usize = 5;
+/// Label sets × (buckets + `+Inf` + `_sum` + `_count`).
+const HISTOGRAM_SERIES: usize = API_INSTANCES * 4 * (BUCKETS.len() + 3);
+const HISTOGRAM_HELP: &str = "A histogram of the request duration.";
+
+/// One label set's cumulative state.
+struct HistogramState {
+    labels: Vec<(&'static str, String)>,
+    typical: f64,
+    buckets: Vec<u64>,
+    sum: f64,
+    count: u64,
+}
+
+/// Sorted labels: `name` plus `extra`.
+fn labels(name: &str, extra: impl IntoIterator<Item = (&'static str, String)>) -> Vec<Label> {
+    let mut out: Vec<Label> = std::iter::once(("__name__", name.to_owned()))
+        .chain(extra)
+        .map(|(name, value)| Label { name: name.to_owned(), value })
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+/// One request per scrape of the workload: every histogram series' sample at
+/// that scrape's timestamp (RW 1.0, compressed). Each scrape adds 20–200
+/// observations per label set, spread log-uniformly around its handler's
+/// typical latency, to cumulative bucket counters, `_sum` and `_count`.
+fn histogram_requests(workload: &Workload, seed: u64) -> Vec<PreparedRequest> {
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x6869_7374_6f67_7261);
+    let mut states: Vec<HistogramState> = (0..API_INSTANCES)
+        .flat_map(|i| {
+            HANDLERS.iter().map(move |(handler, method, typical)| HistogramState {
+                labels: vec![
+                    ("handler", (*handler).to_owned()),
+                    ("instance", format!("10.1.0.{}:8080", i + 1)),
+                    ("job", "api-server".to_owned()),
+                    ("method", (*method).to_owned()),
+                ],
+                typical: *typical,
+                buckets: vec![0; BUCKETS.len()],
+                sum: 0.0,
+                count: 0,
+            })
+        })
+        .collect();
+    let series = |name: &str, extra: Vec<(&'static str, String)>, ts: i64, value: f64| GeneratedSeries {
+        labels: labels(name, extra),
+        samples: vec![(ts, value)],
+        kind: SeriesKind::Counter,
+        help: HISTOGRAM_HELP,
+    };
+    (0..workload.rounds)
+        .map(|round| {
+            let ts = workload.scrape_ms(round);
+            let mut out = Vec::with_capacity(HISTOGRAM_SERIES);
+            for s in &mut states {
+                for _ in 0..rng.random_range(20..=200) {
+                    let latency = s.typical * rng.random_range(-2.0f64..3.0).exp();
+                    for (b, le) in s.buckets.iter_mut().zip(BUCKETS) {
+                        if latency <= *le {
+                            *b += 1;
+                        }
+                    }
+                    s.sum += latency;
+                    s.count += 1;
+                }
+                for (b, le) in s.buckets.iter().zip(BUCKETS) {
+                    let mut extra = s.labels.clone();
+                    extra.push(("le", le.to_string()));
+                    out.push(series("http_request_duration_seconds_bucket", extra, ts, *b as f64));
+                }
+                let mut extra = s.labels.clone();
+                extra.push(("le", "+Inf".to_owned()));
+                out.push(series("http_request_duration_seconds_bucket", extra, ts, s.count as f64));
+                out.push(series("http_request_duration_seconds_sum", s.labels.clone(), ts, s.sum));
+                out.push(series("http_request_duration_seconds_count", s.labels.clone(), ts, s.count as f64));
+            }
+            let samples = out.len() as u32;
+            PreparedRequest { body: Bytes::from(compress(&encode_v1(out))), samples }
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+// Loading
+
+/// Sends the whole pool to `target` round by round: every chunk's request
+/// of a round at once (one connection each), the next round once all of them
+/// are acknowledged. So the samples arrive in time order across all series,
+/// never more than one scrape apart, as Prometheus's head needs (it refuses
+/// samples over an hour older than the newest it holds as "out of bounds").
+async fn load(http: &reqwest::Client, target: &Target, pool: &Pool) -> anyhow::Result<()> {
+    let rounds = pool.chunks.iter().map(Vec::len).max().unwrap_or(0);
+    let started = Instant::now();
+    let mut acked = 0u64;
+    for round in 0..rounds {
+        let sends = pool.chunks.iter().filter_map(|c| c.get(round)).map(|request| async move {
+            let answer = http
+                .post(&target.write_url)
+                .header("Content-Type", content_type(Protocol::V1))
+                .header("Content-Encoding", "snappy")
+                .header("X-Prometheus-Remote-Write-Version", "0.1.0")
+                .body(request.body.clone())
+                .send()
+                .await
+                .with_context(|| format!("{}: remote write", target.kind.name()))?;
+            let status = answer.status();
+            let body = answer.bytes().await.unwrap_or_default();
+            if !status.is_success() {
+                bail!(
+                    "{}: remote write of round {round} answered {status}: {}",
+                    target.kind.name(),
+                    String::from_utf8_lossy(&body[..body.len().min(300)]).trim()
+                );
+            }
+            anyhow::Ok(u64::from(request.samples))
+        });
+        for written in futures::future::join_all(sends).await {
+            acked += written?;
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    println!(
+        "{}: loaded {acked} samples in {elapsed:.1} s ({:.0} samples/s)",
+        target.kind.name(),
+        acked as f64 / elapsed.max(1e-9)
+    );
+    Ok(())
+}
+
+async fn metrics(http: &reqwest::Client, target: &Target) -> String {
+    match http.get(format!("{}/metrics", target.base_url)).send().await {
+        Ok(r) => r.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    }
+}
+
+/// Waits until PromLake's stream workers have committed every sample to the
+/// `samples` table (none is left only in the head).
+async fn wait_promlake_committed(
+    http: &reqwest::Client,
+    target: &Target,
+    samples: u64,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    loop {
+        let text = metrics(http, target).await;
+        let committed = sum_metric(&text, "promlake_stream_samples_committed_total", "");
+        let discarded = sum_metric(&text, "promlake_stream_samples_discarded_total", "");
+        if discarded > 0.0 {
+            bail!("promlake discarded {discarded} samples (duplicates or out of order)");
+        }
+        if committed >= samples as f64 {
+            let files = parquet_files(&target.dir().join("data/lake"));
+            println!(
+                "promlake: every sample committed to the lake {:.1} s after loading ({files} Parquet files, \
+                 no maintenance pass ran)",
+                started.elapsed().as_secs_f64()
+            );
+            return Ok(());
+        }
+        if started.elapsed() > timeout {
+            bail!("promlake committed {committed} of {samples} samples within {timeout:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Parquet files under `dir` (every table of the lake).
+fn parquet_files(dir: &std::path::Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries
+        .filter_map(Result::ok)
+        .map(|e| {
+            let path = e.path();
+            if path.is_dir() {
+                parquet_files(&path)
+            } else {
+                usize::from(path.extension().is_some_and(|x| x == "parquet"))
+            }
+        })
+        .sum()
+}
+
+/// Waits until Prometheus's compactions (head → 2 h blocks → larger blocks,
+/// triggered while loading) have stopped for 30 s.
+async fn wait_prometheus_settled(http: &reqwest::Client, target: &Target, timeout: Duration) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let mut last = f64::NAN;
+    let mut stable_since = Instant::now();
+    loop {
+        let text = metrics(http, target).await;
+        let compactions = sum_metric(&text, "prometheus_tsdb_compactions_total", "");
+        if compactions != last {
+            last = compactions;
+            stable_since = Instant::now();
+        }
+        if stable_since.elapsed() >= Duration::from_secs(30) {
+            println!(
+                "prometheus: {compactions} compactions, {} blocks loaded, {} series in the head; settled after {:.0} s",
+                sum_metric(&text, "prometheus_tsdb_blocks_loaded", ""),
+                sum_metric(&text, "prometheus_tsdb_head_series", ""),
+                started.elapsed().as_secs_f64()
+            );
+            return Ok(());
+        }
+        if started.elapsed() > timeout {
+            bail!("prometheus's compactions did not settle within {timeout:?}");
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+}
+
+/// Checks that both targets count every scrape of every sampled series
+/// (`count_over_time` over the whole span) and see the same series.
+async fn check_complete(http: &reqwest::Client, sides: &[Side; 2], end_ms: i64, rounds: usize) -> anyhow::Result<()> {
+    let span_s = rounds as i64 * INTERVAL_MS / 1000;
+    for metric in ["node_load1", "http_request_duration_seconds_count"] {
+        let expr = format!("count_over_time({metric}[{span_s}s])");
+        let params = vec![("query".to_owned(), expr.clone()), ("time".to_owned(), seconds(end_ms))];
+        let mut counts = Vec::new();
+        for side in sides {
+            let url = side.url("query", &params)?;
+            let (_, body) = get(http, url).await;
+            let doc = body.map_err(|e| anyhow::anyhow!("{}: {expr}: {e}", side.name))?;
+            let values: Vec<f64> = doc["data"]["result"]
+                .as_array()
+                .context("no result")?
+                .iter()
+                .filter_map(|r| r["value"][1].as_str()?.parse().ok())
+                .collect();
+            if values.is_empty() || values.iter().any(|v| *v != rounds as f64) {
+                bail!("{}: {expr} answered {values:?}, expected {rounds} for every series", side.name);
+            }
+            counts.push(values.len());
+        }
+        if counts[0] != counts[1] {
+            bail!("{expr}: PromLake has {} series, Prometheus {}", counts[0], counts[1]);
+        }
+        println!("check: {expr} = {rounds} for each of {} series on both", counts[0]);
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Measuring
+
+/// One server's query API.
+struct Side {
+    name: &'static str,
+    api: String,
+    pid: Option<u32>,
+}
+
+impl Side {
+    fn new(target: &Target) -> Side {
+        let name = match target.kind {
+            Kind::PromLake => "PromLake",
+            Kind::Prometheus => "Prometheus",
+            Kind::VictoriaMetrics => "VictoriaMetrics",
+        };
+        Side { name, api: target.api_url(), pid: target.pid() }
+    }
+
+    fn url(&self, endpoint: &str, params: &[(String, String)]) -> anyhow::Result<url::Url> {
+        url::Url::parse_with_params(&format!("{}/{endpoint}", self.api), params).context("building a query URL")
+    }
+}
+
+/// One query as sent: an expression and its instant or range parameters.
+struct Case {
+    name: &'static str,
+    expr: &'static str,
+    shape: String,
+    endpoint: &'static str,
+    params: Vec<(String, String)>,
+}
+
+/// `ms` as Prometheus's Unix seconds with milliseconds.
+fn seconds(ms: i64) -> String {
+    format!("{}.{:03}", ms.div_euclid(1000), ms.rem_euclid(1000))
+}
+
+/// Every expression as an instant query at `end_ms`, a 1 h range at 15 s
+/// and a `hours` range at `hours / 240` (241 points each).
+fn cases(end_ms: i64, hours: f64) -> Vec<Case> {
+    let long_ms = (hours * 3_600_000.0).round() as i64;
+    let long_step_ms = (long_ms / 240).max(1);
+    let mut out = Vec::new();
+    for (name, expr) in QUERIES {
+        let query = ("query".to_owned(), (*expr).to_owned());
+        out.push(Case {
+            name,
+            expr,
+            shape: "instant".into(),
+            endpoint: "query",
+            params: vec![query.clone(), ("time".into(), seconds(end_ms))],
+        });
+        for (range_ms, step_ms, shape) in
+            [(3_600_000, 15_000, "range 1 h".to_owned()), (long_ms, long_step_ms, format!("range {hours} h"))]
+        {
+            out.push(Case {
+                name,
+                expr,
+                shape,
+                endpoint: "query_range",
+                params: vec![
+                    query.clone(),
+                    ("start".into(), seconds(end_ms - range_ms)),
+                    ("end".into(), seconds(end_ms)),
+                    ("step".into(), seconds(step_ms)),
+                ],
+            });
+        }
+    }
+    out
+}
+
+/// Sends one GET and reads the whole answer: (wall latency, the JSON of a
+/// `success` answer or what went wrong).
+async fn get(http: &reqwest::Client, url: url::Url) -> (Duration, Result<serde_json::Value, String>) {
+    let started = Instant::now();
+    let answer = match http.get(url).send().await {
+        Ok(r) => {
+            let status = r.status();
+            r.bytes().await.map(|b| (status, b)).map_err(|e| e.to_string())
+        }
+        Err(e) => Err(e.to_string()),
+    };
+    let elapsed = started.elapsed();
+    let doc = answer.and_then(|(status, body)| {
+        let doc: serde_json::Value = serde_json::from_slice(&body)
+            .map_err(|_| format!("HTTP {status}: {}", String::from_utf8_lossy(&body[..body.len().min(300)]).trim()))?;
+        if doc["status"] == "success" {
+            Ok(doc)
+        } else {
+            Err(format!(
+                "HTTP {status}, {}: {}",
+                doc["errorType"].as_str().unwrap_or("?"),
+                doc["error"].as_str().unwrap_or("(no error text)")
+            ))
+        }
+    });
+    (elapsed, doc)
+}
+
+/// What a `success` answer held: its series, its points, and the sum of
+/// its finite values (a checksum to compare the targets' answers by).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Answer {
+    series: usize,
+    points: usize,
+    sum: f64,
+}
+
+impl Answer {
+    fn of(doc: &serde_json::Value) -> Answer {
+        let data = &doc["data"];
+        let value = |v: &serde_json::Value| v[1].as_str().and_then(|s| s.parse::<f64>().ok()).filter(|v| v.is_finite());
+        let result = data["result"].as_array().map_or(&[][..], Vec::as_slice);
+        match data["resultType"].as_str() {
+            Some("matrix") => {
+                let points = result.iter().flat_map(|s| s["values"].as_array().map_or(&[][..], Vec::as_slice));
+                Answer { series: result.len(), points: points.clone().count(), sum: points.filter_map(value).sum() }
+            }
+            Some("vector") => Answer {
+                series: result.len(),
+                points: result.len(),
+                sum: result.iter().filter_map(|s| value(&s["value"])).sum(),
+            },
+            _ => Answer { series: 1, points: 1, sum: value(&data["result"]).unwrap_or(0.0) },
+        }
+    }
+
+    /// Same series and points, and values summing to the same within 1e-6 (relative).
+    fn matches(&self, other: &Answer) -> bool {
+        self.series == other.series
+            && self.points == other.points
+            && (self.sum - other.sum).abs() <= 1e-6 * self.sum.abs().max(other.sum.abs()).max(1e-300)
+    }
+}
+
+/// One target's measurements of one case.
+#[derive(Default)]
+struct SideResult {
+    latencies: Vec<Duration>,
+    /// The first answer.
+    first: Option<Answer>,
+    /// Answers that differed from the first one.
+    unstable: usize,
+    error: Option<String>,
+    /// Stopped early by --budget-secs.
+    cut: bool,
+}
+
+impl SideResult {
+    fn quantile_ms(&self, q: f64) -> Option<f64> {
+        if self.latencies.is_empty() {
+            return None;
+        }
+        let mut l = self.latencies.clone();
+        l.sort_unstable();
+        let i = ((l.len() as f64 * q).ceil() as usize).clamp(1, l.len()) - 1;
+        Some(l[i].as_secs_f64() * 1e3)
+    }
+
+    fn summary(&self) -> String {
+        match (&self.error, self.quantile_ms(0.5), self.quantile_ms(0.95)) {
+            (Some(e), _, _) => format!("error ({e})"),
+            (None, Some(p50), Some(p95)) => format!("p50 {p50:.1} ms p95 {p95:.1} ms n {}", self.latencies.len()),
+            _ => "no answers".into(),
+        }
+    }
+
+    /// Records one answer; returns whether the target answered.
+    fn record(&mut self, latency: Duration, answer: Result<serde_json::Value, String>, measured: bool) -> bool {
+        match answer {
+            Ok(doc) => {
+                let answer = Answer::of(&doc);
+                match &self.first {
+                    None => self.first = Some(answer),
+                    Some(first) if !first.matches(&answer) => self.unstable += 1,
+                    Some(_) => {}
+                }
+                if measured {
+                    self.latencies.push(latency);
+                }
+                true
+            }
+            Err(e) => {
+                self.error = Some(e);
+                false
+            }
+        }
+    }
+}
+
+/// Both targets' measurements of one case.
+struct CaseResult {
+    name: &'static str,
+    expr: &'static str,
+    shape: String,
+    sides: [SideResult; 2],
+    /// Cores other processes (not the two servers, not this harness) took meanwhile.
+    other_cores: f64,
+}
+
+impl CaseResult {
+    fn ratio(&self, q: f64) -> Option<f64> {
+        Some(self.sides[0].quantile_ms(q)? / self.sides[1].quantile_ms(q)?)
+    }
+}
+
+/// Warms `case` up on both targets, then runs it `repeat` times on each,
+/// alternating (PromLake first in even rounds, Prometheus first in odd ones).
+async fn measure_case(http: &reqwest::Client, sides: &[Side; 2], case: &Case, args: &Args) -> CaseResult {
+    let cpu = || -> f64 { sides.iter().filter_map(|s| s.pid).map(|p| proc_usage(p).0).sum::<f64>() };
+    let (m0, cpu0, own0, t0) = (machine_cpu(), cpu(), proc_usage(std::process::id()).0, Instant::now());
+    let mut results: [SideResult; 2] = Default::default();
+    let mut spent = [Duration::ZERO; 2];
+    let urls: Vec<Result<url::Url, String>> =
+        sides.iter().map(|s| s.url(case.endpoint, &case.params).map_err(|e| e.to_string())).collect();
+    for round in 0..args.warmup + args.repeat {
+        let measured = round >= args.warmup;
+        let order: [usize; 2] = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+        for i in order {
+            let r = &mut results[i];
+            if r.error.is_some() || r.cut {
+                continue;
+            }
+            let url = match &urls[i] {
+                Ok(u) => u.clone(),
+                Err(e) => {
+                    r.error = Some(e.clone());
+                    continue;
+                }
+            };
+            let (latency, answer) = get(http, url).await;
+            r.record(latency, answer, measured);
+            spent[i] += latency;
+            if measured && r.latencies.len() >= 5 && spent[i] > Duration::from_secs(args.budget_secs) {
+                r.cut = true;
+            }
+        }
+    }
+    let elapsed = t0.elapsed().as_secs_f64().max(1e-9);
+    let busy = machine_cpu().since(&m0).busy;
+    let ours = cpu() - cpu0 + proc_usage(std::process::id()).0 - own0;
+    CaseResult {
+        name: case.name,
+        expr: case.expr,
+        shape: case.shape.clone(),
+        sides: results,
+        other_cores: ((busy - ours) / elapsed).max(0.0),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Report
+
+fn report(results: &[CaseResult], machine: &Machine) {
+    let ms = |v: Option<f64>| v.map_or("–".to_owned(), |v| format!("{v:.1}"));
+    let ratio = |v: Option<f64>| v.map_or("–".to_owned(), |v| format!("{v:.2}"));
+    println!();
+    println!("## Query latency, PromLake / Prometheus (< 1: PromLake faster)");
+    println!();
+    println!("{machine}");
+    println!();
+    println!(
+        "| query | kind | PromLake p50 ms | PromLake p95 ms | Prometheus p50 ms | Prometheus p95 ms | ratio p50 | ratio p95 | series PromLake / Prometheus | n | others cores |"
+    );
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for r in results {
+        let [pl, prom] = &r.sides;
+        let series = |s: &SideResult| {
+            if s.error.is_some() {
+                "error".to_owned()
+            } else {
+                s.first.map_or("–".to_owned(), |a| a.series.to_string())
+            }
+        };
+        println!(
+            "| `{}` | {} | {} | {} | {} | {} | {} | {} | {} / {} | {} / {} | {:.2} |",
+            r.expr,
+            r.shape,
+            ms(pl.quantile_ms(0.5)),
+            ms(pl.quantile_ms(0.95)),
+            ms(prom.quantile_ms(0.5)),
+            ms(prom.quantile_ms(0.95)),
+            ratio(r.ratio(0.5)),
+            ratio(r.ratio(0.95)),
+            series(pl),
+            series(prom),
+            pl.latencies.len(),
+            prom.latencies.len(),
+            r.other_cores
+        );
+    }
+    println!();
+    let mut notes = Vec::new();
+    for r in results {
+        let [pl, prom] = &r.sides;
+        let what = format!("`{}` ({}, {})", r.expr, r.name, r.shape);
+        for (side, s) in [("PromLake", pl), ("Prometheus", prom)] {
+            if let Some(e) = &s.error {
+                if e.contains("not supported by PromLake") {
+                    notes.push(format!("NOT SUPPORTED: {what}: {side} answered {e}"));
+                } else {
+                    notes.push(format!("ERROR: {what}: {side} answered {e}"));
+                }
+            }
+            if s.unstable > 0 {
+                notes.push(format!(
+                    "WARNING: {what}: {side} answered {} times differently from its first answer",
+                    s.unstable
+                ));
+            }
+            if s.cut {
+                notes.push(format!(
+                    "note: {what}: {side} stopped after {} repetitions (--budget-secs)",
+                    s.latencies.len()
+                ));
+            }
+        }
+        if let (Some(a), Some(b)) = (pl.first, prom.first) {
+            if a.series != b.series {
+                notes.push(format!("WARNING: {what}: PromLake answered {} series, Prometheus {}", a.series, b.series));
+            } else if !a.matches(&b) {
+                notes.push(format!(
+                    "WARNING: {what}: same series count, but PromLake answered {} points summing to {}, Prometheus {} summing to {}",
+                    a.points, a.sum, b.points, b.sum
+                ));
+            }
+        }
+        if let Some(x) = r.ratio(0.5).filter(|x| *x > 1.0) {
+            notes.push(format!(
+                "SHORTFALL (no query slower than Prometheus): {what}: PromLake p50 {x:.2}× Prometheus's"
+            ));
+        }
+    }
+    for n in &notes {
+        println!("{n}");
+    }
+    let measured = results.iter().filter(|r| r.ratio(0.5).is_some()).count();
+    let slower = results.iter().filter(|r| r.ratio(0.5).is_some_and(|x| x > 1.0)).count();
+    let failed = results.iter().filter(|r| r.sides[0].error.is_some()).count();
+    println!();
+    println!(
+        "aim \"no query slower than Prometheus\": {slower} of {measured} compared queries slower at p50, \
+         {failed} of {} not answered by PromLake",
+        results.len()
+    );
+}
