@@ -64,7 +64,12 @@ impl SampleReader for Reader {
 
     async fn metadata(&self, _ws: &str) -> Result<Vec<MetricMetadata>, SeamError> {
         Ok(vec![
-            MetricMetadata { metric: "http_requests_total".into(), metric_type: "counter".into(), help: "Requests.".into(), unit: "".into() },
+            MetricMetadata {
+                metric: "http_requests_total".into(),
+                metric_type: "counter".into(),
+                help: "Requests.".into(),
+                unit: "".into(),
+            },
             MetricMetadata { metric: "up".into(), metric_type: "gauge".into(), help: "Up.".into(), unit: "".into() },
         ])
     }
@@ -79,7 +84,9 @@ fn series(labels: &[(&str, &str)], every_ms: i64, values: impl Fn(i64) -> f64) -
     l.sort();
     SelectedSeries {
         labels: l.into(),
-        samples: (0..=120).map(|i| Sample { timestamp_ms: i * every_ms, value: SampleValue::Float(values(i)) }).collect(),
+        samples: (0..=120)
+            .map(|i| Sample { timestamp_ms: i * every_ms, value: SampleValue::Float(values(i)) })
+            .collect(),
     }
 }
 
@@ -109,13 +116,8 @@ async fn api_with(reader: Reader, limits: Limits) -> Api {
         .await
         .unwrap();
     let reader = Arc::new(reader);
-    let api = QueryApi::new(
-        reader.clone(),
-        store,
-        arns,
-        Arc::new(Overrides::new(&limits)),
-        ManualClock::new(1_800_000),
-    );
+    let api =
+        QueryApi::new(reader.clone(), store, arns, Arc::new(Overrides::new(&limits)), ManualClock::new(1_800_000));
     Api { router: router(Arc::new(api)), reader }
 }
 
@@ -166,7 +168,10 @@ async fn instant_and_range_queries_answer_in_prometheus_json() {
     assert_eq!(api.get("query?query=up&time=1970-01-01T00:10:00.5Z").await.1["data"]["result"][0]["value"][0], 600.5);
     // Scalars and strings.
     assert_eq!(api.get("query?query=1.5&time=10").await.1["data"], json!({"resultType":"scalar","result":[10,"1.5"]}));
-    assert_eq!(api.get("query?query=%22hi%22&time=10").await.1["data"], json!({"resultType":"string","result":[10,"hi"]}));
+    assert_eq!(
+        api.get("query?query=%22hi%22&time=10").await.1["data"],
+        json!({"resultType":"string","result":[10,"hi"]})
+    );
 
     // Annotations: `infos` and `warnings` beside `data`, as Prometheus adds them.
     let (_, body) = api.get(&format!("query?query={}&time=1800", enc("rate(up[5m])"))).await;
@@ -220,7 +225,10 @@ async fn series_labels_values_and_metadata() {
     assert_eq!(api.get("labels?match[]=up").await.1["data"], json!(["__name__", "instance", "job"]));
     assert_eq!(api.get("label/__name__/values").await.1["data"], json!(["http_requests_total", "up"]));
     assert_eq!(api.get("label/job/values?match[]=up").await.1["data"], json!(["api", "node"]));
-    assert_eq!(api.get("label/code/values?limit=1").await.1, json!({"status":"success","data":["200"],"warnings":["results truncated due to limit"]}));
+    assert_eq!(
+        api.get("label/code/values?limit=1").await.1,
+        json!({"status":"success","data":["200"],"warnings":["results truncated due to limit"]})
+    );
     // U__ escaping of a label name in the path.
     assert_eq!(api.get("label/U__jo_62_/values").await.1["data"], json!(["api", "node"]));
 
@@ -250,31 +258,117 @@ async fn bad_requests_get_prometheus_errors_never_a_500() {
     let cases: Vec<(String, StatusCode, &str, &str)> = vec![
         (format!("query?query={}", enc("sum(")), StatusCode::BAD_REQUEST, "bad_data", "invalid parameter \"query\""),
         ("query?query=".into(), StatusCode::BAD_REQUEST, "bad_data", "invalid parameter \"query\""),
-        ("query?query=up&time=yesterday".into(), StatusCode::BAD_REQUEST, "bad_data", "invalid parameter \"time\": cannot parse \"yesterday\" to a valid timestamp"),
+        (
+            "query?query=up&time=yesterday".into(),
+            StatusCode::BAD_REQUEST,
+            "bad_data",
+            "invalid parameter \"time\": cannot parse \"yesterday\" to a valid timestamp",
+        ),
         ("query?query=up&timeout=soon".into(), StatusCode::BAD_REQUEST, "bad_data", "invalid parameter \"timeout\""),
-        ("query?query=up&lookback_delta=x".into(), StatusCode::BAD_REQUEST, "bad_data", "error parsing lookback delta duration"),
-        ("query_range?query=up&start=10&end=20".into(), StatusCode::BAD_REQUEST, "bad_data", "invalid parameter \"step\": cannot parse \"\" to a valid duration"),
-        ("query_range?query=up&end=20&step=1".into(), StatusCode::BAD_REQUEST, "bad_data", "invalid parameter \"start\""),
-        ("query_range?query=up&start=20&end=10&step=1".into(), StatusCode::BAD_REQUEST, "bad_data", "invalid parameter \"end\": end timestamp must not be before start time"),
-        ("query_range?query=up&start=0&end=10&step=-1".into(), StatusCode::BAD_REQUEST, "bad_data", "invalid parameter \"step\": zero or negative query resolution step widths are not accepted"),
+        (
+            "query?query=up&lookback_delta=x".into(),
+            StatusCode::BAD_REQUEST,
+            "bad_data",
+            "error parsing lookback delta duration",
+        ),
+        (
+            "query_range?query=up&start=10&end=20".into(),
+            StatusCode::BAD_REQUEST,
+            "bad_data",
+            "invalid parameter \"step\": cannot parse \"\" to a valid duration",
+        ),
+        (
+            "query_range?query=up&end=20&step=1".into(),
+            StatusCode::BAD_REQUEST,
+            "bad_data",
+            "invalid parameter \"start\"",
+        ),
+        (
+            "query_range?query=up&start=20&end=10&step=1".into(),
+            StatusCode::BAD_REQUEST,
+            "bad_data",
+            "invalid parameter \"end\": end timestamp must not be before start time",
+        ),
+        (
+            "query_range?query=up&start=0&end=10&step=-1".into(),
+            StatusCode::BAD_REQUEST,
+            "bad_data",
+            "invalid parameter \"step\": zero or negative query resolution step widths are not accepted",
+        ),
         // A subquery too large to evaluate, and explain with the checks of query_range.
-        (format!("query?query={}", enc("max_over_time(vector(1)[1y:1ms])")), StatusCode::UNPROCESSABLE_ENTITY, "execution", "query processing would load too many samples into memory"),
-        (format!("explain?query={}&start=0&end=9e15&step=0.001&analyze=true", enc("vector(1)")), StatusCode::BAD_REQUEST, "bad_data", "exceeded maximum resolution"),
-        ("query_range?query=up&start=0&end=100000&step=1".into(), StatusCode::BAD_REQUEST, "bad_data", "exceeded maximum resolution of 11,000 points per timeseries"),
+        (
+            format!("query?query={}", enc("max_over_time(vector(1)[1y:1ms])")),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "execution",
+            "query processing would load too many samples into memory",
+        ),
+        (
+            format!("explain?query={}&start=0&end=9e15&step=0.001&analyze=true", enc("vector(1)")),
+            StatusCode::BAD_REQUEST,
+            "bad_data",
+            "exceeded maximum resolution",
+        ),
+        (
+            "query_range?query=up&start=0&end=100000&step=1".into(),
+            StatusCode::BAD_REQUEST,
+            "bad_data",
+            "exceeded maximum resolution of 11,000 points per timeseries",
+        ),
         // The extreme times of an open range: no overflow, a clear error.
-        ("query_range?query=up&start=-292273086-05-16T16:47:06Z&end=292277025-08-18T07:12:54.999999999Z&step=100y".into(), StatusCode::BAD_REQUEST, "bad_data", "exceeded maximum resolution of 11,000 points per timeseries"),
-        ("query_range?query=up&start=0&end=3000000&step=3600".into(), StatusCode::UNPROCESSABLE_ENTITY, "execution", "the query time range exceeds the limit (query length: 833h20m0s, limit: 768h0m0s)"),
-        (format!("query_range?query={}&start=0&end=10&step=1", enc("up[5m]")), StatusCode::BAD_REQUEST, "bad_data", "invalid expression type \"range vector\" for range query"),
+        (
+            "query_range?query=up&start=-292273086-05-16T16:47:06Z&end=292277025-08-18T07:12:54.999999999Z&step=100y"
+                .into(),
+            StatusCode::BAD_REQUEST,
+            "bad_data",
+            "exceeded maximum resolution of 11,000 points per timeseries",
+        ),
+        (
+            "query_range?query=up&start=0&end=3000000&step=3600".into(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "execution",
+            "the query time range exceeds the limit (query length: 833h20m0s, limit: 768h0m0s)",
+        ),
+        (
+            format!("query_range?query={}&start=0&end=10&step=1", enc("up[5m]")),
+            StatusCode::BAD_REQUEST,
+            "bad_data",
+            "invalid expression type \"range vector\" for range query",
+        ),
         ("series".into(), StatusCode::BAD_REQUEST, "bad_data", "no match[] parameter provided"),
-        (format!("series?match[]={}", enc("up + 1")), StatusCode::BAD_REQUEST, "bad_data", "invalid parameter \"match[]\""),
+        (
+            format!("series?match[]={}", enc("up + 1")),
+            StatusCode::BAD_REQUEST,
+            "bad_data",
+            "invalid parameter \"match[]\"",
+        ),
         (format!("series?match[]={}", enc("{job=~\".*\"}")), StatusCode::BAD_REQUEST, "bad_data", ""),
-        ("series?match[]=up&limit=-1".into(), StatusCode::BAD_REQUEST, "bad_data", "invalid parameter \"limit\": limit must be non-negative"),
+        (
+            "series?match[]=up&limit=-1".into(),
+            StatusCode::BAD_REQUEST,
+            "bad_data",
+            "invalid parameter \"limit\": limit must be non-negative",
+        ),
         ("labels?start=x".into(), StatusCode::BAD_REQUEST, "bad_data", "invalid parameter \"start\""),
-        ("labels?start=10&end=5".into(), StatusCode::BAD_REQUEST, "bad_data", "end timestamp must not be before start time"),
+        (
+            "labels?start=10&end=5".into(),
+            StatusCode::BAD_REQUEST,
+            "bad_data",
+            "end timestamp must not be before start time",
+        ),
         ("metadata?limit=x".into(), StatusCode::BAD_REQUEST, "bad_data", "limit must be a number"),
         (format!("query_exemplars?query={}", enc("sum(")), StatusCode::BAD_REQUEST, "bad_data", ""),
-        (format!("format_query?query={}", enc("1 +")), StatusCode::BAD_REQUEST, "bad_data", "invalid parameter \"query\""),
-        (format!("query?query={}&time=10", enc("label_replace(up, \"x\", \"$1\", \"job\", \"(\")")), StatusCode::UNPROCESSABLE_ENTITY, "execution", ""),
+        (
+            format!("format_query?query={}", enc("1 +")),
+            StatusCode::BAD_REQUEST,
+            "bad_data",
+            "invalid parameter \"query\"",
+        ),
+        (
+            format!("query?query={}&time=10", enc("label_replace(up, \"x\", \"$1\", \"job\", \"(\")")),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "execution",
+            "",
+        ),
     ];
     // Extreme offsets, ranges and times evaluate (to nothing) rather than overflow.
     for q in ["up offset 100000y", "max_over_time(up[100000y])", "up @ 9e15", "rate(up[1m:1s] offset -100000y)"] {
@@ -325,7 +419,8 @@ async fn query_limits_answer_422_with_cortex_texts() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert_eq!(body["error"], "the query hit the max number of series limit (limit: 4 series)");
     // Five series over two selectors: over 4.
-    let (status, body) = api.get(&format!("query?query={}&time=60", enc("count(up) + count(http_requests_total)"))).await;
+    let (status, body) =
+        api.get(&format!("query?query={}&time=60", enc("count(up) + count(http_requests_total)"))).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(body["error"], "the query hit the max number of series limit (limit: 4 series)");
 }
@@ -335,7 +430,10 @@ async fn a_query_times_out_with_503_and_its_plan_is_dropped() {
     let api = api_with(Reader { series: data(), slow: true, ..Default::default() }, Limits::default()).await;
     let (status, body) = api.get("query?query=up&time=60&timeout=200ms").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(body, json!({"status":"error","errorType":"timeout","error":"query timed out in expression evaluation"}));
+    assert_eq!(
+        body,
+        json!({"status":"error","errorType":"timeout","error":"query timed out in expression evaluation"})
+    );
     assert!(api.reader.dropped.load(Ordering::SeqCst), "the scan still runs after the timeout");
 }
 

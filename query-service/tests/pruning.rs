@@ -56,7 +56,8 @@ impl Stack {
         .await
         .unwrap();
         let topic = schemas::topics::samples_topic(WS);
-        let spec = TopicSpec { partitions: 1, cleanup: CleanupPolicy::Delete { retention: Duration::from_secs(86_400) } };
+        let spec =
+            TopicSpec { partitions: 1, cleanup: CleanupPolicy::Delete { retention: Duration::from_secs(86_400) } };
         log.ensure_topic(&topic, spec).await.unwrap();
         workers.watch_workspace(WS, &topic).await.unwrap();
         Self { _dir: dir, log, workers: Arc::new(workers), topic }
@@ -74,8 +75,13 @@ impl Stack {
             samples.iter().map(|&(t, v)| Sample { timestamp_ms: t, value: v, start_timestamp_ms: 0 }).collect();
         let series = Series { labels, series_id, samples, histograms: vec![], exemplars: vec![] };
         let now = common::clock::Clock::now_ms(&SystemClock);
-        let batch =
-            WriteBatch { workspace_id: WS.into(), received_at_ms: now, protocol_version: 1, series: vec![series], metadata: vec![] };
+        let batch = WriteBatch {
+            workspace_id: WS.into(),
+            received_at_ms: now,
+            protocol_version: 1,
+            series: vec![series],
+            metadata: vec![],
+        };
         let record = Record { key: None, value: Some(Bytes::from(batch.encode_to_vec())), timestamp_ms: now };
         let receipt = self.log.append(&self.topic, 0, vec![record]).await.unwrap();
         self.workers.wait_for_position(WS, &vec![(0, receipt.last_offset)], Duration::from_secs(30)).await.unwrap();
@@ -84,7 +90,8 @@ impl Stack {
 
 /// A metric's value in the `PromExec` scan line of `EXPLAIN ANALYZE`.
 fn scan_metric(analyzed: &str, name: &str) -> usize {
-    let line = analyzed.lines().find(|l| l.contains("PromSeriesScan")).unwrap_or_else(|| panic!("no scan in\n{analyzed}"));
+    let line =
+        analyzed.lines().find(|l| l.contains("PromSeriesScan")).unwrap_or_else(|| panic!("no scan in\n{analyzed}"));
     let value = line.split(&format!("{name}=")).nth(1).unwrap_or_else(|| panic!("no {name} in {line}"));
     value.split(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap()
 }

@@ -30,16 +30,12 @@ fn dataset(start_ms: i64) -> Vec<u8> {
             (0..POINTS).map(|i| prompb::Sample { value: value(i), timestamp: start_ms + i * STEP_MS }).collect();
         timeseries.push(prompb::TimeSeries { labels, samples, ..Default::default() });
     };
-    for (job, instance, code, per_step) in [
-        ("api", "a:80", "200", 30),
-        ("api", "a:80", "500", 2),
-        ("api", "b:80", "200", 45),
-        ("web", "c:80", "200", 7),
-    ] {
-        add(
-            &[("__name__", "demo_requests_total"), ("job", job), ("instance", instance), ("code", code)],
-            &|i| (i * per_step + i * i % 5) as f64,
-        );
+    for (job, instance, code, per_step) in
+        [("api", "a:80", "200", 30), ("api", "a:80", "500", 2), ("api", "b:80", "200", 45), ("web", "c:80", "200", 7)]
+    {
+        add(&[("__name__", "demo_requests_total"), ("job", job), ("instance", instance), ("code", code)], &|i| {
+            (i * per_step + i * i % 5) as f64
+        });
     }
     for (room, base) in [("kitchen", 21.5), ("cellar", 12.25), ("attic", 30.0)] {
         add(&[("__name__", "demo_temperature_celsius"), ("room", room), ("job", "sensors")], &|i| {
@@ -110,9 +106,9 @@ async fn promlake_with_data(dir: &std::path::Path) -> (TestServer, String, i64, 
     loop {
         let q = format!("{base}/api/v1/query?query=count_over_time(demo_requests_total[1h])&time={end_s}");
         let (status, v) = get_json(&q).await;
-        let counts: Vec<&str> = v["data"]["result"].as_array().map_or_else(Vec::new, |r| {
-            r.iter().filter_map(|s| s["value"][1].as_str()).collect()
-        });
+        let counts: Vec<&str> = v["data"]["result"]
+            .as_array()
+            .map_or_else(Vec::new, |r| r.iter().filter_map(|s| s["value"][1].as_str()).collect());
         if status == 200 && counts.len() == 4 && counts.iter().all(|c| *c == POINTS.to_string()) {
             break;
         }
@@ -125,21 +121,12 @@ async fn promlake_with_data(dir: &std::path::Path) -> (TestServer, String, i64, 
 /// A form-encoded POST, as Grafana sends its API calls.
 async fn post_form(url: &str, fields: &[(&str, &str)]) -> reqwest::Response {
     let body = form_urlencoded::Serializer::new(String::new()).extend_pairs(fields).finish();
-    client()
-        .post(url)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(body)
-        .send()
-        .await
-        .unwrap()
+    client().post(url).header("content-type", "application/x-www-form-urlencoded").body(body).send().await.unwrap()
 }
 
 fn promtool(args: &[String]) -> Vec<String> {
-    let out = Command::new(reference_bin().join("promtool"))
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run promtool");
+    let out =
+        Command::new(reference_bin().join("promtool")).args(args).stdin(Stdio::null()).output().expect("run promtool");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "promtool {args:?} failed: {}{}", stdout, String::from_utf8_lossy(&out.stderr));
     // Result order is not part of the API for aggregations: compare sorted.
@@ -179,13 +166,61 @@ async fn promtool_prints_the_same_from_promlake_and_prometheus() {
         vec!["query", "instant", "URL", "demo_temperature_celsius{room=~\"k.*|a.*\"}", "--time", &mid],
         vec!["query", "instant", "URL", "sum by (job) (rate(demo_requests_total[5m]))", "--time", &end],
         vec!["query", "instant", "URL", "increase(demo_requests_total{code=\"200\"}[10m])", "--time", &mid],
-        vec!["query", "instant", "URL", "max_over_time(demo_temperature_celsius[10m]) - min_over_time(demo_temperature_celsius[10m])", "--time", &mid],
+        vec![
+            "query",
+            "instant",
+            "URL",
+            "max_over_time(demo_temperature_celsius[10m]) - min_over_time(demo_temperature_celsius[10m])",
+            "--time",
+            &mid,
+        ],
         vec!["query", "instant", "URL", "demo_requests_total offset 5m", "--time", &end],
-        vec!["query", "range", "URL", "rate(demo_requests_total[2m])", "--start", &start, "--end", &end, "--step", "1m"],
-        vec!["query", "range", "URL", "avg by (job) (demo_temperature_celsius)", "--start", &start, "--end", &end, "--step", "45s"],
-        vec!["query", "range", "URL", "sum without (instance) (demo_requests_total) / 2", "--start", &mid, "--end", &end, "--step", "30s"],
+        vec![
+            "query",
+            "range",
+            "URL",
+            "rate(demo_requests_total[2m])",
+            "--start",
+            &start,
+            "--end",
+            &end,
+            "--step",
+            "1m",
+        ],
+        vec![
+            "query",
+            "range",
+            "URL",
+            "avg by (job) (demo_temperature_celsius)",
+            "--start",
+            &start,
+            "--end",
+            &end,
+            "--step",
+            "45s",
+        ],
+        vec![
+            "query",
+            "range",
+            "URL",
+            "sum without (instance) (demo_requests_total) / 2",
+            "--start",
+            &mid,
+            "--end",
+            &end,
+            "--step",
+            "30s",
+        ],
         vec!["query", "series", "URL", "--match", "demo_requests_total{job=\"api\"}", "--start", &start, "--end", &end],
-        vec!["query", "series", "URL", "--match", "demo_temperature_celsius", "--match", "demo_requests_total{code=\"500\"}"],
+        vec![
+            "query",
+            "series",
+            "URL",
+            "--match",
+            "demo_temperature_celsius",
+            "--match",
+            "demo_requests_total{code=\"500\"}",
+        ],
         vec!["query", "labels", "URL", "job", "--start", &start, "--end", &end],
         vec!["query", "labels", "URL", "__name__"],
         vec!["query", "labels", "URL", "room", "--match", "demo_temperature_celsius{room!=\"attic\"}"],
@@ -240,7 +275,10 @@ async fn the_calls_grafana_makes_on_connect_and_refresh_work() {
     .await;
     let v: Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
     assert_eq!(v["data"].as_array().map(Vec::len), Some(4), "{v}");
-    let (_, v) = get_json(&format!("{api}/label/instance/values?match[]=demo_requests_total%7Bjob%3D%22api%22%7D&start={from}&end={to}")).await;
+    let (_, v) = get_json(&format!(
+        "{api}/label/instance/values?match[]=demo_requests_total%7Bjob%3D%22api%22%7D&start={from}&end={to}"
+    ))
+    .await;
     assert_eq!(v["data"], serde_json::json!(["a:80", "b:80"]));
 
     // A dashboard refresh: a range query with start and end aligned to the
@@ -265,6 +303,7 @@ async fn the_calls_grafana_makes_on_connect_and_refresh_work() {
             assert!(p[1].as_str().unwrap().parse::<f64>().unwrap() > 0.0);
         }
     }
-    let (status, v) = get_json(&format!("{api}/query_exemplars?query={}&start={a}&end={b}", "demo_requests_total")).await;
+    let (status, v) =
+        get_json(&format!("{api}/query_exemplars?query={}&start={a}&end={b}", "demo_requests_total")).await;
     assert_eq!((status, &v["data"]), (200, &serde_json::json!([])));
 }

@@ -172,10 +172,7 @@ mod tests {
     #[test]
     fn binary_expressions_carry_matching_only_between_vectors() {
         let v = tree("a / on(job) group_left(instance) b");
-        assert_eq!(
-            v["matching"],
-            json!({"card":"many-to-one","labels":["job"],"on":true,"include":["instance"]})
-        );
+        assert_eq!(v["matching"], json!({"card":"many-to-one","labels":["job"],"on":true,"include":["instance"]}));
         let s = tree("a * 2");
         assert_eq!(s["matching"], Value::Null);
         assert_eq!(s["rhs"], json!({"type":"numberLiteral","val":"2"}));
@@ -195,6 +192,9 @@ mod tests {
         let s = tree("max_over_time(x[1h:5m] offset 1m)");
         let sq = &s["args"][0];
         assert_eq!(sq["type"], "subquery");
-        assert_eq!((sq["range"].as_i64(), sq["step"].as_i64(), sq["offset"].as_i64()), (Some(3_600_000), Some(300_000), Some(60_000)));
+        assert_eq!(
+            (sq["range"].as_i64(), sq["step"].as_i64(), sq["offset"].as_i64()),
+            (Some(3_600_000), Some(300_000), Some(60_000))
+        );
     }
 }

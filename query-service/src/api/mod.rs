@@ -134,7 +134,8 @@ impl FromRequest<Arc<QueryApi>> for Call {
         let workspace_id = path.get("workspace_id").cloned().unwrap_or_default();
         api.check_workspace(&workspace_id).map_err(IntoResponse::into_response)?;
         let body = axum::body::to_bytes(body, MAX_FORM_BYTES).await.map_err(|e| {
-            ApiError::bad_data(format!("error parsing form values: {e} (at most {MAX_FORM_BYTES} bytes)")).into_response()
+            ApiError::bad_data(format!("error parsing form values: {e} (at most {MAX_FORM_BYTES} bytes)"))
+                .into_response()
         })?;
         let params = Params::read(parts.uri.query(), &parts.headers, &body).map_err(IntoResponse::into_response)?;
         Ok(Self { api: api.clone(), workspace_id, path_name: path.get("name").cloned().unwrap_or_default(), params })
@@ -144,6 +145,27 @@ impl FromRequest<Arc<QueryApi>> for Call {
 impl Call {
     fn limits(&self) -> QueryLimits {
         (*self.api.overrides.query(&self.workspace_id)).clone()
+    }
+
+    /// The engine request for `query` over `[start, end]` by `step`, with
+    /// `timeout` and `lookback_delta` from the parameters.
+    fn request(
+        &self,
+        (start, end, step): (i64, i64, i64),
+        instant: bool,
+        limits: QueryLimits,
+    ) -> Result<QueryRequest, ApiError> {
+        let (timeout, lookback_ms) = self.query_options()?;
+        Ok(QueryRequest {
+            query: self.params.get("query").to_owned(),
+            start_ms: start,
+            end_ms: end,
+            step_ms: step,
+            lookback_ms,
+            instant,
+            limits,
+            timeout,
+        })
     }
 
     /// `timeout` and `lookback_delta`.
@@ -178,7 +200,12 @@ impl Call {
 
     /// The label sets of the series matching any of `sets` with samples in
     /// `[start, end]`.
-    async fn series(&self, sets: Vec<Vec<LabelMatcher>>, start: i64, end: i64) -> Result<BTreeSet<Vec<(String, String)>>, ApiError> {
+    async fn series(
+        &self,
+        sets: Vec<Vec<LabelMatcher>>,
+        start: i64,
+        end: i64,
+    ) -> Result<BTreeSet<Vec<(String, String)>>, ApiError> {
         let mut out = BTreeSet::new();
         // The same series limit as a query's scans (samples are not counted:
         // Prometheus does not limit these calls by samples).
@@ -197,17 +224,7 @@ impl Call {
 async fn query(call: Call) -> Result<Response, ApiError> {
     let limit = call.params.limit()?;
     let time = call.params.time_or("time", call.api.clock.now_ms())?;
-    let (timeout, lookback_ms) = call.query_options()?;
-    let req = QueryRequest {
-        query: call.params.get("query").to_owned(),
-        start_ms: time,
-        end_ms: time,
-        step_ms: 1_000,
-        lookback_ms,
-        instant: true,
-        limits: call.limits(),
-        timeout,
-    };
+    let req = call.request((time, time, 1_000), true, call.limits())?;
     run(&call, &req, limit).await
 }
 
@@ -280,18 +297,8 @@ fn thousands(n: i64) -> String {
 async fn query_range(call: Call) -> Result<Response, ApiError> {
     let limit = call.params.limit()?;
     let limits = call.limits();
-    let (start, end, step) = range_params(&call, &limits)?;
-    let (timeout, lookback_ms) = call.query_options()?;
-    let req = QueryRequest {
-        query: call.params.get("query").to_owned(),
-        start_ms: start,
-        end_ms: end,
-        step_ms: step,
-        lookback_ms,
-        instant: false,
-        limits,
-        timeout,
-    };
+    let range = range_params(&call, &limits)?;
+    let req = call.request(range, false, limits)?;
     run(&call, &req, limit).await
 }
 
@@ -467,12 +474,14 @@ async fn query_exemplars(call: Call) -> Result<Response, ApiError> {
 }
 
 async fn format_query(call: Call) -> Result<Response, ApiError> {
-    let expr = promql_parser::parser::parse(call.params.get("query")).map_err(|e| ApiError::invalid_param("query", e))?;
+    let expr =
+        promql_parser::parser::parse(call.params.get("query")).map_err(|e| ApiError::invalid_param("query", e))?;
     Ok(success(&serde_json::Value::from(expr.prettify()).to_string(), &[], &[]))
 }
 
 async fn parse_query(call: Call) -> Result<Response, ApiError> {
-    let expr = promql_parser::parser::parse(call.params.get("query")).map_err(|e| ApiError::invalid_param("query", e))?;
+    let expr =
+        promql_parser::parser::parse(call.params.get("query")).map_err(|e| ApiError::invalid_param("query", e))?;
     Ok(success(&ast::translate(&expr).to_string(), &[], &[]))
 }
 
@@ -481,23 +490,14 @@ async fn parse_query(call: Call) -> Result<Response, ApiError> {
 /// `end` and `step`, over a range.
 async fn explain(call: Call) -> Result<Response, ApiError> {
     let limits = call.limits();
-    let (start, end, step) = if call.params.get("start").is_empty() {
+    let instant = call.params.get("start").is_empty();
+    let range = if instant {
         let t = call.params.time_or("time", call.api.clock.now_ms())?;
         (t, t, 1_000)
     } else {
         range_params(&call, &limits)?
     };
-    let (timeout, lookback_ms) = call.query_options()?;
-    let req = QueryRequest {
-        query: call.params.get("query").to_owned(),
-        start_ms: start,
-        end_ms: end,
-        step_ms: step,
-        lookback_ms,
-        instant: call.params.get("start").is_empty(),
-        limits,
-        timeout,
-    };
+    let req = call.request(range, instant, limits)?;
     let engine = &call.api.engine;
     let text = if call.params.get("analyze") == "true" {
         match tokio::time::timeout(req.effective_timeout(), engine.analyze(&call.workspace_id, &req)).await {
@@ -541,7 +541,10 @@ mod tests {
     fn match_parameters_become_matcher_sets() {
         let sets = match_params(&[r#"up{job="a"}"#, r#"{__name__=~"x.*"}"#]).unwrap();
         assert_eq!(sets.len(), 2);
-        assert_eq!(sets[0].iter().map(|m| (m.name.as_str(), m.value.as_str())).collect::<Vec<_>>(), [("__name__", "up"), ("job", "a")]);
+        assert_eq!(
+            sets[0].iter().map(|m| (m.name.as_str(), m.value.as_str())).collect::<Vec<_>>(),
+            [("__name__", "up"), ("job", "a")]
+        );
         assert!(match_params(&["up + 1"]).is_err());
         assert!(match_params(&["{("]).is_err());
         let e = match_params(&[r#"{job=~".*"}"#]).unwrap_err();

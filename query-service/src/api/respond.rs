@@ -145,18 +145,9 @@ pub fn format_timestamp(ms: i64, out: &mut String) {
     }
 }
 
-/// A float as Go's `strconv.FormatFloat(v, 'f', -1, 64)`: the shortest
-/// decimal that reads back as `v`, never in exponent form; `+Inf`, `-Inf`,
-/// `NaN`.
+/// A float as Prometheus writes it (Go's `FormatFloat(v, 'f', -1, 64)`).
 pub fn format_value(v: f64) -> String {
-    if v.is_nan() {
-        "NaN".into()
-    } else if v.is_infinite() {
-        if v > 0.0 { "+Inf".into() } else { "-Inf".into() }
-    } else {
-        // Rust's Display is the shortest round-trip decimal without exponent.
-        v.to_string()
-    }
+    crate::engine::vector_fns::go_format(v)
 }
 
 fn labels_object(labels: &[(String, String)], out: &mut String) {
@@ -281,9 +272,16 @@ mod tests {
 
     #[test]
     fn results_have_prometheus_shapes() {
-        let s = Series { labels: vec![("__name__".into(), "up".into()), ("job".into(), "a\"b".into())], points: vec![(1000, 1.0), (2500, 0.5)], order: 0 };
+        let s = Series {
+            labels: vec![("__name__".into(), "up".into()), ("job".into(), "a\"b".into())],
+            points: vec![(1000, 1.0), (2500, 0.5)],
+            order: 0,
+        };
         let v: serde_json::Value = serde_json::from_str(&query_data(&QueryValue::Matrix(vec![s.clone()]))).unwrap();
-        assert_eq!(v, serde_json::json!({"resultType":"matrix","result":[{"metric":{"__name__":"up","job":"a\"b"},"values":[[1,"1"],[2.5,"0.5"]]}]}));
+        assert_eq!(
+            v,
+            serde_json::json!({"resultType":"matrix","result":[{"metric":{"__name__":"up","job":"a\"b"},"values":[[1,"1"],[2.5,"0.5"]]}]})
+        );
         let v: serde_json::Value = serde_json::from_str(&query_data(&QueryValue::Vector(vec![s]))).unwrap();
         assert_eq!(v["result"][0]["value"], serde_json::json!([1, "1"]));
         assert_eq!(query_data(&QueryValue::Scalar(1500, 2.0)), r#"{"resultType":"scalar","result":[1.500,"2"]}"#);
@@ -298,7 +296,10 @@ mod tests {
         assert_eq!(ErrorType::Internal.status(), 500);
         assert_eq!(ErrorType::NotFound.status(), 404);
         let e = ApiError::query(QueryError::Parse("1:1: parse error: x".into()));
-        assert_eq!((e.kind, e.message.as_str()), (ErrorType::BadData, "invalid parameter \"query\": 1:1: parse error: x"));
+        assert_eq!(
+            (e.kind, e.message.as_str()),
+            (ErrorType::BadData, "invalid parameter \"query\": 1:1: parse error: x")
+        );
         assert_eq!(ApiError::query(QueryError::Limit("l".into())).kind, ErrorType::Execution);
         assert_eq!(ApiError::query(QueryError::Timeout("t".into())).kind, ErrorType::Timeout);
     }

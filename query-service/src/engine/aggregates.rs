@@ -37,7 +37,10 @@ pub enum PromAgg {
 
 /// The aggregate function of `kind`.
 pub fn udaf(kind: PromAgg) -> AggregateUDF {
-    AggregateUDF::new_from_impl(PromAggUdf { kind, signature: Signature::exact(vec![DataType::Float64], Volatility::Immutable) })
+    AggregateUDF::new_from_impl(PromAggUdf {
+        kind,
+        signature: Signature::exact(vec![DataType::Float64], Volatility::Immutable),
+    })
 }
 
 #[derive(Debug, PartialEq, Eq, Hash)]

@@ -171,10 +171,6 @@ impl Engine {
         })
     }
 
-    fn state(&self, workspace_id: &str, limits: &QueryLimits) -> SessionState {
-        nodes::session_state(self.context(workspace_id, limits))
-    }
-
     /// Parses and plans a request: the logical plan (`None` for constants
     /// and strings) and what it plans to.
     ///
@@ -190,20 +186,38 @@ impl Engine {
         planner::plan(&expr, &settings)
     }
 
+    /// A request's logical plan, or the text of what it folds to (a
+    /// constant or a string: nothing to run).
+    fn runnable(&self, req: &QueryRequest) -> Result<Result<LogicalPlan, String>, QueryError> {
+        Ok(match self.plan(req)? {
+            Planned::Vector(p) | Planned::Scalar(p) | Planned::Matrix(p) => Ok(p),
+            Planned::Const(v) => Err(format!("constant {v}")),
+            Planned::String(s) => Err(format!("string {s:?}")),
+        })
+    }
+
+    /// Optimizes `plan` and builds its physical plan on a session over `ctx`.
+    async fn physical(
+        ctx: &Arc<ReadContext>,
+        plan: &LogicalPlan,
+    ) -> Result<(SessionState, LogicalPlan, Arc<dyn ExecutionPlan>), QueryError> {
+        let state = nodes::session_state(ctx.clone());
+        let optimized = state.optimize(plan).map_err(|e| QueryError::Internal(e.to_string()))?;
+        let physical = state.create_physical_plan(&optimized).await.map_err(|e| QueryError::Internal(e.to_string()))?;
+        Ok((state, optimized, physical))
+    }
+
     /// The optimized logical and the physical plan of a request, as text
     /// (`EXPLAIN`).
     ///
     /// # Errors
     /// As [`Engine::query`].
     pub async fn explain(&self, workspace_id: &str, req: &QueryRequest) -> Result<String, QueryError> {
-        let plan = match self.plan(req)? {
-            Planned::Vector(p) | Planned::Scalar(p) | Planned::Matrix(p) => p,
-            Planned::Const(v) => return Ok(format!("constant {v}")),
-            Planned::String(s) => return Ok(format!("string {s:?}")),
+        let plan = match self.runnable(req)? {
+            Ok(p) => p,
+            Err(text) => return Ok(text),
         };
-        let state = self.state(workspace_id, &req.limits);
-        let optimized = state.optimize(&plan).map_err(|e| QueryError::Internal(e.to_string()))?;
-        let physical = state.create_physical_plan(&optimized).await.map_err(|e| QueryError::Internal(e.to_string()))?;
+        let (_, optimized, physical) = Self::physical(&self.context(workspace_id, &req.limits), &plan).await?;
         Ok(format!(
             "logical:\n{}\nphysical:\n{}",
             optimized.display_indent(),
@@ -218,14 +232,11 @@ impl Engine {
     /// # Errors
     /// As [`Engine::query`].
     pub async fn analyze(&self, workspace_id: &str, req: &QueryRequest) -> Result<String, QueryError> {
-        let plan = match self.plan(req)? {
-            Planned::Vector(p) | Planned::Scalar(p) | Planned::Matrix(p) => p,
-            Planned::Const(v) => return Ok(format!("constant {v}")),
-            Planned::String(s) => return Ok(format!("string {s:?}")),
+        let plan = match self.runnable(req)? {
+            Ok(p) => p,
+            Err(text) => return Ok(text),
         };
-        let state = self.state(workspace_id, &req.limits);
-        let optimized = state.optimize(&plan).map_err(|e| QueryError::Internal(e.to_string()))?;
-        let physical = state.create_physical_plan(&optimized).await.map_err(|e| QueryError::Internal(e.to_string()))?;
+        let (state, _, physical) = Self::physical(&self.context(workspace_id, &req.limits), &plan).await?;
         datafusion::physical_plan::collect(physical.clone(), state.task_ctx())
             .await
             .map_err(QueryError::from_execution)?;
@@ -316,10 +327,7 @@ impl Engine {
         ctx: &Arc<ReadContext>,
         plan: LogicalPlan,
     ) -> Result<Vec<datafusion::arrow::array::RecordBatch>, QueryError> {
-        let state = nodes::session_state(ctx.clone());
-        let optimized = state.optimize(&plan).map_err(|e| QueryError::Internal(e.to_string()))?;
-        let physical: Arc<dyn ExecutionPlan> =
-            state.create_physical_plan(&optimized).await.map_err(|e| QueryError::Internal(e.to_string()))?;
+        let (state, _, physical) = Self::physical(ctx, &plan).await?;
         datafusion::physical_plan::collect(physical, state.task_ctx()).await.map_err(QueryError::from_execution)
     }
 

@@ -45,8 +45,8 @@ use futures::StreamExt;
 use schemas::labels::STALE_NAN_BITS;
 
 use super::functions::RangeFn;
-use super::vector_fns::VecFn;
 use super::labels;
+use super::vector_fns::VecFn;
 
 /// Column names of vector plans.
 pub const LABELS: &str = "labels";
@@ -215,9 +215,10 @@ impl PromNode {
     /// (a sorting function or `topk`/`bottomk` at the top).
     pub fn keeps_order(plan: &LogicalPlan) -> bool {
         let LogicalPlan::Extension(ext) = plan else { return false };
-        ext.node.as_any().downcast_ref::<PromNode>().is_some_and(
-            |n| matches!(&n.kind, NodeKind::VectorFunction { function, .. } if function.orders()),
-        )
+        ext.node
+            .as_any()
+            .downcast_ref::<PromNode>()
+            .is_some_and(|n| matches!(&n.kind, NodeKind::VectorFunction { function, .. } if function.orders()))
     }
 
     /// A node as a logical plan.
@@ -311,7 +312,11 @@ fn fmt_kind(kind: &NodeKind, f: &mut fmt::Formatter) -> fmt::Result {
             write!(f, "PromSteps: [{}..{} by {}]", grid.start_ms, grid.end_ms, grid.step_ms)
         }
         NodeKind::VectorFunction { grid, function } => {
-            write!(f, "PromVectorFunction: {function:?}, steps=[{}..{} by {}]", grid.start_ms, grid.end_ms, grid.step_ms)
+            write!(
+                f,
+                "PromVectorFunction: {function:?}, steps=[{}..{} by {}]",
+                grid.start_ms, grid.end_ms, grid.step_ms
+            )
         }
     }
 }
@@ -482,7 +487,8 @@ impl ExecutionPlan for PromExec {
         let scan_metrics = ScanMetrics::new(&self.metrics, &self.kind);
         let kind = self.kind.clone();
         let ctx = self.ctx.clone();
-        let mut inputs = self.inputs.iter().map(|i| i.execute(partition, context.clone())).collect::<Result<Vec<_>>>()?.into_iter();
+        let mut inputs =
+            self.inputs.iter().map(|i| i.execute(partition, context.clone())).collect::<Result<Vec<_>>>()?.into_iter();
         let input = inputs.next();
         let param = inputs.next();
         let fut = async move {

@@ -119,9 +119,15 @@ impl Planner {
                 let grid = self.settings.grid;
                 // Raw samples of (t − range, t] at the (single) evaluation time.
                 let end = shift.apply(grid.end_ms);
-                let scan =
-                    PromNode::plan(NodeKind::SeriesScan { matchers, start_ms: end.saturating_sub(range).saturating_add(1), end_ms: end }, None)
-                        .map_err(df)?;
+                let scan = PromNode::plan(
+                    NodeKind::SeriesScan {
+                        matchers,
+                        start_ms: end.saturating_sub(range).saturating_add(1),
+                        end_ms: end,
+                    },
+                    None,
+                )
+                .map_err(df)?;
                 Ok(Planned::Matrix(scan))
             }
             PExpr::Call(call) => self.call(call),
@@ -342,7 +348,9 @@ impl Planner {
                     )));
                 }
                 if tf <= 0.0 || tf >= 1.0 {
-                    return Err(QueryError::Execution(format!("invalid trend factor. Expected: 0 < tf < 1, got: {tf:.6}")));
+                    return Err(QueryError::Execution(format!(
+                        "invalid trend factor. Expected: 0 < tf < 1, got: {tf:.6}"
+                    )));
                 }
                 let f = RangeFn::DoubleExponentialSmoothing(F64::new(sf), F64::new(tf));
                 self.range_fn(&args[0], f).map(Planned::Vector)

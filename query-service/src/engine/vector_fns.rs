@@ -221,9 +221,7 @@ impl VecFn {
     pub fn orders(&self) -> bool {
         matches!(
             self,
-            VecFn::Sort { .. }
-                | VecFn::SortByLabel { .. }
-                | VecFn::Aggregate { op: KAgg::Topk | KAgg::Bottomk, .. }
+            VecFn::Sort { .. } | VecFn::SortByLabel { .. } | VecFn::Aggregate { op: KAgg::Topk | KAgg::Bottomk, .. }
         )
     }
 
@@ -500,8 +498,10 @@ fn go_min(a: f64, b: f64) -> f64 {
     if a.is_nan() || b.is_nan() { f64::NAN } else { a.min(b) }
 }
 
-/// Go's `strconv.FormatFloat(v, 'f', -1, 64)`.
-fn go_format(v: f64) -> String {
+/// Go's `strconv.FormatFloat(v, 'f', -1, 64)`: the shortest decimal that
+/// reads back as `v`, never in exponent form; `+Inf`, `-Inf`, `NaN` (how
+/// Prometheus writes values in JSON, label values and messages).
+pub fn go_format(v: f64) -> String {
     if v.is_nan() {
         "NaN".into()
     } else if v.is_infinite() {
@@ -523,7 +523,14 @@ fn prometheus_hash(l: &[u8]) -> u64 {
     xxhash_rust::xxh64::xxh64(&buf, 0)
 }
 
-fn aggregate(op: KAgg, param: f64, grouping: &Grouping, t: i64, rows: Vec<(Vec<u8>, f64)>, out: &mut Vec<Row>) -> Result<(), String> {
+fn aggregate(
+    op: KAgg,
+    param: f64,
+    grouping: &Grouping,
+    t: i64,
+    rows: Vec<(Vec<u8>, f64)>,
+    out: &mut Vec<Row>,
+) -> Result<(), String> {
     let mut groups: BTreeMap<Vec<u8>, Vec<(Vec<u8>, f64)>> = BTreeMap::new();
     for (l, v) in rows {
         groups.entry(grouping.key(&l)).or_default().push((l, v));
@@ -757,7 +764,7 @@ fn bucket_quantile(q: f64, buckets: &mut [(f64, f64)]) -> (f64, bool) {
 }
 
 /// Prometheus's `almost.Equal`.
-fn almost_equal(a: f64, b: f64, epsilon: f64) -> bool {
+pub fn almost_equal(a: f64, b: f64, epsilon: f64) -> bool {
     const MIN_NORMAL: f64 = 2.2250738585072014e-308;
     if a == b {
         return true;

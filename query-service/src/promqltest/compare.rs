@@ -7,8 +7,6 @@ use crate::engine::{Annotations, QueryError, QueryValue, Series};
 
 /// Prometheus's `almost.Equal` with the test's 1e-6 tolerance.
 pub fn almost_equal(a: f64, b: f64) -> bool {
-    const EPSILON: f64 = 1e-6;
-    const MIN_NORMAL: f64 = 2.2250738585072014e-308;
     let stale = |v: f64| v.to_bits() == STALE_NAN_BITS;
     if stale(a) || stale(b) {
         return stale(a) && stale(b);
@@ -16,14 +14,7 @@ pub fn almost_equal(a: f64, b: f64) -> bool {
     if a.is_nan() && b.is_nan() {
         return true;
     }
-    if a == b {
-        return true;
-    }
-    let diff = (a - b).abs();
-    if a == 0.0 || b == 0.0 || diff < MIN_NORMAL {
-        return diff < EPSILON * MIN_NORMAL;
-    }
-    diff / (a.abs() + b.abs()) < EPSILON
+    crate::engine::vector_fns::almost_equal(a, b, 1e-6)
 }
 
 fn fmt_labels(l: &[(String, String)]) -> String {
