@@ -116,6 +116,19 @@ impl Drop for TestServer {
     }
 }
 
+/// Posts one remote-write 1.0 request (snappy protobuf) to `url`: the
+/// response, `None` when the request got no answer.
+pub async fn post_remote_write(http: &reqwest::Client, url: &str, body: &[u8]) -> Option<reqwest::Response> {
+    http.post(url)
+        .header("content-type", "application/x-protobuf")
+        .header("content-encoding", "snappy")
+        .header("x-prometheus-remote-write-version", "0.1.0")
+        .body(body.to_vec())
+        .send()
+        .await
+        .ok()
+}
+
 /// A child process killed when dropped (reference binaries).
 pub struct Process(pub Child);
 

@@ -21,7 +21,7 @@ use log_embedded::{EmbeddedLog, EmbeddedLogConfig};
 use prost::Message;
 use schemas::prompb;
 
-use crate::harness::{TestServer, client, read_lake_with_python};
+use crate::harness::{TestServer, client, post_remote_write, read_lake_with_python};
 
 /// Long-lived series, one sample each per request.
 const SERIES: usize = 6;
@@ -81,21 +81,13 @@ pub(crate) fn request(base_ms: i64, i: usize) -> (Vec<u8>, Samples) {
 
 /// Posts one remote-write request; `true` when acknowledged (2xx).
 pub(crate) async fn send(http: &reqwest::Client, url: &str, ws: &str, body: &[u8]) -> bool {
-    let sent = http
-        .post(format!("{url}/workspaces/{ws}/api/v1/remote_write"))
-        .header("content-type", "application/x-protobuf")
-        .header("content-encoding", "snappy")
-        .header("x-prometheus-remote-write-version", "0.1.0")
-        .body(body.to_vec())
-        .send()
-        .await;
-    match sent {
-        Ok(r) if r.status().is_success() => true,
-        Ok(r) => {
+    match post_remote_write(http, &format!("{url}/workspaces/{ws}/api/v1/remote_write"), body).await {
+        Some(r) if r.status().is_success() => true,
+        Some(r) => {
             assert!(r.status().is_server_error() || r.status() == 429 || r.status() == 404, "status {}", r.status());
             false
         }
-        Err(_) => false,
+        None => false,
     }
 }
 

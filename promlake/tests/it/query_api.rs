@@ -11,7 +11,7 @@ use prost::Message;
 use schemas::prompb;
 use serde_json::Value;
 
-use crate::harness::{Process, TestServer, client, free_port, reference_bin, wait_http};
+use crate::harness::{Process, TestServer, client, free_port, post_remote_write, reference_bin, wait_http};
 
 /// Scrape interval of the generated data, ms.
 const STEP_MS: i64 = 15_000;
@@ -63,17 +63,9 @@ fn dataset(start_ms: i64) -> Vec<u8> {
 async fn remote_write(url: &str, body: &[u8]) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let r = client()
-            .post(url)
-            .header("content-type", "application/x-protobuf")
-            .header("content-encoding", "snappy")
-            .header("x-prometheus-remote-write-version", "0.1.0")
-            .body(body.to_vec())
-            .send()
-            .await;
-        match r {
-            Ok(r) if r.status().is_success() => return,
-            Ok(r) if r.status().is_client_error() && r.status() != 404 => {
+        match post_remote_write(&client(), url, body).await {
+            Some(r) if r.status().is_success() => return,
+            Some(r) if r.status().is_client_error() && r.status() != 404 => {
                 panic!("{url}: {} {}", r.status(), r.text().await.unwrap_or_default())
             }
             _ => {}

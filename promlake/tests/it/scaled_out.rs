@@ -21,7 +21,7 @@ use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;
 use schemas::prompb;
 
-use crate::harness::{TestServer, client, read_lake_with_python};
+use crate::harness::{TestServer, client, post_remote_write, read_lake_with_python};
 
 /// Partitions of the workspace topic (the mock's auto-creation default).
 const PARTITIONS: f64 = 4.0;
@@ -89,18 +89,10 @@ fn request(base_ms: i64, i: usize) -> (Vec<u8>, Samples) {
 async fn send_until_acked(http: &reqwest::Client, url: &str, ws: &str, body: &[u8]) {
     let deadline = Instant::now() + PATIENCE;
     loop {
-        let sent = http
-            .post(format!("{url}/workspaces/{ws}/api/v1/remote_write"))
-            .header("content-type", "application/x-protobuf")
-            .header("content-encoding", "snappy")
-            .header("x-prometheus-remote-write-version", "0.1.0")
-            .body(body.to_vec())
-            .send()
-            .await;
-        match sent {
-            Ok(r) if r.status().is_success() => return,
-            Ok(r) => assert!(r.status().is_server_error() || r.status() == 429, "status {}", r.status()),
-            Err(_) => {}
+        match post_remote_write(http, &format!("{url}/workspaces/{ws}/api/v1/remote_write"), body).await {
+            Some(r) if r.status().is_success() => return,
+            Some(r) => assert!(r.status().is_server_error() || r.status() == 429, "status {}", r.status()),
+            None => {}
         }
         assert!(Instant::now() < deadline, "a remote write was not acknowledged within {PATIENCE:?}");
         tokio::time::sleep(PACE).await;
