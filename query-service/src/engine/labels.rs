@@ -59,9 +59,18 @@ pub fn drop(bytes: &[u8], names: &[String]) -> Vec<u8> {
     filter(bytes, |n| !names.iter().any(|k| k == n))
 }
 
-/// Drops `__name__`.
+/// The labels Prometheus treats as part of a metric's name: `__name__` and
+/// the type-and-unit labels `__type__` and `__unit__`. Every operation that
+/// drops the name drops all three (as Prometheus 3.5's
+/// `DropReserved(schema.IsMetadataLabel)` does, whether or not the
+/// type-and-unit feature is on).
+pub fn is_metadata_label(name: &str) -> bool {
+    matches!(name, METRIC_NAME | "__type__" | "__unit__")
+}
+
+/// Drops `__name__`, `__type__` and `__unit__`.
 pub fn drop_name(bytes: &[u8]) -> Vec<u8> {
-    filter(bytes, |n| n != METRIC_NAME)
+    filter(bytes, |n| !is_metadata_label(n))
 }
 
 fn filter(bytes: &[u8], keep: impl Fn(&str) -> bool) -> Vec<u8> {
