@@ -654,6 +654,26 @@ impl Lexer {
                 State::Lexeme(T_COLON)
             }
             Some(ch) if ch.is_ascii_digit() => self.accept_number_or_duration(),
+            // Duration expressions (Prometheus 3.5, `promql-duration-expr`):
+            // `[5m+30s]`, `[1h/2]`, `[(9m30s+30s)*3:20*500ms]`.
+            Some('+') => State::Lexeme(T_ADD),
+            Some('-') => State::Lexeme(T_SUB),
+            Some('*') => State::Lexeme(T_MUL),
+            Some('/') => State::Lexeme(T_DIV),
+            Some('%') => State::Lexeme(T_MOD),
+            Some('^') => State::Lexeme(T_POW),
+            Some('(') => {
+                if self.inc_paren_depth() {
+                    return State::Lexeme(T_LEFT_PAREN);
+                }
+                State::Err("too many left parentheses".into())
+            }
+            Some(')') => {
+                if self.is_paren_balanced() || !self.dec_paren_depth() {
+                    return State::Err("unexpected right parenthesis ')'".into());
+                }
+                State::Lexeme(T_RIGHT_PAREN)
+            }
             Some(']') => {
                 self.jump_outof_brackets();
                 self.reset_colon_scanned();

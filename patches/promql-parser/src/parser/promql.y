@@ -391,6 +391,11 @@ offset_expr -> Result<Expr, String>:
                 expr OFFSET duration { $1?.offset_expr(Offset::Pos($3?)) }
         |       expr OFFSET ADD duration { $1?.offset_expr(Offset::Pos($4?)) }
         |       expr OFFSET SUB duration { $1?.offset_expr(Offset::Neg($4?)) }
+        /* A duration expression after offset must be parenthesized, as
+           in Prometheus: `offset 1m + 1` is `(… offset 1m) + 1`. */
+        |       expr OFFSET paren_duration_expr { $1?.offset_expr(offset_from_secs($3?)?) }
+        |       expr OFFSET ADD paren_duration_expr { $1?.offset_expr(offset_from_secs($4?)?) }
+        |       expr OFFSET SUB paren_duration_expr { $1?.offset_expr(offset_from_secs(-$4?)?) }
         |       expr OFFSET EOF { Err("unexpected end of input in offset, expected duration".into()) }
 ;
 
@@ -427,9 +432,9 @@ at_modifier_preprocessors -> Result<Token, String>:
  * Subquery and range selectors.
  */
 matrix_selector -> Result<Expr, String>:
-                expr LEFT_BRACKET duration RIGHT_BRACKET
+                expr LEFT_BRACKET duration_expr RIGHT_BRACKET
                 {
-                        Expr::new_matrix_selector($1?, $3?)
+                        Expr::new_matrix_selector($1?, positive_duration($3?)?)
                 }
         |       expr LEFT_BRACKET RIGHT_BRACKET
                 {
@@ -438,9 +443,13 @@ matrix_selector -> Result<Expr, String>:
 ;
 
 subquery_expr -> Result<Expr, String>:
-                expr LEFT_BRACKET duration COLON maybe_duration RIGHT_BRACKET
+                expr LEFT_BRACKET duration_expr COLON maybe_duration_expr RIGHT_BRACKET
                 {
-                        Expr::new_subquery_expr($1?, $3?, $5?)
+                        let step = match $5? {
+                                Some(secs) => Some(positive_duration(secs)?),
+                                None => None,
+                        };
+                        Expr::new_subquery_expr($1?, positive_duration($3?)?, step)
                 }
 ;
 
@@ -688,21 +697,80 @@ duration -> Result<Duration, String>:
         |       NUMBER
                 {
                         let num = parse_str_radix($lexer.span_str($span))?;
-                        Ok(Duration::from_secs_f64(num))
+                        Duration::try_from_secs_f64(num).map_err(|_| "duration is out of range".to_string())
                 }
+;
+
+/*
+ * Duration expressions (Prometheus 3.5, `promql-duration-expr`): arithmetic
+ * on durations and numbers (seconds) in range and subquery brackets and in
+ * a parenthesized offset, evaluated here, in seconds, as Prometheus's
+ * `evaluateDurationExpr` does.
+ */
+duration_expr -> Result<f64, String>:
+                DURATION { parse_duration_or_zero($lexer.span_str($span)).map(|d| d.as_secs_f64()) }
+        |       NUMBER { parse_str_radix($lexer.span_str($span)) }
+        |       ADD duration_expr %prec MUL { $2 }
+        |       SUB duration_expr %prec MUL { $2.map(|v| -v) }
+        |       duration_expr ADD duration_expr { Ok($1? + $3?) }
+        |       duration_expr SUB duration_expr { Ok($1? - $3?) }
+        |       duration_expr MUL duration_expr { Ok($1? * $3?) }
+        |       duration_expr DIV duration_expr
+                {
+                        let (l, r) = ($1?, $3?);
+                        if r == 0.0 { return Err("division by zero".into()); }
+                        Ok(l / r)
+                }
+        |       duration_expr MOD duration_expr
+                {
+                        let (l, r) = ($1?, $3?);
+                        if r == 0.0 { return Err("modulo by zero".into()); }
+                        Ok(l % r)
+                }
+        |       duration_expr POW duration_expr { Ok($1?.powf($3?)) }
+        |       paren_duration_expr { $1 }
+;
+
+paren_duration_expr -> Result<f64, String>:
+                LEFT_PAREN duration_expr RIGHT_PAREN { $2 }
 ;
 
 /*
  * Wrappers for optional arguments.
  */
-maybe_duration -> Result<Option<Duration>, String>:
+maybe_duration_expr -> Result<Option<f64>, String>:
                 { Ok(None) }
-        |       duration { $1.map(Some) }
+        |       duration_expr { $1.map(Some) }
 ;
 
 %%
 
 use std::time::Duration;
+
+/// A duration expression's value (seconds) as the `Duration` of a range or
+/// subquery step: truncated to milliseconds as Prometheus's
+/// `calculateDuration` does, and greater than 0.
+fn positive_duration(secs: f64) -> Result<Duration, String> {
+        let ms = (secs * 1000.0).trunc();
+        if !(ms > 0.0) {
+                return Err("duration must be greater than 0".into());
+        }
+        if ms >= i64::MAX as f64 {
+                return Err("duration is out of range".into());
+        }
+        Ok(Duration::from_millis(ms as u64))
+}
+
+/// A duration expression's value (seconds) as an offset, which may be
+/// negative.
+fn offset_from_secs(secs: f64) -> Result<Offset, String> {
+        let ms = (secs * 1000.0).trunc();
+        if ms.is_nan() || ms.abs() >= i64::MAX as f64 {
+                return Err("duration is out of range".into());
+        }
+        let d = Duration::from_millis(ms.abs() as u64);
+        Ok(if ms < 0.0 { Offset::Neg(d) } else { Offset::Pos(d) })
+}
 use crate::label::{Labels, Matcher, Matchers};
 use crate::parser::{AtModifier, BinModifier, Expr, FunctionArgs, LabelModifier, Offset, VectorMatchCardinality, VectorMatchFillValues};
 use crate::parser::ast::check_ast;
@@ -710,7 +778,7 @@ use crate::parser::function::get_function;
 use crate::parser::lex::is_label;
 use crate::parser::production::{lexeme_to_string, lexeme_to_token, span_to_string};
 use crate::parser::token::{Token, T_IDENTIFIER};
-use crate::util::{parse_duration, parse_str_radix, unquote_string};
+use crate::util::{parse_duration, parse_duration_or_zero, parse_str_radix, unquote_string};
 
 fn update_optional_matching(
     modifier: Option<BinModifier>,

@@ -67,17 +67,23 @@ const ALL_CAPS: [(&str, Duration); 7] = [
 /// assert_eq!(util::parse_duration("4d1h").unwrap(), Duration::from_secs(3600 * 97));
 /// ```
 pub fn parse_duration(ds: &str) -> Result<Duration, String> {
+    match parse_duration_or_zero(ds) {
+        Ok(d) if d == Duration::ZERO => Err("duration must be greater than 0".into()),
+        other => other,
+    }
+}
+
+/// [`parse_duration`] that also accepts a zero duration (`0s`), as a term
+/// of a duration expression (`[30m+0s]`) may be.
+pub fn parse_duration_or_zero(ds: &str) -> Result<Duration, String> {
     if ds.is_empty() {
         return Err("empty duration string".into());
     }
 
-    if ds == "0" {
-        return Err("duration must be greater than 0".into());
-    }
-
     // the duration is float number of seconds
     if let Ok(float_duration) = ds.parse::<f64>() {
-        return Ok(Duration::from_secs_f64(float_duration));
+        return Duration::try_from_secs_f64(float_duration)
+            .map_err(|_| format!("not a valid duration string: {ds}"));
     }
 
     if !DURATION_RE.is_match(ds) {
@@ -99,11 +105,7 @@ pub fn parse_duration(ds: &str) -> Result<Duration, String> {
                 .ok_or_else(|| "duration overflowed".into())
         });
 
-    if matches!(dur, Ok(d) if d == Duration::ZERO) {
-        Err("duration must be greater than 0".into())
-    } else {
-        dur
-    }
+    dur
 }
 
 /// display Duration in Prometheus format

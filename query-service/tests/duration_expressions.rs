@@ -1,0 +1,98 @@
+//! Prometheus 3.5's duration expressions, parsed by the patched
+//! promql-parser (`patches/promql-parser`): arithmetic in range and subquery
+//! brackets and in a parenthesized offset, evaluated at parse time in
+//! seconds and truncated to milliseconds as Prometheus does.
+
+use std::time::Duration;
+
+use promql_parser::parser::{Expr, Offset, parse};
+
+fn range_of(q: &str) -> Duration {
+    match parse(q).unwrap_or_else(|e| panic!("{q}: {e}")) {
+        Expr::MatrixSelector(ms) => ms.range,
+        Expr::Call(c) => match c.args.args[0].as_ref() {
+            Expr::MatrixSelector(ms) => ms.range,
+            other => panic!("{q}: not a range selector: {other:?}"),
+        },
+        other => panic!("{q}: not a range selector: {other:?}"),
+    }
+}
+
+fn offset_of(q: &str) -> Offset {
+    match parse(q).unwrap_or_else(|e| panic!("{q}: {e}")) {
+        Expr::VectorSelector(vs) => vs.offset.expect("an offset"),
+        other => panic!("{q}: not a vector selector: {other:?}"),
+    }
+}
+
+#[test]
+fn arithmetic_in_range_brackets() {
+    let cases = [
+        ("rate(x[26m+4m])", 1800_000),
+        ("rate(x[30m+0s])", 1800_000),
+        ("rate(x[60*30])", 1800_000),
+        ("rate(x[2m*(10+5)])", 1800_000),
+        ("rate(x[24m+((1.5*2m)+2m)])", 1740_000),
+        ("rate(x[-5m+35m])", 1800_000),
+        ("rate(x[1h/2])", 1800_000),
+        ("rate(x[1h30m % 1h])", 1800_000),
+        ("rate(x[30m1s-30m1s % 1m])", 1800_000),
+        ("rate(x[2^3 * 1m])", 480_000),
+        // Unary minus binds tighter than * but looser than ^.
+        ("rate(x[-2^2 * -1m])", 240_000),
+        // Truncated to milliseconds.
+        ("rate(x[1/3])", 333),
+        ("x[5m]", 300_000),
+        ("x[90]", 90_000),
+    ];
+    for (q, ms) in cases {
+        assert_eq!(range_of(q), Duration::from_millis(ms), "{q}");
+    }
+}
+
+#[test]
+fn arithmetic_in_subquery_range_and_step() {
+    let Expr::Subquery(sq) = parse("x[29s+1s:((((8 - 2) / 3) * 7s) % 4) + 8000ms]").unwrap() else {
+        panic!("not a subquery")
+    };
+    assert_eq!(sq.range, Duration::from_secs(30));
+    assert_eq!(sq.step, Some(Duration::from_secs(10)));
+    let Expr::Subquery(sq) = parse("x[(9m30s+30s)*3:]").unwrap() else { panic!("not a subquery") };
+    assert_eq!((sq.range, sq.step), (Duration::from_secs(1800), None));
+}
+
+#[test]
+fn parenthesized_offsets_and_precedence() {
+    assert_eq!(offset_of("x offset (100 + 2)"), Offset::Pos(Duration::from_secs(102)));
+    assert_eq!(offset_of("x offset (2 ^ 2)"), Offset::Pos(Duration::from_secs(4)));
+    assert_eq!(offset_of("x offset (-2 ^ 2)"), Offset::Neg(Duration::from_secs(4)));
+    assert_eq!(offset_of("x offset -(1m * 2)"), Offset::Neg(Duration::from_secs(120)));
+    assert_eq!(offset_of("x offset (0s)"), Offset::Pos(Duration::ZERO));
+    // Without parentheses only the first duration is the offset.
+    let Expr::Binary(b) = parse("x offset 100 + 2").unwrap() else { panic!("not a binary expression") };
+    let Expr::VectorSelector(vs) = b.lhs.as_ref() else { panic!("lhs is not a selector") };
+    assert_eq!(vs.offset, Some(Offset::Pos(Duration::from_secs(100))));
+    let Expr::Binary(b) = parse("x offset -2 * 2").unwrap() else { panic!("not a binary expression") };
+    assert!(matches!(b.lhs.as_ref(), Expr::VectorSelector(vs) if vs.offset == Some(Offset::Neg(Duration::from_secs(2)))));
+}
+
+#[test]
+fn bad_duration_expressions_are_parse_errors() {
+    for (q, msg) in [
+        ("x[1m-1m]", "duration must be greater than 0"),
+        ("x[-5m]", "duration must be greater than 0"),
+        ("x[5m:1m-2m]", "duration must be greater than 0"),
+        ("x[1m/0]", "division by zero"),
+        ("x[1m%0]", "modulo by zero"),
+        ("x offset (1m/0)", "division by zero"),
+        ("x[1e300*1e300]", "duration is out of range"),
+        ("x offset (1e300*1e300)", "duration is out of range"),
+        ("x offset 1e300", "duration is out of range"),
+        ("x[(5m]", ""),
+        ("x[5m)]", ""),
+        ("x[5m+]", ""),
+    ] {
+        let err = parse(q).expect_err(q);
+        assert!(err.contains(msg), "{q}: {err}");
+    }
+}
