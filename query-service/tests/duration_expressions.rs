@@ -73,7 +73,9 @@ fn parenthesized_offsets_and_precedence() {
     let Expr::VectorSelector(vs) = b.lhs.as_ref() else { panic!("lhs is not a selector") };
     assert_eq!(vs.offset, Some(Offset::Pos(Duration::from_secs(100))));
     let Expr::Binary(b) = parse("x offset -2 * 2").unwrap() else { panic!("not a binary expression") };
-    assert!(matches!(b.lhs.as_ref(), Expr::VectorSelector(vs) if vs.offset == Some(Offset::Neg(Duration::from_secs(2)))));
+    assert!(
+        matches!(b.lhs.as_ref(), Expr::VectorSelector(vs) if vs.offset == Some(Offset::Neg(Duration::from_secs(2))))
+    );
 }
 
 #[test]

@@ -125,6 +125,7 @@ pub enum QueryValue {
 #[derive(Debug, Clone)]
 pub struct Engine {
     reader: Arc<dyn SampleReader>,
+    name_drop: labels::NameDrop,
 }
 
 /// What to evaluate and over which steps.
@@ -159,7 +160,18 @@ impl QueryRequest {
 impl Engine {
     /// An engine reading through `reader`.
     pub fn new(reader: Arc<dyn SampleReader>) -> Self {
-        Self { reader }
+        Self { reader, name_drop: labels::NameDrop::Now }
+    }
+
+    /// With Prometheus's experimental delayed name removal
+    /// (`--enable-feature=promql-delayed-name-removal`, on in its
+    /// conformance harness): operations flag the series whose name they
+    /// drop, and the name (with `__type__` and `__unit__`) leaves only the
+    /// final result, so matching, grouping and `label_replace` still see it.
+    #[must_use]
+    pub fn with_delayed_name_removal(mut self, on: bool) -> Self {
+        self.name_drop = if on { labels::NameDrop::Delayed } else { labels::NameDrop::Now };
+        self
     }
 
     fn context(&self, workspace_id: &str, limits: &QueryLimits) -> Arc<ReadContext> {
@@ -168,6 +180,7 @@ impl Engine {
             reader: self.reader.clone(),
             budget: nodes::Budget::new(limits),
             annotations: std::sync::Mutex::new(Annotations::default()),
+            name_drop: self.name_drop,
         })
     }
 
@@ -182,6 +195,7 @@ impl Engine {
             grid: Grid { start_ms: req.start_ms, end_ms: req.end_ms, step_ms: req.step_ms.max(1) },
             lookback_ms: req.lookback_ms,
             max_points: req.limits.max_samples,
+            name_drop: self.name_drop,
         };
         planner::plan(&expr, &settings)
     }
@@ -350,9 +364,10 @@ impl Engine {
         Ok(rows)
     }
 
-    /// Runs a vector plan into series sorted by labels; `unique` refuses two
-    /// rows with one label set at one step (Prometheus's "vector cannot
-    /// contain metrics with the same labelset").
+    /// Runs a vector plan into series sorted by labels (series flagged for
+    /// delayed name removal lose their name here); `unique` refuses two rows
+    /// with one label set at one step (Prometheus's "vector cannot contain
+    /// metrics with the same labelset").
     async fn run_vector(
         &self,
         ctx: &Arc<ReadContext>,
@@ -365,7 +380,7 @@ impl Engine {
         let mut row = 0;
         for b in &batches {
             for (l, t, v) in nodes::rows(b) {
-                let key = encoded.entry(l.to_vec()).or_insert_with(|| labels::decode(l)).clone();
+                let key = encoded.entry(l.to_vec()).or_insert_with(|| labels::cleanup(l)).clone();
                 by_labels.entry(key).or_insert_with(|| (row, Vec::new())).1.push((t, v));
                 row += 1;
             }

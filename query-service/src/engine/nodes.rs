@@ -333,6 +333,8 @@ pub struct ReadContext {
     pub budget: Budget,
     /// Warnings and infos raised while evaluating.
     pub annotations: std::sync::Mutex<super::Annotations>,
+    /// Whether functions drop the metric name at once or flag the series.
+    pub name_drop: labels::NameDrop,
 }
 
 impl ReadContext {
@@ -535,8 +537,9 @@ impl ExecutionPlan for PromExec {
                         }
                         None => None,
                     };
-                    let (out_rows, notes) =
-                        function.apply(grid, in_rows, params.as_ref()).map_err(DataFusionError::Execution)?;
+                    let (out_rows, notes) = function
+                        .apply(grid, in_rows, params.as_ref(), ctx.name_drop)
+                        .map_err(DataFusionError::Execution)?;
                     notes.warnings.into_iter().for_each(|m| ctx.warn(m));
                     notes.infos.into_iter().for_each(|m| ctx.info(m));
                     let mut out = Output::new();
@@ -733,7 +736,8 @@ fn range_function(
     let mut ts = Vec::new();
     let mut vs = Vec::new();
     for (labels, s) in series {
-        let result_labels = if function.keeps_name() { labels.clone() } else { labels::drop_name(labels) };
+        let result_labels =
+            if function.keeps_name() { labels.clone() } else { labels::drop_name_as(labels, ctx.name_drop) };
         let mut produced = false;
         for t in grid.steps() {
             let at = shift.apply(t);

@@ -37,6 +37,7 @@ use super::QueryError;
 use super::aggregates::PromAgg;
 use super::functions::RangeFn;
 use super::labels;
+use super::labels::NameDrop;
 use super::nodes::{Grid, LABELS, MatchOpSpec, MatcherSpec, NodeKind, PromNode, TS, TimeShift, VALUE};
 use super::vector_fns::{DateFn, F64, Grouping, KAgg, VecFn};
 
@@ -66,6 +67,9 @@ pub struct PlanSettings {
     /// Most points a subquery's steps may have (the query's `max_samples`;
     /// 0: no limit).
     pub max_points: usize,
+    /// Whether operations drop the metric name at once or flag the series
+    /// for delayed name removal.
+    pub name_drop: NameDrop,
 }
 
 /// Plans `expr` over `settings`.
@@ -108,8 +112,10 @@ impl Planner {
             PExpr::Paren(p) => self.plan(&p.expr),
             PExpr::Unary(u) => match self.plan(&u.expr)? {
                 Planned::Const(v) => Ok(Planned::Const(-v)),
-                Planned::Scalar(p) => Ok(Planned::Scalar(project_value(p, -col(VALUE), false)?)),
-                Planned::Vector(p) => Ok(Planned::Vector(project_value(p, -col(VALUE), true)?)),
+                Planned::Scalar(p) => Ok(Planned::Scalar(project_value(p, -col(VALUE), None)?)),
+                Planned::Vector(p) => {
+                    Ok(Planned::Vector(project_value(p, -col(VALUE), Some(self.settings.name_drop))?))
+                }
                 _ => Err(QueryError::BadData("unary minus needs a scalar or an instant vector".into())),
             },
             PExpr::VectorSelector(vs) => self.selector(vs).map(Planned::Vector),
@@ -283,7 +289,9 @@ impl Planner {
         }
         let math = |f: fn(Expr) -> Expr| -> Result<Planned, QueryError> {
             match self.plan(&args[0])? {
-                Planned::Vector(p) => Ok(Planned::Vector(project_value(p, f(col(VALUE)), true)?)),
+                Planned::Vector(p) => {
+                    Ok(Planned::Vector(project_value(p, f(col(VALUE)), Some(self.settings.name_drop))?))
+                }
                 _ => Err(QueryError::BadData(format!("{name} needs an instant vector"))),
             }
         };
@@ -421,12 +429,12 @@ impl Planner {
             "timestamp" => match strip_parens(&args[0]) {
                 PExpr::VectorSelector(vs) => {
                     let p = self.selector_with(vs, true)?;
-                    Ok(Planned::Vector(project_value(p, col(VALUE), true)?))
+                    Ok(Planned::Vector(project_value(p, col(VALUE), Some(self.settings.name_drop))?))
                 }
                 other => match self.plan(other)? {
                     Planned::Vector(p) => {
                         let t = datafusion::logical_expr::cast(col(TS), DataType::Float64) / lit(1000.0);
-                        Ok(Planned::Vector(project_value(p, t, true)?))
+                        Ok(Planned::Vector(project_value(p, t, Some(self.settings.name_drop))?))
                     }
                     _ => Err(QueryError::BadData("timestamp needs an instant vector".into())),
                 },
@@ -475,13 +483,15 @@ impl Planner {
         let Planned::Vector(input) = self.plan(&agg.expr)? else {
             return Err(QueryError::BadData(format!("{op} needs an instant vector")));
         };
+        // The groups' labels keep a delayed-name-removal flag when they
+        // keep a metadata label (`sum by (__name__) (rate(x[5m]))`).
         let grouping = match &agg.modifier {
             None => labels_udf(LabelsOp::Keep(Vec::new())).call(vec![col(LABELS)]),
-            Some(LabelModifier::Include(l)) => labels_udf(LabelsOp::Keep(l.labels.clone())).call(vec![col(LABELS)]),
+            Some(LabelModifier::Include(l)) => labels_udf(LabelsOp::GroupBy(l.labels.clone())).call(vec![col(LABELS)]),
             Some(LabelModifier::Exclude(l)) => {
                 let mut names = l.labels.clone();
                 names.push(labels::METRIC_NAME.to_owned());
-                labels_udf(LabelsOp::Drop(names)).call(vec![col(LABELS)])
+                labels_udf(LabelsOp::GroupWithout(names)).call(vec![col(LABELS)])
             }
         };
         let vec_grouping = match &agg.modifier {
@@ -628,7 +638,7 @@ impl Planner {
         }
         let e = binary_expr(op, l, r, true)?;
         let p = LogicalPlanBuilder::from(plan)
-            .project(vec![drop_name(col(LABELS)).alias(LABELS), col(TS), e.alias(VALUE)])
+            .project(vec![drop_name_as(col(LABELS), self.settings.name_drop).alias(LABELS), col(TS), e.alias(VALUE)])
             .and_then(LogicalPlanBuilder::build)
             .map_err(df)?;
         Ok(Planned::Vector(p))
@@ -711,9 +721,17 @@ impl Planner {
             let (many, one) =
                 if matches!(card, Some(VectorMatchCardinality::ManyToOne(_))) { ("l", "r") } else { ("r", "l") };
             let joined = LogicalPlanBuilder::from(lk).join(rk, JoinType::Inner, on, None).map_err(df)?;
+            // Arithmetic drops the name at once, even with delayed name
+            // removal (Prometheus's resultMetric); `bool` drops it (or flags
+            // the series); a filtering comparison keeps it.
+            let mode = self.settings.name_drop;
             let mut result_labels = col(format!("{many}.labels"));
-            if !comparison || return_bool {
+            if !comparison {
                 result_labels = drop_name(result_labels);
+            } else if return_bool {
+                result_labels = drop_name_as(result_labels, mode);
+            } else {
+                result_labels = unmark(result_labels, mode);
             }
             if !include.labels.is_empty() {
                 result_labels = labels_udf(LabelsOp::Include(include.labels.clone()))
@@ -736,9 +754,12 @@ impl Planner {
         // One-to-one result labels: the lhs's, without the name for
         // arithmetic (and `bool`), reduced to the `on` labels or without the
         // `ignoring` ones.
+        let mode = self.settings.name_drop;
         let mut result_labels = col("l.labels");
-        if !comparison || return_bool {
+        if !comparison {
             result_labels = drop_name(result_labels);
+        } else if !return_bool {
+            result_labels = unmark(result_labels, mode);
         }
         result_labels = match matching {
             Some(LabelModifier::Include(names)) => {
@@ -749,6 +770,9 @@ impl Planner {
             }
             None => result_labels,
         };
+        if comparison && return_bool {
+            result_labels = drop_name_as(result_labels, mode);
+        }
         if comparison && !return_bool {
             let cond = binary_expr(op, col("l.value"), col("r.value"), false)?;
             let p = joined
@@ -808,10 +832,12 @@ fn strip_parens(e: &PExpr) -> &PExpr {
     }
 }
 
-fn project_value(p: LogicalPlan, value: Expr, vector: bool) -> Result<LogicalPlan, QueryError> {
+/// `value` computed from each row; a vector's rows (`name_drop` given)
+/// lose their metric name.
+fn project_value(p: LogicalPlan, value: Expr, name_drop: Option<NameDrop>) -> Result<LogicalPlan, QueryError> {
     let mut cols = Vec::new();
-    if vector {
-        cols.push(drop_name(col(LABELS)).alias(LABELS));
+    if let Some(mode) = name_drop {
+        cols.push(drop_name_as(col(LABELS), mode).alias(LABELS));
     }
     cols.push(col(TS));
     cols.push(value.alias(VALUE));
@@ -820,6 +846,23 @@ fn project_value(p: LogicalPlan, value: Expr, vector: bool) -> Result<LogicalPla
 
 fn drop_name(labels: Expr) -> Expr {
     labels_udf(LabelsOp::DropName).call(vec![labels])
+}
+
+/// Drops the name now or flags the series for delayed name removal.
+fn drop_name_as(labels: Expr, mode: NameDrop) -> Expr {
+    match mode {
+        NameDrop::Now => drop_name(labels),
+        NameDrop::Delayed => labels_udf(LabelsOp::Mark).call(vec![labels]),
+    }
+}
+
+/// Clears the delayed-name-removal flag (a filtering comparison's result
+/// keeps its name).
+fn unmark(labels: Expr, mode: NameDrop) -> Expr {
+    match mode {
+        NameDrop::Now => labels,
+        NameDrop::Delayed => labels_udf(LabelsOp::Unmark).call(vec![labels]),
+    }
 }
 
 /// `l op r` as a DataFusion expression; comparisons give 1.0/0.0 when
@@ -871,8 +914,16 @@ pub enum LabelsOp {
     Keep(Vec<String>),
     /// Drop these labels.
     Drop(Vec<String>),
-    /// Drop `__name__`.
+    /// Drop `__name__` (and `__type__`, `__unit__`).
     DropName,
+    /// Flag for delayed name removal.
+    Mark,
+    /// Clear the delayed-name-removal flag.
+    Unmark,
+    /// An aggregation's `by` labels, flagged as the input is.
+    GroupBy(Vec<String>),
+    /// An aggregation's labels without these, flagged as the input is.
+    GroupWithout(Vec<String>),
     /// `group_left(…)` / `group_right(…)`: copy these labels from the
     /// second argument (the "one" side), deleting those it lacks.
     Include(Vec<String>),
@@ -891,6 +942,10 @@ fn labels_udf(op: LabelsOp) -> ScalarUDF {
         LabelsOp::Keep(n) => format!("prom_labels_keep[{}]", n.join(",")),
         LabelsOp::Drop(n) => format!("prom_labels_drop[{}]", n.join(",")),
         LabelsOp::DropName => "prom_labels_drop_name".to_owned(),
+        LabelsOp::Mark => "prom_labels_mark".to_owned(),
+        LabelsOp::Unmark => "prom_labels_unmark".to_owned(),
+        LabelsOp::GroupBy(n) => format!("prom_labels_group_by[{}]", n.join(",")),
+        LabelsOp::GroupWithout(n) => format!("prom_labels_group_without[{}]", n.join(",")),
         LabelsOp::Include(n) => format!("prom_labels_include[{}]", n.join(",")),
     };
     let args = if matches!(op, LabelsOp::Include(_)) { vec![DataType::Binary; 2] } else { vec![DataType::Binary] };
@@ -921,6 +976,10 @@ impl ScalarUDFImpl for LabelsUdf {
                 LabelsOp::Keep(n) => labels::keep(l, n),
                 LabelsOp::Drop(n) => labels::drop(l, n),
                 LabelsOp::DropName => labels::drop_name(l),
+                LabelsOp::Mark => labels::mark(l),
+                LabelsOp::Unmark => labels::unmarked(l).to_vec(),
+                LabelsOp::GroupBy(n) => labels::mark_as(l, labels::keep(l, n)),
+                LabelsOp::GroupWithout(n) => labels::mark_as(l, labels::drop(l, n)),
                 LabelsOp::Include(names) => {
                     let one = other.map_or(&[][..], |o| o.value(i));
                     let mut set = l.to_vec();

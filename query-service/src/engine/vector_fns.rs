@@ -13,7 +13,7 @@ use chrono::{DateTime, Datelike, Timelike};
 
 use super::Annotations;
 use super::functions::quantile;
-use super::labels::{self, METRIC_NAME};
+use super::labels::{self, METRIC_NAME, NameDrop};
 use super::nodes::Grid;
 
 /// A float parameter, kept hashable and ordered (its bits).
@@ -237,9 +237,10 @@ impl VecFn {
         grid: Grid,
         rows: Vec<Row>,
         params: Option<&BTreeMap<i64, f64>>,
+        name_drop: NameDrop,
     ) -> Result<(Vec<Row>, Annotations), String> {
         let mut notes = Annotations::default();
-        let rows = self.apply_noting(grid, rows, params, &mut notes)?;
+        let rows = self.apply_noting(grid, rows, params, &mut notes, name_drop)?;
         Ok((rows, notes))
     }
 
@@ -249,6 +250,7 @@ impl VecFn {
         rows: Vec<Row>,
         params: Option<&BTreeMap<i64, f64>>,
         notes: &mut Annotations,
+        name_drop: NameDrop,
     ) -> Result<Vec<Row>, String> {
         let mut by_step: BTreeMap<i64, Vec<(Vec<u8>, f64)>> = BTreeMap::new();
         for (l, t, v) in rows {
@@ -303,7 +305,7 @@ impl VecFn {
         };
         for (t, step_rows) in by_step {
             let param = params.map(|p| p.get(&t).copied().unwrap_or(f64::NAN));
-            self.step(t, step_rows, regex.as_ref(), param, &mut out, notes)?;
+            self.step(t, step_rows, regex.as_ref(), param, &mut out, notes, name_drop)?;
         }
         Ok(out)
     }
@@ -316,8 +318,9 @@ impl VecFn {
         param: Option<f64>,
         out: &mut Vec<Row>,
         notes: &mut Annotations,
+        name_drop: NameDrop,
     ) -> Result<(), String> {
-        let mut push_no_name = |l: &[u8], v: f64| out.push((labels::drop_name(l), t, v));
+        let mut push_no_name = |l: &[u8], v: f64| out.push((labels::drop_name_as(l, name_drop), t, v));
         match self {
             VecFn::Clamp(min, max) => {
                 let (min, max) = (min.get(), max.get());
@@ -343,7 +346,9 @@ impl VecFn {
                         Some(caps) => {
                             let mut expanded = String::new();
                             caps.expand(replacement, &mut expanded);
-                            labels::set(&l, dst, &expanded)
+                            let set = labels::set(&l, dst, &expanded);
+                            // A new name is kept (delayed name removal).
+                            if dst == METRIC_NAME { labels::unmarked(&set).to_vec() } else { set }
                         }
                         None => l,
                     };
@@ -353,7 +358,9 @@ impl VecFn {
             VecFn::LabelJoin { dst, separator, srcs } => {
                 for (l, v) in rows {
                     let joined: Vec<&str> = srcs.iter().map(|s| labels::get(&l, s).unwrap_or("")).collect();
-                    out.push((labels::set(&l, dst, &joined.join(separator)), t, v));
+                    let set = labels::set(&l, dst, &joined.join(separator));
+                    let set = if dst == METRIC_NAME { labels::unmarked(&set).to_vec() } else { set };
+                    out.push((set, t, v));
                 }
             }
             VecFn::HistogramQuantile(q) => {
@@ -361,7 +368,7 @@ impl VecFn {
                 if !(0.0..=1.0).contains(&q) {
                     notes.warnings.insert(invalid_quantile(q));
                 }
-                for (key, (name, mut buckets)) in bucket_groups(rows, notes) {
+                for (key, (name, mut buckets)) in bucket_groups(rows, notes, name_drop) {
                     let (v, forced) = bucket_quantile(q, &mut buckets);
                     if forced {
                         notes.infos.insert(format!(
@@ -374,7 +381,7 @@ impl VecFn {
                 }
             }
             VecFn::HistogramFraction(lower, upper) => {
-                for (key, (_, mut buckets)) in bucket_groups(rows, notes) {
+                for (key, (_, mut buckets)) in bucket_groups(rows, notes, name_drop) {
                     out.push((key, t, bucket_fraction(lower.get(), upper.get(), &mut buckets)));
                 }
             }
@@ -572,6 +579,11 @@ fn aggregate(
         }
         KAgg::Quantile => {
             for (key, members) in groups {
+                // Flagged for delayed name removal as its first member is.
+                let key = match members.first() {
+                    Some((first, _)) => labels::mark_as(first, key),
+                    None => key,
+                };
                 let values: Vec<f64> = members.into_iter().map(|m| m.1).collect();
                 out.push((key, t, quantile(param, values)));
             }
@@ -603,7 +615,11 @@ fn nan_last(a: f64, b: f64) -> std::cmp::Ordering {
 /// A step's bucket series grouped into histograms (by every label but
 /// `le`): the result's labels (without the name), the metric name and the
 /// (upper bound, cumulative count) of each.
-fn bucket_groups(rows: Vec<(Vec<u8>, f64)>, notes: &mut Annotations) -> Vec<(Vec<u8>, (String, Buckets))> {
+fn bucket_groups(
+    rows: Vec<(Vec<u8>, f64)>,
+    notes: &mut Annotations,
+    name_drop: NameDrop,
+) -> Vec<(Vec<u8>, (String, Buckets))> {
     let le = [labels::BUCKET_LABEL.to_owned()];
     let mut groups: BTreeMap<Vec<u8>, (String, Buckets)> = BTreeMap::new();
     for (l, v) in rows {
@@ -622,7 +638,7 @@ fn bucket_groups(rows: Vec<(Vec<u8>, f64)>, notes: &mut Annotations) -> Vec<(Vec
     // Grouped by every label but `le` (two metrics are two histograms); the
     // results drop the name, so two metrics with the same other labels
     // collide as Prometheus's do.
-    groups.into_iter().map(|(k, v)| (labels::drop_name(&k), v)).collect()
+    groups.into_iter().map(|(k, v)| (labels::drop_name_as(&k, name_drop), v)).collect()
 }
 
 /// Prometheus's warning for a φ outside [0, 1].

@@ -138,7 +138,7 @@ impl Runner {
         )
         .await?;
         let workers = Arc::new(workers);
-        let engine = Engine::new(workers.clone() as Arc<dyn SampleReader>);
+        let engine = Engine::new(workers.clone() as Arc<dyn SampleReader>).with_delayed_name_removal(true);
         Ok(Self { _dir: dir, log, workers, engine, next_workspace: 0, verbose: false })
     }
 
