@@ -43,6 +43,10 @@ fn arithmetic_in_range_brackets() {
         // Truncated to milliseconds.
         ("rate(x[1/3])", 333),
         ("x[5m]", 300_000),
+        // A single literal is exact (1.001 s * 1000 is 1000.999… in floats).
+        ("x[1001ms]", 1001),
+        ("x[(2002ms)]", 2002),
+        ("x[+1003ms]", 1003),
         ("x[90]", 90_000),
     ];
     for (q, ms) in cases {
@@ -68,6 +72,8 @@ fn parenthesized_offsets_and_precedence() {
     assert_eq!(offset_of("x offset (-2 ^ 2)"), Offset::Neg(Duration::from_secs(4)));
     assert_eq!(offset_of("x offset -(1m * 2)"), Offset::Neg(Duration::from_secs(120)));
     assert_eq!(offset_of("x offset (0s)"), Offset::Pos(Duration::ZERO));
+    assert_eq!(offset_of("x offset (1001ms)"), Offset::Pos(Duration::from_millis(1001)));
+    assert_eq!(offset_of("x offset -(1001ms)"), Offset::Neg(Duration::from_millis(1001)));
     // Without parentheses only the first duration is the offset.
     let Expr::Binary(b) = parse("x offset 100 + 2").unwrap() else { panic!("not a binary expression") };
     let Expr::VectorSelector(vs) = b.lhs.as_ref() else { panic!("lhs is not a selector") };

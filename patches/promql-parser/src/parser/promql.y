@@ -395,7 +395,7 @@ offset_expr -> Result<Expr, String>:
            in Prometheus: `offset 1m + 1` is `(… offset 1m) + 1`. */
         |       expr OFFSET paren_duration_expr { $1?.offset_expr(offset_from_secs($3?)?) }
         |       expr OFFSET ADD paren_duration_expr { $1?.offset_expr(offset_from_secs($4?)?) }
-        |       expr OFFSET SUB paren_duration_expr { $1?.offset_expr(offset_from_secs(-$4?)?) }
+        |       expr OFFSET SUB paren_duration_expr { $1?.offset_expr(offset_from_secs($4.map(|v| DurationValue { secs: -v.secs, literal: v.literal })?)?) }
         |       expr OFFSET EOF { Err("unexpected end of input in offset, expected duration".into()) }
 ;
 
@@ -707,38 +707,46 @@ duration -> Result<Duration, String>:
  * a parenthesized offset, evaluated here, in seconds, as Prometheus's
  * `evaluateDurationExpr` does.
  */
-duration_expr -> Result<f64, String>:
-                DURATION { parse_duration_or_zero($lexer.span_str($span)).map(|d| d.as_secs_f64()) }
-        |       NUMBER { parse_str_radix($lexer.span_str($span)) }
+duration_expr -> Result<DurationValue, String>:
+                DURATION
+                {
+                        let d = parse_duration_or_zero($lexer.span_str($span))?;
+                        Ok(DurationValue { secs: d.as_secs_f64(), literal: true })
+                }
+        |       NUMBER
+                {
+                        let secs = parse_str_radix($lexer.span_str($span))?;
+                        Ok(DurationValue { secs, literal: true })
+                }
         |       ADD duration_expr %prec MUL { $2 }
-        |       SUB duration_expr %prec MUL { $2.map(|v| -v) }
-        |       duration_expr ADD duration_expr { Ok($1? + $3?) }
-        |       duration_expr SUB duration_expr { Ok($1? - $3?) }
-        |       duration_expr MUL duration_expr { Ok($1? * $3?) }
+        |       SUB duration_expr %prec MUL { $2.map(|v| DurationValue { secs: -v.secs, literal: v.literal }) }
+        |       duration_expr ADD duration_expr { Ok(DurationValue::calc($1?.secs + $3?.secs)) }
+        |       duration_expr SUB duration_expr { Ok(DurationValue::calc($1?.secs - $3?.secs)) }
+        |       duration_expr MUL duration_expr { Ok(DurationValue::calc($1?.secs * $3?.secs)) }
         |       duration_expr DIV duration_expr
                 {
-                        let (l, r) = ($1?, $3?);
+                        let (l, r) = ($1?.secs, $3?.secs);
                         if r == 0.0 { return Err("division by zero".into()); }
-                        Ok(l / r)
+                        Ok(DurationValue::calc(l / r))
                 }
         |       duration_expr MOD duration_expr
                 {
-                        let (l, r) = ($1?, $3?);
+                        let (l, r) = ($1?.secs, $3?.secs);
                         if r == 0.0 { return Err("modulo by zero".into()); }
-                        Ok(l % r)
+                        Ok(DurationValue::calc(l % r))
                 }
-        |       duration_expr POW duration_expr { Ok($1?.powf($3?)) }
+        |       duration_expr POW duration_expr { Ok(DurationValue::calc($1?.secs.powf($3?.secs))) }
         |       paren_duration_expr { $1 }
 ;
 
-paren_duration_expr -> Result<f64, String>:
+paren_duration_expr -> Result<DurationValue, String>:
                 LEFT_PAREN duration_expr RIGHT_PAREN { $2 }
 ;
 
 /*
  * Wrappers for optional arguments.
  */
-maybe_duration_expr -> Result<Option<f64>, String>:
+maybe_duration_expr -> Result<Option<DurationValue>, String>:
                 { Ok(None) }
         |       duration_expr { $1.map(Some) }
 ;
@@ -747,11 +755,36 @@ maybe_duration_expr -> Result<Option<f64>, String>:
 
 use std::time::Duration;
 
-/// A duration expression's value (seconds) as the `Duration` of a range or
-/// subquery step: truncated to milliseconds as Prometheus's
-/// `calculateDuration` does, and greater than 0.
-fn positive_duration(secs: f64) -> Result<Duration, String> {
-        let ms = (secs * 1000.0).trunc();
+/// The value of a duration expression in seconds; `literal` when it is a
+/// single (signed, parenthesized) number or duration, which Prometheus
+/// rounds to the nanosecond (`[1001ms]` is 1001 ms) where it truncates a
+/// computed value to the millisecond.
+#[derive(Clone, Copy, Debug)]
+pub struct DurationValue {
+        secs: f64,
+        literal: bool,
+}
+
+impl DurationValue {
+        /// A computed value.
+        fn calc(secs: f64) -> Self {
+                Self { secs, literal: false }
+        }
+
+        /// Whole milliseconds (a literal rounded to the nanosecond first).
+        fn millis(self) -> f64 {
+                if self.literal {
+                        ((self.secs * 1e9).round() / 1e6).trunc()
+                } else {
+                        (self.secs * 1000.0).trunc()
+                }
+        }
+}
+
+/// A duration expression's value as the `Duration` of a range or subquery
+/// step, greater than 0.
+fn positive_duration(v: DurationValue) -> Result<Duration, String> {
+        let ms = v.millis();
         if !(ms > 0.0) {
                 return Err("duration must be greater than 0".into());
         }
@@ -763,8 +796,8 @@ fn positive_duration(secs: f64) -> Result<Duration, String> {
 
 /// A duration expression's value (seconds) as an offset, which may be
 /// negative.
-fn offset_from_secs(secs: f64) -> Result<Offset, String> {
-        let ms = (secs * 1000.0).trunc();
+fn offset_from_secs(v: DurationValue) -> Result<Offset, String> {
+        let ms = v.millis();
         if ms.is_nan() || ms.abs() >= i64::MAX as f64 {
                 return Err("duration is out of range".into());
         }
