@@ -139,12 +139,14 @@ mod tests {
                 Expr::from("backtick-quoted string"),
             ),
             // \a is not valid character in rust, use \u{7} instead
+            // \x and octal escapes are bytes, as in Go: UTF-8 sequences make
+            // characters ("\xc3\xa9" is é).
             (
-                r#""\a\b\f\n\r\t\v\\\" - \xFF\377\u1234\U00010111\U0001011111☺""#,
+                r#""\a\b\f\n\r\t\v\\\" - \xC3\xBF\303\277\u1234\U00010111\U0001011111☺""#,
                 Expr::from("\u{7}\u{8}\u{c}\n\r\t\u{b}\\\" - ÿÿሴ𐄑𐄑11☺"),
             ),
             (
-                r"'\a\b\f\n\r\t\v\\\' - \xFF\377\u1234\U00010111\U0001011111☺'",
+                r"'\a\b\f\n\r\t\v\\\' - \xC3\xBF\303\277\u1234\U00010111\U0001011111☺'",
                 Expr::from("\u{7}\u{8}\u{c}\n\r\t\u{b}\\' - ÿÿሴ𐄑𐄑11☺"),
             ),
             // no escape in ` quoted string
@@ -159,6 +161,8 @@ mod tests {
             (r"`\\``", "unterminated quoted string `"),
             (r#""\"#, "escape sequence not terminated"),
             (r#""\c""#, "unknown escape sequence 'c'"),
+            // Not UTF-8 (Go keeps the bytes; a Rust string cannot).
+            (r#""\xFF\377""#, "invalid UTF-8 in string literal"),
             // (r#""\x.""#, ""),
         ];
         assert_cases(Case::new_fail_cases(fail_cases));

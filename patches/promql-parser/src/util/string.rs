@@ -66,19 +66,31 @@ pub fn unquote_string(s: &str) -> Result<String, String> {
         return Ok(inner.to_string());
     }
 
-    let mut res = String::with_capacity(3 * inner.len() / 2);
+    // `\xNN` and `\NNN` are bytes, as in Go: "\xc3\xa9" is "é", and a
+    // sequence that is not UTF-8 ("a\xc5z") is refused (Prometheus fails
+    // such a label name when it evaluates).
+    let mut res = Vec::with_capacity(3 * inner.len() / 2);
     let mut rest = inner;
 
     while !rest.is_empty() {
         let (c, tail) = unquote_char(rest, quote)?;
-        res.push(c);
+        match c {
+            Unquoted::Char(c) => res.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
+            Unquoted::Byte(b) => res.push(b),
+        }
         rest = tail;
     }
 
-    Ok(res)
+    String::from_utf8(res).map_err(|_| "invalid UTF-8 in string literal".to_string())
 }
 
-fn unquote_char(s: &str, quote: u8) -> Result<(char, &str), String> {
+/// One unquoted character, or one byte of a `\x` or octal escape.
+enum Unquoted {
+    Char(char),
+    Byte(u8),
+}
+
+fn unquote_char(s: &str, quote: u8) -> Result<(Unquoted, &str), String> {
     let bytes = s.as_bytes();
     let c = bytes[0];
 
@@ -89,12 +101,12 @@ fn unquote_char(s: &str, quote: u8) -> Result<(char, &str), String> {
 
     if c < 0x80 {
         if c != b'\\' {
-            return Ok((c as char, &s[1..]));
+            return Ok((Unquoted::Char(c as char), &s[1..]));
         }
     } else {
         // Handle multi-byte UTF-8 character
         let r = s.chars().next().unwrap();
-        return Ok((r, &s[r.len_utf8()..]));
+        return Ok((Unquoted::Char(r), &s[r.len_utf8()..]));
     }
 
     // Hard case: backslash
@@ -134,7 +146,7 @@ fn unquote_char(s: &str, quote: u8) -> Result<(char, &str), String> {
             tail = &tail[n..];
 
             if c == b'x' {
-                std::char::from_u32(v).ok_or("invalid syntax")?
+                return Ok((Unquoted::Byte(v as u8), tail));
             } else {
                 if v > 0x10FFFF {
                     return Err("invalid syntax".to_string());
@@ -157,7 +169,7 @@ fn unquote_char(s: &str, quote: u8) -> Result<(char, &str), String> {
             if v > 255 {
                 return Err("invalid syntax".to_string());
             }
-            std::char::from_u32(v).ok_or("invalid syntax")?
+            return Ok((Unquoted::Byte(v as u8), tail));
         }
         b'\\' => '\\',
         b'\'' | b'"' => {
@@ -169,7 +181,7 @@ fn unquote_char(s: &str, quote: u8) -> Result<(char, &str), String> {
         _ => return Err("invalid syntax".to_string()),
     };
 
-    Ok((value, tail))
+    Ok((Unquoted::Char(value), tail))
 }
 
 fn unhex(b: u8) -> Result<u32, String> {

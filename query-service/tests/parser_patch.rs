@@ -1,7 +1,8 @@
-//! Prometheus 3.5's duration expressions, parsed by the patched
-//! promql-parser (`patches/promql-parser`): arithmetic in range and subquery
+//! What the patched promql-parser (`patches/promql-parser`) parses:
+//! Prometheus 3.5's duration expressions (arithmetic in range and subquery
 //! brackets and in a parenthesized offset, evaluated at parse time in
-//! seconds and truncated to milliseconds as Prometheus does.
+//! seconds and truncated to milliseconds as Prometheus does), and string
+//! escapes that are bytes as in Go.
 
 use std::time::Duration;
 
@@ -103,4 +104,13 @@ fn bad_duration_expressions_are_parse_errors() {
         let err = parse(q).expect_err(q);
         assert!(err.contains(msg), "{q}: {err}");
     }
+}
+
+#[test]
+fn hex_and_octal_escapes_are_bytes() {
+    let Expr::StringLiteral(s) = parse(r#""caf\xc3\xa9 \303\251 \u00e9""#).unwrap() else { panic!("not a string") };
+    assert_eq!(s.val, "café é é");
+    let err = parse(r#"count_values("a\xc5z", x)"#).expect_err("not UTF-8");
+    assert!(err.contains("invalid UTF-8"), "{err}");
+    assert!(parse(r#"label_replace(x, "\xff", "", "src", "(.*)")"#).is_err());
 }
