@@ -650,11 +650,20 @@ fn parse_block(block: &[(usize, String)]) -> Result<Command, ScriptError> {
             // `<series>@st …` lines give start timestamps of the next line's
             // samples (testdata-next); PromLake does not store them yet, so
             // they are read past.
-            let series = block[1..]
+            let lines: Vec<SeriesLine> = block[1..]
                 .iter()
                 .filter(|(_, t)| !t.split_whitespace().next().is_some_and(|s| s.ends_with("@st")))
                 .map(|(l, t)| parse_series_line(t, *l))
                 .collect::<Result<_, _>>()?;
+            // A later line with the same labels replaces an earlier one's
+            // samples, as Prometheus's loader keys its series by labels.
+            let mut series: Vec<SeriesLine> = Vec::with_capacity(lines.len());
+            for s in lines {
+                match series.iter_mut().find(|e| e.labels == s.labels) {
+                    Some(earlier) => *earlier = s,
+                    None => series.push(s),
+                }
+            }
             Ok(Command::Load { line, interval_ms, nhcb: word == "load_with_nhcb", series })
         }
         "eval" | "eval_fail" | "eval_warn" | "eval_info" | "eval_ordered" => {
@@ -884,5 +893,13 @@ load 1m
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_later_series_line_with_the_same_labels_replaces_the_earlier() {
+        let cmds = parse_script("load 1m\n  m{a=\"1\"} 1 2\n  m{a=\"2\"} 5\n  m{a=\"1\"} 3\n").unwrap();
+        let Command::Load { series, .. } = &cmds[0] else { panic!() };
+        assert_eq!(series.len(), 2);
+        assert_eq!(series[0].values.len(), 1, "m{{a=\"1\"}} is the last line's");
     }
 }
