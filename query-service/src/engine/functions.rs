@@ -2,6 +2,7 @@
 //! Prometheus 3.5 computes them (`promql/functions.go`): the window is
 //! `(t − range, t]`, staleness markers already removed.
 
+use super::histogram::FloatHistogram;
 use super::vector_fns::F64;
 
 /// A function of a range vector, evaluated per series and step.
@@ -115,6 +116,113 @@ impl RangeFn {
                 ),
             )
         })
+    }
+
+    /// Evaluates a window that also holds native histogram samples (their
+    /// times `hist_ts`, and their encodings `hist`, in time order; `ts`/`vs`
+    /// are the floats), as Prometheus does for floats: a function of floats
+    /// drops a mixed window with a warning or ignores the histograms with an
+    /// info, `count_over_time` and the like count both. A window of
+    /// histograms only gives nothing yet (the engine does not evaluate
+    /// histogram values). Returns the value and the annotation
+    /// `(is_warning, message)`; `name` is the series' metric name.
+    #[allow(clippy::too_many_arguments)]
+    pub fn eval_with_histograms(
+        self,
+        ts: &[i64],
+        vs: &[f64],
+        hist_ts: &[i64],
+        hist: &[&[u8]],
+        t_ms: i64,
+        range_ms: i64,
+        step_ms: i64,
+        name: &str,
+    ) -> (Option<f64>, Option<(bool, String)>) {
+        if hist_ts.is_empty() {
+            return (self.eval(ts, vs, t_ms, range_ms, step_ms), None);
+        }
+        let (nf, nh) = (vs.len(), hist_ts.len());
+        let mixed = || {
+            Some((true, format!("PromQL warning: encountered a mix of histograms and floats for metric name {name:?}")))
+        };
+        let ignored = || {
+            Some((
+                false,
+                format!(
+                    "PromQL info: ignored histograms in a range containing both floats and histograms for metric name {name:?}"
+                ),
+            ))
+        };
+        let last_is_float = ts.last().is_some_and(|t| Some(t) > hist_ts.last());
+        match self {
+            RangeFn::CountOverTime => (Some((nf + nh) as f64), None),
+            RangeFn::PresentOverTime => (Some(1.0), None),
+            RangeFn::LastOverTime => (if last_is_float { vs.last().copied() } else { None }, None),
+            RangeFn::TsOfLastOverTime => {
+                let last = ts.last().copied().unwrap_or(i64::MIN).max(hist_ts[nh - 1]);
+                (Some(last as f64 / 1000.0), None)
+            }
+            RangeFn::Rate | RangeFn::Increase | RangeFn::Delta | RangeFn::SumOverTime | RangeFn::AvgOverTime => {
+                (None, if nf > 0 { mixed() } else { None })
+            }
+            RangeFn::Irate | RangeFn::Idelta => {
+                // The window's last two samples.
+                if nf + nh < 2 {
+                    return (None, None);
+                }
+                let mut tail: Vec<(i64, bool)> = ts[nf.saturating_sub(2)..]
+                    .iter()
+                    .map(|t| (*t, false))
+                    .chain(hist_ts[nh.saturating_sub(2)..].iter().map(|t| (*t, true)))
+                    .collect();
+                tail.sort_unstable();
+                match (tail[tail.len() - 2].1, tail[tail.len() - 1].1) {
+                    (false, false) => (self.eval(ts, vs, t_ms, range_ms, step_ms), None),
+                    (true, true) => (None, None),
+                    _ => (None, mixed()),
+                }
+            }
+            RangeFn::Changes | RangeFn::Resets => {
+                // Float to histogram and back is a change and a reset; two
+                // histograms are compared as Prometheus does.
+                let decoded: Vec<Option<FloatHistogram>> =
+                    hist.iter().map(|h| FloatHistogram::decode(h).ok()).collect();
+                let mut merged: Vec<(i64, Result<f64, Option<&FloatHistogram>>)> =
+                    ts.iter().copied().zip(vs.iter().map(|v| Ok(*v))).collect();
+                merged.extend(hist_ts.iter().copied().zip(decoded.iter().map(|h| Err(h.as_ref()))));
+                merged.sort_by_key(|m| m.0);
+                let counted = merged
+                    .windows(2)
+                    .filter(|w| match (&w[0].1, &w[1].1, self) {
+                        (Ok(a), Ok(b), RangeFn::Changes) => a != b && !(a.is_nan() && b.is_nan()),
+                        (Ok(a), Ok(b), _) => b < a,
+                        (Err(Some(a)), Err(Some(b)), RangeFn::Changes) => !b.same_as(a),
+                        (Err(Some(a)), Err(Some(b)), _) => b.is_reset_after(a),
+                        (Err(_), Err(_), _) => false,
+                        _ => true,
+                    })
+                    .count();
+                (Some(counted as f64), None)
+            }
+            RangeFn::MinOverTime
+            | RangeFn::MaxOverTime
+            | RangeFn::TsOfMinOverTime
+            | RangeFn::TsOfMaxOverTime
+            | RangeFn::StddevOverTime
+            | RangeFn::StdvarOverTime
+            | RangeFn::MadOverTime
+            | RangeFn::QuantileOverTime(_) => {
+                if nf == 0 {
+                    return (None, None);
+                }
+                (self.eval(ts, vs, t_ms, range_ms, step_ms), ignored())
+            }
+            RangeFn::Deriv | RangeFn::PredictLinear(_) | RangeFn::DoubleExponentialSmoothing(..) => match nf {
+                0 => (None, None),
+                1 => (None, ignored()),
+                _ => (self.eval(ts, vs, t_ms, range_ms, step_ms), ignored()),
+            },
+        }
     }
 
     /// Evaluates over `ts`/`vs` (the window's samples, in time order) for

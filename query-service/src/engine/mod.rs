@@ -6,6 +6,7 @@
 
 pub mod aggregates;
 pub mod functions;
+pub mod histogram;
 pub mod labels;
 pub mod nodes;
 pub mod planner;

@@ -27,7 +27,7 @@ use std::sync::{Arc, LazyLock};
 
 use async_trait::async_trait;
 use common::seams::{LabelMatcher, MatchOp, SampleReader, SampleValue, Selection};
-use datafusion::arrow::array::{ArrayRef, AsArray, BinaryBuilder, Float64Builder, Int64Builder, RecordBatch};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, BinaryBuilder, Float64Builder, Int64Builder, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema, SchemaRef};
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{DFSchema, DFSchemaRef, DataFusionError, Result};
@@ -55,7 +55,11 @@ pub const TS: &str = "ts";
 /// The float value.
 pub const VALUE: &str = "value";
 
-/// The schema of vector plans and of the scan.
+/// A native histogram sample's encoding (`schemas::stream::Histogram`),
+/// null for a float sample.
+pub const HIST: &str = "hist";
+
+/// The schema of vector plans.
 pub static VECTOR_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     Arc::new(Schema::new(vec![
         Field::new(LABELS, DataType::Binary, false),
@@ -63,6 +67,26 @@ pub static VECTOR_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         Field::new(VALUE, DataType::Float64, false),
     ]))
 });
+
+/// The schema of the scan: a vector's columns and [`HIST`] (a histogram
+/// sample's `value` is NaN).
+pub static SCAN_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        Field::new(LABELS, DataType::Binary, false),
+        Field::new(TS, DataType::Int64, false),
+        Field::new(VALUE, DataType::Float64, false),
+        Field::new(HIST, DataType::Binary, true),
+    ]))
+});
+
+/// The Arrow schema of a node's output.
+fn node_schema(kind: &NodeKind) -> SchemaRef {
+    match kind {
+        NodeKind::Steps { .. } => STEPS_SCHEMA.clone(),
+        NodeKind::SeriesScan { .. } => SCAN_SCHEMA.clone(),
+        _ => VECTOR_SCHEMA.clone(),
+    }
+}
 
 /// The schema of the `Steps` node.
 pub static STEPS_SCHEMA: LazyLock<SchemaRef> =
@@ -235,10 +259,7 @@ impl PromNode {
     /// # Errors
     /// As [`PromNode::plan`].
     pub fn plan_inputs(kind: NodeKind, inputs: Vec<LogicalPlan>) -> Result<LogicalPlan> {
-        let arrow = match kind {
-            NodeKind::Steps { .. } => STEPS_SCHEMA.clone(),
-            _ => VECTOR_SCHEMA.clone(),
-        };
+        let arrow = node_schema(&kind);
         let schema = Arc::new(DFSchema::try_from(arrow.as_ref().clone())?);
         Ok(LogicalPlan::Extension(Extension { node: Arc::new(PromNode { kind, inputs, schema }) }))
     }
@@ -430,10 +451,7 @@ pub struct PromExec {
 
 impl PromExec {
     fn new(kind: NodeKind, inputs: Vec<Arc<dyn ExecutionPlan>>, ctx: Arc<ReadContext>) -> Self {
-        let schema = match kind {
-            NodeKind::Steps { .. } => STEPS_SCHEMA.clone(),
-            _ => VECTOR_SCHEMA.clone(),
-        };
+        let schema = node_schema(&kind);
         let properties = Arc::new(PlanProperties::new(
             EquivalenceProperties::new(schema),
             Partitioning::UnknownPartitioning(1),
@@ -614,24 +632,47 @@ async fn scan(
     let mut labels_b = BinaryBuilder::new();
     let mut ts_b = Int64Builder::new();
     let mut value_b = Float64Builder::new();
+    let mut hist_b = BinaryBuilder::new();
     for s in &selected.series {
         let encoded = labels::encode_shared(&s.labels);
         for sample in &s.samples {
-            // Native histograms are not evaluated yet: their samples are left out.
-            let SampleValue::Float(v) = sample.value else { continue };
             labels_b.append_value(&encoded);
             ts_b.append_value(sample.timestamp_ms);
-            value_b.append_value(v);
+            match &sample.value {
+                SampleValue::Float(v) => {
+                    value_b.append_value(*v);
+                    hist_b.append_null();
+                }
+                SampleValue::Histogram(h) => {
+                    value_b.append_value(f64::NAN);
+                    hist_b.append_value(h);
+                }
+            }
         }
     }
-    let columns: Vec<ArrayRef> = vec![Arc::new(labels_b.finish()), Arc::new(ts_b.finish()), Arc::new(value_b.finish())];
-    Ok(RecordBatch::try_new(VECTOR_SCHEMA.clone(), columns)?)
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(labels_b.finish()),
+        Arc::new(ts_b.finish()),
+        Arc::new(value_b.finish()),
+        Arc::new(hist_b.finish()),
+    ];
+    Ok(RecordBatch::try_new(SCAN_SCHEMA.clone(), columns)?)
 }
 
 /// One series' raw samples, in time order.
 struct RawSeries {
     ts: Vec<i64>,
     vs: Vec<f64>,
+    /// Each sample's histogram encoding (`None`: a float); empty when the
+    /// series has no histogram sample.
+    hist: Vec<Option<bytes::Bytes>>,
+}
+
+impl RawSeries {
+    /// The histogram encoding of sample `i`, if it is one.
+    fn hist(&self, i: usize) -> Option<&bytes::Bytes> {
+        self.hist.get(i).and_then(Option::as_ref)
+    }
 }
 
 async fn collect_series(input: Option<SendableRecordBatchStream>) -> Result<BTreeMap<Vec<u8>, RawSeries>> {
@@ -642,17 +683,36 @@ async fn collect_series(input: Option<SendableRecordBatchStream>) -> Result<BTre
         let l = b.column(0).as_binary::<i32>();
         let t = b.column(1).as_primitive::<Int64Type>();
         let v = b.column(2).as_primitive::<Float64Type>();
+        // A scan's histogram column (a subquery's rows have none).
+        let h = b.column_by_name(HIST).map(|c| c.as_binary::<i32>());
         for i in 0..b.num_rows() {
-            let s = out.entry(l.value(i).to_vec()).or_insert_with(|| RawSeries { ts: Vec::new(), vs: Vec::new() });
+            let s = out.entry(l.value(i).to_vec()).or_insert_with(|| RawSeries {
+                ts: Vec::new(),
+                vs: Vec::new(),
+                hist: Vec::new(),
+            });
+            if let Some(h) = h.filter(|h| h.is_valid(i)) {
+                s.hist.resize(s.ts.len(), None);
+                s.hist.push(Some(bytes::Bytes::copy_from_slice(h.value(i))));
+            } else if !s.hist.is_empty() {
+                s.hist.push(None);
+            }
             s.ts.push(t.value(i));
             s.vs.push(v.value(i));
         }
     }
     for s in out.values_mut() {
+        if !s.hist.is_empty() {
+            s.hist.resize(s.ts.len(), None);
+        }
         if s.ts.windows(2).any(|w| w[0] > w[1]) {
-            let mut pairs: Vec<(i64, f64)> = s.ts.iter().copied().zip(s.vs.iter().copied()).collect();
-            pairs.sort_by_key(|p| p.0);
-            (s.ts, s.vs) = pairs.into_iter().unzip();
+            let mut order: Vec<usize> = (0..s.ts.len()).collect();
+            order.sort_by_key(|&i| s.ts[i]);
+            s.ts = order.iter().map(|&i| s.ts[i]).collect();
+            s.vs = order.iter().map(|&i| s.vs[i]).collect();
+            if !s.hist.is_empty() {
+                s.hist = order.iter().map(|&i| s.hist[i].clone()).collect();
+            }
         }
     }
     Ok(out)
@@ -716,6 +776,12 @@ fn instant_vector(
             if st <= at.saturating_sub(lookback_ms) || is_stale(sv) {
                 continue;
             }
+            // A native histogram is the series' value here: not a float
+            // (histogram values are not evaluated yet); `timestamp()` has
+            // its time all the same.
+            if s.hist(idx - 1).is_some() && !sample_time {
+                continue;
+            }
             out.push(labels, t, if sample_time { st as f64 / 1000.0 } else { sv });
         }
         // Step points count as samples in memory, as in Prometheus.
@@ -735,9 +801,12 @@ fn range_function(
     let mut out = Output::new();
     let mut ts = Vec::new();
     let mut vs = Vec::new();
+    let mut hist_ts = Vec::new();
+    let mut hist: Vec<&[u8]> = Vec::new();
     for (labels, s) in series {
         let result_labels =
             if function.keeps_name() { labels.clone() } else { labels::drop_name_as(labels, ctx.name_drop) };
+        let name = labels::get(labels, labels::METRIC_NAME).unwrap_or("");
         let mut produced = false;
         for t in grid.steps() {
             let at = shift.apply(t);
@@ -745,13 +814,22 @@ fn range_function(
             let hi = s.ts.partition_point(|&x| x <= at);
             ts.clear();
             vs.clear();
+            hist_ts.clear();
+            hist.clear();
             for i in lo..hi {
-                if !is_stale(s.vs[i]) {
+                if let Some(h) = s.hist(i) {
+                    hist_ts.push(s.ts[i]);
+                    hist.push(h.as_ref());
+                } else if !is_stale(s.vs[i]) {
                     ts.push(s.ts[i]);
                     vs.push(s.vs[i]);
                 }
             }
-            if let Some(v) = function.eval(&ts, &vs, at, range_ms, t) {
+            let (value, note) = function.eval_with_histograms(&ts, &vs, &hist_ts, &hist, at, range_ms, t, name);
+            if let Some((warning, note)) = note {
+                if warning { ctx.warn(note) } else { ctx.info(note) }
+            }
+            if let Some(v) = value {
                 out.push(&result_labels, t, v);
                 produced = true;
             }
@@ -791,10 +869,14 @@ impl datafusion::execution::context::QueryPlanner for PromQueryPlanner {
     }
 }
 
-/// Reads a `labels`/`ts`/`value` batch's rows.
+/// Reads a `labels`/`ts`/`value` batch's float rows (a scan's histogram
+/// samples are left out: their values are not evaluated yet).
 pub fn rows(batch: &RecordBatch) -> impl Iterator<Item = (&[u8], i64, f64)> + '_ {
     let l = batch.column(0).as_binary::<i32>();
     let t = batch.column(1).as_primitive::<Int64Type>();
     let v = batch.column(2).as_primitive::<Float64Type>();
-    (0..batch.num_rows()).map(move |i| (l.value(i), t.value(i), v.value(i)))
+    let h = batch.column_by_name(HIST).map(|c| c.as_binary::<i32>());
+    (0..batch.num_rows())
+        .filter(move |&i| h.is_none_or(|h| h.is_null(i)))
+        .map(move |i| (l.value(i), t.value(i), v.value(i)))
 }

@@ -209,6 +209,7 @@ impl Runner {
                 s.labels.iter().map(|(n, v)| Label { name: n.clone(), value: v.clone() }).collect();
             let series_id = schemas::labels::series_id(labels.iter().map(|l| (l.name.as_str(), l.value.as_str())));
             let mut samples = Vec::new();
+            let mut histograms = Vec::new();
             for (k, v) in s.values.iter().enumerate() {
                 let t = k as i64 * interval_ms;
                 match v {
@@ -218,11 +219,11 @@ impl Runner {
                         value: f64::from_bits(schemas::labels::STALE_NAN_BITS),
                         start_timestamp_ms: 0,
                     }),
-                    // Native histograms are not evaluated yet; their evals are in the skip file.
-                    Some(Value::Histogram(_)) | None => {}
+                    Some(Value::Histogram(h)) => histograms.push(stream_histogram(h, t)),
+                    None => {}
                 }
             }
-            out.push(StreamSeries { labels, series_id, samples, histograms: Vec::new(), exemplars: Vec::new() });
+            out.push(StreamSeries { labels, series_id, samples, histograms, exemplars: Vec::new() });
         }
         // The record's time is when it was written, as the gateway stamps it
         // (log retention and the dedup horizon run on it), whatever the
@@ -303,4 +304,36 @@ pub async fn run_dirs(dirs: &[PathBuf], skips: &Skips, verbose: bool) -> anyhow:
     }
     println!("{total}");
     Ok(total)
+}
+
+/// A script's histogram literal as the stream's (float) histogram at `t`.
+fn stream_histogram(h: &script::HistogramLit, t: i64) -> schemas::stream::Histogram {
+    use schemas::stream::histogram::{Count, ResetHint, ZeroCount};
+    use schemas::stream::{BucketSpan, Histogram};
+    let spans = |offset: i32, counts: &[f64]| {
+        if counts.is_empty() { Vec::new() } else { vec![BucketSpan { offset, length: counts.len() as u32 }] }
+    };
+    let reset_hint = match h.counter_reset_hint.as_deref() {
+        Some("reset") => ResetHint::Yes,
+        Some("not_reset") => ResetHint::No,
+        Some("gauge") => ResetHint::Gauge,
+        _ => ResetHint::Unknown,
+    };
+    Histogram {
+        count: Some(Count::CountFloat(h.count)),
+        sum: h.sum,
+        schema: h.schema,
+        zero_threshold: h.z_bucket_w,
+        zero_count: Some(ZeroCount::ZeroCountFloat(h.z_bucket)),
+        negative_spans: spans(h.n_offset, &h.n_buckets),
+        negative_deltas: Vec::new(),
+        negative_counts: h.n_buckets.clone(),
+        positive_spans: spans(h.offset, &h.buckets),
+        positive_deltas: Vec::new(),
+        positive_counts: h.buckets.clone(),
+        reset_hint: reset_hint as i32,
+        timestamp_ms: t,
+        custom_values: h.custom_values.clone(),
+        start_timestamp_ms: 0,
+    }
 }

@@ -1,0 +1,209 @@
+//! Native histograms as the engine reads them: a stored sample's encoding
+//! (`schemas::stream::Histogram`: spans with integer deltas or float
+//! counts) decoded into absolute float buckets by index, with Prometheus's
+//! equality and counter-reset detection.
+
+use prost::Message;
+use schemas::stream::Histogram;
+use schemas::stream::histogram::{Count, ResetHint, ZeroCount};
+
+/// The schema of custom-bucket histograms (NHCB).
+pub const CUSTOM_BUCKETS_SCHEMA: i32 = -53;
+
+/// A native histogram with float counts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FloatHistogram {
+    /// Bucket schema (-4..=8, or [`CUSTOM_BUCKETS_SCHEMA`]).
+    pub schema: i32,
+    /// The counter-reset hint.
+    pub reset_hint: ResetHint,
+    /// Observations.
+    pub count: f64,
+    /// Sum of observations.
+    pub sum: f64,
+    /// Width of the zero bucket.
+    pub zero_threshold: f64,
+    /// Observations in the zero bucket.
+    pub zero_count: f64,
+    /// Positive buckets (index, count), by index; a bucket inside a span
+    /// is listed even when it is empty.
+    pub positive: Vec<(i32, f64)>,
+    /// Negative buckets (index, count), by index.
+    pub negative: Vec<(i32, f64)>,
+    /// Upper bounds of custom buckets.
+    pub custom_values: Vec<f64>,
+}
+
+impl FloatHistogram {
+    /// Decodes a stored sample.
+    ///
+    /// # Errors
+    /// When the bytes are not a histogram.
+    pub fn decode(bytes: &[u8]) -> Result<Self, String> {
+        let h = Histogram::decode(bytes).map_err(|e| format!("bad histogram sample: {e}"))?;
+        Ok(Self::from_proto(&h))
+    }
+
+    /// The histogram of a stream sample.
+    pub fn from_proto(h: &Histogram) -> Self {
+        let count = match h.count {
+            Some(Count::CountInt(c)) => c as f64,
+            Some(Count::CountFloat(c)) => c,
+            None => 0.0,
+        };
+        let zero_count = match h.zero_count {
+            Some(ZeroCount::ZeroCountInt(c)) => c as f64,
+            Some(ZeroCount::ZeroCountFloat(c)) => c,
+            None => 0.0,
+        };
+        let buckets = |spans: &[schemas::stream::BucketSpan], deltas: &[i64], counts: &[f64]| {
+            // Integer histograms carry deltas between buckets, float ones
+            // absolute counts.
+            let mut values = counts.iter().copied();
+            let (mut acc, mut deltas) = (0i64, deltas.iter());
+            let mut next = move || match deltas.next() {
+                Some(d) => {
+                    acc = acc.wrapping_add(*d);
+                    Some(acc as f64)
+                }
+                None => values.next(),
+            };
+            let mut out = Vec::new();
+            let mut idx = 0i32;
+            for (i, span) in spans.iter().enumerate() {
+                idx = if i == 0 { span.offset } else { idx.saturating_add(span.offset) };
+                for _ in 0..span.length {
+                    out.push((idx, next().unwrap_or(0.0)));
+                    idx = idx.saturating_add(1);
+                }
+            }
+            out
+        };
+        Self {
+            schema: h.schema,
+            reset_hint: ResetHint::try_from(h.reset_hint).unwrap_or(ResetHint::Unknown),
+            count,
+            sum: h.sum,
+            zero_threshold: h.zero_threshold,
+            zero_count,
+            positive: buckets(&h.positive_spans, &h.positive_deltas, &h.positive_counts),
+            negative: buckets(&h.negative_spans, &h.negative_deltas, &h.negative_counts),
+            custom_values: h.custom_values.clone(),
+        }
+    }
+
+    /// Whether it has custom buckets.
+    pub fn uses_custom_buckets(&self) -> bool {
+        self.schema == CUSTOM_BUCKETS_SCHEMA
+    }
+
+    /// Prometheus's `Equals`: the same schema, zero bucket, count, sum (NaN
+    /// equal to NaN), custom bounds and buckets (the hint is not compared).
+    pub fn same_as(&self, other: &Self) -> bool {
+        let f = |a: f64, b: f64| a == b || (a.is_nan() && b.is_nan());
+        self.schema == other.schema
+            && f(self.zero_threshold, other.zero_threshold)
+            && f(self.zero_count, other.zero_count)
+            && f(self.count, other.count)
+            && f(self.sum, other.sum)
+            && self.custom_values == other.custom_values
+            && self.positive == other.positive
+            && self.negative == other.negative
+    }
+
+    /// Whether this histogram follows a counter reset after `previous`
+    /// (Prometheus's `DetectReset`): the hint when it says so, else any
+    /// count that went down — the total, the zero bucket, or a bucket (a
+    /// finer previous schema merged into this one's buckets) — or a
+    /// layout that cannot follow `previous` (a finer schema, a narrower
+    /// zero bucket, other custom bounds).
+    pub fn is_reset_after(&self, previous: &Self) -> bool {
+        match self.reset_hint {
+            ResetHint::Yes => return true,
+            ResetHint::No => return false,
+            ResetHint::Unknown | ResetHint::Gauge => {}
+        }
+        if self.count < previous.count
+            || self.uses_custom_buckets() != previous.uses_custom_buckets()
+            || (self.uses_custom_buckets() && self.custom_values != previous.custom_values)
+            || self.schema > previous.schema
+            || self.zero_threshold < previous.zero_threshold
+            || self.zero_count < previous.zero_count
+        {
+            return true;
+        }
+        let decreased = |now: &[(i32, f64)], before: &[(i32, f64)]| {
+            let merged = reduce(before, previous.schema, self.schema);
+            merged.iter().any(|(i, c)| {
+                let n = now.iter().find(|(j, _)| j == i).map_or(0.0, |(_, c)| *c);
+                n < *c
+            })
+        };
+        decreased(&self.positive, &previous.positive) || decreased(&self.negative, &previous.negative)
+    }
+}
+
+/// Buckets of schema `from` merged into the coarser schema `to`.
+fn reduce(buckets: &[(i32, f64)], from: i32, to: i32) -> Vec<(i32, f64)> {
+    if from <= to || from == CUSTOM_BUCKETS_SCHEMA {
+        return buckets.to_vec();
+    }
+    let shift = (from - to) as u32;
+    let mut out: Vec<(i32, f64)> = Vec::new();
+    for (i, c) in buckets {
+        let target = ((i - 1) >> shift) + 1;
+        match out.last_mut() {
+            Some((j, acc)) if *j == target => *acc += c,
+            _ => out.push((target, *c)),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use schemas::stream::BucketSpan;
+
+    fn proto(count: u64, deltas: Vec<i64>, hint: ResetHint) -> Histogram {
+        Histogram {
+            count: Some(Count::CountInt(count)),
+            sum: 10.0,
+            schema: 0,
+            zero_threshold: 0.001,
+            zero_count: Some(ZeroCount::ZeroCountInt(1)),
+            positive_spans: vec![BucketSpan { offset: 1, length: 2 }, BucketSpan { offset: 2, length: 1 }],
+            positive_deltas: deltas,
+            reset_hint: hint as i32,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn decodes_integer_deltas_into_absolute_buckets() {
+        let h = FloatHistogram::decode(&proto(9, vec![2, 1, -2], ResetHint::Unknown).encode_to_vec()).unwrap();
+        assert_eq!(h.positive, vec![(1, 2.0), (2, 3.0), (5, 1.0)]);
+        assert_eq!((h.count, h.zero_count, h.schema), (9.0, 1.0, 0));
+    }
+
+    #[test]
+    fn equality_and_counter_resets() {
+        let a = FloatHistogram::from_proto(&proto(9, vec![2, 1, -2], ResetHint::Unknown));
+        let b = FloatHistogram::from_proto(&proto(9, vec![2, 1, -2], ResetHint::No));
+        assert!(a.same_as(&b), "the hint is not compared");
+        let grown = FloatHistogram::from_proto(&proto(10, vec![3, 0, -2], ResetHint::Unknown));
+        assert!(!grown.is_reset_after(&a));
+        // One bucket went down although the count went up.
+        let shifted = FloatHistogram::from_proto(&proto(10, vec![1, 3, -3], ResetHint::Unknown));
+        assert!(shifted.is_reset_after(&a));
+        assert!(a.is_reset_after(&grown), "the count went down");
+        let hinted = FloatHistogram::from_proto(&proto(10, vec![3, 0, -2], ResetHint::Yes));
+        assert!(hinted.is_reset_after(&a));
+    }
+
+    #[test]
+    fn a_finer_previous_schema_is_merged_before_comparing() {
+        // Schema 1 buckets 1..=4 are schema 0 buckets 1 and 2.
+        assert_eq!(reduce(&[(1, 1.0), (2, 2.0), (3, 3.0), (4, 4.0)], 1, 0), vec![(1, 3.0), (2, 7.0)]);
+    }
+}
