@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use crate::engine::histogram::FloatHistogram;
 use crate::engine::{QueryError, QueryValue, Series};
 
 /// Prometheus's `errorType`s.
@@ -176,6 +177,42 @@ fn point(t: i64, v: f64, out: &mut String) {
     out.push_str("\"]");
 }
 
+/// A native histogram as Prometheus writes it: `{"count","sum","buckets"}`,
+/// each bucket `[boundaries, lower, upper, count]` (empty ones left out).
+fn histogram_object(h: &FloatHistogram, out: &mut String) {
+    out.push_str(r#"{"count":""#);
+    out.push_str(&format_value(h.count));
+    out.push_str(r#"","sum":""#);
+    out.push_str(&format_value(h.sum));
+    out.push('"');
+    let buckets = h.buckets();
+    if !buckets.is_empty() {
+        out.push_str(r#","buckets":["#);
+        for (i, b) in buckets.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(&format!(
+                r#"[{},"{}","{}","{}"]"#,
+                b.boundaries,
+                format_value(b.lower),
+                format_value(b.upper),
+                format_value(b.count)
+            ));
+        }
+        out.push(']');
+    }
+    out.push('}');
+}
+
+fn histogram_point(t: i64, h: &FloatHistogram, out: &mut String) {
+    out.push('[');
+    format_timestamp(t, out);
+    out.push(',');
+    histogram_object(h, out);
+    out.push(']');
+}
+
 fn series_list(series: &[Series], instant: bool, out: &mut String) {
     out.push('[');
     for (i, s) in series.iter().enumerate() {
@@ -185,18 +222,35 @@ fn series_list(series: &[Series], instant: bool, out: &mut String) {
         out.push_str(r#"{"metric":"#);
         labels_object(&s.labels, out);
         if instant {
-            out.push_str(r#","value":"#);
-            let (t, v) = s.points.first().copied().unwrap_or((0, f64::NAN));
-            point(t, v, out);
-        } else {
-            out.push_str(r#","values":["#);
-            for (j, (t, v)) in s.points.iter().enumerate() {
-                if j > 0 {
-                    out.push(',');
-                }
-                point(*t, *v, out);
+            if let Some((t, h)) = s.histograms.first().filter(|_| s.points.is_empty()) {
+                out.push_str(r#","histogram":"#);
+                histogram_point(*t, h, out);
+            } else {
+                out.push_str(r#","value":"#);
+                let (t, v) = s.points.first().copied().unwrap_or((0, f64::NAN));
+                point(t, v, out);
             }
-            out.push(']');
+        } else {
+            if !s.points.is_empty() || s.histograms.is_empty() {
+                out.push_str(r#","values":["#);
+                for (j, (t, v)) in s.points.iter().enumerate() {
+                    if j > 0 {
+                        out.push(',');
+                    }
+                    point(*t, *v, out);
+                }
+                out.push(']');
+            }
+            if !s.histograms.is_empty() {
+                out.push_str(r#","histograms":["#);
+                for (j, (t, h)) in s.histograms.iter().enumerate() {
+                    if j > 0 {
+                        out.push(',');
+                    }
+                    histogram_point(*t, h, out);
+                }
+                out.push(']');
+            }
         }
         out.push('}');
     }
@@ -247,6 +301,7 @@ pub fn label_sets(sets: &[Vec<(String, String)>]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use prost::Message;
 
     #[test]
     fn timestamps_and_values_are_written_as_prometheus_writes_them() {
@@ -275,6 +330,7 @@ mod tests {
         let s = Series {
             labels: vec![("__name__".into(), "up".into()), ("job".into(), "a\"b".into())],
             points: vec![(1000, 1.0), (2500, 0.5)],
+            histograms: vec![],
             order: 0,
         };
         let v: serde_json::Value = serde_json::from_str(&query_data(&QueryValue::Matrix(vec![s.clone()]))).unwrap();
@@ -285,6 +341,31 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&query_data(&QueryValue::Vector(vec![s]))).unwrap();
         assert_eq!(v["result"][0]["value"], serde_json::json!([1, "1"]));
         assert_eq!(query_data(&QueryValue::Scalar(1500, 2.0)), r#"{"resultType":"scalar","result":[1.500,"2"]}"#);
+        // A native histogram: "histogram" / "histograms", buckets as
+        // [boundaries, lower, upper, count] without the empty ones.
+        let h = FloatHistogram::decode(
+            &schemas::stream::Histogram {
+                count: Some(schemas::stream::histogram::Count::CountFloat(3.0)),
+                sum: 4.5,
+                schema: 0,
+                zero_threshold: 0.001,
+                zero_count: Some(schemas::stream::histogram::ZeroCount::ZeroCountFloat(1.0)),
+                positive_spans: vec![schemas::stream::BucketSpan { offset: 1, length: 2 }],
+                positive_counts: vec![2.0, 0.0],
+                ..Default::default()
+            }
+            .encode_to_vec(),
+        )
+        .unwrap();
+        let hs = Series { labels: vec![], points: vec![], histograms: vec![(1000, h)], order: 0 };
+        let v: serde_json::Value = serde_json::from_str(&query_data(&QueryValue::Vector(vec![hs.clone()]))).unwrap();
+        assert_eq!(
+            v["result"][0]["histogram"],
+            serde_json::json!([1, {"count":"3","sum":"4.5","buckets":[[3,"-0.001","0.001","1"],[0,"1","2","2"]]}])
+        );
+        let v: serde_json::Value = serde_json::from_str(&query_data(&QueryValue::Matrix(vec![hs]))).unwrap();
+        assert_eq!(v["result"][0]["histograms"][0][1]["count"], "3");
+        assert!(v["result"][0].get("values").is_none());
         assert_eq!(query_data(&QueryValue::String(1000, "x".into())), r#"{"resultType":"string","result":[1,"x"]}"#);
     }
 

@@ -143,6 +143,97 @@ impl FloatHistogram {
     }
 }
 
+/// One bucket as Prometheus's API shows it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Bucket {
+    /// 0: `(lower, upper]`, 1: `[lower, upper)`, 2: `(lower, upper)`,
+    /// 3: `[lower, upper]`.
+    pub boundaries: u8,
+    /// Lower bound.
+    pub lower: f64,
+    /// Upper bound.
+    pub upper: f64,
+    /// Observations.
+    pub count: f64,
+}
+
+impl FloatHistogram {
+    /// The upper bound of bucket `idx`.
+    fn bound(&self, idx: i32) -> f64 {
+        if self.uses_custom_buckets() {
+            return match usize::try_from(idx) {
+                Ok(i) if i < self.custom_values.len() => self.custom_values[i],
+                Ok(_) => f64::INFINITY,
+                Err(_) => f64::NEG_INFINITY,
+            };
+        }
+        exponential_bound(idx, self.schema)
+    }
+
+    /// The non-empty buckets from the lowest up — negative, zero, positive —
+    /// as Prometheus's `AllBucketIterator` gives them to its API.
+    pub fn buckets(&self) -> Vec<Bucket> {
+        let zt = self.zero_threshold;
+        let mut out = Vec::new();
+        for &(i, count) in self.negative.iter().rev() {
+            let (mut lower, mut upper) = (-self.bound(i), -self.bound(i - 1));
+            if upper < 0.0 && upper > -zt {
+                upper = -zt;
+            }
+            if lower > 0.0 && lower < zt {
+                lower = zt;
+            }
+            out.push(Bucket { boundaries: 1, lower, upper, count });
+        }
+        if self.zero_count > 0.0 {
+            out.push(Bucket { boundaries: 3, lower: -zt, upper: zt, count: self.zero_count });
+        }
+        for &(i, count) in &self.positive {
+            let (mut lower, upper) = (self.bound(i - 1), self.bound(i));
+            if lower > 0.0 && lower < zt {
+                lower = zt;
+            }
+            out.push(Bucket { boundaries: 0, lower, upper, count });
+        }
+        out.retain(|b| b.count != 0.0);
+        out
+    }
+}
+
+/// The upper bound of bucket `idx` of an exponential schema:
+/// `2^(idx / 2^schema)`, the last finite bucket ending at `f64::MAX`.
+fn exponential_bound(idx: i32, schema: i32) -> f64 {
+    if schema < 0 {
+        let exp = i64::from(idx) << -schema;
+        if exp == 1024 {
+            return f64::MAX;
+        }
+        return ldexp(1.0, exp);
+    }
+    let frac_idx = idx & ((1 << schema) - 1);
+    let frac = (f64::from(frac_idx) / f64::from(1 << schema) - 1.0).exp2();
+    let exp = i64::from(idx >> schema) + 1;
+    if frac == 0.5 && exp == 1025 {
+        return f64::MAX;
+    }
+    ldexp(frac, exp)
+}
+
+/// `frac · 2^exp` without overflow in between.
+fn ldexp(frac: f64, exp: i64) -> f64 {
+    let mut v = frac;
+    let mut e = exp.clamp(-2200, 2200);
+    while e > 1000 {
+        v *= 2f64.powi(1000);
+        e -= 1000;
+    }
+    while e < -1000 {
+        v *= 2f64.powi(-1000);
+        e += 1000;
+    }
+    v * 2f64.powi(e as i32)
+}
+
 /// Buckets of schema `from` merged into the coarser schema `to`.
 fn reduce(buckets: &[(i32, f64)], from: i32, to: i32) -> Vec<(i32, f64)> {
     if from <= to || from == CUSTOM_BUCKETS_SCHEMA {
@@ -199,6 +290,31 @@ mod tests {
         assert!(a.is_reset_after(&grown), "the count went down");
         let hinted = FloatHistogram::from_proto(&proto(10, vec![3, 0, -2], ResetHint::Yes));
         assert!(hinted.is_reset_after(&a));
+    }
+
+    #[test]
+    fn buckets_with_prometheus_bounds() {
+        // {{schema:0 sum:5 count:4 z_bucket:1 z_bucket_w:0.001 buckets:[1 1] n_buckets:[1]}}
+        let h = FloatHistogram {
+            schema: 0,
+            reset_hint: ResetHint::Unknown,
+            count: 4.0,
+            sum: 5.0,
+            zero_threshold: 0.001,
+            zero_count: 1.0,
+            positive: vec![(0, 1.0), (1, 1.0), (2, 0.0)],
+            negative: vec![(0, 1.0)],
+            custom_values: vec![],
+        };
+        let b = h.buckets();
+        let rows: Vec<(u8, f64, f64, f64)> = b.iter().map(|b| (b.boundaries, b.lower, b.upper, b.count)).collect();
+        assert_eq!(rows, vec![(1, -1.0, -0.5, 1.0), (3, -0.001, 0.001, 1.0), (0, 0.5, 1.0, 1.0), (0, 1.0, 2.0, 1.0)]);
+        assert_eq!(exponential_bound(1, 1), std::f64::consts::SQRT_2);
+        assert_eq!(exponential_bound(3, -1), 64.0);
+        let custom = FloatHistogram { schema: CUSTOM_BUCKETS_SCHEMA, custom_values: vec![1.0, 5.0], ..h };
+        assert_eq!(custom.bound(-1), f64::NEG_INFINITY);
+        assert_eq!(custom.bound(1), 5.0);
+        assert_eq!(custom.bound(2), f64::INFINITY);
     }
 
     #[test]

@@ -104,6 +104,8 @@ pub struct Series {
     pub labels: Vec<(String, String)>,
     /// (Unix ms, value), in time order.
     pub points: Vec<(i64, f64)>,
+    /// (Unix ms, native histogram), in time order.
+    pub histograms: Vec<(i64, histogram::FloatHistogram)>,
     /// Where the series' first row came in the plan's output (the order of
     /// an instant query's sorted result).
     pub order: usize,
@@ -299,6 +301,7 @@ impl Engine {
             Planned::Const(v) => Ok(QueryValue::Matrix(vec![Series {
                 labels: Vec::new(),
                 points: grid.steps().map(|t| (t, v)).collect(),
+                histograms: Vec::new(),
                 order: 0,
             }])),
             Planned::String(s) if req.instant => Ok(QueryValue::String(req.end_ms, s)),
@@ -311,7 +314,12 @@ impl Engine {
                     let v = rows.first().map_or(f64::NAN, |r| r.1);
                     Ok(QueryValue::Scalar(req.end_ms, v))
                 } else {
-                    Ok(QueryValue::Matrix(vec![Series { labels: Vec::new(), points: rows, order: 0 }]))
+                    Ok(QueryValue::Matrix(vec![Series {
+                        labels: Vec::new(),
+                        points: rows,
+                        histograms: Vec::new(),
+                        order: 0,
+                    }]))
                 }
             }
             Planned::Vector(plan) => {
@@ -328,7 +336,7 @@ impl Engine {
                 for s in &mut series {
                     s.points.retain(|p| !schemas::labels::is_stale_marker(p.1));
                 }
-                series.retain(|s| !s.points.is_empty());
+                series.retain(|s| !s.points.is_empty() || !s.histograms.is_empty());
                 Ok(QueryValue::Matrix(series))
             }
             Planned::Matrix(_) => Err(QueryError::BadData(
@@ -376,23 +384,32 @@ impl Engine {
         unique: bool,
     ) -> Result<Vec<Series>, QueryError> {
         let batches = self.execute(ctx, plan).await?;
-        let mut by_labels: BTreeMap<LabelPairs, (usize, Vec<(i64, f64)>)> = BTreeMap::new();
+        type Points = (usize, Vec<(i64, f64)>, Vec<(i64, histogram::FloatHistogram)>);
+        let mut by_labels: BTreeMap<LabelPairs, Points> = BTreeMap::new();
         let mut encoded: BTreeMap<Vec<u8>, Vec<(String, String)>> = BTreeMap::new();
         let mut row = 0;
         for b in &batches {
-            for (l, t, v) in nodes::rows(b) {
+            for (l, t, v, h) in nodes::rows_with_histograms(b) {
                 let key = encoded.entry(l.to_vec()).or_insert_with(|| labels::cleanup(l)).clone();
-                by_labels.entry(key).or_insert_with(|| (row, Vec::new())).1.push((t, v));
+                let entry = by_labels.entry(key).or_insert_with(|| (row, Vec::new(), Vec::new()));
+                match h {
+                    Some(h) => entry.2.push((t, histogram::FloatHistogram::decode(h).map_err(QueryError::Internal)?)),
+                    None => entry.1.push((t, v)),
+                }
                 row += 1;
             }
         }
         let mut out = Vec::with_capacity(by_labels.len());
-        for (labels, (order, mut points)) in by_labels {
+        for (labels, (order, mut points, mut histograms)) in by_labels {
             points.sort_by_key(|p| p.0);
-            if unique && points.windows(2).any(|w| w[0].0 == w[1].0) {
+            histograms.sort_by_key(|p| p.0);
+            let duplicate = points.windows(2).any(|w| w[0].0 == w[1].0)
+                || histograms.windows(2).any(|w| w[0].0 == w[1].0)
+                || histograms.iter().any(|(t, _)| points.binary_search_by_key(t, |p| p.0).is_ok());
+            if unique && duplicate {
                 return Err(QueryError::Execution("vector cannot contain metrics with the same labelset".into()));
             }
-            out.push(Series { labels, points, order });
+            out.push(Series { labels, points, histograms, order });
         }
         Ok(out)
     }

@@ -83,7 +83,7 @@ pub static SCAN_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
 fn node_schema(kind: &NodeKind) -> SchemaRef {
     match kind {
         NodeKind::Steps { .. } => STEPS_SCHEMA.clone(),
-        NodeKind::SeriesScan { .. } => SCAN_SCHEMA.clone(),
+        NodeKind::SeriesScan { .. } | NodeKind::InstantVector { histograms: true, .. } => SCAN_SCHEMA.clone(),
         _ => VECTOR_SCHEMA.clone(),
     }
 }
@@ -188,6 +188,9 @@ pub enum NodeKind {
         lookback_ms: i64,
         /// The value is the sample's timestamp, seconds (`timestamp(v)`).
         sample_time: bool,
+        /// Native histogram samples are rows too (with a [`HIST`] column):
+        /// a selector that is the whole query.
+        histograms: bool,
     },
     /// A range function over windows of raw samples.
     RangeFunction {
@@ -314,7 +317,7 @@ fn fmt_kind(kind: &NodeKind, f: &mut fmt::Formatter) -> fmt::Result {
                 .collect();
             write!(f, "PromSeriesScan: matchers=[{}], range=[{start_ms}, {end_ms}]", m.join(", "))
         }
-        NodeKind::InstantVector { grid, shift, lookback_ms, sample_time } => write!(
+        NodeKind::InstantVector { grid, shift, lookback_ms, sample_time, .. } => write!(
             f,
             "PromInstantVector: steps=[{}..{} by {}], lookback={lookback_ms}, offset={}, at={:?}{}",
             grid.start_ms,
@@ -523,9 +526,9 @@ impl ExecutionPlan for PromExec {
                         vec![Arc::new(datafusion::arrow::array::Int64Array::from(ts))],
                     )?)
                 }
-                NodeKind::InstantVector { grid, shift, lookback_ms, sample_time } => {
+                NodeKind::InstantVector { grid, shift, lookback_ms, sample_time, histograms } => {
                     let series = collect_series(input).await?;
-                    instant_vector(&ctx, &series, grid, shift, lookback_ms, sample_time)
+                    instant_vector(&ctx, &series, grid, shift, lookback_ms, sample_time, histograms)
                 }
                 NodeKind::RangeFunction { grid, shift, range_ms, function } => {
                     let series = collect_series(input).await?;
@@ -726,15 +729,41 @@ struct Output {
     labels: BinaryBuilder,
     ts: Int64Builder,
     value: Float64Builder,
+    /// The [`HIST`] column, for nodes that output histograms.
+    hist: Option<BinaryBuilder>,
     /// Rows not charged to the query's budget yet.
     uncharged: usize,
 }
 
 impl Output {
     fn new() -> Self {
-        Self { labels: BinaryBuilder::new(), ts: Int64Builder::new(), value: Float64Builder::new(), uncharged: 0 }
+        Self {
+            labels: BinaryBuilder::new(),
+            ts: Int64Builder::new(),
+            value: Float64Builder::new(),
+            hist: None,
+            uncharged: 0,
+        }
     }
 
+    /// An output with a [`HIST`] column.
+    fn with_histograms() -> Self {
+        Self { hist: Some(BinaryBuilder::new()), ..Self::new() }
+    }
+
+    /// A native histogram row (its `value` is NaN).
+    fn push_hist(&mut self, labels: &[u8], ts: i64, hist: &[u8]) {
+        self.uncharged += 1;
+        self.labels.append_value(labels);
+        self.ts.append_value(ts);
+        self.value.append_value(f64::NAN);
+        if let Some(b) = self.hist.as_mut() {
+            b.append_value(hist);
+        }
+    }
+}
+
+impl Output {
     /// Charges the rows pushed since the last charge as samples.
     fn charge(&mut self, ctx: &ReadContext) -> Result<()> {
         let rows = std::mem::take(&mut self.uncharged);
@@ -746,12 +775,22 @@ impl Output {
         self.labels.append_value(labels);
         self.ts.append_value(ts);
         self.value.append_value(value);
+        if let Some(b) = self.hist.as_mut() {
+            b.append_null();
+        }
     }
 
     fn finish(mut self) -> Result<RecordBatch> {
-        let columns: Vec<ArrayRef> =
+        let mut columns: Vec<ArrayRef> =
             vec![Arc::new(self.labels.finish()), Arc::new(self.ts.finish()), Arc::new(self.value.finish())];
-        Ok(RecordBatch::try_new(VECTOR_SCHEMA.clone(), columns)?)
+        let schema = match self.hist.as_mut() {
+            Some(b) => {
+                columns.push(Arc::new(b.finish()));
+                SCAN_SCHEMA.clone()
+            }
+            None => VECTOR_SCHEMA.clone(),
+        };
+        Ok(RecordBatch::try_new(schema, columns)?)
     }
 }
 
@@ -762,8 +801,9 @@ fn instant_vector(
     shift: TimeShift,
     lookback_ms: i64,
     sample_time: bool,
+    histograms: bool,
 ) -> Result<RecordBatch> {
-    let mut out = Output::new();
+    let mut out = if histograms { Output::with_histograms() } else { Output::new() };
     for (labels, s) in series {
         for t in grid.steps() {
             let at = shift.apply(t);
@@ -779,7 +819,10 @@ fn instant_vector(
             // A native histogram is the series' value here: not a float
             // (histogram values are not evaluated yet); `timestamp()` has
             // its time all the same.
-            if s.hist(idx - 1).is_some() && !sample_time {
+            if let Some(h) = s.hist(idx - 1).filter(|_| !sample_time) {
+                if histograms {
+                    out.push_hist(labels, t, h);
+                }
                 continue;
             }
             out.push(labels, t, if sample_time { st as f64 / 1000.0 } else { sv });
@@ -867,6 +910,17 @@ impl datafusion::execution::context::QueryPlanner for PromQueryPlanner {
         )]);
         planner.create_physical_plan(logical_plan, session).await
     }
+}
+
+/// Reads a batch's rows: labels, time, value, and a scan's (or a root
+/// selector's) histogram encoding.
+pub fn rows_with_histograms(batch: &RecordBatch) -> impl Iterator<Item = (&[u8], i64, f64, Option<&[u8]>)> + '_ {
+    let l = batch.column(0).as_binary::<i32>();
+    let t = batch.column(1).as_primitive::<Int64Type>();
+    let v = batch.column(2).as_primitive::<Float64Type>();
+    let h = batch.column_by_name(HIST).map(|c| c.as_binary::<i32>());
+    (0..batch.num_rows())
+        .map(move |i| (l.value(i), t.value(i), v.value(i), h.filter(|h| h.is_valid(i)).map(|h| h.value(i))))
 }
 
 /// Reads a `labels`/`ts`/`value` batch's float rows (a scan's histogram

@@ -78,7 +78,12 @@ pub struct PlanSettings {
 /// [`QueryError::Unsupported`] for what is not built yet;
 /// [`QueryError::BadData`] for invalid expressions the parser let through.
 pub fn plan(expr: &PExpr, settings: &PlanSettings) -> Result<Planned, QueryError> {
-    Planner { settings: *settings, query: settings.grid }.plan(expr)
+    let planner = Planner { settings: *settings, query: settings.grid };
+    // A selector that is the whole query returns native histograms too.
+    if let PExpr::VectorSelector(vs) = strip_parens(expr) {
+        return planner.selector_with(vs, false, true).map(Planned::Vector);
+    }
+    planner.plan(expr)
 }
 
 /// A subquery's step when it names none (Prometheus's default evaluation
@@ -196,17 +201,24 @@ impl Planner {
     }
 
     fn selector(&self, vs: &VectorSelector) -> Result<LogicalPlan, QueryError> {
-        self.selector_with(vs, false)
+        self.selector_with(vs, false, false)
     }
 
     /// A selector's instant vector; `sample_time`: each value is its
     /// sample's timestamp in seconds (`timestamp(v)`).
-    fn selector_with(&self, vs: &VectorSelector, sample_time: bool) -> Result<LogicalPlan, QueryError> {
+    /// `histograms`: native histogram samples are rows too (the selector
+    /// is the whole query).
+    fn selector_with(
+        &self,
+        vs: &VectorSelector,
+        sample_time: bool,
+        histograms: bool,
+    ) -> Result<LogicalPlan, QueryError> {
         let (shift, matchers) = self.selector_parts(vs)?;
         let lookback_ms = self.settings.lookback_ms;
         let (start_ms, end_ms) = self.read_range(shift, lookback_ms);
         let scan = PromNode::plan(NodeKind::SeriesScan { matchers, start_ms, end_ms }, None).map_err(df)?;
-        let node = NodeKind::InstantVector { grid: self.settings.grid, shift, lookback_ms, sample_time };
+        let node = NodeKind::InstantVector { grid: self.settings.grid, shift, lookback_ms, sample_time, histograms };
         PromNode::plan(node, Some(scan)).map_err(df)
     }
 
@@ -428,7 +440,7 @@ impl Planner {
             }
             "timestamp" => match strip_parens(&args[0]) {
                 PExpr::VectorSelector(vs) => {
-                    let p = self.selector_with(vs, true)?;
+                    let p = self.selector_with(vs, true, false)?;
                     Ok(Planned::Vector(project_value(p, col(VALUE), Some(self.settings.name_drop))?))
                 }
                 other => match self.plan(other)? {

@@ -3,6 +3,7 @@
 use schemas::labels::STALE_NAN_BITS;
 
 use super::script::{Eval, EvalKind, Expected, MessageMatch, SeriesLine, Value};
+use crate::engine::histogram::FloatHistogram;
 use crate::engine::{Annotations, QueryError, QueryValue, Series};
 
 /// Prometheus's `almost.Equal` with the test's 1e-6 tolerance.
@@ -22,13 +23,59 @@ fn fmt_labels(l: &[(String, String)]) -> String {
     format!("{{{}}}", inner.join(", "))
 }
 
-fn expected_float(v: &Option<Value>) -> Result<Option<f64>, String> {
-    match v {
-        None => Ok(None),
-        Some(Value::Float(f)) => Ok(Some(*f)),
-        Some(Value::Stale) => Ok(Some(f64::from_bits(STALE_NAN_BITS))),
-        Some(Value::Histogram(_)) => Err("native histogram expectations are not supported yet".into()),
+/// An expected or computed sample value.
+#[derive(Debug, Clone)]
+enum Sample {
+    Float(f64),
+    Histogram(FloatHistogram),
+}
+
+impl Sample {
+    fn matches(&self, other: &Sample) -> bool {
+        match (self, other) {
+            (Sample::Float(a), Sample::Float(b)) => almost_equal(*a, *b),
+            (Sample::Histogram(a), Sample::Histogram(b)) => histograms_match(a, b),
+            _ => false,
+        }
     }
+}
+
+fn expected_sample(v: &Option<Value>) -> Option<Sample> {
+    match v {
+        None => None,
+        Some(Value::Float(f)) => Some(Sample::Float(*f)),
+        Some(Value::Stale) => Some(Sample::Float(f64::from_bits(STALE_NAN_BITS))),
+        Some(Value::Histogram(h)) => {
+            Some(Sample::Histogram(FloatHistogram::from_proto(&super::stream_histogram(h, 0))))
+        }
+    }
+}
+
+/// Prometheus's `compareNativeHistogram` (of compacted histograms): the
+/// same schema, zero threshold and custom bounds, counts and sum within
+/// the tolerance, and the same non-empty buckets.
+fn histograms_match(a: &FloatHistogram, b: &FloatHistogram) -> bool {
+    let non_empty = |v: &[(i32, f64)]| v.iter().filter(|(_, c)| *c != 0.0).copied().collect::<Vec<_>>();
+    let buckets = |x: &[(i32, f64)], y: &[(i32, f64)]| {
+        let (x, y) = (non_empty(x), non_empty(y));
+        x.len() == y.len() && x.iter().zip(&y).all(|(p, q)| p.0 == q.0 && almost_equal(p.1, q.1))
+    };
+    a.schema == b.schema
+        && almost_equal(a.count, b.count)
+        && almost_equal(a.sum, b.sum)
+        && (!a.uses_custom_buckets() || a.custom_values == b.custom_values)
+        && a.zero_threshold == b.zero_threshold
+        && almost_equal(a.zero_count, b.zero_count)
+        && buckets(&a.positive, &b.positive)
+        && buckets(&a.negative, &b.negative)
+}
+
+/// A result series' samples in time order.
+fn samples_of(s: &Series) -> Vec<(i64, Sample)> {
+    let mut out: Vec<(i64, Sample)> = s.points.iter().map(|(t, v)| (*t, Sample::Float(*v))).collect();
+    out.extend(s.histograms.iter().map(|(t, h)| (*t, Sample::Histogram(h.clone()))));
+    out.sort_by_key(|p| p.0);
+    out
 }
 
 /// Checks a result; `Err` says why it does not match.
@@ -109,15 +156,15 @@ fn match_vector(got: &[Series], lines: &[SeriesLine], ordered: bool) -> Result<(
                 line.values.len()
             ));
         }
-        let want = expected_float(&line.values[0])?.ok_or("expected '_' in an instant result")?;
+        let want = expected_sample(&line.values[0]).ok_or("expected '_' in an instant result")?;
         let pos = got.iter().position(|s| s.labels == line.labels);
         let Some(pos) = pos else { return Err(format!("missing series {}", fmt_labels(&line.labels))) };
         if ordered && pos != i {
             return Err(format!("series {} at position {pos}, expected {i}", fmt_labels(&line.labels)));
         }
-        let v = got[pos].points.first().map(|p| p.1).unwrap_or(f64::NAN);
-        if !almost_equal(v, want) {
-            return Err(format!("series {}: expected {want}, got {v}", fmt_labels(&line.labels)));
+        let v = samples_of(&got[pos]).into_iter().next().map_or(Sample::Float(f64::NAN), |p| p.1);
+        if !want.matches(&v) {
+            return Err(format!("series {}: expected {want:?}, got {v:?}", fmt_labels(&line.labels)));
         }
     }
     Ok(())
@@ -137,17 +184,13 @@ fn match_matrix(got: &[Series], lines: &[SeriesLine], start_ms: i64, step_ms: i6
         };
         let mut want = Vec::new();
         for (k, v) in line.values.iter().enumerate() {
-            if let Some(f) = expected_float(v)? {
+            if let Some(f) = expected_sample(v) {
                 want.push((start_ms + k as i64 * step_ms, f));
             }
         }
-        if want.len() != series.points.len() {
-            return Err(format!("series {}: expected {want:?}, got {:?}", fmt_labels(&line.labels), series.points));
-        }
-        for ((wt, wv), (gt, gv)) in want.iter().zip(&series.points) {
-            if wt != gt || !almost_equal(*gv, *wv) {
-                return Err(format!("series {}: expected {want:?}, got {:?}", fmt_labels(&line.labels), series.points));
-            }
+        let got = samples_of(series);
+        if want.len() != got.len() || want.iter().zip(&got).any(|((wt, wv), (gt, gv))| wt != gt || !wv.matches(gv)) {
+            return Err(format!("series {}: expected {want:?}, got {got:?}", fmt_labels(&line.labels)));
         }
     }
     Ok(())
