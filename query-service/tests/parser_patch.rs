@@ -29,15 +29,15 @@ fn offset_of(q: &str) -> Offset {
 #[test]
 fn arithmetic_in_range_brackets() {
     let cases = [
-        ("rate(x[26m+4m])", 1800_000),
-        ("rate(x[30m+0s])", 1800_000),
-        ("rate(x[60*30])", 1800_000),
-        ("rate(x[2m*(10+5)])", 1800_000),
-        ("rate(x[24m+((1.5*2m)+2m)])", 1740_000),
-        ("rate(x[-5m+35m])", 1800_000),
-        ("rate(x[1h/2])", 1800_000),
-        ("rate(x[1h30m % 1h])", 1800_000),
-        ("rate(x[30m1s-30m1s % 1m])", 1800_000),
+        ("rate(x[26m+4m])", 1_800_000),
+        ("rate(x[30m+0s])", 1_800_000),
+        ("rate(x[60*30])", 1_800_000),
+        ("rate(x[2m*(10+5)])", 1_800_000),
+        ("rate(x[24m+((1.5*2m)+2m)])", 1_740_000),
+        ("rate(x[-5m+35m])", 1_800_000),
+        ("rate(x[1h/2])", 1_800_000),
+        ("rate(x[1h30m % 1h])", 1_800_000),
+        ("rate(x[30m1s-30m1s % 1m])", 1_800_000),
         ("rate(x[2^3 * 1m])", 480_000),
         // Unary minus binds tighter than * but looser than ^.
         ("rate(x[-2^2 * -1m])", 240_000),

@@ -200,6 +200,145 @@ impl FloatHistogram {
     }
 }
 
+impl FloatHistogram {
+    /// `histogram_quantile(q, h)` of a native histogram (Prometheus's
+    /// `HistogramQuantile`): linear interpolation in custom and zero
+    /// buckets, exponential in exponential ones. The bool: NaN observations
+    /// made the result NaN (Prometheus's info).
+    pub fn quantile(&self, q: f64) -> (f64, bool) {
+        if q < 0.0 {
+            return (f64::NEG_INFINITY, false);
+        }
+        if q > 1.0 {
+            return (f64::INFINITY, false);
+        }
+        if self.count == 0.0 || q.is_nan() {
+            return (f64::NAN, false);
+        }
+        let forward = self.sum.is_nan() || q < 0.5;
+        let mut buckets = self.buckets();
+        if !forward {
+            buckets.reverse();
+        }
+        let mut rank = if forward { q * self.count } else { (1.0 - q) * self.count };
+        let mut count = 0.0;
+        let Some(mut bucket) = buckets.first().copied() else { return (f64::NAN, false) };
+        for b in &buckets {
+            bucket = *b;
+            count += b.count;
+            if count >= rank {
+                break;
+            }
+        }
+        if !self.uses_custom_buckets() && bucket.lower < 0.0 && bucket.upper > 0.0 {
+            if self.negative.is_empty() && !self.positive.is_empty() {
+                bucket.lower = 0.0;
+            } else if self.positive.is_empty() && !self.negative.is_empty() {
+                bucket.upper = 0.0;
+            }
+        } else if self.uses_custom_buckets() {
+            if bucket.lower == f64::NEG_INFINITY {
+                if bucket.upper <= 0.0 {
+                    return (bucket.upper, false);
+                }
+                bucket.lower = 0.0;
+            } else if bucket.upper == f64::INFINITY {
+                return (bucket.lower, false);
+            }
+        }
+        count = count.min(self.count);
+        if count < rank {
+            if self.sum.is_nan() {
+                return (f64::NAN, true);
+            }
+            return (bucket.upper, false);
+        }
+        if forward {
+            rank -= count - bucket.count;
+        } else {
+            rank = count - rank;
+        }
+        let fraction = rank / bucket.count;
+        if self.uses_custom_buckets() || (bucket.lower <= 0.0 && bucket.upper >= 0.0) {
+            return (bucket.lower + (bucket.upper - bucket.lower) * fraction, false);
+        }
+        let (log_lower, log_upper) = (bucket.lower.abs().log2(), bucket.upper.abs().log2());
+        if bucket.lower > 0.0 {
+            return ((log_lower + (log_upper - log_lower) * fraction).exp2(), false);
+        }
+        (-(log_upper + (log_lower - log_upper) * (1.0 - fraction)).exp2(), false)
+    }
+
+    /// `histogram_fraction(lower, upper, h)` of a native histogram
+    /// (Prometheus's `HistogramFraction`). The bool: NaN observations were
+    /// left out (Prometheus's info).
+    pub fn fraction(&self, lower: f64, upper: f64) -> (f64, bool) {
+        if self.count == 0.0 || lower.is_nan() || upper.is_nan() {
+            return (f64::NAN, false);
+        }
+        if lower >= upper {
+            return (0.0, false);
+        }
+        let (mut rank, mut lower_rank, mut upper_rank) = (0.0, 0.0, 0.0);
+        let (mut lower_set, mut upper_set) = (false, false);
+        let custom = self.uses_custom_buckets();
+        for b in self.buckets() {
+            let mut b = b;
+            let mut zero_bucket = false;
+            if b.lower <= 0.0 && b.upper >= 0.0 {
+                zero_bucket = true;
+                if self.negative.is_empty() && !self.positive.is_empty() {
+                    b.lower = 0.0;
+                } else if self.positive.is_empty() && !self.negative.is_empty() {
+                    b.upper = 0.0;
+                }
+            }
+            let linear = |v: f64| rank + b.count * (v - b.lower) / (b.upper - b.lower);
+            let exponential = |v: f64| {
+                let (ll, lu, lv) = (b.lower.abs().log2(), b.upper.abs().log2(), v.abs().log2());
+                let fraction = if v > 0.0 { (lv - ll) / (lu - ll) } else { 1.0 - ((lv - lu) / (ll - lu)) };
+                rank + b.count * fraction
+            };
+            if !lower_set && b.lower >= lower {
+                lower_rank = rank;
+                lower_set = true;
+            }
+            if !upper_set && b.lower >= upper {
+                upper_rank = rank;
+                upper_set = true;
+            }
+            if lower_set && upper_set {
+                break;
+            }
+            if !lower_set && b.lower < lower && b.upper > lower {
+                lower_rank = if custom || zero_bucket { linear(lower) } else { exponential(lower) };
+                lower_set = true;
+            }
+            if !upper_set && b.lower < upper && b.upper > upper {
+                upper_rank = if custom || zero_bucket { linear(upper) } else { exponential(upper) };
+                upper_set = true;
+            }
+            if lower_set && upper_set {
+                break;
+            }
+            rank += b.count;
+        }
+        let (count, nan_left_out) = if self.sum.is_nan() {
+            let in_buckets: f64 = self.buckets().iter().map(|b| b.count).sum();
+            (in_buckets, in_buckets < self.count)
+        } else {
+            (self.count, false)
+        };
+        if !lower_set || lower_rank > count {
+            lower_rank = count;
+        }
+        if !upper_set || upper_rank > count {
+            upper_rank = count;
+        }
+        ((upper_rank - lower_rank) / self.count, nan_left_out)
+    }
+}
+
 /// The upper bound of bucket `idx` of an exponential schema:
 /// `2^(idx / 2^schema)`, the last finite bucket ending at `f64::MAX`.
 fn exponential_bound(idx: i32, schema: i32) -> f64 {
@@ -315,6 +454,29 @@ mod tests {
         assert_eq!(custom.bound(-1), f64::NEG_INFINITY);
         assert_eq!(custom.bound(1), 5.0);
         assert_eq!(custom.bound(2), f64::INFINITY);
+    }
+
+    #[test]
+    fn quantiles_and_fractions_as_prometheus() {
+        // {{schema:0 sum:5 count:4 buckets:[1 2 1]}}: (0.5,1]:1 (1,2]:2 (2,4]:1.
+        let h = FloatHistogram {
+            schema: 0,
+            reset_hint: ResetHint::Unknown,
+            count: 4.0,
+            sum: 5.0,
+            zero_threshold: 0.0,
+            zero_count: 0.0,
+            positive: vec![(0, 1.0), (1, 2.0), (2, 1.0)],
+            negative: vec![],
+            custom_values: vec![],
+        };
+        // Prometheus: histogram_quantile(0.5, …) = 1.414213562373095 (exponential interpolation).
+        assert!((h.quantile(0.5).0 - std::f64::consts::SQRT_2).abs() < 1e-12);
+        assert_eq!(h.quantile(1.0).0, 4.0);
+        assert_eq!(h.quantile(-1.0).0, f64::NEG_INFINITY);
+        assert_eq!(h.fraction(0.0, 8.0).0, 1.0);
+        assert_eq!(h.fraction(1.0, 2.0).0, 0.5);
+        assert!(h.fraction(f64::NAN, 1.0).0.is_nan());
     }
 
     #[test]

@@ -541,6 +541,15 @@ impl ExecutionPlan for PromExec {
                         .iter()
                         .flat_map(|b| rows(b).map(|(l, t, v)| (l.to_vec(), t, v)).collect::<Vec<_>>())
                         .collect();
+                    // Native histogram rows (an input planned with them).
+                    let in_hists: Vec<super::vector_fns::HistRow> = batches
+                        .iter()
+                        .flat_map(|b| {
+                            rows_with_histograms(b)
+                                .filter_map(|(l, t, _, h)| h.map(|h| (l.to_vec(), t, bytes::Bytes::copy_from_slice(h))))
+                                .collect::<Vec<_>>()
+                        })
+                        .collect();
                     // A per-step parameter: a scalar plan's (ts, value) rows.
                     let params = match param {
                         Some(p) => {
@@ -559,7 +568,7 @@ impl ExecutionPlan for PromExec {
                         None => None,
                     };
                     let (out_rows, notes) = function
-                        .apply(grid, in_rows, params.as_ref(), ctx.name_drop)
+                        .apply(grid, in_rows, params.as_ref(), ctx.name_drop, in_hists)
                         .map_err(DataFusionError::Execution)?;
                     notes.warnings.into_iter().for_each(|m| ctx.warn(m));
                     notes.infos.into_iter().for_each(|m| ctx.info(m));

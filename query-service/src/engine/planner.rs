@@ -288,6 +288,16 @@ impl Planner {
         }
     }
 
+    /// A function of native histograms: over a selector, the selector's
+    /// histogram samples are its input too. (Histograms computed by other
+    /// expressions are not evaluated yet.)
+    fn histogram_fn(&self, function: &str, arg: &PExpr, f: VecFn) -> Result<Planned, QueryError> {
+        match strip_parens(arg) {
+            PExpr::VectorSelector(vs) => self.vector_fn_of(self.selector_with(vs, false, true)?, f),
+            _ => self.vector_fn(function, arg, f),
+        }
+    }
+
     fn vector_fn_of(&self, input: LogicalPlan, f: VecFn) -> Result<Planned, QueryError> {
         let node = NodeKind::VectorFunction { grid: self.settings.grid, function: f };
         PromNode::plan(node, Some(input)).map(Planned::Vector).map_err(df)
@@ -377,12 +387,15 @@ impl Planner {
             }
             "histogram_fraction" => {
                 let (lower, upper) = (self.const_arg(name, &args[0])?, self.const_arg(name, &args[1])?);
-                self.vector_fn(name, &args[2], VecFn::HistogramFraction(F64::new(lower), F64::new(upper)))
+                self.histogram_fn(name, &args[2], VecFn::HistogramFraction(F64::new(lower), F64::new(upper)))
             }
             "histogram_quantile" => {
                 let q = self.const_arg(name, &args[0])?;
-                self.vector_fn(name, &args[1], VecFn::HistogramQuantile(F64::new(q)))
+                self.histogram_fn(name, &args[1], VecFn::HistogramQuantile(F64::new(q)))
             }
+            "histogram_count" => self.histogram_fn(name, &args[0], VecFn::HistogramCount),
+            "histogram_sum" => self.histogram_fn(name, &args[0], VecFn::HistogramSum),
+            "histogram_avg" => self.histogram_fn(name, &args[0], VecFn::HistogramAvg),
             "label_replace" => {
                 let f = VecFn::LabelReplace {
                     dst: string_arg(&args[1])?,

@@ -13,6 +13,7 @@ use chrono::{DateTime, Datelike, Timelike};
 
 use super::Annotations;
 use super::functions::quantile;
+use super::histogram::FloatHistogram;
 use super::labels::{self, METRIC_NAME, NameDrop};
 use super::nodes::Grid;
 
@@ -134,13 +135,24 @@ pub enum KAgg {
     Quantile,
 }
 
+/// A native histogram sample of a function's input: labels, time, encoding.
+pub type HistRow = (Vec<u8>, i64, bytes::Bytes);
+
 /// What a `PromVectorFunction` node computes.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd)]
 pub enum VecFn {
-    /// `histogram_quantile(φ, buckets)` over classic `le` buckets.
+    /// `histogram_quantile(φ, v)` over classic `le` buckets and native
+    /// histograms.
     HistogramQuantile(F64),
-    /// `histogram_fraction(lower, upper, buckets)` over classic buckets.
+    /// `histogram_fraction(lower, upper, v)` over classic buckets and
+    /// native histograms.
     HistogramFraction(F64, F64),
+    /// `histogram_count(v)` of native histograms.
+    HistogramCount,
+    /// `histogram_sum(v)` of native histograms.
+    HistogramSum,
+    /// `histogram_avg(v)` of native histograms.
+    HistogramAvg,
     /// `label_replace(v, dst, replacement, src, regex)`.
     LabelReplace {
         /// Destination label.
@@ -238,10 +250,94 @@ impl VecFn {
         rows: Vec<Row>,
         params: Option<&BTreeMap<i64, f64>>,
         name_drop: NameDrop,
+        histograms: Vec<HistRow>,
     ) -> Result<(Vec<Row>, Annotations), String> {
         let mut notes = Annotations::default();
-        let rows = self.apply_noting(grid, rows, params, &mut notes, name_drop)?;
+        let (rows, histograms) = self.without_conflicts(rows, histograms, &mut notes);
+        let mut rows = self.apply_noting(grid, rows, params, &mut notes, name_drop)?;
+        self.apply_histograms(histograms, name_drop, &mut rows, &mut notes)?;
         Ok((rows, notes))
+    }
+
+    /// `histogram_quantile` and `histogram_fraction` evaluate neither a
+    /// native histogram nor the classic buckets with the same labels at the
+    /// same step, with Prometheus's warning.
+    fn without_conflicts(
+        &self,
+        rows: Vec<Row>,
+        histograms: Vec<HistRow>,
+        notes: &mut Annotations,
+    ) -> (Vec<Row>, Vec<HistRow>) {
+        if histograms.is_empty() || !matches!(self, VecFn::HistogramQuantile(_) | VecFn::HistogramFraction(..)) {
+            return (rows, histograms);
+        }
+        let le = [labels::BUCKET_LABEL.to_owned()];
+        let classic: std::collections::HashSet<(i64, Vec<u8>)> = rows
+            .iter()
+            .filter(|(l, _, _)| labels::get(l, labels::BUCKET_LABEL).is_some())
+            .map(|(l, t, _)| (*t, labels::drop(l, &le)))
+            .collect();
+        let mut conflicts = std::collections::HashSet::new();
+        let histograms = histograms
+            .into_iter()
+            .filter(|(l, t, _)| {
+                let key = (*t, labels::drop(l, &le));
+                if !classic.contains(&key) {
+                    return true;
+                }
+                notes.warnings.insert(format!(
+                    "PromQL warning: vector contains a mix of classic and native histograms for metric name {:?}",
+                    labels::get(l, METRIC_NAME).unwrap_or("")
+                ));
+                conflicts.insert(key);
+                false
+            })
+            .collect();
+        let rows = rows.into_iter().filter(|(l, t, _)| !conflicts.contains(&(*t, labels::drop(l, &le)))).collect();
+        (rows, histograms)
+    }
+
+    /// The rows of native histogram samples (the functions that take them;
+    /// the others ignore them).
+    fn apply_histograms(
+        &self,
+        histograms: Vec<HistRow>,
+        name_drop: NameDrop,
+        out: &mut Vec<Row>,
+        notes: &mut Annotations,
+    ) -> Result<(), String> {
+        for (l, t, h) in histograms {
+            let h = FloatHistogram::decode(&h)?;
+            let name = || labels::get(&l, METRIC_NAME).unwrap_or("").to_owned();
+            let v = match self {
+                VecFn::HistogramCount => h.count,
+                VecFn::HistogramSum => h.sum,
+                VecFn::HistogramAvg => h.sum / h.count,
+                VecFn::HistogramQuantile(q) => {
+                    let (v, nan_result) = h.quantile(q.get());
+                    if nan_result {
+                        notes.infos.insert(format!(
+                            "PromQL info: input to histogram_quantile has NaN observations, result is NaN for metric name {:?}",
+                            name()
+                        ));
+                    }
+                    v
+                }
+                VecFn::HistogramFraction(lower, upper) => {
+                    let (v, nan_left_out) = h.fraction(lower.get(), upper.get());
+                    if nan_left_out {
+                        notes.infos.insert(format!(
+                            "PromQL info: input to histogram_fraction has NaN observations, which are excluded from all fractions for metric name {:?}",
+                            name()
+                        ));
+                    }
+                    v
+                }
+                _ => continue,
+            };
+            out.push((labels::drop_name_as(&l, name_drop), t, v));
+        }
+        Ok(())
     }
 
     fn apply_noting(
@@ -310,6 +406,7 @@ impl VecFn {
         Ok(out)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn step(
         &self,
         t: i64,
@@ -380,6 +477,8 @@ impl VecFn {
                     out.push((key, t, v));
                 }
             }
+            // Of native histograms only (`apply_histograms`).
+            VecFn::HistogramCount | VecFn::HistogramSum | VecFn::HistogramAvg => {}
             VecFn::HistogramFraction(lower, upper) => {
                 for (key, (_, mut buckets)) in bucket_groups(rows, notes, name_drop) {
                     out.push((key, t, bucket_fraction(lower.get(), upper.get(), &mut buckets)));
