@@ -4,7 +4,8 @@
 //! head), and runs them ([`engine`]).
 //!
 //! ```text
-//!  PromQL text ─► promql-parser AST ─► planner ─► LogicalPlan
+//!  PromQL text ─► promql-parser AST (patches/promql-parser: duration
+//!     expressions) ─► planner ─► LogicalPlan
 //!     (PromSeriesScan → PromInstantVector / PromRangeFunction extension
 //!      nodes, then DataFusion Projection / Aggregate / Join / Filter with
 //!      label UDFs) ─► DataFusion optimizer + physical planner (PromExec for
@@ -24,10 +25,19 @@
 //! non-counter `rate`/`increase`, invalid quantile and ratio, bad bucket
 //! label, forced monotonicity.
 //!
-//! Not built yet: native histograms (their samples are left out of scans),
-//! the other annotations and positions in their texts, duration expressions (`[1m+30s]`,
-//! `offset (2 * 1m)`: `promql-parser` does not parse them), delayed name
-//! removal, exemplars.
+//! Native histograms: the scan carries each histogram sample's encoding
+//! (a nullable `hist` column, [`engine::histogram`] decodes it); selectors
+//! and range functions see histogram samples (a newer histogram hides a
+//! float, mixed windows as Prometheus), a selector query returns them
+//! (`histogram`/`histograms` in the JSON), and `histogram_count`, `_sum`,
+//! `_avg`, `_quantile`, `_fraction` evaluate them over a selector.
+//!
+//! Not built yet: histograms computed by expressions (`rate`, `sum`,
+//! arithmetic of histograms), `histogram_stddev`/`_stdvar`, the other
+//! annotations and positions in their texts, `step()`/`range()` in
+//! duration expressions, exemplars. Delayed name removal is an engine
+//! option (`Engine::with_delayed_name_removal`), off by default as in
+//! Prometheus.
 
 pub mod api;
 pub mod engine;
