@@ -2,8 +2,9 @@
 //! Prometheus 3.5 computes them (`promql/functions.go`): the window is
 //! `(t − range, t]`, staleness markers already removed.
 
-use super::histogram::FloatHistogram;
+use super::histogram::{FloatHistogram, Incompatible};
 use super::vector_fns::F64;
+use schemas::stream::histogram::ResetHint;
 
 /// A function of a range vector, evaluated per series and step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -355,6 +356,151 @@ fn extrapolated(ts: &[i64], vs: &[f64], t_ms: i64, range_ms: i64, counter: bool,
         factor /= range_ms as f64 / 1000.0;
     }
     Some(result * factor)
+}
+
+/// Prometheus's extrapolation of `rate`/`increase`/`delta` for histograms
+/// (no zero-point adjustment): the factor the difference is multiplied by.
+fn extrapolation_factor(first_t: i64, last_t: i64, n: usize, t_ms: i64, range_ms: i64, rate: bool) -> f64 {
+    let range_start = t_ms - range_ms;
+    let mut to_start = (first_t - range_start) as f64 / 1000.0;
+    let mut to_end = (t_ms - last_t) as f64 / 1000.0;
+    let sampled = (last_t - first_t) as f64 / 1000.0;
+    let avg_between = sampled / (n - 1) as f64;
+    let threshold = avg_between * 1.1;
+    if to_start >= threshold {
+        to_start = avg_between / 2.0;
+    }
+    if to_end >= threshold {
+        to_end = avg_between / 2.0;
+    }
+    let mut factor = (sampled + to_start + to_end) / sampled;
+    if rate {
+        factor /= range_ms as f64 / 1000.0;
+    }
+    factor
+}
+
+/// Prometheus's texts of the histogram warnings.
+fn incompatible(e: Incompatible, name: &str) -> (bool, String) {
+    let text = match e {
+        Incompatible::Schema => {
+            "vector contains a mix of histograms with exponential and custom buckets schemas for metric name"
+        }
+        Incompatible::Bounds => "vector contains histograms with incompatible custom buckets for metric name",
+    };
+    (true, format!("PromQL warning: {text} {name:?}"))
+}
+
+impl RangeFn {
+    /// Evaluates a window of native histograms only (`ts` their times):
+    /// the histogram result of `rate`, `increase`, `delta`, `irate`,
+    /// `idelta`, `sum_over_time`, `avg_over_time` and `last_over_time`, as
+    /// Prometheus computes it (counter resets, the coarsest schema,
+    /// extrapolation), with its warnings; `None` for the other functions.
+    pub fn eval_histograms(
+        self,
+        ts: &[i64],
+        hs: &[FloatHistogram],
+        t_ms: i64,
+        range_ms: i64,
+        name: &str,
+    ) -> (Option<FloatHistogram>, Vec<(bool, String)>) {
+        let n = hs.len();
+        let mut notes = Vec::new();
+        if n == 0 {
+            return (None, notes);
+        }
+        let not_counter = || (true, format!("PromQL warning: this native histogram metric is not a counter: {name:?}"));
+        let not_gauge = || (true, format!("PromQL warning: this native histogram metric is not a gauge: {name:?}"));
+        let gauge = |h: &FloatHistogram| h.reset_hint == ResetHint::Gauge;
+        let mut result = match self {
+            RangeFn::LastOverTime => hs[n - 1].clone(),
+            RangeFn::SumOverTime | RangeFn::AvgOverTime => {
+                let mut acc = hs[0].clone();
+                for h in &hs[1..] {
+                    if let Err(e) = acc.add(h) {
+                        return (None, vec![incompatible(e, name)]);
+                    }
+                }
+                if self == RangeFn::AvgOverTime {
+                    acc.mul(1.0 / n as f64);
+                }
+                acc
+            }
+            RangeFn::Rate | RangeFn::Increase | RangeFn::Delta => {
+                if n < 2 {
+                    return (None, notes);
+                }
+                let counter = self != RangeFn::Delta;
+                let custom = hs[n - 1].uses_custom_buckets();
+                if hs[1..n - 1].iter().chain([&hs[0]]).any(|h| h.uses_custom_buckets() != custom) {
+                    return (None, vec![incompatible(Incompatible::Schema, name)]);
+                }
+                if counter && (gauge(&hs[0]) || hs.iter().any(gauge)) {
+                    notes.push(not_counter());
+                }
+                // A reset between the first and second sample: the first
+                // counts as empty.
+                let mut prev = if counter && hs[1].is_reset_after(&hs[0]) {
+                    FloatHistogram::empty_like(&hs[1])
+                } else {
+                    hs[0].clone()
+                };
+                let min_schema = hs.iter().map(|h| h.schema).min().unwrap_or(hs[0].schema);
+                let mut h = hs[n - 1].to_schema(min_schema);
+                if let Err(e) = h.sub(&prev) {
+                    return (None, vec![incompatible(e, name)]);
+                }
+                if counter {
+                    for curr in &hs[1..] {
+                        if curr.is_reset_after(&prev)
+                            && let Err(e) = h.add(&prev)
+                        {
+                            return (None, vec![incompatible(e, name)]);
+                        }
+                        prev = curr.clone();
+                    }
+                } else if !gauge(&hs[0]) || !gauge(&hs[n - 1]) {
+                    notes.push(not_gauge());
+                }
+                h.mul(extrapolation_factor(ts[0], ts[n - 1], n, t_ms, range_ms, self == RangeFn::Rate));
+                h
+            }
+            RangeFn::Irate | RangeFn::Idelta => {
+                if n < 2 {
+                    return (None, notes);
+                }
+                let (prev, last) = (&hs[n - 2], &hs[n - 1]);
+                let interval = ts[n - 1] - ts[n - 2];
+                if interval == 0 {
+                    return (None, notes);
+                }
+                let rate = self == RangeFn::Irate;
+                if rate && (gauge(prev) || gauge(last)) {
+                    notes.push(not_counter());
+                }
+                if !rate && (!gauge(prev) || !gauge(last)) {
+                    notes.push(not_gauge());
+                }
+                let mut h = last.clone();
+                if (!rate || !last.is_reset_after(prev))
+                    && let Err(e) = h.sub(prev)
+                {
+                    return (None, vec![incompatible(e, name)]);
+                }
+                if rate {
+                    h.mul(1000.0 / interval as f64);
+                }
+                h
+            }
+            _ => return (None, notes),
+        };
+        if self != RangeFn::LastOverTime {
+            result.reset_hint = ResetHint::Gauge;
+            result.compact();
+        }
+        (Some(result), notes)
+    }
 }
 
 /// `irate` and `idelta`: from the last two samples.

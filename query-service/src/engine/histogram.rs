@@ -339,9 +339,172 @@ impl FloatHistogram {
     }
 }
 
+/// Why two histograms cannot be added or subtracted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Incompatible {
+    /// One has exponential buckets, the other custom ones.
+    Schema,
+    /// Custom buckets with different bounds.
+    Bounds,
+}
+
+impl FloatHistogram {
+    /// An empty histogram of `like`'s layout (schema, custom bounds).
+    pub fn empty_like(like: &Self) -> Self {
+        Self {
+            schema: like.schema,
+            reset_hint: ResetHint::Unknown,
+            count: 0.0,
+            sum: 0.0,
+            zero_threshold: 0.0,
+            zero_count: 0.0,
+            positive: Vec::new(),
+            negative: Vec::new(),
+            custom_values: like.custom_values.clone(),
+        }
+    }
+
+    /// This histogram in the coarser schema `schema` (buckets merged).
+    pub fn to_schema(&self, schema: i32) -> Self {
+        let mut out = self.clone();
+        if schema < self.schema && schema >= -4 && !self.uses_custom_buckets() {
+            out.positive = reduce(&self.positive, self.schema, schema);
+            out.negative = reduce(&self.negative, self.schema, schema);
+            out.schema = schema;
+        }
+        out
+    }
+
+    /// Moves the buckets inside a wider zero bucket into it.
+    fn widen_zero_bucket(&mut self, threshold: f64) {
+        if threshold <= self.zero_threshold {
+            return;
+        }
+        let layout = Self::empty_like(self);
+        let bound = |i: i32| layout.bound(i);
+        let mut moved = 0.0;
+        self.positive.retain(|(i, c)| {
+            let inside = bound(*i) <= threshold;
+            if inside {
+                moved += c;
+            }
+            !inside
+        });
+        self.negative.retain(|(i, c)| {
+            let inside = bound(*i) <= threshold;
+            if inside {
+                moved += c;
+            }
+            !inside
+        });
+        self.zero_count += moved;
+        self.zero_threshold = threshold;
+    }
+
+    /// `self + sign · other` (Prometheus's `Add`/`Sub`): the coarser schema,
+    /// the wider zero bucket, buckets added by index.
+    fn combine(&mut self, other: &Self, sign: f64) -> Result<(), Incompatible> {
+        if self.uses_custom_buckets() != other.uses_custom_buckets() {
+            return Err(Incompatible::Schema);
+        }
+        if self.uses_custom_buckets() && self.custom_values != other.custom_values {
+            return Err(Incompatible::Bounds);
+        }
+        let schema = self.schema.min(other.schema);
+        let mut other = other.to_schema(schema);
+        *self = self.to_schema(schema);
+        let threshold = self.zero_threshold.max(other.zero_threshold);
+        self.widen_zero_bucket(threshold);
+        other.widen_zero_bucket(threshold);
+        let merge = |a: &[(i32, f64)], b: &[(i32, f64)]| {
+            let mut out: Vec<(i32, f64)> = a.to_vec();
+            for (i, c) in b {
+                match out.binary_search_by_key(i, |x| x.0) {
+                    Ok(p) => out[p].1 += sign * c,
+                    Err(p) => out.insert(p, (*i, sign * c)),
+                }
+            }
+            out
+        };
+        self.positive = merge(&self.positive, &other.positive);
+        self.negative = merge(&self.negative, &other.negative);
+        self.count += sign * other.count;
+        self.sum += sign * other.sum;
+        self.zero_count += sign * other.zero_count;
+        Ok(())
+    }
+
+    /// `self += other`.
+    ///
+    /// # Errors
+    /// Exponential and custom buckets, or different custom bounds.
+    pub fn add(&mut self, other: &Self) -> Result<(), Incompatible> {
+        self.combine(other, 1.0)
+    }
+
+    /// `self -= other`.
+    ///
+    /// # Errors
+    /// As [`FloatHistogram::add`].
+    pub fn sub(&mut self, other: &Self) -> Result<(), Incompatible> {
+        self.combine(other, -1.0)
+    }
+
+    /// Every count and the sum times `f`.
+    pub fn mul(&mut self, f: f64) {
+        self.count *= f;
+        self.sum *= f;
+        self.zero_count *= f;
+        self.positive.iter_mut().chain(self.negative.iter_mut()).for_each(|(_, c)| *c *= f);
+    }
+
+    /// Without empty buckets (Prometheus's `Compact(0)`).
+    pub fn compact(&mut self) {
+        self.positive.retain(|(_, c)| *c != 0.0);
+        self.negative.retain(|(_, c)| *c != 0.0);
+    }
+
+    /// The stream encoding (float counts), as the plans carry histograms.
+    pub fn encode(&self) -> Vec<u8> {
+        use schemas::stream::BucketSpan;
+        let spans = |buckets: &[(i32, f64)]| {
+            let mut spans: Vec<BucketSpan> = Vec::new();
+            let mut prev: Option<i32> = None;
+            for (i, _) in buckets {
+                match prev {
+                    Some(p) if *i == p + 1 => spans.last_mut().expect("a span").length += 1,
+                    Some(p) => spans.push(BucketSpan { offset: i - p - 1, length: 1 }),
+                    None => spans.push(BucketSpan { offset: *i, length: 1 }),
+                }
+                prev = Some(*i);
+            }
+            spans
+        };
+        Histogram {
+            count: Some(Count::CountFloat(self.count)),
+            sum: self.sum,
+            schema: self.schema,
+            zero_threshold: self.zero_threshold,
+            zero_count: Some(ZeroCount::ZeroCountFloat(self.zero_count)),
+            negative_spans: spans(&self.negative),
+            negative_counts: self.negative.iter().map(|b| b.1).collect(),
+            positive_spans: spans(&self.positive),
+            positive_counts: self.positive.iter().map(|b| b.1).collect(),
+            reset_hint: self.reset_hint as i32,
+            custom_values: self.custom_values.clone(),
+            ..Default::default()
+        }
+        .encode_to_vec()
+    }
+}
+
 /// The upper bound of bucket `idx` of an exponential schema:
 /// `2^(idx / 2^schema)`, the last finite bucket ending at `f64::MAX`.
 fn exponential_bound(idx: i32, schema: i32) -> f64 {
+    // Schemas outside -4..=8 are refused at ingestion; never panic on one.
+    if !(-4..=8).contains(&schema) {
+        return f64::NAN;
+    }
     if schema < 0 {
         let exp = i64::from(idx) << -schema;
         if exp == 1024 {
@@ -375,7 +538,8 @@ fn ldexp(frac: f64, exp: i64) -> f64 {
 
 /// Buckets of schema `from` merged into the coarser schema `to`.
 fn reduce(buckets: &[(i32, f64)], from: i32, to: i32) -> Vec<(i32, f64)> {
-    if from <= to || from == CUSTOM_BUCKETS_SCHEMA {
+    // Only between exponential schemas (-4..=8).
+    if from <= to || from < -4 || to < -4 || from - to >= 32 {
         return buckets.to_vec();
     }
     let shift = (from - to) as u32;
@@ -477,6 +641,39 @@ mod tests {
         assert_eq!(h.fraction(0.0, 8.0).0, 1.0);
         assert_eq!(h.fraction(1.0, 2.0).0, 0.5);
         assert!(h.fraction(f64::NAN, 1.0).0.is_nan());
+    }
+
+    #[test]
+    fn arithmetic_keeps_the_coarser_schema_and_round_trips() {
+        let a = FloatHistogram::from_proto(&proto(9, vec![2, 1, -2], ResetHint::Unknown));
+        let mut d = a.clone();
+        d.sub(&a).unwrap();
+        d.compact();
+        assert_eq!((d.count, d.sum, d.zero_count, d.positive.len()), (0.0, 0.0, 0.0, 0));
+        // Schema 1 buckets 1..=2 added to schema 0 bucket 1.
+        let mut fine = FloatHistogram::empty_like(&a);
+        fine.schema = 1;
+        fine.zero_threshold = 0.001;
+        fine.positive = vec![(1, 1.0), (2, 2.0)];
+        fine.count = 3.0;
+        let mut sum = a.clone();
+        sum.add(&fine).unwrap();
+        assert_eq!(sum.schema, 0);
+        assert_eq!(sum.positive, vec![(1, 5.0), (2, 3.0), (5, 1.0)]);
+        sum.mul(0.5);
+        assert_eq!(sum.count, 6.0);
+        assert!(FloatHistogram::decode(&sum.encode()).unwrap().same_as(&sum));
+        let mut custom = FloatHistogram::empty_like(&a);
+        custom.schema = CUSTOM_BUCKETS_SCHEMA;
+        assert_eq!(sum.add(&custom), Err(Incompatible::Schema));
+    }
+
+    #[test]
+    fn schemas_out_of_range_never_panic() {
+        let a = FloatHistogram::from_proto(&proto(9, vec![2, 1, -2], ResetHint::Unknown));
+        assert_eq!(a.to_schema(CUSTOM_BUCKETS_SCHEMA).positive, a.positive);
+        assert!(exponential_bound(3, 40).is_nan());
+        assert_eq!(reduce(&a.positive, 8, CUSTOM_BUCKETS_SCHEMA), a.positive);
     }
 
     #[test]

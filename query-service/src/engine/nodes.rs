@@ -45,6 +45,7 @@ use futures::StreamExt;
 use schemas::labels::STALE_NAN_BITS;
 
 use super::functions::RangeFn;
+use super::histogram::FloatHistogram;
 use super::labels;
 use super::vector_fns::VecFn;
 
@@ -83,7 +84,9 @@ pub static SCAN_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
 fn node_schema(kind: &NodeKind) -> SchemaRef {
     match kind {
         NodeKind::Steps { .. } => STEPS_SCHEMA.clone(),
-        NodeKind::SeriesScan { .. } | NodeKind::InstantVector { histograms: true, .. } => SCAN_SCHEMA.clone(),
+        NodeKind::SeriesScan { .. }
+        | NodeKind::InstantVector { histograms: true, .. }
+        | NodeKind::RangeFunction { histograms: true, .. } => SCAN_SCHEMA.clone(),
         _ => VECTOR_SCHEMA.clone(),
     }
 }
@@ -202,6 +205,9 @@ pub enum NodeKind {
         range_ms: i64,
         /// The function.
         function: RangeFn,
+        /// Histogram results are rows too (with a [`HIST`] column): the
+        /// node is the whole query or the input of a histogram function.
+        histograms: bool,
     },
     /// One row per step.
     Steps {
@@ -327,7 +333,7 @@ fn fmt_kind(kind: &NodeKind, f: &mut fmt::Formatter) -> fmt::Result {
             shift.at_ms,
             if *sample_time { ", value=sample time" } else { "" }
         ),
-        NodeKind::RangeFunction { grid, shift, range_ms, function } => write!(
+        NodeKind::RangeFunction { grid, shift, range_ms, function, .. } => write!(
             f,
             "PromRangeFunction: {function:?}, steps=[{}..{} by {}], range={range_ms}, offset={}, at={:?}",
             grid.start_ms, grid.end_ms, grid.step_ms, shift.offset_ms, shift.at_ms
@@ -530,9 +536,9 @@ impl ExecutionPlan for PromExec {
                     let series = collect_series(input).await?;
                     instant_vector(&ctx, &series, grid, shift, lookback_ms, sample_time, histograms)
                 }
-                NodeKind::RangeFunction { grid, shift, range_ms, function } => {
+                NodeKind::RangeFunction { grid, shift, range_ms, function, histograms } => {
                     let series = collect_series(input).await?;
-                    range_function(&ctx, &series, grid, shift, range_ms, function)
+                    range_function(&ctx, &series, grid, shift, range_ms, function, histograms)
                 }
                 NodeKind::VectorFunction { grid, function } => {
                     let Some(input) = input else { return Err(DataFusionError::Internal("node without input".into())) };
@@ -849,8 +855,9 @@ fn range_function(
     shift: TimeShift,
     range_ms: i64,
     function: RangeFn,
+    histograms: bool,
 ) -> Result<RecordBatch> {
-    let mut out = Output::new();
+    let mut out = if histograms { Output::with_histograms() } else { Output::new() };
     let mut ts = Vec::new();
     let mut vs = Vec::new();
     let mut hist_ts = Vec::new();
@@ -875,6 +882,23 @@ fn range_function(
                 } else if !is_stale(s.vs[i]) {
                     ts.push(s.ts[i]);
                     vs.push(s.vs[i]);
+                }
+            }
+            if histograms && vs.is_empty() && !hist.is_empty() {
+                // A window of histograms: a histogram result.
+                let decoded: Vec<FloatHistogram> = hist
+                    .iter()
+                    .map(|h| FloatHistogram::decode(h))
+                    .collect::<std::result::Result<_, _>>()
+                    .map_err(DataFusionError::Execution)?;
+                let (h, notes) = function.eval_histograms(&hist_ts, &decoded, at, range_ms, name);
+                for (warning, note) in notes {
+                    if warning { ctx.warn(note) } else { ctx.info(note) }
+                }
+                if let Some(h) = h {
+                    out.push_hist(&result_labels, t, &h.encode());
+                    produced = true;
+                    continue;
                 }
             }
             let (value, note) = function.eval_with_histograms(&ts, &vs, &hist_ts, &hist, at, range_ms, t, name);

@@ -79,9 +79,10 @@ pub struct PlanSettings {
 /// [`QueryError::BadData`] for invalid expressions the parser let through.
 pub fn plan(expr: &PExpr, settings: &PlanSettings) -> Result<Planned, QueryError> {
     let planner = Planner { settings: *settings, query: settings.grid };
-    // A selector that is the whole query returns native histograms too.
-    if let PExpr::VectorSelector(vs) = strip_parens(expr) {
-        return planner.selector_with(vs, false, true).map(Planned::Vector);
+    // A selector or range function that is the whole query returns native
+    // histograms too.
+    if let Some(p) = planner.histogram_source(expr) {
+        return p.map(Planned::Vector);
     }
     planner.plan(expr)
 }
@@ -225,6 +226,12 @@ impl Planner {
     /// A range function of a range vector: a matrix selector's raw samples
     /// or a subquery's steps.
     fn range_fn(&self, arg: &PExpr, function: RangeFn) -> Result<LogicalPlan, QueryError> {
+        self.range_fn_with(arg, function, false)
+    }
+
+    /// `histograms`: histogram results are rows too (the function is the
+    /// whole query or the input of a histogram function).
+    fn range_fn_with(&self, arg: &PExpr, function: RangeFn, histograms: bool) -> Result<LogicalPlan, QueryError> {
         let (input, shift, range_ms) = match strip_parens(arg) {
             PExpr::MatrixSelector(ms) => {
                 let (shift, matchers) = self.selector_parts(&ms.vs)?;
@@ -236,7 +243,7 @@ impl Planner {
             PExpr::Subquery(sq) => self.subquery(sq)?,
             _ => return Err(QueryError::BadData("expected a range vector".into())),
         };
-        let node = NodeKind::RangeFunction { grid: self.settings.grid, shift, range_ms, function };
+        let node = NodeKind::RangeFunction { grid: self.settings.grid, shift, range_ms, function, histograms };
         PromNode::plan(node, Some(input)).map_err(df)
     }
 
@@ -292,9 +299,24 @@ impl Planner {
     /// histogram samples are its input too. (Histograms computed by other
     /// expressions are not evaluated yet.)
     fn histogram_fn(&self, function: &str, arg: &PExpr, f: VecFn) -> Result<Planned, QueryError> {
-        match strip_parens(arg) {
-            PExpr::VectorSelector(vs) => self.vector_fn_of(self.selector_with(vs, false, true)?, f),
-            _ => self.vector_fn(function, arg, f),
+        match self.histogram_source(arg) {
+            Some(p) => self.vector_fn_of(p?, f),
+            None => self.vector_fn(function, arg, f),
+        }
+    }
+
+    /// The plan of an expression whose native histograms PromLake evaluates
+    /// (a selector; a range function of a range selector), with histogram
+    /// rows; `None` for other expressions.
+    fn histogram_source(&self, e: &PExpr) -> Option<Result<LogicalPlan, QueryError>> {
+        match strip_parens(e) {
+            PExpr::VectorSelector(vs) => Some(self.selector_with(vs, false, true)),
+            PExpr::Call(call) => {
+                let function = RangeFn::from_name(call.func.name)?;
+                let arg = call.args.args.first()?;
+                matches!(strip_parens(arg), PExpr::MatrixSelector(_)).then(|| self.range_fn_with(arg, function, true))
+            }
+            _ => None,
         }
     }
 
