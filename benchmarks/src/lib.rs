@@ -19,7 +19,8 @@
 //! [`openmetrics`]), `worker_bench` (stream workers against the gateway,
 //! in-process: [`pipeline`]) and `memory_bench` (RSS per active series against
 //! Prometheus); for issue 4, `query_bench` (PromQL query latency against
-//! Prometheus on the same samples, both loaded over remote write).
+//! Prometheus and VictoriaMetrics on the same samples, all loaded over
+//! remote write).
 //! `benches/decode.rs` is the criterion version of `decode_ratio`.
 //! See `benchmarks/README.md` for how to run them and `RESULTS.md` for figures.
 

@@ -69,6 +69,36 @@ pub struct Binaries {
     pub reference: PathBuf,
 }
 
+impl Binaries {
+    /// The first line `kind`'s binary prints for its version flag; for
+    /// Debian's VictoriaMetrics build, which prints an empty version, the
+    /// first line of the package's changelog (`Debian package victoriametrics
+    /// (1.145.0+ds1-2) …`).
+    pub fn version(&self, kind: Kind) -> String {
+        let (bin, arg) = match kind {
+            Kind::PromLake => (self.promlake.clone(), "--version"),
+            Kind::Prometheus => (self.reference.join("prometheus"), "--version"),
+            Kind::VictoriaMetrics => (self.reference.join("victoria-metrics"), "-version"),
+        };
+        std::process::Command::new(bin)
+            .arg(arg)
+            .output()
+            .ok()
+            .map(|o| {
+                let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+                text.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_owned()
+            })
+            .filter(|s| !s.is_empty())
+            .or_else(|| {
+                let changelog = self.reference.join("../share/doc/victoria-metrics/changelog.Debian.gz");
+                let o = std::process::Command::new("zcat").arg(changelog).output().ok()?;
+                let first = String::from_utf8_lossy(&o.stdout).lines().next()?.to_owned();
+                (kind == Kind::VictoriaMetrics && !first.is_empty()).then(|| format!("Debian package {first}"))
+            })
+            .unwrap_or_else(|| "version unknown".into())
+    }
+}
+
 /// A running server.
 #[derive(Debug)]
 pub struct Target {
@@ -113,6 +143,22 @@ impl Target {
         tmp_root: Option<&Path>,
         promlake_config: &str,
     ) -> anyhow::Result<Target> {
+        Target::start_with_args(kind, bins, tmp_root, promlake_config, &[]).await
+    }
+
+    /// [`Target::start_with_config`], with `extra_args` appended to the
+    /// server's command line (e.g. `-retentionPeriod=100y` for
+    /// VictoriaMetrics).
+    ///
+    /// # Errors
+    /// When the binary is missing, exits, or is not ready within 60 s.
+    pub async fn start_with_args(
+        kind: Kind,
+        bins: &Binaries,
+        tmp_root: Option<&Path>,
+        promlake_config: &str,
+        extra_args: &[&str],
+    ) -> anyhow::Result<Target> {
         let dir = match tmp_root {
             Some(root) => tempfile::Builder::new().prefix(kind.name()).tempdir_in(root),
             None => tempfile::Builder::new().prefix(kind.name()).tempdir(),
@@ -129,6 +175,7 @@ impl Target {
                     .arg(dir.path().join("data"))
                     .arg("--config")
                     .arg(&config)
+                    .args(extra_args)
                     .stdout(Stdio::piped())
                     .stderr(log)
                     .kill_on_drop(true)
@@ -164,6 +211,7 @@ impl Target {
                     .arg("--web.enable-remote-write-receiver")
                     .arg("--web.remote-write-receiver.accepted-protobuf-messages=prometheus.WriteRequest")
                     .arg("--web.remote-write-receiver.accepted-protobuf-messages=io.prometheus.write.v2.Request")
+                    .args(extra_args)
                     .stdout(Stdio::null())
                     .stderr(log)
                     .kill_on_drop(true)
@@ -179,6 +227,7 @@ impl Target {
                 let child = Command::new(bins.reference.join("victoria-metrics"))
                     .arg(format!("-storageDataPath={}", dir.path().join("data").display()))
                     .arg(format!("-httpListenAddr=127.0.0.1:{port}"))
+                    .args(extra_args)
                     .stdout(Stdio::null())
                     .stderr(log)
                     .kill_on_drop(true)

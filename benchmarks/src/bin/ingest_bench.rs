@@ -106,32 +106,6 @@ fn binaries(args: &Args, kinds: &[Kind]) -> anyhow::Result<Binaries> {
     Ok(Binaries { promlake, reference })
 }
 
-fn version_of(kind: Kind, bins: &Binaries) -> String {
-    let (bin, arg) = match kind {
-        Kind::PromLake => (bins.promlake.clone(), "--version"),
-        Kind::Prometheus => (bins.reference.join("prometheus"), "--version"),
-        Kind::VictoriaMetrics => (bins.reference.join("victoria-metrics"), "-version"),
-    };
-    std::process::Command::new(bin)
-        .arg(arg)
-        .output()
-        .ok()
-        .map(|o| {
-            let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
-            text.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_owned()
-        })
-        .filter(|s| !s.is_empty())
-        .or_else(|| {
-            // Debian's VictoriaMetrics build prints an empty version: read
-            // the package's changelog instead.
-            let changelog = bins.reference.join("../share/doc/victoria-metrics/changelog.Debian.gz");
-            let o = std::process::Command::new("zcat").arg(changelog).output().ok()?;
-            let first = String::from_utf8_lossy(&o.stdout).lines().next()?.to_owned();
-            (kind == Kind::VictoriaMetrics && !first.is_empty()).then(|| format!("Debian package {first}"))
-        })
-        .unwrap_or_else(|| "version unknown".into())
-}
-
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let kinds: Vec<Kind> = args.targets.iter().map(|t| Kind::parse(t)).collect::<anyhow::Result<_>>()?;
@@ -195,7 +169,7 @@ fn main() -> anyhow::Result<()> {
         args.concurrency, args.warmup_secs, args.duration_secs, args.client_threads
     );
     for k in &kinds {
-        println!("- {}: {}", k.name(), version_of(*k, &bins));
+        println!("- {}: {}", k.name(), bins.version(*k));
     }
     println!();
 

@@ -1,5 +1,6 @@
 //! `query_bench`: PromQL query latency (p50, p95), PromLake against
-//! Prometheus 3.5, on the same samples, side by side in one run.
+//! Prometheus 3.5 and VictoriaMetrics (single node), on the same samples,
+//! side by side in one run.
 //!
 //! ```text
 //! workload (node_exporter-like, --series × --hours at 15 s, ending now)
@@ -7,18 +8,20 @@
 //!   ──► one RW 1.0 pool, encoded before anything is timed, sent round by round (time order)
 //!         ├─► promlake serve --auth none (HTTP): remote write → log → stream workers → Delta tables
 //!         │     wait: every sample committed to the `samples` table, count_over_time complete
-//!         └─► prometheus --web.enable-remote-write-receiver: head → 2 h blocks → its compactions
-//!               wait: count_over_time complete, compactions settled
+//!         ├─► prometheus --web.enable-remote-write-receiver: head → 2 h blocks → its compactions
+//!         │     wait: count_over_time complete, compactions settled
+//!         └─► victoria-metrics -retentionPeriod=100y -search.disableCache -search.latencyOffset=0s
+//!               wait: /internal/force_flush, every row in its parts, merges settled, count_over_time complete
 //! queries: 5 expressions × (instant at the end, range 1 h at 15 s, range --hours at --hours/240)
-//!   warm-up, then --repeat rounds alternating the targets (order swapped every round),
-//!   one HTTP client (GET, keep-alive) for both
-//!   ──► p50, p95 per target; ratio PromLake / Prometheus (< 1: PromLake faster)
+//!   warm-up, then --repeat rounds over the targets (the first target rotates every round),
+//!   one HTTP client (GET, keep-alive) for all
+//!   ──► p50, p95 per target; ratios PromLake / Prometheus and PromLake / VictoriaMetrics (< 1: PromLake faster)
 //! ```
 //!
-//! Both servers get the very same remote-write requests, so they hold the
-//! same samples bit for bit; the harness checks both count every sample of
-//! sampled series before it measures, and that both answer each query with
-//! the same number of series.
+//! The servers get the very same remote-write requests, so they hold the
+//! same samples bit for bit; the harness checks each counts every sample of
+//! sampled series before it measures, and compares every answer's series,
+//! points and value sum with Prometheus's.
 //!
 //! See `benchmarks/README.md` ("Query latency").
 
@@ -26,7 +29,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use benchmarks::cli::{Machine, load_average, now_ms, promlake_bin, reference_bin_dir, repo_root, version_line};
+use benchmarks::cli::{Machine, load_average, now_ms, promlake_bin, reference_bin_dir, repo_root};
 use benchmarks::loadgen::{
     GeneratedSeries, Kind as SeriesKind, Pool, PreparedRequest, Workload, compress, content_type, encode_v1,
 };
@@ -38,7 +41,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use schemas::prompb::Label;
 
-/// PromQL query latency: PromLake against Prometheus, same samples.
+/// PromQL query latency: PromLake against Prometheus and VictoriaMetrics, same samples.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
@@ -48,7 +51,8 @@ struct Args {
     /// Hours of synthetic time at a 15 s interval, ending now; also the long range query.
     #[arg(long, default_value_t = 24.0)]
     hours: f64,
-    /// Measured repetitions of each query on each target (after the warm-up).
+    /// Measured repetitions of each query on each target (after the warm-up);
+    /// 0 with `--warmup 0` loads and checks only (no measurement).
     #[arg(long, default_value_t = 20)]
     repeat: usize,
     /// Warm-up repetitions of each query on each target (not measured).
@@ -66,12 +70,20 @@ struct Args {
     /// The release promlake binary (default: $CARGO_TARGET_DIR/release/promlake).
     #[arg(long)]
     promlake_bin: Option<PathBuf>,
-    /// Folder with `prometheus` (default: run ../shared/tools/fetch-reference-binaries).
+    /// Folder with `prometheus` and `victoria-metrics` (default: run ../shared/tools/fetch-reference-binaries).
     #[arg(long)]
     reference_bin_dir: Option<PathBuf>,
     /// Where the servers' temp directories go (default: the system temp dir).
     #[arg(long)]
     tmp_dir: Option<PathBuf>,
+    /// Leave VictoriaMetrics out (PromLake against Prometheus only).
+    #[arg(long)]
+    skip_victoriametrics: bool,
+    /// After the run, keep the servers (and their data) running and print
+    /// their query URLs, process ids and data directories, until Ctrl-C or
+    /// SIGTERM (for profiling a server on the loaded data).
+    #[arg(long)]
+    keep_running: bool,
 }
 
 const INTERVAL_MS: i64 = 15_000;
@@ -84,6 +96,16 @@ const INTERVAL_MS: i64 = 15_000;
 fn promlake_config() -> String {
     format!("{PROMLAKE_CONFIG}\n[stream_workers]\nmaintenance_start_delay_ms = 86400000\n")
 }
+
+/// VictoriaMetrics's flags besides its data path and address: no retention
+/// limit (so `--hours` may exceed its default month); no response cache
+/// (its rollup result cache would answer the repeated range queries, and the
+/// instant ones with windows over 3 h, from memory, and with the cache on it
+/// also shifts a range query's start and end to multiples of the step, so
+/// its points would not be Prometheus's); and no latency offset (by default
+/// it hides the last 30 s before now, and points of ranges with steps up to a
+/// minute within them).
+const VICTORIAMETRICS_ARGS: &[&str] = &["-retentionPeriod=100y", "-search.disableCache", "-search.latencyOffset=0s"];
 
 /// The expressions measured, each as an instant query and two range queries.
 const QUERIES: &[(&str, &str)] = &[
@@ -121,10 +143,21 @@ async fn run(args: Args) -> anyhow::Result<()> {
         v2_metadata: false,
         seed: args.seed,
     };
-    println!("# query_bench: PromQL query latency, PromLake against Prometheus on the same samples");
+    let mut kinds = vec![Kind::PromLake, Kind::Prometheus];
+    if !args.skip_victoriametrics {
+        kinds.push(Kind::VictoriaMetrics);
+    }
+    println!(
+        "# query_bench: PromQL query latency, PromLake against {} on the same samples",
+        kinds[1..].iter().map(|k| side_name(*k)).collect::<Vec<_>>().join(" and ")
+    );
     println!("{machine}");
-    println!("promlake: {}", version_line(&bins.promlake, "--version"));
-    println!("{}", version_line(&bins.reference.join("prometheus"), "--version"));
+    for kind in &kinds {
+        println!("{}: {}", kind.name(), bins.version(*kind));
+    }
+    if !args.skip_victoriametrics {
+        println!("victoriametrics flags: {}", VICTORIAMETRICS_ARGS.join(" "));
+    }
     println!("load average at start: {}", load_average());
 
     let t = Instant::now();
@@ -155,39 +188,93 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .timeout(Duration::from_secs(180))
         .build()
         .context("building the HTTP client")?;
-    let promlake =
-        Target::start_with_config(Kind::PromLake, &bins, args.tmp_dir.as_deref(), &promlake_config()).await?;
-    load(&http, &promlake, &pool).await?;
-    let prometheus = Target::start(Kind::Prometheus, &bins, args.tmp_dir.as_deref()).await?;
-    load(&http, &prometheus, &pool).await?;
+    // Loaded one after the other, each round by round, in `kinds` order.
+    let mut targets = Vec::new();
+    for kind in &kinds {
+        let target = match kind {
+            Kind::PromLake => {
+                Target::start_with_config(Kind::PromLake, &bins, args.tmp_dir.as_deref(), &promlake_config()).await?
+            }
+            Kind::Prometheus => Target::start(Kind::Prometheus, &bins, args.tmp_dir.as_deref()).await?,
+            Kind::VictoriaMetrics => {
+                Target::start_with_args(Kind::VictoriaMetrics, &bins, args.tmp_dir.as_deref(), "", VICTORIAMETRICS_ARGS)
+                    .await?
+            }
+        };
+        load(&http, &target, &pool).await?;
+        targets.push(target);
+    }
     let samples = pool.samples();
     drop(pool);
-    wait_promlake_committed(&http, &promlake, samples, Duration::from_secs(600)).await?;
-    wait_prometheus_settled(&http, &prometheus, Duration::from_secs(600)).await?;
-    let sides = [Side::new(&promlake), Side::new(&prometheus)];
+    for target in &targets {
+        let timeout = Duration::from_secs(600);
+        match target.kind {
+            Kind::PromLake => wait_promlake_committed(&http, target, samples, timeout).await?,
+            Kind::Prometheus => wait_prometheus_settled(&http, target, timeout).await?,
+            Kind::VictoriaMetrics => wait_victoriametrics_flushed(&http, target, samples, timeout).await?,
+        }
+    }
+    let sides: Vec<Side> = targets.iter().map(Side::new).collect();
     check_complete(&http, &sides, end_ms, rounds).await?;
     println!("load average before measuring: {}", load_average());
 
-    let cases = cases(end_ms, args.hours);
     let mut results = Vec::new();
-    println!();
-    for case in &cases {
-        let r = measure_case(&http, &sides, case, &args).await;
-        println!(
-            "{:<20} {:<13} PromLake {} · Prometheus {} · others {:.2} cores · load {}",
-            case.name,
-            case.shape,
-            r.sides[0].summary(),
-            r.sides[1].summary(),
-            r.other_cores,
-            load_average()
-        );
-        results.push(r);
+    if args.repeat + args.warmup > 0 {
+        println!();
+        for case in &cases(end_ms, args.hours) {
+            let r = measure_case(&http, &sides, case, &args).await;
+            let summaries: Vec<String> =
+                sides.iter().zip(&r.sides).map(|(side, s)| format!("{} {}", side.name, s.summary())).collect();
+            println!(
+                "{:<20} {:<13} {} · others {:.2} cores · load {}",
+                case.name,
+                case.shape,
+                summaries.join(" · "),
+                r.other_cores,
+                load_average()
+            );
+            results.push(r);
+        }
+        report(&results, &kinds, &machine);
     }
-    promlake.stop().await;
-    prometheus.stop().await;
-    report(&results, &machine);
+    if args.keep_running {
+        keep_running(&sides, &targets).await?;
+    }
+    for target in targets {
+        target.stop().await;
+    }
     println!("load average at end: {}", load_average());
+    Ok(())
+}
+
+/// `Kind`'s name in tables.
+fn side_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::PromLake => "PromLake",
+        Kind::Prometheus => "Prometheus",
+        Kind::VictoriaMetrics => "VictoriaMetrics",
+    }
+}
+
+/// Prints where the servers are and waits for Ctrl-C or SIGTERM.
+async fn keep_running(sides: &[Side], targets: &[Target]) -> anyhow::Result<()> {
+    println!();
+    println!("--keep-running: the servers stay up with their data until Ctrl-C or SIGTERM (to this process):");
+    for (side, target) in sides.iter().zip(targets) {
+        println!(
+            "  {}: pid {} · query API {} · data {}",
+            side.name,
+            side.pid.map_or("?".to_owned(), |p| p.to_string()),
+            side.api,
+            target.dir().join("data").display()
+        );
+    }
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r?,
+        _ = term.recv() => {}
+    }
+    println!("stopping the servers");
     Ok(())
 }
 
@@ -418,9 +505,61 @@ async fn wait_prometheus_settled(http: &reqwest::Client, target: &Target, timeou
     }
 }
 
-/// Checks that both targets count every scrape of every sampled series
-/// (`count_over_time` over the whole span) and see the same series.
-async fn check_complete(http: &reqwest::Client, sides: &[Side; 2], end_ms: i64, rounds: usize) -> anyhow::Result<()> {
+/// Makes VictoriaMetrics write what it buffers (`/internal/force_flush`:
+/// pending rows and in-memory parts to searchable file parts), then waits
+/// until its storage holds every row sent, nothing is pending, and its
+/// background merges have stopped for 30 s (as Prometheus's compactions).
+async fn wait_victoriametrics_flushed(
+    http: &reqwest::Client,
+    target: &Target,
+    samples: u64,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let flush = http
+        .get(format!("{}/internal/force_flush", target.base_url))
+        .send()
+        .await
+        .context("victoriametrics: /internal/force_flush")?;
+    if !flush.status().is_success() {
+        bail!("victoriametrics: /internal/force_flush answered {}", flush.status());
+    }
+    let mut last = f64::NAN;
+    let mut stable_since = Instant::now();
+    loop {
+        let text = metrics(http, target).await;
+        let rows: f64 = ["storage/inmemory", "storage/small", "storage/big"]
+            .iter()
+            .map(|t| sum_metric(&text, "vm_rows", &format!("type=\"{t}\"")))
+            .sum();
+        let pending = sum_metric(&text, "vm_pending_rows", "type=\"storage\"");
+        let active = sum_metric(&text, "vm_active_merges", "");
+        let merges = sum_metric(&text, "vm_merges_total", "");
+        if merges != last || active > 0.0 || pending > 0.0 || rows < samples as f64 {
+            last = merges;
+            stable_since = Instant::now();
+        }
+        if stable_since.elapsed() >= Duration::from_secs(30) {
+            println!(
+                "victoriametrics: {rows} rows in {} parts ({} in memory), {merges} merges; settled after {:.0} s",
+                sum_metric(&text, "vm_parts", "type=\"storage/"),
+                sum_metric(&text, "vm_parts", "type=\"storage/inmemory\""),
+                started.elapsed().as_secs_f64()
+            );
+            return Ok(());
+        }
+        if started.elapsed() > timeout {
+            bail!(
+                "victoriametrics did not settle within {timeout:?} ({rows} of {samples} rows stored, {pending} pending, {active} merges running)"
+            );
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+}
+
+/// Checks that every target counts every scrape of every sampled series
+/// (`count_over_time` over the whole span) and sees the same series.
+async fn check_complete(http: &reqwest::Client, sides: &[Side], end_ms: i64, rounds: usize) -> anyhow::Result<()> {
     let span_s = rounds as i64 * INTERVAL_MS / 1000;
     for metric in ["node_load1", "http_request_duration_seconds_count"] {
         let expr = format!("count_over_time({metric}[{span_s}s])");
@@ -441,10 +580,11 @@ async fn check_complete(http: &reqwest::Client, sides: &[Side; 2], end_ms: i64, 
             }
             counts.push(values.len());
         }
-        if counts[0] != counts[1] {
-            bail!("{expr}: PromLake has {} series, Prometheus {}", counts[0], counts[1]);
+        if counts.iter().any(|c| *c != counts[0]) {
+            let each: Vec<String> = sides.iter().zip(&counts).map(|(s, c)| format!("{} {c}", s.name)).collect();
+            bail!("{expr}: the targets see different series: {}", each.join(", "));
         }
-        println!("check: {expr} = {rounds} for each of {} series on both", counts[0]);
+        println!("check: {expr} = {rounds} for each of {} series on all {} targets", counts[0], sides.len());
     }
     Ok(())
 }
@@ -461,12 +601,7 @@ struct Side {
 
 impl Side {
     fn new(target: &Target) -> Side {
-        let name = match target.kind {
-            Kind::PromLake => "PromLake",
-            Kind::Prometheus => "Prometheus",
-            Kind::VictoriaMetrics => "VictoriaMetrics",
-        };
-        Side { name, api: target.api_url(), pid: target.pid() }
+        Side { name: side_name(target.kind), api: target.api_url(), pid: target.pid() }
     }
 
     fn url(&self, endpoint: &str, params: &[(String, String)]) -> anyhow::Result<url::Url> {
@@ -642,35 +777,39 @@ impl SideResult {
     }
 }
 
-/// Both targets' measurements of one case.
+/// Every target's measurements of one case (in the order of the sides:
+/// PromLake, Prometheus, then VictoriaMetrics unless skipped).
 struct CaseResult {
     name: &'static str,
     expr: &'static str,
     shape: String,
-    sides: [SideResult; 2],
-    /// Cores other processes (not the two servers, not this harness) took meanwhile.
+    sides: Vec<SideResult>,
+    /// Cores other processes (not the servers, not this harness) took meanwhile.
     other_cores: f64,
 }
 
 impl CaseResult {
-    fn ratio(&self, q: f64) -> Option<f64> {
-        Some(self.sides[0].quantile_ms(q)? / self.sides[1].quantile_ms(q)?)
+    /// PromLake's (side 0) quantile `q` over side `other`'s.
+    fn ratio(&self, q: f64, other: usize) -> Option<f64> {
+        Some(self.sides[0].quantile_ms(q)? / self.sides.get(other)?.quantile_ms(q)?)
     }
 }
 
-/// Warms `case` up on both targets, then runs it `repeat` times on each,
-/// alternating (PromLake first in even rounds, Prometheus first in odd ones).
-async fn measure_case(http: &reqwest::Client, sides: &[Side; 2], case: &Case, args: &Args) -> CaseResult {
+/// Warms `case` up on every target, then runs it `repeat` times on each,
+/// round by round, the first target of a round rotating (with two targets:
+/// PromLake first in even rounds, Prometheus first in odd ones; with three:
+/// PromLake, Prometheus, VictoriaMetrics first in turn).
+async fn measure_case(http: &reqwest::Client, sides: &[Side], case: &Case, args: &Args) -> CaseResult {
     let cpu = || -> f64 { sides.iter().filter_map(|s| s.pid).map(|p| proc_usage(p).0).sum::<f64>() };
     let (m0, cpu0, own0, t0) = (machine_cpu(), cpu(), proc_usage(std::process::id()).0, Instant::now());
-    let mut results: [SideResult; 2] = Default::default();
-    let mut spent = [Duration::ZERO; 2];
+    let n = sides.len();
+    let mut results: Vec<SideResult> = (0..n).map(|_| SideResult::default()).collect();
+    let mut spent = vec![Duration::ZERO; n];
     let urls: Vec<Result<url::Url, String>> =
         sides.iter().map(|s| s.url(case.endpoint, &case.params).map_err(|e| e.to_string())).collect();
     for round in 0..args.warmup + args.repeat {
         let measured = round >= args.warmup;
-        let order: [usize; 2] = if round % 2 == 0 { [0, 1] } else { [1, 0] };
-        for i in order {
+        for i in (0..n).map(|k| (round + k) % n) {
             let r = &mut results[i];
             if r.error.is_some() || r.cut {
                 continue;
@@ -705,20 +844,35 @@ async fn measure_case(http: &reqwest::Client, sides: &[Side; 2], case: &Case, ar
 // ---------------------------------------------------------------------------
 // Report
 
-fn report(results: &[CaseResult], machine: &Machine) {
+fn report(results: &[CaseResult], kinds: &[Kind], machine: &Machine) {
     let ms = |v: Option<f64>| v.map_or("–".to_owned(), |v| format!("{v:.1}"));
     let ratio = |v: Option<f64>| v.map_or("–".to_owned(), |v| format!("{v:.2}"));
+    let names: Vec<&str> = kinds.iter().map(|k| side_name(*k)).collect();
+    // The reference of the answers and the aim: Prometheus (side 1).
+    let reference = 1;
     println!();
-    println!("## Query latency, PromLake / Prometheus (< 1: PromLake faster)");
+    println!(
+        "## Query latency, {} (< 1: PromLake faster)",
+        names[1..].iter().map(|n| format!("PromLake / {n}")).collect::<Vec<_>>().join(" and ")
+    );
     println!();
     println!("{machine}");
     println!();
-    println!(
-        "| query | kind | PromLake p50 ms | PromLake p95 ms | Prometheus p50 ms | Prometheus p95 ms | ratio p50 | ratio p95 | series PromLake / Prometheus | n | others cores |"
-    );
-    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let mut header = vec!["query".to_owned(), "kind".to_owned()];
+    for n in &names {
+        header.push(format!("{n} p50 ms"));
+        header.push(format!("{n} p95 ms"));
+    }
+    for n in &names[1..] {
+        header.push(format!("PromLake / {n} p50"));
+        header.push(format!("PromLake / {n} p95"));
+    }
+    header.push(format!("series {}", names.join(" / ")));
+    header.push("n".to_owned());
+    header.push("others cores".to_owned());
+    println!("| {} |", header.join(" | "));
+    println!("|---|---|{}", "---:|".repeat(header.len() - 2));
     for r in results {
-        let [pl, prom] = &r.sides;
         let series = |s: &SideResult| {
             if s.error.is_some() {
                 "error".to_owned()
@@ -726,29 +880,25 @@ fn report(results: &[CaseResult], machine: &Machine) {
                 s.first.map_or("–".to_owned(), |a| a.series.to_string())
             }
         };
-        println!(
-            "| `{}` | {} | {} | {} | {} | {} | {} | {} | {} / {} | {} / {} | {:.2} |",
-            r.expr,
-            r.shape,
-            ms(pl.quantile_ms(0.5)),
-            ms(pl.quantile_ms(0.95)),
-            ms(prom.quantile_ms(0.5)),
-            ms(prom.quantile_ms(0.95)),
-            ratio(r.ratio(0.5)),
-            ratio(r.ratio(0.95)),
-            series(pl),
-            series(prom),
-            pl.latencies.len(),
-            prom.latencies.len(),
-            r.other_cores
-        );
+        let mut row = vec![format!("`{}`", r.expr), r.shape.clone()];
+        for s in &r.sides {
+            row.push(ms(s.quantile_ms(0.5)));
+            row.push(ms(s.quantile_ms(0.95)));
+        }
+        for other in 1..r.sides.len() {
+            row.push(ratio(r.ratio(0.5, other)));
+            row.push(ratio(r.ratio(0.95, other)));
+        }
+        row.push(r.sides.iter().map(series).collect::<Vec<_>>().join(" / "));
+        row.push(r.sides.iter().map(|s| s.latencies.len().to_string()).collect::<Vec<_>>().join(" / "));
+        row.push(format!("{:.2}", r.other_cores));
+        println!("| {} |", row.join(" | "));
     }
     println!();
     let mut notes = Vec::new();
     for r in results {
-        let [pl, prom] = &r.sides;
         let what = format!("`{}` ({}, {})", r.expr, r.name, r.shape);
-        for (side, s) in [("PromLake", pl), ("Prometheus", prom)] {
+        for (side, s) in names.iter().zip(&r.sides) {
             if let Some(e) = &s.error {
                 if e.contains("not supported by PromLake") {
                     notes.push(format!("NOT SUPPORTED: {what}: {side} answered {e}"));
@@ -769,32 +919,50 @@ fn report(results: &[CaseResult], machine: &Machine) {
                 ));
             }
         }
-        if let (Some(a), Some(b)) = (pl.first, prom.first) {
+        // Every answer against Prometheus's.
+        let (ref_name, ref_side) = (names[reference], &r.sides[reference]);
+        for (i, (side, s)) in names.iter().zip(&r.sides).enumerate() {
+            let (Some(a), Some(b)) = (s.first, ref_side.first) else { continue };
+            if i == reference {
+                continue;
+            }
             if a.series != b.series {
-                notes.push(format!("WARNING: {what}: PromLake answered {} series, Prometheus {}", a.series, b.series));
+                notes.push(format!("WARNING: {what}: {side} answered {} series, {ref_name} {}", a.series, b.series));
             } else if !a.matches(&b) {
                 notes.push(format!(
-                    "WARNING: {what}: same series count, but PromLake answered {} points summing to {}, Prometheus {} summing to {}",
+                    "WARNING: {what}: same series count, but {side} answered {} points summing to {}, {ref_name} {} summing to {}",
                     a.points, a.sum, b.points, b.sum
                 ));
             }
         }
-        if let Some(x) = r.ratio(0.5).filter(|x| *x > 1.0) {
+        if let Some(x) = r.ratio(0.5, reference).filter(|x| *x > 1.0) {
+            let others: String =
+                (2..r.sides.len()).filter_map(|i| Some(format!(", {:.2}× {}'s", r.ratio(0.5, i)?, names[i]))).collect();
             notes.push(format!(
-                "SHORTFALL (no query slower than Prometheus): {what}: PromLake p50 {x:.2}× Prometheus's"
+                "SHORTFALL (no query slower than Prometheus): {what}: PromLake p50 {x:.2}× Prometheus's{others}"
             ));
         }
     }
     for n in &notes {
         println!("{n}");
     }
-    let measured = results.iter().filter(|r| r.ratio(0.5).is_some()).count();
-    let slower = results.iter().filter(|r| r.ratio(0.5).is_some_and(|x| x > 1.0)).count();
-    let failed = results.iter().filter(|r| r.sides[0].error.is_some()).count();
+    if notes.iter().any(|n| n.starts_with("WARNING") && n.contains("but VictoriaMetrics answered")) {
+        println!(
+            "note: VictoriaMetrics runs MetricsQL, whose rate() and increase() do not extrapolate to the window's \
+             edges as Prometheus's do (they start from the last sample before the window), so its values may \
+             differ from Prometheus's (and PromLake's) where they appear"
+        );
+    }
     println!();
-    println!(
-        "aim \"no query slower than Prometheus\": {slower} of {measured} compared queries slower at p50, \
-         {failed} of {} not answered by PromLake",
-        results.len()
-    );
+    for (other, name) in names.iter().enumerate().skip(1) {
+        let measured = results.iter().filter(|r| r.ratio(0.5, other).is_some()).count();
+        let slower = results.iter().filter(|r| r.ratio(0.5, other).is_some_and(|x| x > 1.0)).count();
+        if other == reference {
+            println!("aim \"no query slower than Prometheus\": {slower} of {measured} compared queries slower at p50");
+        } else {
+            println!("against {name}: {slower} of {measured} compared queries slower at p50");
+        }
+    }
+    let failed = results.iter().filter(|r| r.sides[0].error.is_some()).count();
+    println!("{failed} of {} queries not answered by PromLake", results.len());
 }
