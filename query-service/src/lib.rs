@@ -26,14 +26,19 @@
 //! label, forced monotonicity.
 //!
 //! Native histograms: the scan carries each histogram sample's encoding
-//! (a nullable `hist` column, [`engine::histogram`] decodes it); selectors
-//! and range functions see histogram samples (a newer histogram hides a
-//! float, mixed windows as Prometheus), a selector query returns them
-//! (`histogram`/`histograms` in the JSON), and `histogram_count`, `_sum`,
-//! `_avg`, `_quantile`, `_fraction` evaluate them over a selector.
+//! (a nullable `hist` column, [`engine::histogram`] decodes it, adds,
+//! subtracts, scales and re-encodes it); selectors and range functions see
+//! histogram samples (a newer histogram hides a float, mixed windows as
+//! Prometheus). A "histogram source" — a selector, `rate`/`increase`/
+//! `delta`/`irate`/`idelta`/`sum_`/`avg_`/`last_over_time` of a range
+//! selector, and under a `histogram_*` function `sum`/`avg`/`count`/`group`
+//! of a source — is planned with histogram rows: returned when it is the
+//! whole query (`histogram`/`histograms` in the JSON), evaluated by
+//! `histogram_count`, `_sum`, `_avg`, `_quantile`, `_fraction`.
 //!
-//! Not built yet: histograms computed by expressions (`rate`, `sum`,
-//! arithmetic of histograms), `histogram_stddev`/`_stdvar`, the other
+//! Not built yet: histograms under other expressions (aggregations outside
+//! histogram functions, arithmetic, subqueries: their histogram samples are
+//! left out), `histogram_stddev`/`_stdvar`, the other
 //! annotations and positions in their texts, `step()`/`range()` in
 //! duration expressions, exemplars. Delayed name removal is an engine
 //! option (`Engine::with_delayed_name_removal`), off by default as in
