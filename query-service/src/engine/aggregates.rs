@@ -93,15 +93,6 @@ struct PromAccumulator {
     incremental: bool,
 }
 
-/// `kind` of `values` in their order, as the aggregate function computes
-/// it (`None` without values): for aggregations evaluated outside
-/// DataFusion's `Aggregate` (those over native histograms).
-pub fn fold(kind: PromAgg, values: impl IntoIterator<Item = f64>) -> Option<f64> {
-    let mut acc = PromAccumulator { kind, ..PromAccumulator::default() };
-    values.into_iter().for_each(|v| acc.add(v));
-    acc.seen.then(|| acc.result())
-}
-
 impl PromAccumulator {
     fn add(&mut self, f: f64) {
         if !self.seen {

@@ -87,7 +87,6 @@ fn node_schema(kind: &NodeKind) -> SchemaRef {
         NodeKind::SeriesScan { .. }
         | NodeKind::InstantVector { histograms: true, .. }
         | NodeKind::RangeFunction { histograms: true, .. } => SCAN_SCHEMA.clone(),
-        NodeKind::VectorFunction { function, .. } if function.outputs_histograms() => SCAN_SCHEMA.clone(),
         _ => VECTOR_SCHEMA.clone(),
     }
 }
@@ -574,17 +573,14 @@ impl ExecutionPlan for PromExec {
                         }
                         None => None,
                     };
-                    let (out_rows, out_hists, notes) = function
+                    let (out_rows, notes) = function
                         .apply(grid, in_rows, params.as_ref(), ctx.name_drop, in_hists)
                         .map_err(DataFusionError::Execution)?;
                     notes.warnings.into_iter().for_each(|m| ctx.warn(m));
                     notes.infos.into_iter().for_each(|m| ctx.info(m));
-                    let mut out = if function.outputs_histograms() { Output::with_histograms() } else { Output::new() };
+                    let mut out = Output::new();
                     for (l, t, v) in &out_rows {
                         out.push(l, *t, *v);
-                    }
-                    for (l, t, h) in &out_hists {
-                        out.push_hist(l, *t, h);
                     }
                     out.finish()
                 }

@@ -39,7 +39,7 @@ use super::functions::RangeFn;
 use super::labels;
 use super::labels::NameDrop;
 use super::nodes::{Grid, LABELS, MatchOpSpec, MatcherSpec, NodeKind, PromNode, TS, TimeShift, VALUE};
-use super::vector_fns::{DateFn, F64, Grouping, HAgg, KAgg, VecFn};
+use super::vector_fns::{DateFn, F64, Grouping, KAgg, VecFn};
 
 /// What an expression plans to.
 #[derive(Debug, Clone)]
@@ -80,11 +80,8 @@ pub struct PlanSettings {
 pub fn plan(expr: &PExpr, settings: &PlanSettings) -> Result<Planned, QueryError> {
     let planner = Planner { settings: *settings, query: settings.grid };
     // A selector or range function that is the whole query returns native
-    // histograms too. (An aggregation stays DataFusion's `Aggregate` of
-    // floats: histogram sums are computed under histogram functions only.)
-    if !matches!(strip_parens(expr), PExpr::Aggregate(_))
-        && let Some(p) = planner.histogram_source(expr)
-    {
+    // histograms too.
+    if let Some(p) = planner.histogram_source(expr) {
         return p.map(Planned::Vector);
     }
     planner.plan(expr)
@@ -318,27 +315,6 @@ impl Planner {
                 let function = RangeFn::from_name(call.func.name)?;
                 let arg = call.args.args.first()?;
                 matches!(strip_parens(arg), PExpr::MatrixSelector(_)).then(|| self.range_fn_with(arg, function, true))
-            }
-            // sum/avg/count/group of such an expression (under a histogram
-            // function).
-            PExpr::Aggregate(agg) => {
-                let op = match agg.op.to_string().as_str() {
-                    "sum" => HAgg::Sum,
-                    "avg" => HAgg::Avg,
-                    "count" => HAgg::Count,
-                    "group" => HAgg::Group,
-                    _ => return None,
-                };
-                let input = self.histogram_source(&agg.expr)?;
-                let grouping = match &agg.modifier {
-                    None => Grouping::By(Vec::new()),
-                    Some(LabelModifier::Include(l)) => Grouping::By(l.labels.clone()),
-                    Some(LabelModifier::Exclude(l)) => Grouping::Without(l.labels.clone()),
-                };
-                Some(input.and_then(|p| match self.vector_fn_of(p, VecFn::HistAggregate { op, grouping })? {
-                    Planned::Vector(p) => Ok(p),
-                    _ => Err(QueryError::Internal("an aggregation is a vector".into())),
-                }))
             }
             _ => None,
         }

@@ -120,19 +120,6 @@ impl DateFn {
     }
 }
 
-/// An aggregation of floats and native histograms.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd)]
-pub enum HAgg {
-    /// `sum`
-    Sum,
-    /// `avg`
-    Avg,
-    /// `count`
-    Count,
-    /// `group`
-    Group,
-}
-
 /// A parameterised aggregation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd)]
 pub enum KAgg {
@@ -166,14 +153,6 @@ pub enum VecFn {
     HistogramSum,
     /// `histogram_avg(v)` of native histograms.
     HistogramAvg,
-    /// `sum`, `avg`, `count`, `group` of a vector that may hold native
-    /// histograms.
-    HistAggregate {
-        /// Which.
-        op: HAgg,
-        /// Its groups.
-        grouping: Grouping,
-    },
     /// `label_replace(v, dst, replacement, src, regex)`.
     LabelReplace {
         /// Destination label.
@@ -249,11 +228,6 @@ type Decoded = Vec<(String, String)>;
 type Buckets = Vec<(f64, f64)>;
 
 impl VecFn {
-    /// Whether the node's rows may be native histograms (a [`super::nodes::HIST`] column).
-    pub fn outputs_histograms(&self) -> bool {
-        matches!(self, VecFn::HistAggregate { .. })
-    }
-
     /// Whether an instant query's result keeps this function's row order
     /// (the sorting functions, `topk`, `bottomk`) instead of label order.
     pub fn orders(&self) -> bool {
@@ -277,16 +251,12 @@ impl VecFn {
         params: Option<&BTreeMap<i64, f64>>,
         name_drop: NameDrop,
         histograms: Vec<HistRow>,
-    ) -> Result<(Vec<Row>, Vec<HistRow>, Annotations), String> {
+    ) -> Result<(Vec<Row>, Annotations), String> {
         let mut notes = Annotations::default();
-        if let VecFn::HistAggregate { op, grouping } = self {
-            let (rows, hists) = hist_aggregate(*op, grouping, rows, histograms, &mut notes);
-            return Ok((rows, hists, notes));
-        }
         let (rows, histograms) = self.without_conflicts(rows, histograms, &mut notes);
         let mut rows = self.apply_noting(grid, rows, params, &mut notes, name_drop)?;
         self.apply_histograms(histograms, name_drop, &mut rows, &mut notes)?;
-        Ok((rows, Vec::new(), notes))
+        Ok((rows, notes))
     }
 
     /// `histogram_quantile` and `histogram_fraction` evaluate neither a
@@ -508,7 +478,7 @@ impl VecFn {
                 }
             }
             // Of native histograms only (`apply_histograms`).
-            VecFn::HistogramCount | VecFn::HistogramSum | VecFn::HistogramAvg | VecFn::HistAggregate { .. } => {}
+            VecFn::HistogramCount | VecFn::HistogramSum | VecFn::HistogramAvg => {}
             VecFn::HistogramFraction(lower, upper) => {
                 for (key, (_, mut buckets)) in bucket_groups(rows, notes, name_drop) {
                     out.push((key, t, bucket_fraction(lower.get(), upper.get(), &mut buckets)));
@@ -919,92 +889,6 @@ pub fn almost_equal(a: f64, b: f64, epsilon: f64) -> bool {
         return diff < epsilon * MIN_NORMAL;
     }
     diff / (a.abs() + b.abs()) < epsilon
-}
-
-/// `sum`, `avg`, `count` or `group` per step and group over floats and
-/// native histograms, as Prometheus aggregates: floats as the aggregate
-/// functions do, histograms added (in the coarsest schema), a group holding
-/// both gives nothing for `sum` and `avg`, with Prometheus's warning.
-fn hist_aggregate(
-    op: HAgg,
-    grouping: &Grouping,
-    rows: Vec<Row>,
-    histograms: Vec<HistRow>,
-    notes: &mut Annotations,
-) -> (Vec<Row>, Vec<HistRow>) {
-    #[derive(Default)]
-    struct Group {
-        marked: bool,
-        floats: Vec<f64>,
-        hists: Vec<FloatHistogram>,
-        bad: bool,
-    }
-    let mut groups: BTreeMap<(i64, Vec<u8>), Group> = BTreeMap::new();
-    for (l, t, v) in rows {
-        let g = groups.entry((t, grouping.key(&l))).or_default();
-        g.marked |= labels::is_marked(&l);
-        g.floats.push(v);
-    }
-    for (l, t, h) in histograms {
-        let g = groups.entry((t, grouping.key(&l))).or_default();
-        g.marked |= labels::is_marked(&l);
-        match FloatHistogram::decode(&h) {
-            Ok(h) => g.hists.push(h),
-            Err(_) => g.bad = true,
-        }
-    }
-    let (mut out, mut hist_out) = (Vec::new(), Vec::new());
-    for ((t, key), g) in groups {
-        let key = if g.marked { labels::mark(&key) } else { key };
-        let n = (g.floats.len() + g.hists.len()) as f64;
-        match op {
-            HAgg::Count => out.push((key, t, n)),
-            HAgg::Group => out.push((key, t, 1.0)),
-            HAgg::Sum | HAgg::Avg if g.hists.is_empty() => {
-                let kind =
-                    if op == HAgg::Sum { super::aggregates::PromAgg::Sum } else { super::aggregates::PromAgg::Avg };
-                if let Some(v) = super::aggregates::fold(kind, g.floats) {
-                    out.push((key, t, v));
-                }
-            }
-            HAgg::Sum | HAgg::Avg => {
-                if !g.floats.is_empty() || g.bad {
-                    notes
-                        .warnings
-                        .insert("PromQL warning: encountered a mix of histograms and floats for aggregation".into());
-                    continue;
-                }
-                let mut hists = g.hists.into_iter();
-                let Some(mut acc) = hists.next() else { continue };
-                let mut failed = None;
-                for h in hists {
-                    if let Err(e) = acc.add(&h) {
-                        failed = Some(e);
-                        break;
-                    }
-                }
-                if let Some(e) = failed {
-                    let text = match e {
-                        super::histogram::Incompatible::Schema => {
-                            "vector contains a mix of histograms with exponential and custom buckets schemas for metric name"
-                        }
-                        super::histogram::Incompatible::Bounds => {
-                            "vector contains histograms with incompatible custom buckets for metric name"
-                        }
-                    };
-                    notes.warnings.insert(format!("PromQL warning: {text} \"\""));
-                    continue;
-                }
-                if op == HAgg::Avg {
-                    acc.mul(1.0 / n);
-                }
-                acc.reset_hint = schemas::stream::histogram::ResetHint::Gauge;
-                acc.compact();
-                hist_out.push((key, t, bytes::Bytes::from(acc.encode())));
-            }
-        }
-    }
-    (out, hist_out)
 }
 
 #[cfg(test)]
