@@ -370,10 +370,18 @@ async fn bad_requests_get_prometheus_errors_never_a_500() {
             "",
         ),
     ];
-    // Extreme offsets, ranges and times evaluate (to nothing) rather than overflow.
-    for q in ["up offset 100000y", "max_over_time(up[100000y])", "up @ 9e15", "rate(up[1m:1s] offset -100000y)"] {
+    // Extreme offsets, ranges and times within Prometheus's bounds evaluate
+    // (to nothing) rather than overflow.
+    for q in ["up offset 290y", "max_over_time(up[290y])", "up @ 9e15", "rate(up[1m:1s] offset -290y)"] {
         let (status, body) = api.get(&format!("query?query={}&time=-9e15", enc(q))).await;
         assert_eq!(status, StatusCode::OK, "{q}: {body}");
+    }
+    // Beyond 2^63 ns a duration is out of range, as in Prometheus.
+    for q in ["up offset 100000y", "max_over_time(up[100000y])", "rate(up[1m:1s] offset -100000y)"] {
+        let (status, body) = api.get(&format!("query?query={}&time=10", enc(q))).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{q}: {body}");
+        assert_eq!(body["errorType"], "bad_data", "{q}: {body}");
+        assert!(body["error"].as_str().is_some_and(|e| e.contains("duration is out of range")), "{q}: {body}");
     }
     for (path, status, error_type, message) in cases {
         let (got, body) = api.get(&path).await;

@@ -97,6 +97,12 @@ fn bad_duration_expressions_are_parse_errors() {
         ("x[1e300*1e300]", "duration is out of range"),
         ("x offset (1e300*1e300)", "duration is out of range"),
         ("x offset 1e300", "duration is out of range"),
+        // Prometheus bounds durations at 2^63 ns (about 292 years).
+        ("x offset 9.5e10", "duration is out of range"),
+        ("x[9.5e10]", "duration is out of range"),
+        ("x[5m:9.5e10]", "duration is out of range"),
+        ("x offset (9.5e10 * 1)", "duration is out of range"),
+        ("x offset 300y", "duration is out of range"),
         ("x[(5m]", ""),
         ("x[5m)]", ""),
         ("x[5m+]", ""),

@@ -10,6 +10,10 @@ use schemas::stream::histogram::{Count, ResetHint, ZeroCount};
 /// The schema of custom-bucket histograms (NHCB).
 pub const CUSTOM_BUCKETS_SCHEMA: i32 = -53;
 
+/// The largest bucket index accepted (schema 8's finite buckets end at
+/// 2¹⁸).
+const MAX_INDEX: i64 = 1 << 24;
+
 /// A native histogram with float counts.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FloatHistogram {
@@ -41,11 +45,45 @@ impl FloatHistogram {
     /// When the bytes are not a histogram.
     pub fn decode(bytes: &[u8]) -> Result<Self, String> {
         let h = Histogram::decode(bytes).map_err(|e| format!("bad histogram sample: {e}"))?;
-        Ok(Self::from_proto(&h))
+        Self::from_proto(&h)
     }
 
     /// The histogram of a stream sample.
-    pub fn from_proto(h: &Histogram) -> Self {
+    ///
+    /// # Errors
+    /// A histogram Prometheus's `Validate` refuses: a schema outside
+    /// -4..=8 other than custom buckets, spans whose lengths are not the
+    /// number of buckets given, a negative gap between spans, or bucket
+    /// indexes beyond ±2²⁴ (past every finite bound).
+    pub fn from_proto(h: &Histogram) -> Result<Self, String> {
+        if !(-4..=8).contains(&h.schema) && h.schema != CUSTOM_BUCKETS_SCHEMA {
+            return Err(format!("histogram with invalid schema {}", h.schema));
+        }
+        let check = |spans: &[schemas::stream::BucketSpan], deltas: &[i64], counts: &[f64]| {
+            let given = if deltas.is_empty() { counts.len() } else { deltas.len() };
+            let total: u64 = spans.iter().map(|s| u64::from(s.length)).sum();
+            if total != given as u64 {
+                return Err(format!("histogram spans of {total} buckets for {given} bucket counts"));
+            }
+            let mut idx: i64 = 0;
+            for (i, s) in spans.iter().enumerate() {
+                if i > 0 && s.offset < 0 {
+                    return Err("histogram span with a negative offset".to_string());
+                }
+                idx = if i == 0 { i64::from(s.offset) } else { idx + i64::from(s.offset) } + i64::from(s.length);
+                if !(-MAX_INDEX..=MAX_INDEX).contains(&idx) || !(-MAX_INDEX..=MAX_INDEX).contains(&i64::from(s.offset))
+                {
+                    return Err("histogram bucket index out of range".to_string());
+                }
+            }
+            Ok(())
+        };
+        check(&h.positive_spans, &h.positive_deltas, &h.positive_counts)?;
+        check(&h.negative_spans, &h.negative_deltas, &h.negative_counts)?;
+        Ok(Self::from_valid_proto(h))
+    }
+
+    fn from_valid_proto(h: &Histogram) -> Self {
         let count = match h.count {
             Some(Count::CountInt(c)) => c as f64,
             Some(Count::CountFloat(c)) => c,
@@ -501,7 +539,7 @@ impl FloatHistogram {
 /// The upper bound of bucket `idx` of an exponential schema:
 /// `2^(idx / 2^schema)`, the last finite bucket ending at `f64::MAX`.
 fn exponential_bound(idx: i32, schema: i32) -> f64 {
-    // Schemas outside -4..=8 are refused at ingestion; never panic on one.
+    // `from_proto` refuses schemas outside -4..=8; never panic on one.
     if !(-4..=8).contains(&schema) {
         return f64::NAN;
     }
@@ -582,16 +620,16 @@ mod tests {
 
     #[test]
     fn equality_and_counter_resets() {
-        let a = FloatHistogram::from_proto(&proto(9, vec![2, 1, -2], ResetHint::Unknown));
-        let b = FloatHistogram::from_proto(&proto(9, vec![2, 1, -2], ResetHint::No));
+        let a = FloatHistogram::from_proto(&proto(9, vec![2, 1, -2], ResetHint::Unknown)).unwrap();
+        let b = FloatHistogram::from_proto(&proto(9, vec![2, 1, -2], ResetHint::No)).unwrap();
         assert!(a.same_as(&b), "the hint is not compared");
-        let grown = FloatHistogram::from_proto(&proto(10, vec![3, 0, -2], ResetHint::Unknown));
+        let grown = FloatHistogram::from_proto(&proto(10, vec![3, 0, -2], ResetHint::Unknown)).unwrap();
         assert!(!grown.is_reset_after(&a));
         // One bucket went down although the count went up.
-        let shifted = FloatHistogram::from_proto(&proto(10, vec![1, 3, -3], ResetHint::Unknown));
+        let shifted = FloatHistogram::from_proto(&proto(10, vec![1, 3, -3], ResetHint::Unknown)).unwrap();
         assert!(shifted.is_reset_after(&a));
         assert!(a.is_reset_after(&grown), "the count went down");
-        let hinted = FloatHistogram::from_proto(&proto(10, vec![3, 0, -2], ResetHint::Yes));
+        let hinted = FloatHistogram::from_proto(&proto(10, vec![3, 0, -2], ResetHint::Yes)).unwrap();
         assert!(hinted.is_reset_after(&a));
     }
 
@@ -645,7 +683,7 @@ mod tests {
 
     #[test]
     fn arithmetic_keeps_the_coarser_schema_and_round_trips() {
-        let a = FloatHistogram::from_proto(&proto(9, vec![2, 1, -2], ResetHint::Unknown));
+        let a = FloatHistogram::from_proto(&proto(9, vec![2, 1, -2], ResetHint::Unknown)).unwrap();
         let mut d = a.clone();
         d.sub(&a).unwrap();
         d.compact();
@@ -669,8 +707,24 @@ mod tests {
     }
 
     #[test]
+    fn invalid_histograms_are_refused() {
+        let mut h = proto(9, vec![2, 1, -2], ResetHint::Unknown);
+        h.positive_spans[0].length = u32::MAX;
+        assert!(FloatHistogram::from_proto(&h).is_err(), "spans longer than the buckets");
+        let mut h = proto(9, vec![2, 1, -2], ResetHint::Unknown);
+        h.positive_spans[1].offset = -3;
+        assert!(FloatHistogram::from_proto(&h).is_err(), "a negative gap");
+        let mut h = proto(9, vec![2, 1, -2], ResetHint::Unknown);
+        h.positive_spans[0].offset = i32::MAX;
+        assert!(FloatHistogram::from_proto(&h).is_err(), "an index past every bound");
+        let mut h = proto(9, vec![2, 1, -2], ResetHint::Unknown);
+        h.schema = 40;
+        assert!(FloatHistogram::from_proto(&h).is_err(), "schema 40");
+    }
+
+    #[test]
     fn schemas_out_of_range_never_panic() {
-        let a = FloatHistogram::from_proto(&proto(9, vec![2, 1, -2], ResetHint::Unknown));
+        let a = FloatHistogram::from_proto(&proto(9, vec![2, 1, -2], ResetHint::Unknown)).unwrap();
         assert_eq!(a.to_schema(CUSTOM_BUCKETS_SCHEMA).positive, a.positive);
         assert!(exponential_bound(3, 40).is_nan());
         assert_eq!(reduce(&a.positive, 8, CUSTOM_BUCKETS_SCHEMA), a.positive);

@@ -661,6 +661,12 @@ async fn scan(
                     value_b.append_value(*v);
                     hist_b.append_null();
                 }
+                // A histogram staleness marker (sum = the stale NaN, as
+                // Prometheus writes one) is a staleness marker.
+                SampleValue::Histogram(h) if is_stale_histogram(h) => {
+                    value_b.append_value(f64::from_bits(STALE_NAN_BITS));
+                    hist_b.append_null();
+                }
                 SampleValue::Histogram(h) => {
                     value_b.append_value(f64::NAN);
                     hist_b.append_value(h);
@@ -675,6 +681,12 @@ async fn scan(
         Arc::new(hist_b.finish()),
     ];
     Ok(RecordBatch::try_new(SCAN_SCHEMA.clone(), columns)?)
+}
+
+/// Whether a stored histogram is Prometheus's staleness marker.
+fn is_stale_histogram(encoded: &[u8]) -> bool {
+    use prost::Message;
+    schemas::stream::Histogram::decode(encoded).is_ok_and(|h| h.sum.to_bits() == STALE_NAN_BITS)
 }
 
 /// One series' raw samples, in time order.
@@ -766,8 +778,13 @@ impl Output {
         Self { hist: Some(BinaryBuilder::new()), ..Self::new() }
     }
 
-    /// A native histogram row (its `value` is NaN).
+    /// A native histogram row (its `value` is NaN); none on an output
+    /// without a [`HIST`] column (never a NaN float in its place).
     fn push_hist(&mut self, labels: &[u8], ts: i64, hist: &[u8]) {
+        debug_assert!(self.hist.is_some(), "a histogram row on a float-only output");
+        if self.hist.is_none() {
+            return;
+        }
         self.uncharged += 1;
         self.labels.append_value(labels);
         self.ts.append_value(ts);
@@ -966,4 +983,20 @@ pub fn rows(batch: &RecordBatch) -> impl Iterator<Item = (&[u8], i64, f64)> + '_
     (0..batch.num_rows())
         .filter(move |&i| h.is_none_or(|h| h.is_null(i)))
         .map(move |i| (l.value(i), t.value(i), v.value(i)))
+}
+
+#[cfg(test)]
+mod histogram_marker_tests {
+    use prost::Message;
+
+    use super::*;
+
+    #[test]
+    fn a_histogram_whose_sum_is_the_stale_nan_is_a_staleness_marker() {
+        let marker = schemas::stream::Histogram { sum: f64::from_bits(STALE_NAN_BITS), ..Default::default() };
+        assert!(is_stale_histogram(&marker.encode_to_vec()));
+        let nan_sum = schemas::stream::Histogram { sum: f64::NAN, ..Default::default() };
+        assert!(!is_stale_histogram(&nan_sum.encode_to_vec()), "NaN observations are not staleness");
+        assert!(!is_stale_histogram(&schemas::stream::Histogram::default().encode_to_vec()));
+    }
 }

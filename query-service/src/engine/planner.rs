@@ -455,8 +455,9 @@ impl Planner {
                 self.vector_fn(name, &args[0], VecFn::Round(F64::new(to)))
             }
             "absent" => {
+                // A series whose sample is a native histogram is present.
                 let labels = absent_labels(&args[0]);
-                self.vector_fn(name, &args[0], VecFn::Absent(labels))
+                self.histogram_fn(name, &args[0], VecFn::Absent(labels))
             }
             "absent_over_time" => {
                 let present = self.range_fn(&args[0], RangeFn::PresentOverTime)?;

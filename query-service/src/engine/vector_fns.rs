@@ -253,7 +253,11 @@ impl VecFn {
         histograms: Vec<HistRow>,
     ) -> Result<(Vec<Row>, Annotations), String> {
         let mut notes = Annotations::default();
-        let (rows, histograms) = self.without_conflicts(rows, histograms, &mut notes);
+        let (mut rows, mut histograms) = self.without_conflicts(rows, histograms, &mut notes);
+        if matches!(self, VecFn::Absent(_)) {
+            // A native histogram sample makes its step present.
+            rows.extend(histograms.drain(..).map(|(l, t, _)| (l, t, f64::NAN)));
+        }
         let mut rows = self.apply_noting(grid, rows, params, &mut notes, name_drop)?;
         self.apply_histograms(histograms, name_drop, &mut rows, &mut notes)?;
         Ok((rows, notes))

@@ -45,9 +45,10 @@ fn expected_sample(v: &Option<Value>) -> Option<Sample> {
         None => None,
         Some(Value::Float(f)) => Some(Sample::Float(*f)),
         Some(Value::Stale) => Some(Sample::Float(f64::from_bits(STALE_NAN_BITS))),
-        Some(Value::Histogram(h)) => {
-            Some(Sample::Histogram(FloatHistogram::from_proto(&super::stream_histogram(h, 0))))
-        }
+        Some(Value::Histogram(h)) => Some(
+            FloatHistogram::from_proto(&super::stream_histogram(h, 0))
+                .map_or(Sample::Float(f64::NAN), Sample::Histogram),
+        ),
     }
 }
 

@@ -693,11 +693,11 @@ string_identifier -> Result<String, String>:
 ;
 
 duration -> Result<Duration, String>:
-                DURATION { parse_duration($lexer.span_str($span)) }
+                DURATION { bounded(parse_duration($lexer.span_str($span))?) }
         |       NUMBER
                 {
                         let num = parse_str_radix($lexer.span_str($span))?;
-                        Duration::try_from_secs_f64(num).map_err(|_| "duration is out of range".to_string())
+                        bounded(Duration::try_from_secs_f64(num).map_err(|_| "duration is out of range".to_string())?)
                 }
 ;
 
@@ -755,6 +755,17 @@ maybe_duration_expr -> Result<Option<DurationValue>, String>:
 
 use std::time::Duration;
 
+/// Prometheus's bound on a duration: 2⁶³ nanoseconds, in seconds.
+const MAX_DURATION_SECS: f64 = 9_223_372_036.854_775_807;
+
+/// A plain `offset` duration within Prometheus's bound.
+fn bounded(d: Duration) -> Result<Duration, String> {
+        if d.as_secs_f64() > MAX_DURATION_SECS {
+                return Err("duration is out of range".into());
+        }
+        Ok(d)
+}
+
 /// The value of a duration expression in seconds; `literal` when it is a
 /// single (signed, parenthesized) number or duration, which Prometheus
 /// rounds to the nanosecond (`[1001ms]` is 1001 ms) where it truncates a
@@ -771,8 +782,12 @@ impl DurationValue {
                 Self { secs, literal: false }
         }
 
-        /// Whole milliseconds (a literal rounded to the nanosecond first).
+        /// Whole milliseconds (a literal rounded to the nanosecond first);
+        /// NaN beyond Prometheus's limit, ±2⁶³ ns.
         fn millis(self) -> f64 {
+                if !(self.secs.abs() <= MAX_DURATION_SECS) {
+                        return f64::NAN;
+                }
                 if self.literal {
                         ((self.secs * 1e9).round() / 1e6).trunc()
                 } else {
@@ -785,11 +800,11 @@ impl DurationValue {
 /// step, greater than 0.
 fn positive_duration(v: DurationValue) -> Result<Duration, String> {
         let ms = v.millis();
+        if ms.is_nan() {
+                return Err("duration is out of range".into());
+        }
         if !(ms > 0.0) {
                 return Err("duration must be greater than 0".into());
-        }
-        if ms >= i64::MAX as f64 {
-                return Err("duration is out of range".into());
         }
         Ok(Duration::from_millis(ms as u64))
 }
@@ -798,7 +813,7 @@ fn positive_duration(v: DurationValue) -> Result<Duration, String> {
 /// negative.
 fn offset_from_secs(v: DurationValue) -> Result<Offset, String> {
         let ms = v.millis();
-        if ms.is_nan() || ms.abs() >= i64::MAX as f64 {
+        if ms.is_nan() {
                 return Err("duration is out of range".into());
         }
         let d = Duration::from_millis(ms.abs() as u64);
