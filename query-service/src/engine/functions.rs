@@ -120,7 +120,8 @@ impl RangeFn {
     }
 
     /// Evaluates a window that also holds native histogram samples (their
-    /// times `hist_ts`, and their encodings `hist`, in time order; `ts`/`vs`
+    /// times `hist_ts`, and the histograms `hist` — `None`: one that does
+    /// not decode —, in time order; `ts`/`vs`
     /// are the floats), as Prometheus does for floats: a function of floats
     /// drops a mixed window with a warning or ignores the histograms with an
     /// info, `count_over_time` and the like count both. A window of
@@ -133,7 +134,7 @@ impl RangeFn {
         ts: &[i64],
         vs: &[f64],
         hist_ts: &[i64],
-        hist: &[&[u8]],
+        hist: &[Option<&FloatHistogram>],
         t_ms: i64,
         range_ms: i64,
         step_ms: i64,
@@ -186,11 +187,9 @@ impl RangeFn {
             RangeFn::Changes | RangeFn::Resets => {
                 // Float to histogram and back is a change and a reset; two
                 // histograms are compared as Prometheus does.
-                let decoded: Vec<Option<FloatHistogram>> =
-                    hist.iter().map(|h| FloatHistogram::decode(h).ok()).collect();
                 let mut merged: Vec<(i64, Result<f64, Option<&FloatHistogram>>)> =
                     ts.iter().copied().zip(vs.iter().map(|v| Ok(*v))).collect();
-                merged.extend(hist_ts.iter().copied().zip(decoded.iter().map(|h| Err(h.as_ref()))));
+                merged.extend(hist_ts.iter().copied().zip(hist.iter().map(|h| Err(*h))));
                 merged.sort_by_key(|m| m.0);
                 let counted = merged
                     .windows(2)
@@ -333,34 +332,27 @@ fn extrapolated(ts: &[i64], vs: &[f64], t_ms: i64, range_ms: i64, counter: bool,
             prev = v;
         }
     }
-    let range_start = t_ms - range_ms;
-    let mut to_start = (first_t - range_start) as f64 / 1000.0;
-    let mut to_end = (t_ms - last_t) as f64 / 1000.0;
+    // Counters cannot go below zero: the extrapolation to the start stops
+    // where the counter would have been zero.
     let sampled = (last_t - first_t) as f64 / 1000.0;
-    let avg_between = sampled / (n - 1) as f64;
-    let threshold = avg_between * 1.1;
-    if to_start >= threshold {
-        to_start = avg_between / 2.0;
-    }
-    if counter && result > 0.0 && vs[0] >= 0.0 {
-        let to_zero = sampled * (vs[0] / result);
-        if to_zero < to_start {
-            to_start = to_zero;
-        }
-    }
-    if to_end >= threshold {
-        to_end = avg_between / 2.0;
-    }
-    let mut factor = (sampled + to_start + to_end) / sampled;
-    if rate {
-        factor /= range_ms as f64 / 1000.0;
-    }
-    Some(result * factor)
+    let to_zero = (counter && result > 0.0 && vs[0] >= 0.0).then(|| sampled * (vs[0] / result));
+    Some(result * extrapolation_factor(first_t, last_t, n, t_ms, range_ms, rate, to_zero))
 }
 
-/// Prometheus's extrapolation of `rate`/`increase`/`delta` for histograms
-/// (no zero-point adjustment): the factor the difference is multiplied by.
-fn extrapolation_factor(first_t: i64, last_t: i64, n: usize, t_ms: i64, range_ms: i64, rate: bool) -> f64 {
+/// Prometheus's extrapolation of `rate`/`increase`/`delta` of `n` samples
+/// from `first_t` to `last_t` in the window ending at `t_ms`: the factor the
+/// difference is multiplied by. `to_zero`: seconds before the first sample
+/// at which a counter would have been zero (floats only), a bound on the
+/// extrapolation to the window's start.
+fn extrapolation_factor(
+    first_t: i64,
+    last_t: i64,
+    n: usize,
+    t_ms: i64,
+    range_ms: i64,
+    rate: bool,
+    to_zero: Option<f64>,
+) -> f64 {
     let range_start = t_ms - range_ms;
     let mut to_start = (first_t - range_start) as f64 / 1000.0;
     let mut to_end = (t_ms - last_t) as f64 / 1000.0;
@@ -369,6 +361,11 @@ fn extrapolation_factor(first_t: i64, last_t: i64, n: usize, t_ms: i64, range_ms
     let threshold = avg_between * 1.1;
     if to_start >= threshold {
         to_start = avg_between / 2.0;
+    }
+    if let Some(to_zero) = to_zero
+        && to_zero < to_start
+    {
+        to_start = to_zero;
     }
     if to_end >= threshold {
         to_end = avg_between / 2.0;
@@ -400,7 +397,7 @@ impl RangeFn {
     pub fn eval_histograms(
         self,
         ts: &[i64],
-        hs: &[FloatHistogram],
+        hs: &[&FloatHistogram],
         t_ms: i64,
         range_ms: i64,
         name: &str,
@@ -436,13 +433,13 @@ impl RangeFn {
                 if hs[1..n - 1].iter().chain([&hs[0]]).any(|h| h.uses_custom_buckets() != custom) {
                     return (None, vec![incompatible(Incompatible::Schema, name)]);
                 }
-                if counter && (gauge(&hs[0]) || hs.iter().any(gauge)) {
+                if counter && (gauge(hs[0]) || hs.iter().any(|h| gauge(h))) {
                     notes.push(not_counter());
                 }
                 // A reset between the first and second sample: the first
                 // counts as empty.
-                let mut prev = if counter && hs[1].is_reset_after(&hs[0]) {
-                    FloatHistogram::empty_like(&hs[1])
+                let mut prev = if counter && hs[1].is_reset_after(hs[0]) {
+                    FloatHistogram::empty_like(hs[1])
                 } else {
                     hs[0].clone()
                 };
@@ -458,19 +455,19 @@ impl RangeFn {
                         {
                             return (None, vec![incompatible(e, name)]);
                         }
-                        prev = curr.clone();
+                        prev = (*curr).clone();
                     }
-                } else if !gauge(&hs[0]) || !gauge(&hs[n - 1]) {
+                } else if !gauge(hs[0]) || !gauge(hs[n - 1]) {
                     notes.push(not_gauge());
                 }
-                h.mul(extrapolation_factor(ts[0], ts[n - 1], n, t_ms, range_ms, self == RangeFn::Rate));
+                h.mul(extrapolation_factor(ts[0], ts[n - 1], n, t_ms, range_ms, self == RangeFn::Rate, None));
                 h
             }
             RangeFn::Irate | RangeFn::Idelta => {
                 if n < 2 {
                     return (None, notes);
                 }
-                let (prev, last) = (&hs[n - 2], &hs[n - 1]);
+                let (prev, last) = (hs[n - 2], hs[n - 1]);
                 let interval = ts[n - 1] - ts[n - 2];
                 if interval == 0 {
                     return (None, notes);

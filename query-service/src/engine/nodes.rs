@@ -878,11 +878,15 @@ fn range_function(
     let mut ts = Vec::new();
     let mut vs = Vec::new();
     let mut hist_ts = Vec::new();
-    let mut hist: Vec<&[u8]> = Vec::new();
     for (labels, s) in series {
         let result_labels =
             if function.keeps_name() { labels.clone() } else { labels::drop_name_as(labels, ctx.name_drop) };
         let name = labels::get(labels, labels::METRIC_NAME).unwrap_or("");
+        // Each histogram decoded once for all the windows it falls in.
+        let decoded: Vec<Option<std::result::Result<FloatHistogram, String>>> =
+            s.hist.iter().map(|h| h.as_ref().map(|b| FloatHistogram::decode(b))).collect();
+        let mut hist: Vec<Option<&FloatHistogram>> = Vec::new();
+        let mut hist_errors: Vec<&String> = Vec::new();
         let mut produced = false;
         for t in grid.steps() {
             let at = shift.apply(t);
@@ -892,10 +896,14 @@ fn range_function(
             vs.clear();
             hist_ts.clear();
             hist.clear();
+            hist_errors.clear();
             for i in lo..hi {
-                if let Some(h) = s.hist(i) {
+                if let Some(h) = decoded.get(i).and_then(Option::as_ref) {
                     hist_ts.push(s.ts[i]);
-                    hist.push(h.as_ref());
+                    hist.push(h.as_ref().ok());
+                    if let Err(e) = h {
+                        hist_errors.push(e);
+                    }
                 } else if !is_stale(s.vs[i]) {
                     ts.push(s.ts[i]);
                     vs.push(s.vs[i]);
@@ -903,12 +911,11 @@ fn range_function(
             }
             if histograms && vs.is_empty() && !hist.is_empty() {
                 // A window of histograms: a histogram result.
-                let decoded: Vec<FloatHistogram> = hist
-                    .iter()
-                    .map(|h| FloatHistogram::decode(h))
-                    .collect::<std::result::Result<_, _>>()
-                    .map_err(DataFusionError::Execution)?;
-                let (h, notes) = function.eval_histograms(&hist_ts, &decoded, at, range_ms, name);
+                if let Some(e) = hist_errors.first() {
+                    return Err(DataFusionError::Execution((*e).clone()));
+                }
+                let valid: Vec<&FloatHistogram> = hist.iter().flatten().copied().collect();
+                let (h, notes) = function.eval_histograms(&hist_ts, &valid, at, range_ms, name);
                 for (warning, note) in notes {
                     if warning { ctx.warn(note) } else { ctx.info(note) }
                 }
@@ -976,13 +983,7 @@ pub fn rows_with_histograms(batch: &RecordBatch) -> impl Iterator<Item = (&[u8],
 /// Reads a `labels`/`ts`/`value` batch's float rows (a scan's histogram
 /// samples are left out: their values are not evaluated yet).
 pub fn rows(batch: &RecordBatch) -> impl Iterator<Item = (&[u8], i64, f64)> + '_ {
-    let l = batch.column(0).as_binary::<i32>();
-    let t = batch.column(1).as_primitive::<Int64Type>();
-    let v = batch.column(2).as_primitive::<Float64Type>();
-    let h = batch.column_by_name(HIST).map(|c| c.as_binary::<i32>());
-    (0..batch.num_rows())
-        .filter(move |&i| h.is_none_or(|h| h.is_null(i)))
-        .map(move |i| (l.value(i), t.value(i), v.value(i)))
+    rows_with_histograms(batch).filter(|r| r.3.is_none()).map(|(l, t, v, _)| (l, t, v))
 }
 
 #[cfg(test)]
