@@ -154,6 +154,11 @@ pub struct SelectStats {
     pub row_groups_total: usize,
     /// Row groups decoded (the rest were pruned by statistics).
     pub row_groups_read: usize,
+    /// Rows in the row groups decoded.
+    pub rows_total: usize,
+    /// Rows decoded: those on the pages of the decoded row groups that the
+    /// page index could not rule out.
+    pub rows_read: usize,
     /// Samples taken from the tables.
     pub table_samples: usize,
     /// Samples taken from the head (not yet in the tables).

@@ -6,14 +6,19 @@
 //!  series table ──(new files only)──► SeriesIndex: id → labels, metric → ids ──► matching ids
 //!  samples table snapshot ──► files: day partition ∩ [start, end]?                 │
 //!                                    file stats (metric name, timestamp) overlap?  │
-//!                               row groups: Parquet statistics overlap? ──► decode ─┴► samples by series
+//!                               row groups: Parquet statistics overlap?            │
+//!                               pages: page index overlaps? ──► decode ────────────┴► samples by series
 //! ```
 //!
 //! Pruning: a file is opened only if its `day` partition and its Delta
 //! statistics (min/max `metric_name` and `timestamp`) can hold the
 //! selection; within it, a row group is decoded only if its Parquet
-//! statistics can. Files are sorted by metric name, series and time, so a
-//! selector of one metric over a short range decodes few row groups.
+//! statistics can, and within that only the pages whose page-index entries
+//! can (the metric name's pages intersected with the timestamp's; the rest
+//! are neither fetched nor decoded). Files are sorted by metric name, series
+//! and time, so a selector of one metric decodes the few pages holding it;
+//! time prunes pages only where a page holds part of one series' run (a
+//! page spanning several series spans their whole time range).
 //! [`SelectStats`] counts what was opened and decoded.
 //!
 //! The series index of a workspace is kept in memory and extended with the
@@ -21,6 +26,7 @@
 //! deleting the workspace, which resets it.
 
 use std::collections::{HashMap, HashSet};
+use std::ops::Range;
 use std::sync::Arc;
 
 use common::seams::{Labels, Sample, SampleValue, SelectStats, Selection};
@@ -29,11 +35,12 @@ use deltalake::arrow::datatypes::{Float64Type, Int64Type};
 use deltalake::logstore::ObjectStoreRef;
 use deltalake::logstore::object_store::ObjectStoreExt as _;
 use deltalake::parquet::arrow::ProjectionMask;
-use deltalake::parquet::arrow::arrow_reader::ArrowReaderOptions;
+use deltalake::parquet::arrow::arrow_reader::{ArrowReaderOptions, RowSelection, RowSelector};
 use deltalake::parquet::arrow::async_reader::{AsyncFileReader, ParquetRecordBatchStreamBuilder};
 use deltalake::parquet::errors::{ParquetError, Result as ParquetResult};
 use deltalake::parquet::file::metadata::RowGroupMetaData;
-use deltalake::parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
+use deltalake::parquet::file::metadata::{PageIndexPolicy, ParquetMetaData, ParquetMetaDataReader};
+use deltalake::parquet::file::page_index::column_index::ColumnIndexMetaData;
 use deltalake::parquet::file::statistics::Statistics;
 use deltalake::{DeltaTable, DeltaTableError, Path};
 use futures::future::BoxFuture;
@@ -88,10 +95,9 @@ impl SeriesIndex {
         let mut reads = futures::stream::iter(new.into_iter().map(|(name, path, size)| {
             let store = store.clone();
             async move {
-                let batches =
-                    read_file(&store, url, &path, size, &[COL_SERIES_ID, COL_METRIC_NAME, COL_LABELS], |_| true)
-                        .await?
-                        .2;
+                let batches = read_file(&store, url, &path, size, &[COL_SERIES_ID, COL_METRIC_NAME, COL_LABELS], None)
+                    .await?
+                    .batches;
                 Ok::<_, Error>((name, batches))
             }
         }))
@@ -241,11 +247,16 @@ impl AsyncFileReader for StoreReader {
 
     fn get_metadata<'a>(
         &'a mut self,
-        _options: Option<&'a ArrowReaderOptions>,
+        options: Option<&'a ArrowReaderOptions>,
     ) -> BoxFuture<'a, ParquetResult<Arc<ParquetMetaData>>> {
         async move {
             let size = self.size;
+            let (column_index, offset_index) = options.map_or((PageIndexPolicy::Skip, PageIndexPolicy::Skip), |o| {
+                (o.column_index_policy(), o.offset_index_policy())
+            });
             let metadata = ParquetMetaDataReader::new()
+                .with_column_index_policy(column_index)
+                .with_offset_index_policy(offset_index)
                 .with_prefetch_hint(Some(FOOTER_PREFETCH))
                 .load_and_finish(self, size)
                 .await?;
@@ -255,26 +266,160 @@ impl AsyncFileReader for StoreReader {
     }
 }
 
-/// Reads `columns` (every column if empty) of the row groups of one Parquet
-/// file that `keep` accepts; returns (row groups in the file, row groups
-/// read, batches).
+/// What to keep of a `samples` file: the rows that can hold `metric` (the
+/// selection's metric name, if it has one) in the selection's time range.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Prune<'a> {
+    pub(crate) selection: &'a Selection,
+    pub(crate) metric: Option<&'a str>,
+}
+
+impl Prune<'_> {
+    /// Whether a row group's statistics let it hold wanted rows.
+    fn keeps_row_group(&self, rg: &RowGroupMetaData) -> bool {
+        Bounds::of_row_group(rg, column_index(rg, COL_METRIC_NAME), column_index(rg, COL_TIMESTAMP))
+            .overlaps(self.selection, self.metric)
+    }
+
+    /// The rows of row group `rg` (of `num_rows`) on pages that can hold
+    /// wanted rows, as sorted disjoint ranges, from the file's page index
+    /// (every row where it has none).
+    fn page_rows(&self, metadata: &ParquetMetaData, rg: usize, num_rows: usize) -> Vec<Range<usize>> {
+        let all: Vec<Range<usize>> = std::iter::once(0..num_rows).collect();
+        let group = metadata.row_group(rg);
+        let metric_rows = match (self.metric, column_index(group, COL_METRIC_NAME)) {
+            (Some(metric), Some(col)) => pages_where(metadata, rg, col, num_rows, |index, page| match index {
+                ColumnIndexMetaData::BYTE_ARRAY(ix) => {
+                    !ix.is_null_page(page)
+                        && ix.min_value(page).is_none_or(|lo| metric.as_bytes() >= lo)
+                        && ix.max_value(page).is_none_or(|hi| metric.as_bytes() <= hi)
+                }
+                _ => true,
+            }),
+            _ => None,
+        };
+        let (start, end) = (self.selection.start_ms, self.selection.end_ms);
+        let time_rows = column_index(group, COL_TIMESTAMP).and_then(|col| {
+            pages_where(metadata, rg, col, num_rows, |index, page| match index {
+                ColumnIndexMetaData::INT64(ix) => {
+                    !ix.is_null_page(page)
+                        && ix.max_value(page).is_none_or(|&hi| hi >= start)
+                        && ix.min_value(page).is_none_or(|&lo| lo <= end)
+                }
+                _ => true,
+            })
+        });
+        intersect(&metric_rows.unwrap_or_else(|| all.clone()), &time_rows.unwrap_or(all))
+    }
+}
+
+/// The rows of the pages of column `col` in row group `rg` that `keep`
+/// accepts (given the column index and the page's number), merged into
+/// sorted disjoint ranges; `None` without a page index for the column.
+fn pages_where(
+    metadata: &ParquetMetaData,
+    rg: usize,
+    col: usize,
+    num_rows: usize,
+    keep: impl Fn(&ColumnIndexMetaData, usize) -> bool,
+) -> Option<Vec<Range<usize>>> {
+    let index = metadata.column_index()?.get(rg)?.get(col)?;
+    let pages = metadata.offset_index()?.get(rg)?.get(col)?.page_locations();
+    if matches!(index, ColumnIndexMetaData::NONE) || pages.is_empty() {
+        return None;
+    }
+    let first_row = |page: usize| usize::try_from(pages[page].first_row_index).ok();
+    let mut out: Vec<Range<usize>> = Vec::new();
+    for page in 0..pages.len() {
+        let start = first_row(page)?;
+        let end = if page + 1 < pages.len() { first_row(page + 1)? } else { num_rows };
+        if start > end || end > num_rows {
+            return None;
+        }
+        if !keep(index, page) {
+            continue;
+        }
+        match out.last_mut() {
+            Some(last) if last.end == start => last.end = end,
+            _ => out.push(start..end),
+        }
+    }
+    Some(out)
+}
+
+/// The intersection of two lists of sorted disjoint ranges.
+fn intersect(a: &[Range<usize>], b: &[Range<usize>]) -> Vec<Range<usize>> {
+    let (mut i, mut j, mut out) = (0, 0, Vec::new());
+    while i < a.len() && j < b.len() {
+        let (lo, hi) = (a[i].start.max(b[j].start), a[i].end.min(b[j].end));
+        if lo < hi {
+            out.push(lo..hi);
+        }
+        if a[i].end < b[j].end {
+            i += 1;
+        } else {
+            j += 1;
+        }
+    }
+    out
+}
+
+/// What [`read_file`] read of one file.
+#[derive(Debug, Default)]
+pub(crate) struct FileRead {
+    /// Row groups in the file.
+    pub(crate) row_groups_total: usize,
+    /// Row groups kept by their statistics.
+    pub(crate) row_groups_read: usize,
+    /// Rows in the row groups kept.
+    pub(crate) rows_total: usize,
+    /// Rows on the pages kept by the page index (decoded).
+    pub(crate) rows_read: usize,
+    pub(crate) batches: Vec<RecordBatch>,
+}
+
+/// Reads `columns` (every column if empty) of one Parquet file: with
+/// `prune`, only the row groups whose statistics, and within them the rows
+/// of the pages whose page-index entries, can hold the wanted rows (pages of
+/// other rows are neither fetched nor decoded).
 pub(crate) async fn read_file(
     store: &ObjectStoreRef,
     url: &Url,
     path: &Path,
     size: u64,
     columns: &[&str],
-    keep: impl Fn(&RowGroupMetaData) -> bool,
-) -> Result<(usize, usize, Vec<RecordBatch>)> {
+    prune: Option<Prune<'_>>,
+) -> Result<FileRead> {
     let err = |e: String| Error::delta(url, "reading a data file", DeltaTableError::Generic(format!("{path}: {e}")));
     let reader = StoreReader { store: store.clone(), path: path.clone(), size };
-    let builder = ParquetRecordBatchStreamBuilder::new(reader).await.map_err(|e| err(e.to_string()))?;
+    let policy = if prune.is_some() { PageIndexPolicy::Optional } else { PageIndexPolicy::Skip };
+    let options = ArrowReaderOptions::new().with_page_index_policy(policy);
+    let builder =
+        ParquetRecordBatchStreamBuilder::new_with_options(reader, options).await.map_err(|e| err(e.to_string()))?;
     let metadata = builder.metadata().clone();
-    let groups: Vec<usize> = (0..metadata.num_row_groups()).filter(|&i| keep(metadata.row_group(i))).collect();
-    let total = metadata.num_row_groups();
-    if groups.is_empty() {
-        return Ok((total, 0, Vec::new()));
+    let groups: Vec<usize> = (0..metadata.num_row_groups())
+        .filter(|&i| prune.is_none_or(|p| p.keeps_row_group(metadata.row_group(i))))
+        .collect();
+    let mut out = FileRead { row_groups_total: metadata.num_row_groups(), ..FileRead::default() };
+    let mut selectors = Vec::new();
+    for &rg in &groups {
+        let num_rows = usize::try_from(metadata.row_group(rg).num_rows()).unwrap_or(0);
+        out.rows_total += num_rows;
+        let ranges =
+            prune.map_or_else(|| std::iter::once(0..num_rows).collect(), |p| p.page_rows(&metadata, rg, num_rows));
+        let mut at = 0;
+        for r in ranges {
+            selectors.push(RowSelector::skip(r.start - at));
+            selectors.push(RowSelector::select(r.len()));
+            out.rows_read += r.len();
+            at = r.end;
+        }
+        selectors.push(RowSelector::skip(num_rows - at));
     }
+    if out.rows_read == 0 {
+        return Ok(out);
+    }
+    out.row_groups_read = groups.len();
     let schema = builder.parquet_schema();
     let mask = if columns.is_empty() {
         ProjectionMask::all()
@@ -284,16 +429,17 @@ pub(crate) async fn read_file(
             .collect();
         ProjectionMask::leaves(schema, wanted)
     };
-    let read = groups.len();
-    let batches = builder
-        .with_row_groups(groups)
-        .with_projection(mask)
+    let mut builder = builder.with_row_groups(groups).with_projection(mask);
+    if out.rows_read < out.rows_total {
+        builder = builder.with_row_selection(RowSelection::from(selectors));
+    }
+    out.batches = builder
         .build()
         .map_err(|e| err(e.to_string()))?
         .try_collect::<Vec<_>>()
         .await
         .map_err(|e| err(e.to_string()))?;
-    Ok((total, read, batches))
+    Ok(out)
 }
 
 /// The index of a top-level column in a Parquet file.
@@ -335,19 +481,17 @@ pub(crate) async fn select_samples(
     let mut reads = futures::stream::iter(candidates.into_iter().map(|(path, size)| {
         let (store, metric) = (store.clone(), metric.clone());
         async move {
-            read_file(&store, url, &path, size, &columns, |rg| {
-                Bounds::of_row_group(rg, column_index(rg, COL_METRIC_NAME), column_index(rg, COL_TIMESTAMP))
-                    .overlaps(selection, metric.as_deref())
-            })
-            .await
+            read_file(&store, url, &path, size, &columns, Some(Prune { selection, metric: metric.as_deref() })).await
         }
     }))
     .buffer_unordered(CONCURRENT_FILES);
     let mut out: HashMap<u64, Vec<Sample>> = HashMap::new();
-    while let Some((total, read, batches)) = reads.try_next().await? {
-        stats.row_groups_total += total;
-        stats.row_groups_read += read;
-        for batch in &batches {
+    while let Some(read) = reads.try_next().await? {
+        stats.row_groups_total += read.row_groups_total;
+        stats.row_groups_read += read.row_groups_read;
+        stats.rows_total += read.rows_total;
+        stats.rows_read += read.rows_read;
+        for batch in &read.batches {
             stats.table_samples += collect_samples(url, batch, selection, wanted, &mut out)?;
         }
     }
@@ -377,14 +521,34 @@ pub(crate) fn collect_samples(
         .and_then(|c| c.as_primitive_opt::<Float64Type>())
         .ok_or_else(|| bad("no float64 value column"))?;
     let histograms = batch.column_by_name(COL_HISTOGRAM).and_then(|c| c.as_binary_opt::<i32>());
+    // Rows come in runs of one series (files are sorted by series): each
+    // run's membership is looked up once, its samples added at once.
     let mut n = 0;
+    let mut run: Option<(i64, bool)> = None;
+    let mut samples: Vec<Sample> = Vec::new();
+    let mut flush = |raw: i64, samples: &mut Vec<Sample>| {
+        if !samples.is_empty() {
+            out.entry(series_id_from_i64(raw)).or_default().append(samples);
+        }
+    };
     for row in 0..batch.num_rows() {
-        let t = ts.value(row);
-        if t < selection.start_ms || t > selection.end_ms {
+        let raw = ids.value(row);
+        let wanted_run = match run {
+            Some((id, wanted_run)) if id == raw => wanted_run,
+            _ => {
+                if let Some((id, _)) = run {
+                    flush(id, &mut samples);
+                }
+                let w = wanted.contains_key(&series_id_from_i64(raw));
+                run = Some((raw, w));
+                w
+            }
+        };
+        if !wanted_run {
             continue;
         }
-        let id = series_id_from_i64(ids.value(row));
-        if !wanted.contains_key(&id) {
+        let t = ts.value(row);
+        if t < selection.start_ms || t > selection.end_ms {
             continue;
         }
         let value = match histograms {
@@ -392,8 +556,11 @@ pub(crate) fn collect_samples(
             _ if values.is_valid(row) => SampleValue::Float(values.value(row)),
             _ => continue,
         };
-        out.entry(id).or_default().push(Sample { timestamp_ms: t, value });
+        samples.push(Sample { timestamp_ms: t, value });
         n += 1;
+    }
+    if let Some((id, _)) = run {
+        flush(id, &mut samples);
     }
     Ok(n)
 }
@@ -429,10 +596,9 @@ mod tests {
         Selection { matchers: vec![m], start_ms, end_ms }
     }
 
-    #[tokio::test]
-    async fn row_groups_outside_the_selection_are_not_decoded() {
-        // Two metrics × 1,000 samples, 250 rows per row group: a's row
-        // groups hold 0–249 s, 250–499 s, … then b's the same.
+    /// Writes metrics `a` and `b`, 1,000 samples each of series 7 at 0, 1,
+    /// …, 999 s, sorted as the tables' files are, with `props`.
+    fn two_metrics_file(props: WriterProperties) -> (tempfile::TempDir, ObjectStoreRef, Path, u64) {
         let mut rows: Vec<SampleRow> = ["a", "b"]
             .iter()
             .flat_map(|m| {
@@ -451,43 +617,104 @@ mod tests {
         let batch = batch.project(&[0, 1, 2, 3, 4, 5]).unwrap(); // without `day`, as in the table's files
         let dir = tempfile::tempdir().unwrap();
         let file = std::fs::File::create(dir.path().join("f.parquet")).unwrap();
-        let props: WriterProperties =
-            samples_writer_properties().into_builder().set_max_row_group_row_count(Some(250)).build();
         let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(props)).unwrap();
         writer.write(&batch).unwrap();
         writer.close().unwrap();
         let size = std::fs::metadata(dir.path().join("f.parquet")).unwrap().len();
         let store: ObjectStoreRef = Arc::new(LocalFileSystem::new_with_prefix(dir.path()).unwrap());
-        let url = Url::parse("file:///test/").unwrap();
-        let path = Path::from("f.parquet");
-        let wanted: HashMap<u64, Labels> = HashMap::from([(7, Arc::from(vec![]))]);
+        (dir, store, Path::from("f.parquet"), size)
+    }
 
-        for (sel, expected_groups, expected_rows) in [
-            (selection("a", 300_000, 400_000), 1, 101),
-            (selection("a", 240_000, 260_000), 2, 21),
-            (selection("b", 0, 999_000), 4, 1_000),
-            (selection("c", 0, 999_000), 0, 0),
-            (selection("a", 2_000_000, 3_000_000), 0, 0),
-        ] {
-            let metric = sel.metric_name().map(str::to_owned);
-            let (total, read, batches) =
-                read_file(&store, &url, &path, size, &[COL_SERIES_ID, COL_TIMESTAMP, COL_VALUE], |rg| {
-                    Bounds::of_row_group(rg, column_index(rg, COL_METRIC_NAME), column_index(rg, COL_TIMESTAMP))
-                        .overlaps(&sel, metric.as_deref())
-                })
-                .await
-                .unwrap();
-            assert_eq!((total, read), (8, expected_groups), "{sel:?}");
-            // The kept row groups hold the rows asked for (and the rest of their rows).
-            let mut out = HashMap::new();
-            let mut n = 0;
-            for b in &batches {
-                n += collect_samples(&url, b, &sel, &wanted, &mut out).unwrap();
-            }
-            // Both metrics share series 7 here, so only a pruned read
-            // keeps b's rows out: a's selection counts only a's rows.
-            assert_eq!(n, expected_rows, "{sel:?}");
+    /// Reads the selection from the file; returns what was read and the
+    /// timestamps (s) of the samples collected.
+    async fn read(store: &ObjectStoreRef, path: &Path, size: u64, sel: &Selection) -> (FileRead, Vec<i64>) {
+        let url = Url::parse("file:///test/").unwrap();
+        let wanted: HashMap<u64, Labels> = HashMap::from([(7, Arc::from(vec![]))]);
+        let prune = Prune { selection: sel, metric: sel.metric_name() };
+        let read =
+            read_file(store, &url, path, size, &[COL_SERIES_ID, COL_TIMESTAMP, COL_VALUE], Some(prune)).await.unwrap();
+        let mut out = HashMap::new();
+        for b in &read.batches {
+            collect_samples(&url, b, sel, &wanted, &mut out).unwrap();
         }
+        let times = out.remove(&7).unwrap_or_default().iter().map(|s| s.timestamp_ms / 1_000).collect();
+        (read, times)
+    }
+
+    #[tokio::test]
+    async fn row_groups_outside_the_selection_are_not_decoded() {
+        // 250 rows per row group: a's row groups hold 0–249 s, 250–499 s,
+        // … then b's the same. Pages as large as the row groups, so only
+        // the row groups' statistics prune.
+        let props = samples_writer_properties()
+            .into_builder()
+            .set_max_row_group_row_count(Some(250))
+            .set_data_page_row_count_limit(1_000)
+            .build();
+        let (_dir, store, path, size) = two_metrics_file(props);
+        for (sel, expected_groups, expected) in [
+            (selection("a", 300_000, 400_000), 1, (300..=400).collect::<Vec<_>>()),
+            (selection("a", 240_000, 260_000), 2, (240..=260).collect()),
+            (selection("b", 0, 999_000), 4, (0..1_000).collect()),
+            (selection("c", 0, 999_000), 0, vec![]),
+            (selection("a", 2_000_000, 3_000_000), 0, vec![]),
+        ] {
+            let (read, times) = read(&store, &path, size, &sel).await;
+            assert_eq!((read.row_groups_total, read.row_groups_read), (8, expected_groups), "{sel:?}");
+            assert_eq!(read.rows_read, expected_groups * 250, "{sel:?}");
+            // Both metrics share series 7 here, so only a pruned read
+            // keeps b's rows out: a's selection gets only a's rows.
+            assert_eq!(times, expected, "{sel:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn pages_outside_the_selection_are_not_decoded() {
+        // One row group of 2,000 rows, pages of 100 rows (the row-count
+        // limit is checked per written mini-batch): a's pages hold 0–99 s,
+        // 100–199 s, …, then b's the same.
+        let props = samples_writer_properties()
+            .into_builder()
+            .set_data_page_row_count_limit(100)
+            .set_write_batch_size(100)
+            .build();
+        let (_dir, store, path, size) = two_metrics_file(props);
+        for (sel, expected_rows, expected) in [
+            // Within one page of a.
+            (selection("a", 310_000, 320_000), 100, (310..=320).collect::<Vec<_>>()),
+            // Across a page boundary.
+            (selection("a", 195_000, 205_000), 200, (195..=205).collect()),
+            // b's first pages: a's pages hold the same times but not b.
+            (selection("b", 0, 150_000), 200, (0..=150).collect()),
+            // Every page of b.
+            (selection("b", 0, 999_000), 1_000, (0..1_000).collect()),
+            // Outside every page's time range.
+            (selection("a", 2_000_000, 3_000_000), 0, vec![]),
+        ] {
+            let (read, times) = read(&store, &path, size, &sel).await;
+            assert_eq!(read.row_groups_total, 1, "{sel:?}");
+            assert_eq!(read.rows_total, if expected_rows > 0 { 2_000 } else { 0 }, "{sel:?}");
+            assert_eq!(read.rows_read, expected_rows, "{sel:?}");
+            assert_eq!(times, expected, "{sel:?}");
+        }
+        // Without a metric name, time alone prunes: both metrics' pages of
+        // 300–399 s.
+        let any = Selection {
+            matchers: vec![LabelMatcher::new("job", MatchOp::Equal, "x").unwrap()],
+            start_ms: 300_000,
+            end_ms: 350_000,
+        };
+        let (read, _) = read(&store, &path, size, &any).await;
+        assert_eq!(read.rows_read, 200);
+    }
+
+    #[test]
+    #[allow(clippy::single_range_in_vec_init)]
+    fn page_ranges_intersect() {
+        assert_eq!(intersect(&[0..10, 20..30], &[5..25]), vec![5..10, 20..25]);
+        assert_eq!(intersect(&[0..10], &[10..20]), Vec::<Range<usize>>::new());
+        assert_eq!(intersect(&[0..100], &[0..100]), vec![0..100]);
+        assert_eq!(intersect(&[0..5, 6..9], &[]), Vec::<Range<usize>>::new());
     }
 
     #[test]

@@ -51,7 +51,13 @@
 //! | **chosen**: + DELTA_BINARY_PACKED timestamp, BYTE_STREAM_SPLIT value | 312,584 | **2.60** |
 //! | chosen with zstd level 9 | 279,752 | 2.33 |
 //! | chosen, timestamps on exact 15 s steps (no jitter) | 226,190 | 1.88 |
+//! | chosen with pages of at most 8,192 rows (**current**) | 327,418 | **2.73** |
 //!
+//! Pages are capped at [`DATA_PAGE_ROWS`] rows (+5 % bytes against
+//! parquet's 20,000) so that a selection decodes only the pages its metric
+//! name (and, where a page holds one series' run, its time range) can be
+//! on: the page index (column and offset indexes, written with page-level
+//! statistics) lets [`crate::scan`] skip the rest without fetching them.
 //! Of the chosen file, `value` takes 67 % (210 KB: the random increments
 //! of the generated counters are incompressible), `timestamp` 28 % (88 KB:
 //! the jitter costs ≈ 6 bits per sample; with exact steps, as Prometheus's
@@ -181,12 +187,17 @@ static METADATA_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     ]))
 });
 
+/// Rows per data page at most in `samples` files: the page index prunes
+/// (and a selection decodes) in units of this many rows.
+const DATA_PAGE_ROWS: usize = 8192;
+
 /// Parquet settings of `samples` files; see the module doc for the reasons.
 pub(crate) fn samples_writer_properties() -> WriterProperties {
     let col = |name: &str| ColumnPath::from(name);
     WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
         .set_statistics_enabled(EnabledStatistics::Page)
+        .set_data_page_row_count_limit(DATA_PAGE_ROWS)
         .set_dictionary_enabled(false)
         .set_column_dictionary_enabled(col(COL_METRIC_NAME), true)
         .set_column_dictionary_enabled(col(COL_SERIES_ID), true)

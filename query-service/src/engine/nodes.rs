@@ -17,7 +17,8 @@
 //!
 //! Vector schemas are `labels` (Binary, [`super::labels`]), `ts` (Int64,
 //! the step's time) and `value` (Float64); the scan's `ts` is the sample's
-//! own time. Aggregations, binary operators and instant functions are plain
+//! own time, its `labels` dictionary-encoded (a series' labels once, an
+//! Int32 key per sample) and it adds the native histograms (`hist`). Aggregations, binary operators and instant functions are plain
 //! DataFusion operators over these columns (see [`super::planner`]).
 
 use std::collections::BTreeMap;
@@ -27,8 +28,11 @@ use std::sync::{Arc, LazyLock};
 
 use async_trait::async_trait;
 use common::seams::{LabelMatcher, MatchOp, SampleReader, SampleValue, Selection};
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, BinaryBuilder, Float64Builder, Int64Builder, RecordBatch};
-use datafusion::arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema, SchemaRef};
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, BinaryArray, BinaryBuilder, DictionaryArray, Float64Builder, Int32Builder, Int64Builder,
+    PrimitiveArray, RecordBatch,
+};
+use datafusion::arrow::datatypes::{DataType, Field, Float64Type, Int32Type, Int64Type, Schema, SchemaRef};
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{DFSchema, DFSchemaRef, DataFusionError, Result};
 use datafusion::execution::{SendableRecordBatchStream, SessionState, TaskContext};
@@ -80,13 +84,25 @@ pub static SCAN_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     ]))
 });
 
+/// The schema of the scan's output: [`SCAN_SCHEMA`] with the labels
+/// dictionary-encoded (each series' labels once, a key per sample).
+pub static SERIES_SCAN_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        Field::new(LABELS, DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Binary)), false),
+        Field::new(TS, DataType::Int64, false),
+        Field::new(VALUE, DataType::Float64, false),
+        Field::new(HIST, DataType::Binary, true),
+    ]))
+});
+
 /// The Arrow schema of a node's output.
 fn node_schema(kind: &NodeKind) -> SchemaRef {
     match kind {
         NodeKind::Steps { .. } => STEPS_SCHEMA.clone(),
-        NodeKind::SeriesScan { .. }
-        | NodeKind::InstantVector { histograms: true, .. }
-        | NodeKind::RangeFunction { histograms: true, .. } => SCAN_SCHEMA.clone(),
+        NodeKind::SeriesScan { .. } => SERIES_SCAN_SCHEMA.clone(),
+        NodeKind::InstantVector { histograms: true, .. } | NodeKind::RangeFunction { histograms: true, .. } => {
+            SCAN_SCHEMA.clone()
+        }
         _ => VECTOR_SCHEMA.clone(),
     }
 }
@@ -599,6 +615,8 @@ struct ScanMetrics {
     files_read: Count,
     row_groups_total: Count,
     row_groups_read: Count,
+    rows_total: Count,
+    rows_read: Count,
     table_samples: Count,
     head_samples: Count,
 }
@@ -615,6 +633,8 @@ impl ScanMetrics {
             files_read: counter("files_read"),
             row_groups_total: counter("row_groups_total"),
             row_groups_read: counter("row_groups_read"),
+            rows_total: counter("rows_total"),
+            rows_read: counter("rows_read"),
             table_samples: counter("table_samples"),
             head_samples: counter("head_samples"),
         })
@@ -626,6 +646,8 @@ impl ScanMetrics {
         self.files_read.add(stats.files_read);
         self.row_groups_total.add(stats.row_groups_total);
         self.row_groups_read.add(stats.row_groups_read);
+        self.rows_total.add(stats.rows_total);
+        self.rows_read.add(stats.rows_read);
         self.table_samples.add(stats.table_samples);
         self.head_samples.add(stats.head_samples);
     }
@@ -647,14 +669,16 @@ async fn scan(
     }
     let samples = selected.series.iter().map(|s| s.samples.len()).sum();
     ctx.budget.charge(selected.series.len(), samples).map_err(|e| DataFusionError::External(Box::new(e)))?;
-    let mut labels_b = BinaryBuilder::new();
-    let mut ts_b = Int64Builder::new();
-    let mut value_b = Float64Builder::new();
+    let mut series_b = BinaryBuilder::new();
+    let mut keys_b = Int32Builder::with_capacity(samples);
+    let mut ts_b = Int64Builder::with_capacity(samples);
+    let mut value_b = Float64Builder::with_capacity(samples);
     let mut hist_b = BinaryBuilder::new();
-    for s in &selected.series {
-        let encoded = labels::encode_shared(&s.labels);
+    for (key, s) in selected.series.iter().enumerate() {
+        series_b.append_value(labels::encode_shared(&s.labels));
+        let key = i32::try_from(key).map_err(|_| DataFusionError::Execution("too many series in one scan".into()))?;
         for sample in &s.samples {
-            labels_b.append_value(&encoded);
+            keys_b.append_value(key);
             ts_b.append_value(sample.timestamp_ms);
             match &sample.value {
                 SampleValue::Float(v) => {
@@ -674,13 +698,10 @@ async fn scan(
             }
         }
     }
-    let columns: Vec<ArrayRef> = vec![
-        Arc::new(labels_b.finish()),
-        Arc::new(ts_b.finish()),
-        Arc::new(value_b.finish()),
-        Arc::new(hist_b.finish()),
-    ];
-    Ok(RecordBatch::try_new(SCAN_SCHEMA.clone(), columns)?)
+    let labels = DictionaryArray::<Int32Type>::try_new(keys_b.finish(), Arc::new(series_b.finish()))?;
+    let columns: Vec<ArrayRef> =
+        vec![Arc::new(labels), Arc::new(ts_b.finish()), Arc::new(value_b.finish()), Arc::new(hist_b.finish())];
+    Ok(RecordBatch::try_new(SERIES_SCAN_SCHEMA.clone(), columns)?)
 }
 
 /// Whether a stored histogram is Prometheus's staleness marker.
@@ -710,25 +731,38 @@ async fn collect_series(input: Option<SendableRecordBatchStream>) -> Result<BTre
     let batches = datafusion::physical_plan::common::collect(input).await?;
     let mut out: BTreeMap<Vec<u8>, RawSeries> = BTreeMap::new();
     for b in &batches {
-        let l = b.column(0).as_binary::<i32>();
+        let l = LabelsColumn::of(b);
         let t = b.column(1).as_primitive::<Int64Type>();
         let v = b.column(2).as_primitive::<Float64Type>();
         // A scan's histogram column (a subquery's rows have none).
         let h = b.column_by_name(HIST).map(|c| c.as_binary::<i32>());
-        for i in 0..b.num_rows() {
-            let s = out.entry(l.value(i).to_vec()).or_insert_with(|| RawSeries {
-                ts: Vec::new(),
-                vs: Vec::new(),
-                hist: Vec::new(),
-            });
-            if let Some(h) = h.filter(|h| h.is_valid(i)) {
-                s.hist.resize(s.ts.len(), None);
-                s.hist.push(Some(bytes::Bytes::copy_from_slice(h.value(i))));
-            } else if !s.hist.is_empty() {
-                s.hist.push(None);
+        // Rows come in runs of one series: the series is looked up once
+        // per run.
+        let mut i = 0;
+        while i < b.num_rows() {
+            let key = l.value(i);
+            let end = (i + 1..b.num_rows()).find(|&j| !l.same(i, j)).unwrap_or(b.num_rows());
+            let s = match out.get_mut(key) {
+                Some(s) => s,
+                None => out.entry(key.to_vec()).or_insert_with(|| RawSeries {
+                    ts: Vec::new(),
+                    vs: Vec::new(),
+                    hist: Vec::new(),
+                }),
+            };
+            // Sample `j` of the run lands at `base + j - i`.
+            let base = s.ts.len();
+            for j in i..end {
+                if let Some(h) = h.filter(|h| h.is_valid(j)) {
+                    s.hist.resize(base + j - i, None);
+                    s.hist.push(Some(bytes::Bytes::copy_from_slice(h.value(j))));
+                } else if !s.hist.is_empty() {
+                    s.hist.push(None);
+                }
             }
-            s.ts.push(t.value(i));
-            s.vs.push(v.value(i));
+            s.ts.extend_from_slice(&t.values()[i..end]);
+            s.vs.extend_from_slice(&v.values()[i..end]);
+            i = end;
         }
     }
     for s in out.values_mut() {
@@ -972,12 +1006,46 @@ impl datafusion::execution::context::QueryPlanner for PromQueryPlanner {
 /// Reads a batch's rows: labels, time, value, and a scan's (or a root
 /// selector's) histogram encoding.
 pub fn rows_with_histograms(batch: &RecordBatch) -> impl Iterator<Item = (&[u8], i64, f64, Option<&[u8]>)> + '_ {
-    let l = batch.column(0).as_binary::<i32>();
+    let l = LabelsColumn::of(batch);
     let t = batch.column(1).as_primitive::<Int64Type>();
     let v = batch.column(2).as_primitive::<Float64Type>();
     let h = batch.column_by_name(HIST).map(|c| c.as_binary::<i32>());
     (0..batch.num_rows())
         .map(move |i| (l.value(i), t.value(i), v.value(i), h.filter(|h| h.is_valid(i)).map(|h| h.value(i))))
+}
+
+/// A batch's `labels` column: plain (vectors) or dictionary-encoded (the
+/// scan's).
+#[derive(Clone, Copy)]
+enum LabelsColumn<'a> {
+    Plain(&'a BinaryArray),
+    Dictionary(&'a PrimitiveArray<Int32Type>, &'a BinaryArray),
+}
+
+impl<'a> LabelsColumn<'a> {
+    fn of(batch: &'a RecordBatch) -> Self {
+        let column = batch.column(0);
+        match column.as_dictionary_opt::<Int32Type>() {
+            Some(d) => Self::Dictionary(d.keys(), d.values().as_binary::<i32>()),
+            None => Self::Plain(column.as_binary::<i32>()),
+        }
+    }
+
+    /// Row `i`'s label encoding.
+    fn value(self, i: usize) -> &'a [u8] {
+        match self {
+            Self::Plain(a) => a.value(i),
+            Self::Dictionary(keys, values) => values.value(usize::try_from(keys.value(i)).unwrap_or(0)),
+        }
+    }
+
+    /// Whether rows `i` and `j` have the same labels.
+    fn same(self, i: usize, j: usize) -> bool {
+        match self {
+            Self::Plain(a) => a.value(i) == a.value(j),
+            Self::Dictionary(keys, _) => keys.value(i) == keys.value(j),
+        }
+    }
 }
 
 /// Reads a `labels`/`ts`/`value` batch's float rows (a scan's histogram
