@@ -242,6 +242,7 @@ impl DeltaTableWriter {
                 .with_actions(actions)
                 .build(Some(snapshot), table.log_store(), operation)
                 .await;
+            self.table_changed(url);
             match committed {
                 Ok(_) => return Ok(true),
                 // Definitely not committed: another commit took the version.

@@ -287,6 +287,7 @@ impl DeltaTableWriter {
                 .with_actions(removes)
                 .build(Some(snapshot), table.log_store(), operation)
                 .await;
+            self.table_changed(&url);
             match committed {
                 Ok(_) => return Ok(files),
                 Err(e) if attempt < RETENTION_ATTEMPTS && matches!(e, DeltaTableError::Transaction { .. }) => {

@@ -237,6 +237,7 @@ impl DeltaTableWriter {
                 .with_actions(actions)
                 .build(Some(snapshot), table.log_store(), operation)
                 .await;
+            self.table_changed(url);
             match committed {
                 Ok(_) => return Ok(true),
                 Err(e) if attempt < COMMIT_ATTEMPTS && lost_commit_race(&e) => {

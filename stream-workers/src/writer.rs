@@ -195,6 +195,23 @@ const DEFAULT_CHECKPOINT_INTERVAL: u64 = 100;
 
 pub(crate) type TableSlot = Arc<tokio::sync::Mutex<Option<DeltaTable>>>;
 
+/// How long a reader's snapshot of a table is used without refreshing it
+/// when this process has not committed to the table since: the most a
+/// query lags behind commits made by other processes. Commits of this
+/// process (the ones that take rows out of its heads) make the next read
+/// refresh at once.
+const READ_REFRESH: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// A reader's snapshot of one table.
+#[derive(Debug, Default)]
+struct ReadSlot {
+    table: Option<DeltaTable>,
+    /// The table's commit generation (see [`DeltaTableWriter::table_changed`])
+    /// read before the last refresh.
+    generation: u64,
+    refreshed: Option<std::time::Instant>,
+}
+
 /// [`TableWriter`] over delta-rs, for every workspace of one lake.
 ///
 /// Keeps each table it has used loaded (its snapshot is refreshed
@@ -205,7 +222,9 @@ pub struct DeltaTableWriter {
     lake: LakeLocation,
     tables: StdMutex<HashMap<Url, TableSlot>>,
     /// Tables loaded by readers: a query never waits for a commit's lock.
-    read_tables: StdMutex<HashMap<Url, TableSlot>>,
+    read_tables: StdMutex<HashMap<Url, Arc<tokio::sync::Mutex<ReadSlot>>>>,
+    /// Per table, the commits this process has made or attempted.
+    generations: StdMutex<HashMap<Url, u64>>,
     /// The `series` table of each workspace read so far, in memory.
     series_indexes: StdMutex<HashMap<String, Arc<tokio::sync::Mutex<SeriesIndex>>>>,
     checkpoint_interval: u64,
@@ -218,6 +237,7 @@ impl DeltaTableWriter {
             lake,
             tables: StdMutex::new(HashMap::new()),
             read_tables: StdMutex::new(HashMap::new()),
+            generations: StdMutex::new(HashMap::new()),
             series_indexes: StdMutex::new(HashMap::new()),
             checkpoint_interval: DEFAULT_CHECKPOINT_INTERVAL,
         }
@@ -253,17 +273,40 @@ impl DeltaTableWriter {
         self.series_indexes.lock().unwrap_or_else(|p| p.into_inner()).remove(workspace_id);
     }
 
-    /// A reader's copy of a table's latest snapshot; `None` if there is no table.
+    /// Notes that this process committed (or tried to commit) to a table:
+    /// readers refresh their snapshot of it before their next read. Called
+    /// after every commit attempt, before the caller drops what the commit
+    /// holds from a head.
+    pub(crate) fn table_changed(&self, url: &Url) {
+        *self.generations.lock().unwrap_or_else(|p| p.into_inner()).entry(url.clone()).or_default() += 1;
+    }
+
+    fn generation(&self, url: &Url) -> u64 {
+        self.generations.lock().unwrap_or_else(|p| p.into_inner()).get(url).copied().unwrap_or(0)
+    }
+
+    /// A reader's copy of a table's latest snapshot; `None` if there is no
+    /// table. The snapshot is refreshed (a listing of the table's log) when
+    /// this process has committed to the table since the last refresh, or
+    /// [`READ_REFRESH`] after it.
     async fn read_snapshot(&self, url: &Url, kind: TableKind) -> Result<Option<DeltaTable>> {
         let slot = {
             let mut tables = self.read_tables.lock().unwrap_or_else(|p| p.into_inner());
             tables.entry(url.clone()).or_default().clone()
         };
         let mut guard = slot.lock().await;
-        if !self.load(&mut guard, url, kind, false).await? {
+        // Read before refreshing: a commit made meanwhile refreshes again.
+        let generation = self.generation(url);
+        let fresh = guard.generation == generation && guard.refreshed.is_some_and(|t| t.elapsed() < READ_REFRESH);
+        if guard.table.is_some() && fresh {
+            return Ok(guard.table.clone());
+        }
+        if !self.load(&mut guard.table, url, kind, false).await? {
             return Ok(None);
         }
-        Ok(guard.clone())
+        guard.generation = generation;
+        guard.refreshed = Some(std::time::Instant::now());
+        Ok(guard.table.clone())
     }
 
     /// Loads the table into `slot` (refreshing it if loaded), creating it when
@@ -403,8 +446,9 @@ impl DeltaTableWriter {
         let finalized = CommitBuilder::from(properties)
             .with_actions(staged.adds.into_iter().map(Action::Add).collect())
             .build(Some(snapshot), table.log_store(), operation)
-            .await
-            .map_err(|e| Error::delta(&url, "committing", e))?;
+            .await;
+        self.table_changed(&url);
+        let finalized = finalized.map_err(|e| Error::delta(&url, "committing", e))?;
         Ok(AppendOutcome::Committed { table_version: finalized.version() })
     }
 }
