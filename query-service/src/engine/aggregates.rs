@@ -9,17 +9,29 @@
 //! Partial states (when DataFusion splits an aggregation) merge by
 //! compensated addition of sums and Chan's formula for variances; a plan of
 //! one partition (the engine's) folds everything in one accumulator.
+//!
+//! `sum` and `avg` of native histograms ([`hist_udaf`]) fold the `hist`
+//! column beside the float aggregate of the same group: Prometheus's `Add`
+//! and its incremental histogram mean, the first incompatible pair (mixed
+//! exponential and custom buckets, different custom bounds) ending the
+//! group with the metric name for the warning. The planner's
+//! `PromAggregateResult` node turns the group's float value, histogram
+//! state and sample counts into the output row and Prometheus's
+//! annotations.
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, AsArray};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray};
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Float64Type};
+use datafusion::common::DataFusionError;
 use datafusion::common::{Result, ScalarValue};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::utils::format_state_name;
 use datafusion::logical_expr::{Accumulator, AggregateUDF, AggregateUDFImpl, Signature, Volatility};
 
 use super::functions::kahan_inc;
+use super::histogram::{FloatHistogram, Incompatible};
+use super::labels;
 
 /// Which aggregation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -224,6 +236,223 @@ impl PromAccumulator {
     }
 }
 
+/// Which aggregation of native histograms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HistAgg {
+    /// `sum`: Prometheus's `Add` of every histogram.
+    Sum,
+    /// `avg`: Prometheus's incremental mean.
+    Avg,
+}
+
+/// The aggregate function of `kind` over `(hist, labels)`: the group's
+/// native histograms (Binary, null for floats) and each row's series labels
+/// (for the metric name of an incompatibility warning). Its value is a
+/// [`HistState`] encoding (null when the group has no histogram).
+pub fn hist_udaf(kind: HistAgg) -> AggregateUDF {
+    AggregateUDF::new_from_impl(HistAggUdf {
+        kind,
+        signature: Signature::exact(vec![DataType::Binary, DataType::Binary], Volatility::Immutable),
+    })
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct HistAggUdf {
+    kind: HistAgg,
+    signature: Signature,
+}
+
+impl AggregateUDFImpl for HistAggUdf {
+    fn name(&self) -> &str {
+        match self.kind {
+            HistAgg::Sum => "prom_hist_sum",
+            HistAgg::Avg => "prom_hist_avg",
+        }
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Binary)
+    }
+
+    fn accumulator(&self, _acc_args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        Ok(Box::new(HistAccumulator { kind: self.kind, state: HistState::Empty }))
+    }
+
+    fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
+        Ok(vec![Arc::new(Field::new(format_state_name(args.name, "state"), DataType::Binary, true))])
+    }
+}
+
+/// A group's histogram aggregation so far.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HistState {
+    /// No histogram yet.
+    Empty,
+    /// The sum or mean of `count` histograms.
+    Value {
+        /// Histograms folded.
+        count: f64,
+        /// Their sum (`sum`) or mean (`avg`).
+        histogram: FloatHistogram,
+    },
+    /// Two histograms could not be combined: Prometheus drops the group and
+    /// warns with the metric name of the series that did not fit.
+    Incompatible(Incompatible, String),
+}
+
+impl HistState {
+    /// The Binary encoding (`None`: empty): a tag byte, then the count
+    /// (f64, little-endian) and the histogram's stream encoding, or the
+    /// incompatibility and the metric name.
+    pub fn encode(&self) -> Option<Vec<u8>> {
+        match self {
+            Self::Empty => None,
+            Self::Value { count, histogram } => {
+                let mut out = vec![1];
+                out.extend_from_slice(&count.to_le_bytes());
+                out.extend_from_slice(&histogram.encode());
+                Some(out)
+            }
+            Self::Incompatible(why, name) => {
+                let mut out = vec![2, u8::from(*why == Incompatible::Bounds)];
+                out.extend_from_slice(name.as_bytes());
+                Some(out)
+            }
+        }
+    }
+
+    /// Reads [`HistState::encode`]'s output.
+    ///
+    /// # Errors
+    /// A malformed encoding (a bug) or an invalid histogram.
+    pub fn decode(bytes: Option<&[u8]>) -> Result<Self> {
+        let bad = |why: &str| DataFusionError::Internal(format!("histogram aggregation state: {why}"));
+        match bytes {
+            None => Ok(Self::Empty),
+            Some([1, rest @ ..]) if rest.len() >= 8 => {
+                let (count, hist) = rest.split_at(8);
+                let count = f64::from_le_bytes(count.try_into().map_err(|_| bad("count"))?);
+                let histogram = FloatHistogram::decode(hist).map_err(|e| bad(&e))?;
+                Ok(Self::Value { count, histogram })
+            }
+            Some([2, why, name @ ..]) => {
+                let why = if *why == 1 { Incompatible::Bounds } else { Incompatible::Schema };
+                Ok(Self::Incompatible(why, String::from_utf8_lossy(name).into_owned()))
+            }
+            Some(_) => Err(bad("unknown tag")),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct HistAccumulator {
+    kind: HistAgg,
+    state: HistState,
+}
+
+impl HistAccumulator {
+    /// Folds one histogram of series `series` (its label encoding).
+    fn add(&mut self, h: FloatHistogram, series: &[u8]) {
+        let incompatible = |e: Incompatible| {
+            HistState::Incompatible(e, labels::get(series, labels::METRIC_NAME).unwrap_or_default().to_owned())
+        };
+        match &mut self.state {
+            HistState::Incompatible(..) => {}
+            HistState::Empty => self.state = HistState::Value { count: 1.0, histogram: h },
+            HistState::Value { count, histogram } => {
+                *count += 1.0;
+                let result = match self.kind {
+                    HistAgg::Sum => histogram.add(&h),
+                    HistAgg::Avg => {
+                        // mean += h / n − mean / n, as Prometheus does.
+                        let (mut left, mut right) = (h, histogram.clone());
+                        left.div(*count);
+                        right.div(*count);
+                        left.sub(&right).and_then(|()| histogram.add(&left))
+                    }
+                };
+                if let Err(e) = result {
+                    self.state = incompatible(e);
+                }
+            }
+        }
+    }
+
+    /// Merges another accumulator's state (DataFusion's partial
+    /// aggregation): sums add; means weigh by their counts.
+    fn merge(&mut self, other: HistState) {
+        match (&mut self.state, other) {
+            (HistState::Incompatible(..), _) | (_, HistState::Empty) => {}
+            (state @ HistState::Empty, other) | (state, other @ HistState::Incompatible(..)) => *state = other,
+            (HistState::Value { count, histogram }, HistState::Value { count: n, histogram: mut h }) => {
+                let total = *count + n;
+                let result = match self.kind {
+                    HistAgg::Sum => histogram.add(&h),
+                    HistAgg::Avg => {
+                        histogram.mul(*count / total);
+                        h.mul(n / total);
+                        histogram.add(&h)
+                    }
+                };
+                *count = total;
+                if let Err(e) = result {
+                    self.state = HistState::Incompatible(e, String::new());
+                }
+            }
+        }
+    }
+}
+
+impl Accumulator for HistAccumulator {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        let (hist, series) = (values[0].as_binary::<i32>(), values[1].as_binary::<i32>());
+        for i in 0..hist.len() {
+            if hist.is_null(i) || matches!(self.state, HistState::Incompatible(..)) {
+                continue;
+            }
+            let h = FloatHistogram::decode(hist.value(i)).map_err(DataFusionError::Execution)?;
+            self.add(h, series.value(i));
+        }
+        Ok(())
+    }
+
+    fn evaluate(&mut self) -> Result<ScalarValue> {
+        let mut state = self.state.clone();
+        if let HistState::Value { histogram, .. } = &mut state {
+            histogram.compact();
+        }
+        Ok(ScalarValue::Binary(state.encode()))
+    }
+
+    fn size(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + match &self.state {
+                HistState::Value { histogram, .. } => {
+                    (histogram.positive.len() + histogram.negative.len()) * 16 + histogram.custom_values.len() * 8
+                }
+                HistState::Incompatible(_, name) => name.len(),
+                HistState::Empty => 0,
+            }
+    }
+
+    fn state(&mut self) -> Result<Vec<ScalarValue>> {
+        Ok(vec![ScalarValue::Binary(self.state.encode())])
+    }
+
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
+        let states = states[0].as_binary::<i32>();
+        for i in 0..states.len() {
+            let other = HistState::decode((!states.is_null(i)).then(|| states.value(i)))?;
+            self.merge(other);
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -245,5 +474,83 @@ mod tests {
         assert!(fold(PromAgg::Avg, &[f64::INFINITY, f64::NEG_INFINITY]).is_nan());
         assert_eq!(fold(PromAgg::Stdvar, &[1.0, 2.0, 3.0, 4.0]), 1.25);
         assert!(fold(PromAgg::Stddev, &[f64::INFINITY, 1.0]).is_nan());
+    }
+
+    fn hist(schema: i32, count: f64, positive: Vec<(i32, f64)>, custom: Vec<f64>) -> FloatHistogram {
+        let mut h = FloatHistogram::decode(&schemas::stream::Histogram::default().encode_to_vec()).unwrap();
+        h.schema = schema;
+        h.count = count;
+        h.sum = count;
+        h.positive = positive;
+        h.custom_values = custom;
+        h
+    }
+
+    fn fold_hist(kind: HistAgg, hs: &[(&FloatHistogram, &str)]) -> HistState {
+        let mut a = HistAccumulator { kind, state: HistState::Empty };
+        for (h, name) in hs {
+            a.add((*h).clone(), &labels::encode(&[("__name__".to_owned(), (*name).to_owned())]));
+        }
+        a.state
+    }
+
+    use prost::Message;
+
+    #[test]
+    fn histograms_sum_and_average_as_prometheus() {
+        let a = hist(0, 4.0, vec![(0, 1.0), (1, 3.0)], vec![]);
+        let b = hist(1, 8.0, vec![(0, 2.0), (1, 2.0), (2, 4.0)], vec![]);
+        // b in schema 0: its bucket 0 ((2^-½, 1]) is bucket 0, its buckets
+        // 1 and 2 ((1, 2^½], (2^½, 2]) are bucket 1 ((1, 2]).
+        let HistState::Value { count, histogram } = fold_hist(HistAgg::Sum, &[(&a, "x"), (&b, "x")]) else {
+            panic!("no sum")
+        };
+        assert_eq!(count, 2.0);
+        assert_eq!((histogram.schema, histogram.count, histogram.sum), (0, 12.0, 12.0));
+        assert_eq!(histogram.positive, vec![(0, 3.0), (1, 9.0)]);
+        // Prometheus's incremental mean: a + (b/2 − a/2).
+        let HistState::Value { histogram: mean, .. } = fold_hist(HistAgg::Avg, &[(&a, "x"), (&b, "x")]) else {
+            panic!("no mean")
+        };
+        assert_eq!((mean.schema, mean.count), (0, 6.0));
+        assert_eq!(mean.positive, vec![(0, 1.5), (1, 4.5)]);
+    }
+
+    #[test]
+    fn incompatible_histograms_end_the_group_with_the_metric_name() {
+        let exp = hist(0, 1.0, vec![(0, 1.0)], vec![]);
+        let custom = hist(-53, 1.0, vec![(0, 1.0)], vec![0.1, 0.2]);
+        let other_bounds = hist(-53, 1.0, vec![(0, 1.0)], vec![0.5]);
+        assert_eq!(
+            fold_hist(HistAgg::Sum, &[(&exp, "a"), (&custom, "b"), (&exp, "c")]),
+            HistState::Incompatible(Incompatible::Schema, "b".into())
+        );
+        assert_eq!(
+            fold_hist(HistAgg::Avg, &[(&custom, "a"), (&other_bounds, "b")]),
+            HistState::Incompatible(Incompatible::Bounds, "b".into())
+        );
+    }
+
+    #[test]
+    fn states_round_trip_and_merge() {
+        let a = hist(0, 4.0, vec![(0, 1.0), (1, 3.0)], vec![]);
+        let states = [
+            HistState::Empty,
+            HistState::Value { count: 3.0, histogram: a.clone() },
+            HistState::Incompatible(Incompatible::Bounds, "m".into()),
+        ];
+        for s in states {
+            assert_eq!(HistState::decode(s.encode().as_deref()).unwrap(), s);
+        }
+        // Two partial means of 1 and 3 histograms merge into the mean of 4.
+        let mut one =
+            HistAccumulator { kind: HistAgg::Avg, state: HistState::Value { count: 1.0, histogram: a.clone() } };
+        let mut b = a.clone();
+        b.mul(5.0);
+        one.merge(HistState::Value { count: 3.0, histogram: b });
+        let HistState::Value { count, histogram } = one.state else { panic!() };
+        assert_eq!(count, 4.0);
+        assert_eq!(histogram.count, 4.0 * (1.0 + 15.0) / 4.0);
+        assert!(HistState::decode(Some(&[9, 9])).is_err());
     }
 }

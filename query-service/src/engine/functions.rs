@@ -378,7 +378,7 @@ fn extrapolation_factor(
 }
 
 /// Prometheus's texts of the histogram warnings.
-fn incompatible(e: Incompatible, name: &str) -> (bool, String) {
+pub(crate) fn incompatible(e: Incompatible, name: &str) -> (bool, String) {
     let text = match e {
         Incompatible::Schema => {
             "vector contains a mix of histograms with exponential and custom buckets schemas for metric name"

@@ -496,6 +496,14 @@ impl FloatHistogram {
         self.positive.iter_mut().chain(self.negative.iter_mut()).for_each(|(_, c)| *c *= f);
     }
 
+    /// Every count and the sum divided by `f` (Prometheus's `Div`).
+    pub fn div(&mut self, f: f64) {
+        self.count /= f;
+        self.sum /= f;
+        self.zero_count /= f;
+        self.positive.iter_mut().chain(self.negative.iter_mut()).for_each(|(_, c)| *c /= f);
+    }
+
     /// Without empty buckets (Prometheus's `Compact(0)`).
     pub fn compact(&mut self) {
         self.positive.retain(|(_, c)| *c != 0.0);

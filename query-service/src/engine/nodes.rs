@@ -100,9 +100,9 @@ fn node_schema(kind: &NodeKind) -> SchemaRef {
     match kind {
         NodeKind::Steps { .. } => STEPS_SCHEMA.clone(),
         NodeKind::SeriesScan { .. } => SERIES_SCAN_SCHEMA.clone(),
-        NodeKind::InstantVector { histograms: true, .. } | NodeKind::RangeFunction { histograms: true, .. } => {
-            SCAN_SCHEMA.clone()
-        }
+        NodeKind::AggregateResult { .. }
+        | NodeKind::InstantVector { histograms: true, .. }
+        | NodeKind::RangeFunction { histograms: true, .. } => SCAN_SCHEMA.clone(),
         _ => VECTOR_SCHEMA.clone(),
     }
 }
@@ -238,6 +238,35 @@ pub enum NodeKind {
         /// The function.
         function: VecFn,
     },
+    /// The rows of an aggregation over a vector with native histograms:
+    /// its input is DataFusion's aggregate by (`labels`, `ts`) with
+    /// `value` (the floats' aggregate), `hist` (the histograms', a
+    /// [`super::aggregates::HistState`]) and the group's float and
+    /// histogram sample counts ([`N_FLOATS`], [`N_HISTOGRAMS`]); it outputs
+    /// the group's float or histogram and Prometheus's annotations.
+    AggregateResult {
+        /// The aggregation.
+        op: AggOp,
+    },
+}
+
+/// The float sample count column of [`NodeKind::AggregateResult`]'s input.
+pub const N_FLOATS: &str = "n_floats";
+/// The histogram sample count column of [`NodeKind::AggregateResult`]'s input.
+pub const N_HISTOGRAMS: &str = "n_histograms";
+
+/// An aggregation over a vector that may hold native histograms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd)]
+pub enum AggOp {
+    /// `sum` (floats or histograms, never both).
+    Sum,
+    /// `avg` (floats or histograms, never both).
+    Avg,
+    /// `count`, `group` (every sample counts).
+    Count,
+    /// `min`, `max`, `stddev`, `stdvar`, `quantile` (histograms ignored),
+    /// named as in Prometheus's info.
+    FloatsOnly(&'static str),
 }
 
 /// The logical extension node of every [`NodeKind`].
@@ -298,6 +327,7 @@ impl UserDefinedLogicalNodeCore for PromNode {
             NodeKind::RangeFunction { .. } => "PromRangeFunction",
             NodeKind::Steps { .. } => "PromSteps",
             NodeKind::VectorFunction { .. } => "PromVectorFunction",
+            NodeKind::AggregateResult { .. } => "PromAggregateResult",
         }
     }
 
@@ -364,6 +394,7 @@ fn fmt_kind(kind: &NodeKind, f: &mut fmt::Formatter) -> fmt::Result {
                 grid.start_ms, grid.end_ms, grid.step_ms
             )
         }
+        NodeKind::AggregateResult { op } => write!(f, "PromAggregateResult: {op:?}"),
     }
 }
 
@@ -556,6 +587,11 @@ impl ExecutionPlan for PromExec {
                     let series = collect_series(input).await?;
                     range_function(&ctx, &series, grid, shift, range_ms, function, histograms)
                 }
+                NodeKind::AggregateResult { op } => {
+                    let Some(input) = input else { return Err(DataFusionError::Internal("node without input".into())) };
+                    let batches = datafusion::physical_plan::common::collect(input).await?;
+                    aggregate_result(&ctx, op, &batches)
+                }
                 NodeKind::VectorFunction { grid, function } => {
                     let Some(input) = input else { return Err(DataFusionError::Internal("node without input".into())) };
                     let batches = datafusion::physical_plan::common::collect(input).await?;
@@ -702,6 +738,67 @@ async fn scan(
     let columns: Vec<ArrayRef> =
         vec![Arc::new(labels), Arc::new(ts_b.finish()), Arc::new(value_b.finish()), Arc::new(hist_b.finish())];
     Ok(RecordBatch::try_new(SERIES_SCAN_SCHEMA.clone(), columns)?)
+}
+
+/// The output rows of [`NodeKind::AggregateResult`] and its annotations,
+/// as Prometheus's `aggregation` ends a step: a group with both floats and
+/// histograms has no `sum`/`avg`; one whose histograms could not be
+/// combined neither; `min`, `max`, `stddev`, `stdvar` and `quantile`
+/// ignore histograms (with an info) and give nothing for a group of
+/// histograms only.
+fn aggregate_result(ctx: &ReadContext, op: AggOp, batches: &[RecordBatch]) -> Result<RecordBatch> {
+    use super::aggregates::HistState;
+    let mut out = Output::with_histograms();
+    let count = |b: &RecordBatch, name: &str| -> Result<Vec<i64>> {
+        let c = b.column_by_name(name).ok_or_else(|| DataFusionError::Internal(format!("no {name} column")))?;
+        let c = datafusion::arrow::compute::cast(c, &DataType::Int64)?;
+        Ok(c.as_primitive::<Int64Type>().iter().map(|v| v.unwrap_or(0)).collect())
+    };
+    let (mut mixed, mut ignored) = (false, false);
+    for b in batches {
+        let (floats, hists) = (count(b, N_FLOATS)?, count(b, N_HISTOGRAMS)?);
+        let l = b.column(0).as_binary::<i32>();
+        let t = b.column(1).as_primitive::<Int64Type>();
+        let v = b.column(2).as_primitive::<Float64Type>();
+        let h = b.column_by_name(HIST).map(|c| c.as_binary::<i32>());
+        for i in 0..b.num_rows() {
+            let (labels, ts) = (l.value(i), t.value(i));
+            let value = if v.is_null(i) { f64::NAN } else { v.value(i) };
+            match op {
+                AggOp::Count => out.push(labels, ts, value),
+                AggOp::FloatsOnly(_) => {
+                    ignored |= hists[i] > 0;
+                    if floats[i] > 0 {
+                        out.push(labels, ts, value);
+                    }
+                }
+                AggOp::Sum | AggOp::Avg if floats[i] > 0 && hists[i] > 0 => mixed = true,
+                AggOp::Sum | AggOp::Avg if hists[i] > 0 => {
+                    let state = HistState::decode(h.filter(|h| h.is_valid(i)).map(|h| h.value(i)))?;
+                    match state {
+                        HistState::Value { histogram, .. } => out.push_hist(labels, ts, &histogram.encode()),
+                        HistState::Incompatible(why, name) => {
+                            let (_, note) = super::functions::incompatible(why, &name);
+                            ctx.warn(note);
+                        }
+                        HistState::Empty => {}
+                    }
+                }
+                AggOp::Sum | AggOp::Avg => {
+                    if floats[i] > 0 {
+                        out.push(labels, ts, value);
+                    }
+                }
+            }
+        }
+    }
+    if mixed {
+        ctx.warn("PromQL warning: encountered a mix of histograms and floats for aggregation".into());
+    }
+    if let (true, AggOp::FloatsOnly(name)) = (ignored, op) {
+        ctx.info(format!("PromQL info: ignored histogram in {name} aggregation"));
+    }
+    out.finish()
 }
 
 /// Whether a stored histogram is Prometheus's staleness marker.

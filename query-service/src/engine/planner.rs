@@ -38,7 +38,10 @@ use super::aggregates::PromAgg;
 use super::functions::RangeFn;
 use super::labels;
 use super::labels::NameDrop;
-use super::nodes::{Grid, LABELS, MatchOpSpec, MatcherSpec, NodeKind, PromNode, TS, TimeShift, VALUE};
+use super::nodes::{
+    AggOp, Grid, HIST, LABELS, MatchOpSpec, MatcherSpec, N_FLOATS, N_HISTOGRAMS, NodeKind, PromNode, TS, TimeShift,
+    VALUE,
+};
 use super::vector_fns::{DateFn, F64, Grouping, KAgg, VecFn};
 
 /// What an expression plans to.
@@ -86,6 +89,25 @@ pub fn plan(expr: &PExpr, settings: &PlanSettings) -> Result<Planned, QueryError
     }
     planner.plan(expr)
 }
+
+/// The grouping labels of an aggregation's rows: they keep a
+/// delayed-name-removal flag when they keep a metadata label
+/// (`sum by (__name__) (rate(x[5m]))`).
+fn group_labels(agg: &AggregateExpr) -> Expr {
+    match &agg.modifier {
+        None => labels_udf(LabelsOp::Keep(Vec::new())).call(vec![col(LABELS)]),
+        Some(LabelModifier::Include(l)) => labels_udf(LabelsOp::GroupBy(l.labels.clone())).call(vec![col(LABELS)]),
+        Some(LabelModifier::Exclude(l)) => {
+            let mut names = l.labels.clone();
+            names.push(labels::METRIC_NAME.to_owned());
+            labels_udf(LabelsOp::GroupWithout(names)).call(vec![col(LABELS)])
+        }
+    }
+}
+
+/// The column of a histogram aggregation's input holding each row's own
+/// series labels (for warnings naming its metric).
+const SERIES: &str = "series";
 
 /// A subquery's step when it names none (Prometheus's default evaluation
 /// interval).
@@ -316,8 +338,71 @@ impl Planner {
                 let arg = call.args.args.first()?;
                 matches!(strip_parens(arg), PExpr::MatrixSelector(_)).then(|| self.range_fn_with(arg, function, true))
             }
+            PExpr::Aggregate(agg)
+                if matches!(
+                    agg.op.to_string().as_str(),
+                    "sum" | "avg" | "count" | "group" | "min" | "max" | "stddev" | "stdvar"
+                ) =>
+            {
+                let input = self.histogram_source(&agg.expr)?;
+                Some(input.and_then(|p| self.histogram_aggregate(agg, p)))
+            }
             _ => None,
         }
+    }
+
+    /// `sum`, `avg`, `count`, `group`, `min`, `max`, `stddev` or `stdvar`
+    /// of a histogram source, as Prometheus aggregates vectors holding
+    /// native histograms: DataFusion's aggregate by (group, step) folds the
+    /// floats as [`Planner::aggregate`] does and the histograms with
+    /// [`super::aggregates::hist_udaf`], counting both; the
+    /// `PromAggregateResult` node makes the rows and annotations.
+    fn histogram_aggregate(&self, agg: &AggregateExpr, input: LogicalPlan) -> Result<LogicalPlan, QueryError> {
+        use super::aggregates::{HistAgg, hist_udaf};
+        use datafusion::logical_expr::ExprFunctionExt;
+        let op = agg.op.to_string();
+        let floats = col(HIST).is_null();
+        let prom = |kind| super::aggregates::udaf(kind).call(vec![col(VALUE)]).filter(floats.clone()).build();
+        let (value, result) = match op.as_str() {
+            "sum" => (prom(PromAgg::Sum), AggOp::Sum),
+            "avg" => (prom(PromAgg::Avg), AggOp::Avg),
+            "count" => (Ok(datafusion::logical_expr::cast(count(col(VALUE)), DataType::Float64)), AggOp::Count),
+            "group" => (Ok(max(lit(1.0))), AggOp::Count),
+            "min" => (min(col(VALUE)).filter(floats.clone()).build(), AggOp::FloatsOnly("min")),
+            // NaN only when every value is NaN (Arrow's max puts NaN on top).
+            "max" => {
+                use datafusion::functions::expr_fn::{coalesce, nullif};
+                let non_nan = max(nullif(col(VALUE), lit(f64::NAN))).filter(floats.clone()).build();
+                let any = max(col(VALUE)).filter(floats.clone()).build();
+                (non_nan.and_then(|a| any.map(|b| coalesce(vec![a, b]))), AggOp::FloatsOnly("max"))
+            }
+            "stddev" => (prom(PromAgg::Stddev), AggOp::FloatsOnly("stddev")),
+            "stdvar" => (prom(PromAgg::Stdvar), AggOp::FloatsOnly("stdvar")),
+            _ => return Err(unsupported(format!("aggregation {op} of native histograms"))),
+        };
+        let value = value.map_err(df)?;
+        let hist = match result {
+            AggOp::Sum => hist_udaf(HistAgg::Sum).call(vec![col(HIST), col(SERIES)]),
+            AggOp::Avg => hist_udaf(HistAgg::Avg).call(vec![col(HIST), col(SERIES)]),
+            _ => lit(ScalarValue::Binary(None)),
+        };
+        let n_floats = count(lit(1)).filter(floats).build().map_err(df)?;
+        let p = LogicalPlanBuilder::from(input)
+            .project(vec![group_labels(agg).alias(LABELS), col(TS), col(VALUE), col(HIST), col(LABELS).alias(SERIES)])
+            .and_then(|b| {
+                b.aggregate(
+                    vec![col(LABELS), col(TS)],
+                    vec![
+                        value.alias(VALUE),
+                        hist.alias(HIST),
+                        n_floats.alias(N_FLOATS),
+                        count(col(HIST)).alias(N_HISTOGRAMS),
+                    ],
+                )
+            })
+            .and_then(LogicalPlanBuilder::build)
+            .map_err(df)?;
+        PromNode::plan(NodeKind::AggregateResult { op: result }, Some(p)).map_err(df)
     }
 
     fn vector_fn_of(&self, input: LogicalPlan, f: VecFn) -> Result<Planned, QueryError> {
@@ -531,17 +616,7 @@ impl Planner {
         let Planned::Vector(input) = self.plan(&agg.expr)? else {
             return Err(QueryError::BadData(format!("{op} needs an instant vector")));
         };
-        // The groups' labels keep a delayed-name-removal flag when they
-        // keep a metadata label (`sum by (__name__) (rate(x[5m]))`).
-        let grouping = match &agg.modifier {
-            None => labels_udf(LabelsOp::Keep(Vec::new())).call(vec![col(LABELS)]),
-            Some(LabelModifier::Include(l)) => labels_udf(LabelsOp::GroupBy(l.labels.clone())).call(vec![col(LABELS)]),
-            Some(LabelModifier::Exclude(l)) => {
-                let mut names = l.labels.clone();
-                names.push(labels::METRIC_NAME.to_owned());
-                labels_udf(LabelsOp::GroupWithout(names)).call(vec![col(LABELS)])
-            }
-        };
+        let grouping = group_labels(agg);
         let vec_grouping = match &agg.modifier {
             None => Grouping::By(Vec::new()),
             Some(LabelModifier::Include(l)) => Grouping::By(l.labels.clone()),
