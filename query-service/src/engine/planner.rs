@@ -347,6 +347,28 @@ impl Planner {
                 let input = self.histogram_source(&agg.expr)?;
                 Some(input.and_then(|p| self.histogram_aggregate(agg, p)))
             }
+            // `topk`, `bottomk` and `quantile` with a constant parameter see
+            // the histograms to ignore them with Prometheus's info (their
+            // output has floats only).
+            PExpr::Aggregate(agg) if matches!(agg.op.to_string().as_str(), "topk" | "bottomk" | "quantile") => {
+                let op = match agg.op.to_string().as_str() {
+                    "topk" => KAgg::Topk,
+                    "bottomk" => KAgg::Bottomk,
+                    _ => KAgg::Quantile,
+                };
+                let Ok(Planned::Const(param)) = self.plan(agg.param.as_deref()?) else { return None };
+                let input = self.histogram_source(&agg.expr)?;
+                let grouping = match &agg.modifier {
+                    None => Grouping::By(Vec::new()),
+                    Some(LabelModifier::Include(l)) => Grouping::By(l.labels.clone()),
+                    Some(LabelModifier::Exclude(l)) => Grouping::Without(l.labels.clone()),
+                };
+                let f = VecFn::Aggregate { op, param: F64::new(param), grouping };
+                Some(input.and_then(|p| {
+                    let node = NodeKind::VectorFunction { grid: self.settings.grid, function: f };
+                    PromNode::plan(node, Some(p)).map_err(df)
+                }))
+            }
             _ => None,
         }
     }
@@ -387,6 +409,15 @@ impl Planner {
             _ => lit(ScalarValue::Binary(None)),
         };
         let n_floats = count(lit(1)).filter(floats).build().map_err(df)?;
+        // An input of floats only (`topk`'s) has no histogram column.
+        let input = if input.schema().has_column_with_unqualified_name(HIST) {
+            input
+        } else {
+            LogicalPlanBuilder::from(input)
+                .project(vec![col(LABELS), col(TS), col(VALUE), lit(ScalarValue::Binary(None)).alias(HIST)])
+                .and_then(LogicalPlanBuilder::build)
+                .map_err(df)?
+        };
         let p = LogicalPlanBuilder::from(input)
             .project(vec![group_labels(agg).alias(LABELS), col(TS), col(VALUE), col(HIST), col(LABELS).alias(SERIES)])
             .and_then(|b| {

@@ -337,6 +337,17 @@ impl VecFn {
                     }
                     v
                 }
+                // Prometheus's `topk`, `bottomk` and `quantile` skip
+                // histograms with an info.
+                VecFn::Aggregate { op: op @ (KAgg::Topk | KAgg::Bottomk | KAgg::Quantile), .. } => {
+                    let name = match op {
+                        KAgg::Topk => "topk",
+                        KAgg::Bottomk => "bottomk",
+                        _ => "quantile",
+                    };
+                    notes.infos.insert(format!("PromQL info: ignored histogram in {name} aggregation"));
+                    continue;
+                }
                 _ => continue,
             };
             out.push((labels::drop_name_as(&l, name_drop), t, v));
