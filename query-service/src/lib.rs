@@ -34,13 +34,14 @@
 //! selector, `sum`/`avg`/`count`/`group`/`min`/`max`/`stddev`/`stdvar`
 //! of a histogram source (histograms summed and averaged in DataFusion's
 //! aggregate, [`engine::aggregates`]), `topk`/`bottomk`/`quantile` of one
-//! (histograms ignored with Prometheus's info) — is planned with histogram
+//! (histograms ignored with Prometheus's info), `limitk`/`limit_ratio` of
+//! one (histograms kept) — is planned with histogram
 //! rows: returned when it is the whole query (`histogram`/`histograms` in
 //! the JSON), evaluated by `histogram_count`, `_sum`, `_avg`, `_quantile`,
 //! `_fraction`.
 //!
-//! Not built yet: histograms under other expressions (`limitk`,
-//! `limit_ratio`, `count_values`, arithmetic and comparisons, subqueries:
+//! Not built yet: histograms under other expressions (`count_values`, set
+//! operators, arithmetic and comparisons, subqueries:
 //! their histogram samples are left out), `histogram_stddev`/`_stdvar`, the other
 //! annotations and positions in their texts, `step()`/`range()` in
 //! duration expressions, exemplars. Delayed name removal is an engine

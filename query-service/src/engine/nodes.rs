@@ -21,7 +21,7 @@
 //! Int32 key per sample) and it adds the native histograms (`hist`). Aggregations, binary operators and instant functions are plain
 //! DataFusion operators over these columns (see [`super::planner`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::hash::Hash;
 use std::sync::{Arc, LazyLock};
@@ -101,6 +101,7 @@ fn node_schema(kind: &NodeKind) -> SchemaRef {
         NodeKind::Steps { .. } => STEPS_SCHEMA.clone(),
         NodeKind::SeriesScan { .. } => SERIES_SCAN_SCHEMA.clone(),
         NodeKind::AggregateResult { .. }
+        | NodeKind::VectorFunction { histograms: true, .. }
         | NodeKind::InstantVector { histograms: true, .. }
         | NodeKind::RangeFunction { histograms: true, .. } => SCAN_SCHEMA.clone(),
         _ => VECTOR_SCHEMA.clone(),
@@ -237,6 +238,9 @@ pub enum NodeKind {
         grid: Grid,
         /// The function.
         function: VecFn,
+        /// Its input's native histograms pass through as rows (with a
+        /// [`HIST`] column): `limitk`/`limit_ratio` of a histogram source.
+        histograms: bool,
     },
     /// The rows of an aggregation over a vector with native histograms:
     /// its input is DataFusion's aggregate by (`labels`, `ts`) with
@@ -387,7 +391,7 @@ fn fmt_kind(kind: &NodeKind, f: &mut fmt::Formatter) -> fmt::Result {
         NodeKind::Steps { grid } => {
             write!(f, "PromSteps: [{}..{} by {}]", grid.start_ms, grid.end_ms, grid.step_ms)
         }
-        NodeKind::VectorFunction { grid, function } => {
+        NodeKind::VectorFunction { grid, function, .. } => {
             write!(
                 f,
                 "PromVectorFunction: {function:?}, steps=[{}..{} by {}]",
@@ -592,22 +596,47 @@ impl ExecutionPlan for PromExec {
                     let batches = datafusion::physical_plan::common::collect(input).await?;
                     aggregate_result(&ctx, op, &batches)
                 }
-                NodeKind::VectorFunction { grid, function } => {
+                NodeKind::VectorFunction { grid, function, histograms } => {
                     let Some(input) = input else { return Err(DataFusionError::Internal("node without input".into())) };
                     let batches = datafusion::physical_plan::common::collect(input).await?;
-                    let in_rows: Vec<_> = batches
-                        .iter()
-                        .flat_map(|b| rows(b).map(|(l, t, v)| (l.to_vec(), t, v)).collect::<Vec<_>>())
-                        .collect();
+                    // Histograms passing through: rows (NaN) in their input
+                    // order, restored from this map at the end.
+                    let mut passing: HashMap<(Vec<u8>, i64), bytes::Bytes> = HashMap::new();
+                    let in_rows: Vec<_> = if histograms {
+                        batches
+                            .iter()
+                            .flat_map(|b| {
+                                rows_with_histograms(b)
+                                    .map(|(l, t, v, h)| {
+                                        if let Some(h) = h {
+                                            passing.insert((l.to_vec(), t), bytes::Bytes::copy_from_slice(h));
+                                        }
+                                        (l.to_vec(), t, v)
+                                    })
+                                    .collect::<Vec<_>>()
+                            })
+                            .collect()
+                    } else {
+                        batches
+                            .iter()
+                            .flat_map(|b| rows(b).map(|(l, t, v)| (l.to_vec(), t, v)).collect::<Vec<_>>())
+                            .collect()
+                    };
                     // Native histogram rows (an input planned with them).
-                    let in_hists: Vec<super::vector_fns::HistRow> = batches
-                        .iter()
-                        .flat_map(|b| {
-                            rows_with_histograms(b)
-                                .filter_map(|(l, t, _, h)| h.map(|h| (l.to_vec(), t, bytes::Bytes::copy_from_slice(h))))
-                                .collect::<Vec<_>>()
-                        })
-                        .collect();
+                    let in_hists: Vec<super::vector_fns::HistRow> = if histograms {
+                        Vec::new()
+                    } else {
+                        batches
+                            .iter()
+                            .flat_map(|b| {
+                                rows_with_histograms(b)
+                                    .filter_map(|(l, t, _, h)| {
+                                        h.map(|h| (l.to_vec(), t, bytes::Bytes::copy_from_slice(h)))
+                                    })
+                                    .collect::<Vec<_>>()
+                            })
+                            .collect()
+                    };
                     // A per-step parameter: a scalar plan's (ts, value) rows.
                     let params = match param {
                         Some(p) => {
@@ -630,9 +659,13 @@ impl ExecutionPlan for PromExec {
                         .map_err(DataFusionError::Execution)?;
                     notes.warnings.into_iter().for_each(|m| ctx.warn(m));
                     notes.infos.into_iter().for_each(|m| ctx.info(m));
-                    let mut out = Output::new();
-                    for (l, t, v) in &out_rows {
-                        out.push(l, *t, *v);
+                    let mut out = if histograms { Output::with_histograms() } else { Output::new() };
+                    for (l, t, v) in out_rows {
+                        let key = (l, t);
+                        match passing.remove(&key) {
+                            Some(h) => out.push_hist(&key.0, t, &h),
+                            None => out.push(&key.0, t, v),
+                        }
                     }
                     out.finish()
                 }

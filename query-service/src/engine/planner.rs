@@ -365,8 +365,35 @@ impl Planner {
                 };
                 let f = VecFn::Aggregate { op, param: F64::new(param), grouping };
                 Some(input.and_then(|p| {
-                    let node = NodeKind::VectorFunction { grid: self.settings.grid, function: f };
+                    let node = NodeKind::VectorFunction { grid: self.settings.grid, function: f, histograms: false };
                     PromNode::plan(node, Some(p)).map_err(df)
+                }))
+            }
+            // `limitk` and `limit_ratio` keep the histograms they select.
+            PExpr::Aggregate(agg) if matches!(agg.op.to_string().as_str(), "limitk" | "limit_ratio") => {
+                let op = if agg.op.to_string() == "limitk" { KAgg::Limitk } else { KAgg::LimitRatio };
+                let grouping = match &agg.modifier {
+                    None => Grouping::By(Vec::new()),
+                    Some(LabelModifier::Include(l)) => Grouping::By(l.labels.clone()),
+                    Some(LabelModifier::Exclude(l)) => Grouping::Without(l.labels.clone()),
+                };
+                let (param, per_step) = match self.plan(agg.param.as_deref()?) {
+                    Ok(Planned::Const(v)) => (v, None),
+                    Ok(p @ Planned::Scalar(_)) => (f64::NAN, Some(p)),
+                    _ => return None,
+                };
+                let input = self.histogram_source(&agg.expr)?;
+                let node = NodeKind::VectorFunction {
+                    grid: self.settings.grid,
+                    function: VecFn::Aggregate { op, param: F64::new(param), grouping },
+                    histograms: true,
+                };
+                Some(input.and_then(|p| {
+                    let mut inputs = vec![p];
+                    if let Some(s) = per_step {
+                        inputs.push(self.scalar_plan(s)?);
+                    }
+                    PromNode::plan_inputs(node, inputs).map_err(df)
                 }))
             }
             _ => None,
@@ -437,7 +464,7 @@ impl Planner {
     }
 
     fn vector_fn_of(&self, input: LogicalPlan, f: VecFn) -> Result<Planned, QueryError> {
-        let node = NodeKind::VectorFunction { grid: self.settings.grid, function: f };
+        let node = NodeKind::VectorFunction { grid: self.settings.grid, function: f, histograms: false };
         PromNode::plan(node, Some(input)).map(Planned::Vector).map_err(df)
     }
 
@@ -670,7 +697,7 @@ impl Planner {
                 // A parameter that varies per step: a second input.
                 p @ Planned::Scalar(_) => {
                     let f = VecFn::Aggregate { op: k_op, param: F64::new(f64::NAN), grouping: vec_grouping };
-                    let node = NodeKind::VectorFunction { grid: self.settings.grid, function: f };
+                    let node = NodeKind::VectorFunction { grid: self.settings.grid, function: f, histograms: false };
                     PromNode::plan_inputs(node, vec![input, self.scalar_plan(p)?]).map(Planned::Vector).map_err(df)
                 }
                 _ => Err(QueryError::BadData(format!("{op} needs a scalar parameter"))),
