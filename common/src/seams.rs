@@ -152,7 +152,8 @@ pub struct SelectStats {
     pub files_read: usize,
     /// Row groups in the files opened.
     pub row_groups_total: usize,
-    /// Row groups decoded (the rest were pruned by statistics).
+    /// Row groups decoded (the rest were pruned by their statistics or
+    /// their pages' page-index entries).
     pub row_groups_read: usize,
     /// Rows in the row groups decoded.
     pub rows_total: usize,

@@ -37,12 +37,15 @@
 //! (histograms ignored with Prometheus's info), `limitk`/`limit_ratio` of
 //! one (histograms kept) — is planned with histogram
 //! rows: returned when it is the whole query (`histogram`/`histograms` in
-//! the JSON), evaluated by `histogram_count`, `_sum`, `_avg`, `_quantile`,
-//! `_fraction`.
+//! the JSON), evaluated by `histogram_count`, `_sum`, `_avg`, `_stddev`,
+//! `_stdvar`, `_quantile`, `_fraction`. Under other expressions an
+//! aggregation of a histogram source still sees its histograms (counts
+//! them, drops mixed groups with the warning); the histogram rows it
+//! yields are left out there.
 //!
 //! Not built yet: histograms under other expressions (`count_values`, set
 //! operators, arithmetic and comparisons, subqueries:
-//! their histogram samples are left out), `histogram_stddev`/`_stdvar`, the other
+//! their histogram samples are left out), the other
 //! annotations and positions in their texts, `step()`/`range()` in
 //! duration expressions, exemplars. Delayed name removal is an engine
 //! option (`Engine::with_delayed_name_removal`), off by default as in

@@ -458,3 +458,66 @@ async fn a_request_dropped_by_its_client_stops_its_plan() {
     let _ = task.await;
     assert!(api.reader.dropped.load(Ordering::SeqCst), "the scan outlived its request");
 }
+
+/// A float series `m{k="f"}` (5) and a native histogram series `m{k="h"}`
+/// (count 4, sum 8: 1 in (0.5, 1], 3 in (1, 2]), a sample every 15 s.
+fn mixed_data() -> Vec<SelectedSeries> {
+    use prost::Message as _;
+    use schemas::stream::histogram::{Count, ZeroCount};
+    let h = schemas::stream::Histogram {
+        count: Some(Count::CountFloat(4.0)),
+        sum: 8.0,
+        schema: 0,
+        zero_count: Some(ZeroCount::ZeroCountFloat(0.0)),
+        positive_spans: vec![schemas::stream::BucketSpan { offset: 0, length: 2 }],
+        positive_counts: vec![1.0, 3.0],
+        ..Default::default()
+    };
+    let encoded = bytes::Bytes::from(h.encode_to_vec());
+    let hist = SelectedSeries {
+        labels: vec![("__name__".to_owned(), "m".to_owned()), ("k".to_owned(), "h".to_owned())].into(),
+        samples: (0..=120)
+            .map(|i| Sample { timestamp_ms: i * 15_000, value: SampleValue::Histogram(encoded.clone()) })
+            .collect(),
+    };
+    vec![series(&[("__name__", "m"), ("k", "f")], 15_000, |_| 5.0), hist]
+}
+
+#[tokio::test]
+async fn aggregations_over_native_histograms_answer_as_prometheus() {
+    let api = api_with(Reader { series: mixed_data(), ..Default::default() }, Limits::default()).await;
+    let query = |q: &str| format!("query?query={}&time=1800", enc(q));
+    let values = |body: &Value| -> Vec<Value> {
+        body["data"]["result"].as_array().unwrap().iter().map(|r| r["value"][1].clone()).collect()
+    };
+    // count and group take histograms, at the top and under other operators.
+    for q in ["count(m)", "count(m) > 0", "sort(count(m))", "count(m) * 1"] {
+        let (status, body) = api.get(&query(q)).await;
+        assert_eq!(status, StatusCode::OK, "{q}: {body}");
+        assert_eq!(values(&body), vec![json!("2")], "{q}: {body}");
+    }
+    // sum of floats and histograms: no result, Prometheus's warning.
+    for q in ["sum(m)", "sum(m) + 0"] {
+        let (_, body) = api.get(&query(q)).await;
+        assert_eq!(values(&body), Vec::<Value>::new(), "{q}: {body}");
+        assert_eq!(
+            body["warnings"],
+            json!(["PromQL warning: encountered a mix of histograms and floats for aggregation"]),
+            "{q}: {body}"
+        );
+    }
+    // max ignores the histogram with an info.
+    let (_, body) = api.get(&query("max(m)")).await;
+    assert_eq!(values(&body), vec![json!("5")], "{body}");
+    assert_eq!(body["infos"], json!(["PromQL info: ignored histogram in max aggregation"]), "{body}");
+    // sum of histograms is a histogram.
+    let (_, body) = api.get(&query(r#"sum(m{k="h"}) "#)).await;
+    let h = &body["data"]["result"][0]["histogram"][1];
+    assert_eq!((h["count"].clone(), h["sum"].clone()), (json!("4"), json!("8")), "{body}");
+    // histogram_stddev: buckets at their geometric means (√0.5, √2) around
+    // the mean 2: (1·(√0.5 − 2)² + 3·(√2 − 2)²) / 4.
+    let (_, body) = api.get(&query(r#"histogram_stdvar(m{k="h"})"#)).await;
+    let expected = ((0.5f64.sqrt() - 2.0).powi(2) + 3.0 * (2f64.sqrt() - 2.0).powi(2)) / 4.0;
+    let got: f64 = values(&body)[0].as_str().unwrap().parse().unwrap();
+    assert!((got - expected).abs() < 1e-12, "{got} vs {expected}: {body}");
+}

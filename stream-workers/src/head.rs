@@ -13,8 +13,11 @@
 //! labels), then loads the tables' snapshots, and merges by (series,
 //! timestamp): a row in both (committed meanwhile) is one sample. Rows
 //! leave a head only after the commits of both `samples` and `series` that
-//! hold them, so a row gone from the head when it is read was committed
-//! before, and the snapshots loaded afterwards hold it and its labels. A
+//! hold them, and after those commits bumped the tables' commit generation
+//! ([`crate::DeltaTableWriter`] refreshes a reader's snapshot when the
+//! generation moved), so a row gone from the head when it is read was
+//! committed before, and the snapshots the reader uses afterwards hold it
+//! and its labels. A
 //! head cleared without a commit (its worker stopped or starts over) lost
 //! only rows that are not acknowledged to be in the lake: the partition's
 //! next worker applies them again from the log. Hence a sample is visible

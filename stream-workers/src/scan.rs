@@ -325,7 +325,12 @@ fn pages_where(
 ) -> Option<Vec<Range<usize>>> {
     let index = metadata.column_index()?.get(rg)?.get(col)?;
     let pages = metadata.offset_index()?.get(rg)?.get(col)?.page_locations();
-    if matches!(index, ColumnIndexMetaData::NONE) || pages.is_empty() {
+    // A column index that does not match the offset index (a malformed
+    // file) is not used.
+    if matches!(index, ColumnIndexMetaData::NONE)
+        || pages.is_empty()
+        || usize::try_from(index.num_pages()).ok() != Some(pages.len())
+    {
         return None;
     }
     let first_row = |page: usize| usize::try_from(pages[page].first_row_index).ok();
@@ -369,9 +374,9 @@ fn intersect(a: &[Range<usize>], b: &[Range<usize>]) -> Vec<Range<usize>> {
 pub(crate) struct FileRead {
     /// Row groups in the file.
     pub(crate) row_groups_total: usize,
-    /// Row groups kept by their statistics.
+    /// Row groups decoded (kept by their statistics and with pages kept).
     pub(crate) row_groups_read: usize,
-    /// Rows in the row groups kept.
+    /// Rows in the row groups decoded.
     pub(crate) rows_total: usize,
     /// Rows on the pages kept by the page index (decoded).
     pub(crate) rows_read: usize,
@@ -401,12 +406,21 @@ pub(crate) async fn read_file(
         .filter(|&i| prune.is_none_or(|p| p.keeps_row_group(metadata.row_group(i))))
         .collect();
     let mut out = FileRead { row_groups_total: metadata.num_row_groups(), ..FileRead::default() };
-    let mut selectors = Vec::new();
-    for &rg in &groups {
+    // The pages of each row group to decode; a row group none of whose
+    // pages can hold wanted rows is not read at all.
+    let mut kept = Vec::new();
+    for rg in groups {
         let num_rows = usize::try_from(metadata.row_group(rg).num_rows()).unwrap_or(0);
-        out.rows_total += num_rows;
-        let ranges =
+        let ranges: Vec<Range<usize>> =
             prune.map_or_else(|| std::iter::once(0..num_rows).collect(), |p| p.page_rows(&metadata, rg, num_rows));
+        if !ranges.is_empty() {
+            kept.push((rg, num_rows, ranges));
+        }
+    }
+    let groups: Vec<usize> = kept.iter().map(|k| k.0).collect();
+    let mut selectors = Vec::new();
+    for (_, num_rows, ranges) in kept {
+        out.rows_total += num_rows;
         let mut at = 0;
         for r in ranges {
             selectors.push(RowSelector::skip(r.start - at));
@@ -706,6 +720,35 @@ mod tests {
         };
         let (read, _) = read(&store, &path, size, &any).await;
         assert_eq!(read.rows_read, 200);
+    }
+
+    #[tokio::test]
+    async fn page_selections_span_the_row_groups_kept() {
+        // Row groups of 300 rows, pages of 100: a 0–299 s, a 300–599 s,
+        // a 600–899 s, then a 900–999 s with b 0–199 s, and b's rest.
+        let props = samples_writer_properties()
+            .into_builder()
+            .set_max_row_group_row_count(Some(300))
+            .set_data_page_row_count_limit(100)
+            .set_write_batch_size(100)
+            .build();
+        let (_dir, store, path, size) = two_metrics_file(props);
+        // Time alone: a's page of 100–199 s (row group 0) and b's (row
+        // group 3): the selection skips the row groups and pages between.
+        let any = Selection {
+            matchers: vec![LabelMatcher::new("job", MatchOp::Equal, "x").unwrap()],
+            start_ms: 120_000,
+            end_ms: 150_000,
+        };
+        let (got, _) = read(&store, &path, size, &any).await;
+        assert_eq!((got.row_groups_total, got.row_groups_read), (7, 2));
+        assert_eq!((got.rows_total, got.rows_read), (600, 200));
+        // a at 500 s: row group 1's statistics and page hold it; row group
+        // 3's statistics (a–b, 0–999 s) do too, but none of its pages (a at
+        // 900–999 s, then b): it is not read at all.
+        let (got, times) = read(&store, &path, size, &selection("a", 450_000, 550_000)).await;
+        assert_eq!((got.row_groups_read, got.rows_total, got.rows_read), (1, 300, 200));
+        assert_eq!(times, (450..=550).collect::<Vec<_>>());
     }
 
     #[test]

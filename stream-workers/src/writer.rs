@@ -301,11 +301,12 @@ impl DeltaTableWriter {
         if guard.table.is_some() && fresh {
             return Ok(guard.table.clone());
         }
+        let started = std::time::Instant::now();
         if !self.load(&mut guard.table, url, kind, false).await? {
             return Ok(None);
         }
         guard.generation = generation;
-        guard.refreshed = Some(std::time::Instant::now());
+        guard.refreshed = Some(started);
         Ok(guard.table.clone())
     }
 
@@ -425,6 +426,9 @@ impl DeltaTableWriter {
         let found =
             current_version(table, &txn.app_id).await.map_err(|e| Error::delta(&url, "reading the transaction", e))?;
         if found == Some(txn.version) {
+            // Committed by an earlier attempt (maybe after a reader's last
+            // refresh): the caller drops the rows from its head next.
+            self.table_changed(&url);
             let table_version = table.version().unwrap_or(0);
             return Ok(AppendOutcome::AlreadyCommitted { table_version });
         }

@@ -377,6 +377,31 @@ impl FloatHistogram {
     }
 }
 
+impl FloatHistogram {
+    /// The estimated variance of the observations (Prometheus's
+    /// `histogramVariance`): each bucket's observations at its arithmetic
+    /// mean (custom buckets), zero (the zero bucket) or geometric mean
+    /// (exponential buckets), around `sum / count`, Kahan-summed.
+    pub fn variance(&self) -> f64 {
+        let mean = self.sum / self.count;
+        let (mut variance, mut c) = (0.0, 0.0);
+        for b in self.buckets() {
+            let val = if self.uses_custom_buckets() {
+                (b.upper + b.lower) / 2.0
+            } else if b.lower <= 0.0 && b.upper >= 0.0 {
+                0.0
+            } else if b.upper < 0.0 {
+                -(b.upper * b.lower).sqrt()
+            } else {
+                (b.upper * b.lower).sqrt()
+            };
+            let delta = val - mean;
+            (variance, c) = super::functions::kahan_inc(b.count * delta * delta, variance, c);
+        }
+        (variance + c) / self.count
+    }
+}
+
 /// Why two histograms cannot be added or subtracted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Incompatible {

@@ -328,8 +328,8 @@ impl Planner {
     }
 
     /// The plan of an expression whose native histograms PromLake evaluates
-    /// (a selector; a range function of a range selector), with histogram
-    /// rows; `None` for other expressions.
+    /// (a selector; a range function of a range selector; an aggregation of
+    /// one of these), with histogram rows; `None` for other expressions.
     fn histogram_source(&self, e: &PExpr) -> Option<Result<LogicalPlan, QueryError>> {
         match strip_parens(e) {
             PExpr::VectorSelector(vs) => Some(self.selector_with(vs, false, true)),
@@ -338,19 +338,24 @@ impl Planner {
                 let arg = call.args.args.first()?;
                 matches!(strip_parens(arg), PExpr::MatrixSelector(_)).then(|| self.range_fn_with(arg, function, true))
             }
-            PExpr::Aggregate(agg)
-                if matches!(
-                    agg.op.to_string().as_str(),
-                    "sum" | "avg" | "count" | "group" | "min" | "max" | "stddev" | "stdvar"
-                ) =>
-            {
+            PExpr::Aggregate(agg) => self.histogram_aggregation(agg),
+            _ => None,
+        }
+    }
+
+    /// An aggregation of a histogram source, planned with its histogram
+    /// rows (see [`Planner::histogram_source`]); `None` when its input is
+    /// no histogram source or the aggregation does not take histograms.
+    fn histogram_aggregation(&self, agg: &AggregateExpr) -> Option<Result<LogicalPlan, QueryError>> {
+        match agg.op.to_string().as_str() {
+            "sum" | "avg" | "count" | "group" | "min" | "max" | "stddev" | "stdvar" => {
                 let input = self.histogram_source(&agg.expr)?;
                 Some(input.and_then(|p| self.histogram_aggregate(agg, p)))
             }
             // `topk`, `bottomk` and `quantile` with a constant parameter see
             // the histograms to ignore them with Prometheus's info (their
             // output has floats only).
-            PExpr::Aggregate(agg) if matches!(agg.op.to_string().as_str(), "topk" | "bottomk" | "quantile") => {
+            "topk" | "bottomk" | "quantile" => {
                 let op = match agg.op.to_string().as_str() {
                     "topk" => KAgg::Topk,
                     "bottomk" => KAgg::Bottomk,
@@ -370,7 +375,7 @@ impl Planner {
                 }))
             }
             // `limitk` and `limit_ratio` keep the histograms they select.
-            PExpr::Aggregate(agg) if matches!(agg.op.to_string().as_str(), "limitk" | "limit_ratio") => {
+            "limitk" | "limit_ratio" => {
                 let op = if agg.op.to_string() == "limitk" { KAgg::Limitk } else { KAgg::LimitRatio };
                 let grouping = match &agg.modifier {
                     None => Grouping::By(Vec::new()),
@@ -560,6 +565,8 @@ impl Planner {
             }
             "histogram_count" => self.histogram_fn(name, &args[0], VecFn::HistogramCount),
             "histogram_sum" => self.histogram_fn(name, &args[0], VecFn::HistogramSum),
+            "histogram_stddev" => self.histogram_fn(name, &args[0], VecFn::HistogramStddev),
+            "histogram_stdvar" => self.histogram_fn(name, &args[0], VecFn::HistogramStdvar),
             "histogram_avg" => self.histogram_fn(name, &args[0], VecFn::HistogramAvg),
             "label_replace" => {
                 let f = VecFn::LabelReplace {
@@ -671,6 +678,22 @@ impl Planner {
 
     fn aggregate(&self, agg: &AggregateExpr) -> Result<Planned, QueryError> {
         let op = agg.op.to_string();
+        // Over a histogram source the aggregation sees the histograms as
+        // Prometheus's does (counts them, ignores them with an info, drops
+        // mixed groups); what follows takes floats only, so the histogram
+        // rows it yields are left out here.
+        if let Some(p) = self.histogram_aggregation(agg) {
+            let p = p?;
+            if !p.schema().has_column_with_unqualified_name(HIST) {
+                return Ok(Planned::Vector(p));
+            }
+            let floats = LogicalPlanBuilder::from(p)
+                .filter(col(HIST).is_null())
+                .and_then(|b| b.project(vec![col(LABELS), col(TS), col(VALUE)]))
+                .and_then(LogicalPlanBuilder::build)
+                .map_err(df)?;
+            return Ok(Planned::Vector(floats));
+        }
         let Planned::Vector(input) = self.plan(&agg.expr)? else {
             return Err(QueryError::BadData(format!("{op} needs an instant vector")));
         };

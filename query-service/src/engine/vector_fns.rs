@@ -153,6 +153,10 @@ pub enum VecFn {
     HistogramSum,
     /// `histogram_avg(v)` of native histograms.
     HistogramAvg,
+    /// `histogram_stddev(v)` of native histograms.
+    HistogramStddev,
+    /// `histogram_stdvar(v)` of native histograms.
+    HistogramStdvar,
     /// `label_replace(v, dst, replacement, src, regex)`.
     LabelReplace {
         /// Destination label.
@@ -317,6 +321,8 @@ impl VecFn {
                 VecFn::HistogramCount => h.count,
                 VecFn::HistogramSum => h.sum,
                 VecFn::HistogramAvg => h.sum / h.count,
+                VecFn::HistogramStddev => h.variance().sqrt(),
+                VecFn::HistogramStdvar => h.variance(),
                 VecFn::HistogramQuantile(q) => {
                     let (v, nan_result) = h.quantile(q.get());
                     if nan_result {
@@ -493,7 +499,11 @@ impl VecFn {
                 }
             }
             // Of native histograms only (`apply_histograms`).
-            VecFn::HistogramCount | VecFn::HistogramSum | VecFn::HistogramAvg => {}
+            VecFn::HistogramCount
+            | VecFn::HistogramSum
+            | VecFn::HistogramAvg
+            | VecFn::HistogramStddev
+            | VecFn::HistogramStdvar => {}
             VecFn::HistogramFraction(lower, upper) => {
                 for (key, (_, mut buckets)) in bucket_groups(rows, notes, name_drop) {
                     out.push((key, t, bucket_fraction(lower.get(), upper.get(), &mut buckets)));
