@@ -521,3 +521,27 @@ async fn aggregations_over_native_histograms_answer_as_prometheus() {
     let got: f64 = values(&body)[0].as_str().unwrap().parse().unwrap();
     assert!((got - expected).abs() < 1e-12, "{got} vs {expected}: {body}");
 }
+
+#[tokio::test]
+async fn min_and_max_skip_every_nan_whatever_its_bits() {
+    // Go's math.NaN() (as remote write carries it) and a negative NaN
+    // (x86's 0/0) beside 1 and 2; an all-NaN group gives NaN.
+    let go_nan = f64::from_bits(0x7ff8_0000_0000_0001);
+    let neg_nan = f64::from_bits(0xfff8_0000_0000_0000);
+    let reader = Reader {
+        series: vec![
+            series(&[("__name__", "v"), ("k", "a")], 15_000, move |_| go_nan),
+            series(&[("__name__", "v"), ("k", "b")], 15_000, |_| 1.0),
+            series(&[("__name__", "v"), ("k", "c")], 15_000, |_| 2.0),
+            series(&[("__name__", "v"), ("k", "d")], 15_000, move |_| neg_nan),
+            series(&[("__name__", "w")], 15_000, move |_| neg_nan),
+        ],
+        ..Default::default()
+    };
+    let api = api_with(reader, Limits::default()).await;
+    for (q, expected) in [("max(v)", "2"), ("min(v)", "1"), ("max(v) + 0", "2"), ("min(w)", "NaN"), ("max(w)", "NaN")] {
+        let (status, body) = api.get(&format!("query?query={}&time=1800", enc(q))).await;
+        assert_eq!(status, StatusCode::OK, "{q}: {body}");
+        assert_eq!(body["data"]["result"][0]["value"][1], json!(expected), "{q}: {body}");
+    }
+}

@@ -105,6 +105,26 @@ fn group_labels(agg: &AggregateExpr) -> Expr {
     }
 }
 
+/// `min` or `max` of the values as Prometheus takes them: NaN only when
+/// every value is NaN, whatever the NaN's bits (Arrow orders floats by
+/// their bits: a NaN with another payload or sign would not be skipped by
+/// comparing with `f64::NAN`); `rows` filters the rows aggregated.
+fn min_max(agg: fn(Expr) -> Expr, rows: Option<Expr>) -> datafusion::common::Result<Expr> {
+    use datafusion::functions::expr_fn::coalesce;
+    use datafusion::functions::math::expr_fn::isnan;
+    use datafusion::logical_expr::ExprFunctionExt;
+    let numbers = match &rows {
+        Some(r) => r.clone().and(!isnan(col(VALUE))),
+        None => !isnan(col(VALUE)),
+    };
+    let non_nan = agg(col(VALUE)).filter(numbers).build()?;
+    let any = match rows {
+        Some(r) => agg(col(VALUE)).filter(r).build()?,
+        None => agg(col(VALUE)),
+    };
+    Ok(coalesce(vec![non_nan, any]))
+}
+
 /// The column of a histogram aggregation's input holding each row's own
 /// series labels (for warnings naming its metric).
 const SERIES: &str = "series";
@@ -422,14 +442,8 @@ impl Planner {
             "avg" => (prom(PromAgg::Avg), AggOp::Avg),
             "count" => (Ok(datafusion::logical_expr::cast(count(col(VALUE)), DataType::Float64)), AggOp::Count),
             "group" => (Ok(max(lit(1.0))), AggOp::Count),
-            "min" => (min(col(VALUE)).filter(floats.clone()).build(), AggOp::FloatsOnly("min")),
-            // NaN only when every value is NaN (Arrow's max puts NaN on top).
-            "max" => {
-                use datafusion::functions::expr_fn::{coalesce, nullif};
-                let non_nan = max(nullif(col(VALUE), lit(f64::NAN))).filter(floats.clone()).build();
-                let any = max(col(VALUE)).filter(floats.clone()).build();
-                (non_nan.and_then(|a| any.map(|b| coalesce(vec![a, b]))), AggOp::FloatsOnly("max"))
-            }
+            "min" => (min_max(min, Some(floats.clone())), AggOp::FloatsOnly("min")),
+            "max" => (min_max(max, Some(floats.clone())), AggOp::FloatsOnly("max")),
             "stddev" => (prom(PromAgg::Stddev), AggOp::FloatsOnly("stddev")),
             "stdvar" => (prom(PromAgg::Stdvar), AggOp::FloatsOnly("stdvar")),
             _ => return Err(unsupported(format!("aggregation {op} of native histograms"))),
@@ -737,12 +751,8 @@ impl Planner {
         let value = match op.as_str() {
             "sum" => prom(PromAgg::Sum),
             "avg" => prom(PromAgg::Avg),
-            "min" => min(col(VALUE)),
-            // NaN only when every value is NaN (Arrow's max puts NaN on top).
-            "max" => datafusion::functions::expr_fn::coalesce(vec![
-                max(datafusion::functions::expr_fn::nullif(col(VALUE), lit(f64::NAN))),
-                max(col(VALUE)),
-            ]),
+            "min" => min_max(min, None).map_err(df)?,
+            "max" => min_max(max, None).map_err(df)?,
             "count" => datafusion::logical_expr::cast(count(col(VALUE)), DataType::Float64),
             "group" => max(lit(1.0)),
             "stddev" => prom(PromAgg::Stddev),
