@@ -650,3 +650,70 @@ impl TableWriter for MemoryTableWriter {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod read_refresh_tests {
+    use std::time::{Duration, Instant};
+
+    use common::seams::{LabelMatcher, MatchOp};
+
+    use super::*;
+    use crate::tables::{SampleRow, SeriesRow, samples_batch, series_batch};
+
+    const WS: &str = "ws-refresh";
+
+    /// Commits one sample of `m` at `t` (seconds) to `samples` and its
+    /// series to `series`, as log offset `version` of one partition.
+    async fn commit(w: &DeltaTableWriter, t: i64, version: u64) {
+        let labels: Arc<[(String, String)]> = vec![("__name__".to_owned(), "m".to_owned())].into();
+        let series = HashMap::from([(
+            7,
+            SeriesRow { series_id: 7, metric_name: "m".into(), labels, first_timestamp_ms: 0, last_timestamp_ms: t },
+        )]);
+        let sample = SampleRow {
+            metric_name: "m".into(),
+            series_id: 7,
+            timestamp_ms: t * 1_000,
+            value: Some(t as f64),
+            histogram: None,
+            stale: false,
+        };
+        let txn =
+            AppTransaction { app_id: "t/0".into(), version, expected_previous: (version > 1).then(|| version - 1) };
+        let batches = [
+            (TableKind::Samples, samples_batch(&[sample]).unwrap()),
+            (TableKind::Series, series_batch(&series).unwrap()),
+        ];
+        for (kind, batch) in batches {
+            w.append(WS, kind, vec![batch], &txn).await.unwrap();
+        }
+    }
+
+    async fn samples(w: &DeltaTableWriter) -> usize {
+        let m = LabelMatcher::new("__name__", MatchOp::Equal, "m").unwrap();
+        let got = w.select(WS, &Selection { matchers: vec![m], start_ms: 0, end_ms: i64::MAX }).await.unwrap();
+        got.series.values().map(|(_, s)| s.len()).sum()
+    }
+
+    #[tokio::test]
+    async fn a_reader_sees_this_process_commits_at_once_and_other_processes_within_the_refresh_interval() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = LakeLocation::from_path(dir.path()).unwrap();
+        let (here, other) = (DeltaTableWriter::new(lake.clone()), DeltaTableWriter::new(lake));
+        // No table yet: nothing, and the absence is not remembered.
+        assert_eq!(samples(&here).await, 0);
+        commit(&here, 1, 1).await;
+        assert_eq!(samples(&here).await, 1);
+        // This process's commit: seen by its next read, with no wait.
+        commit(&here, 2, 2).await;
+        assert_eq!(samples(&here).await, 2);
+        // Another process's commit (another writer on the same lake): seen
+        // once READ_REFRESH has passed since the last refresh.
+        commit(&other, 3, 3).await;
+        let deadline = Instant::now() + READ_REFRESH * 5;
+        while samples(&here).await < 3 {
+            assert!(Instant::now() < deadline, "another process's commit never became visible");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
