@@ -610,6 +610,12 @@ mod tests {
         Selection { matchers: vec![m], start_ms, end_ms }
     }
 
+    /// A selection of `[start_ms, end_ms]` naming no metric.
+    fn any_metric(start_ms: i64, end_ms: i64) -> Selection {
+        let m = LabelMatcher::new("job", MatchOp::Equal, "x").unwrap();
+        Selection { matchers: vec![m], start_ms, end_ms }
+    }
+
     /// Writes metrics `a` and `b`, 1,000 samples each of series 7 at 0, 1,
     /// …, 999 s, sorted as the tables' files are, with `props`.
     fn two_metrics_file(props: WriterProperties) -> (tempfile::TempDir, ObjectStoreRef, Path, u64) {
@@ -713,11 +719,7 @@ mod tests {
         }
         // Without a metric name, time alone prunes: both metrics' pages of
         // 300–399 s.
-        let any = Selection {
-            matchers: vec![LabelMatcher::new("job", MatchOp::Equal, "x").unwrap()],
-            start_ms: 300_000,
-            end_ms: 350_000,
-        };
+        let any = any_metric(300_000, 350_000);
         let (read, _) = read(&store, &path, size, &any).await;
         assert_eq!(read.rows_read, 200);
     }
@@ -735,11 +737,7 @@ mod tests {
         let (_dir, store, path, size) = two_metrics_file(props);
         // Time alone: a's page of 100–199 s (row group 0) and b's (row
         // group 3): the selection skips the row groups and pages between.
-        let any = Selection {
-            matchers: vec![LabelMatcher::new("job", MatchOp::Equal, "x").unwrap()],
-            start_ms: 120_000,
-            end_ms: 150_000,
-        };
+        let any = any_metric(120_000, 150_000);
         let (got, _) = read(&store, &path, size, &any).await;
         assert_eq!((got.row_groups_total, got.row_groups_read), (7, 2));
         assert_eq!((got.rows_total, got.rows_read), (600, 200));

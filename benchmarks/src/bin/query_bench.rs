@@ -480,29 +480,18 @@ fn parquet_files(dir: &std::path::Path) -> usize {
 /// triggered while loading) have stopped for 30 s.
 async fn wait_prometheus_settled(http: &reqwest::Client, target: &Target, timeout: Duration) -> anyhow::Result<()> {
     let started = Instant::now();
-    let mut last = f64::NAN;
-    let mut stable_since = Instant::now();
-    loop {
-        let text = metrics(http, target).await;
-        let compactions = sum_metric(&text, "prometheus_tsdb_compactions_total", "");
-        if compactions != last {
-            last = compactions;
-            stable_since = Instant::now();
-        }
-        if stable_since.elapsed() >= Duration::from_secs(30) {
-            println!(
-                "prometheus: {compactions} compactions, {} blocks loaded, {} series in the head; settled after {:.0} s",
-                sum_metric(&text, "prometheus_tsdb_blocks_loaded", ""),
-                sum_metric(&text, "prometheus_tsdb_head_series", ""),
-                started.elapsed().as_secs_f64()
-            );
-            return Ok(());
-        }
-        if started.elapsed() > timeout {
-            bail!("prometheus's compactions did not settle within {timeout:?}");
-        }
-        tokio::time::sleep(Duration::from_secs(5)).await;
-    }
+    let progress = |text: &str| sum_metric(text, "prometheus_tsdb_compactions_total", "");
+    let Ok(text) = wait_settled(http, target, timeout, progress, |_| None).await else {
+        bail!("prometheus's compactions did not settle within {timeout:?}");
+    };
+    println!(
+        "prometheus: {} compactions, {} blocks loaded, {} series in the head; settled after {:.0} s",
+        progress(&text),
+        sum_metric(&text, "prometheus_tsdb_blocks_loaded", ""),
+        sum_metric(&text, "prometheus_tsdb_head_series", ""),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
 }
 
 /// Makes VictoriaMetrics write what it buffers (`/internal/force_flush`:
@@ -524,34 +513,61 @@ async fn wait_victoriametrics_flushed(
     if !flush.status().is_success() {
         bail!("victoriametrics: /internal/force_flush answered {}", flush.status());
     }
+    let rows = |text: &str| -> f64 {
+        ["storage/inmemory", "storage/small", "storage/big"]
+            .iter()
+            .map(|t| sum_metric(text, "vm_rows", &format!("type=\"{t}\"")))
+            .sum()
+    };
+    let merges = |text: &str| sum_metric(text, "vm_merges_total", "");
+    // What keeps it busy: rows not stored yet, pending rows, running merges.
+    let busy = |text: &str| {
+        let (rows, pending) = (rows(text), sum_metric(text, "vm_pending_rows", "type=\"storage\""));
+        let active = sum_metric(text, "vm_active_merges", "");
+        (active > 0.0 || pending > 0.0 || rows < samples as f64)
+            .then(|| format!("{rows} of {samples} rows stored, {pending} pending, {active} merges running"))
+    };
+    let text = match wait_settled(http, target, timeout, merges, busy).await {
+        Ok(text) => text,
+        Err(last) => bail!("victoriametrics did not settle within {timeout:?} ({})", busy(&last).unwrap_or_default()),
+    };
+    println!(
+        "victoriametrics: {} rows in {} parts ({} in memory), {} merges; settled after {:.0} s",
+        rows(&text),
+        sum_metric(&text, "vm_parts", "type=\"storage/"),
+        sum_metric(&text, "vm_parts", "type=\"storage/inmemory\""),
+        merges(&text),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Polls `target`'s metrics every 5 s until `progress` (a counter of
+/// background work) has not moved and `busy` (why it is not done yet) has
+/// been `None` for 30 s; returns the last metrics text, as an error after
+/// `timeout`.
+async fn wait_settled(
+    http: &reqwest::Client,
+    target: &Target,
+    timeout: Duration,
+    progress: impl Fn(&str) -> f64,
+    busy: impl Fn(&str) -> Option<String>,
+) -> Result<String, String> {
+    let started = Instant::now();
     let mut last = f64::NAN;
     let mut stable_since = Instant::now();
     loop {
         let text = metrics(http, target).await;
-        let rows: f64 = ["storage/inmemory", "storage/small", "storage/big"]
-            .iter()
-            .map(|t| sum_metric(&text, "vm_rows", &format!("type=\"{t}\"")))
-            .sum();
-        let pending = sum_metric(&text, "vm_pending_rows", "type=\"storage\"");
-        let active = sum_metric(&text, "vm_active_merges", "");
-        let merges = sum_metric(&text, "vm_merges_total", "");
-        if merges != last || active > 0.0 || pending > 0.0 || rows < samples as f64 {
-            last = merges;
+        let now = progress(&text);
+        if now != last || busy(&text).is_some() {
+            last = now;
             stable_since = Instant::now();
         }
         if stable_since.elapsed() >= Duration::from_secs(30) {
-            println!(
-                "victoriametrics: {rows} rows in {} parts ({} in memory), {merges} merges; settled after {:.0} s",
-                sum_metric(&text, "vm_parts", "type=\"storage/"),
-                sum_metric(&text, "vm_parts", "type=\"storage/inmemory\""),
-                started.elapsed().as_secs_f64()
-            );
-            return Ok(());
+            return Ok(text);
         }
         if started.elapsed() > timeout {
-            bail!(
-                "victoriametrics did not settle within {timeout:?} ({rows} of {samples} rows stored, {pending} pending, {active} merges running)"
-            );
+            return Err(text);
         }
         tokio::time::sleep(Duration::from_secs(5)).await;
     }

@@ -105,6 +105,27 @@ fn group_labels(agg: &AggregateExpr) -> Expr {
     }
 }
 
+/// The grouping of an aggregation evaluated by the vector-function node.
+fn vec_grouping(agg: &AggregateExpr) -> Grouping {
+    match &agg.modifier {
+        None => Grouping::By(Vec::new()),
+        Some(LabelModifier::Include(l)) => Grouping::By(l.labels.clone()),
+        Some(LabelModifier::Exclude(l)) => Grouping::Without(l.labels.clone()),
+    }
+}
+
+/// The aggregations that keep or select members (`topk`, …, `quantile`).
+fn k_agg(op: &str) -> Option<KAgg> {
+    match op {
+        "topk" => Some(KAgg::Topk),
+        "bottomk" => Some(KAgg::Bottomk),
+        "limitk" => Some(KAgg::Limitk),
+        "limit_ratio" => Some(KAgg::LimitRatio),
+        "quantile" => Some(KAgg::Quantile),
+        _ => None,
+    }
+}
+
 /// `min` or `max` of the values as Prometheus takes them: NaN only when
 /// every value is NaN, whatever the NaN's bits (Arrow orders floats by
 /// their bits: a NaN with another payload or sign would not be skipped by
@@ -372,46 +393,23 @@ impl Planner {
                 let input = self.histogram_source(&agg.expr)?;
                 Some(input.and_then(|p| self.histogram_aggregate(agg, p)))
             }
-            // `topk`, `bottomk` and `quantile` with a constant parameter see
-            // the histograms to ignore them with Prometheus's info (their
-            // output has floats only).
-            "topk" | "bottomk" | "quantile" => {
-                let op = match agg.op.to_string().as_str() {
-                    "topk" => KAgg::Topk,
-                    "bottomk" => KAgg::Bottomk,
-                    _ => KAgg::Quantile,
-                };
-                let Ok(Planned::Const(param)) = self.plan(agg.param.as_deref()?) else { return None };
-                let input = self.histogram_source(&agg.expr)?;
-                let grouping = match &agg.modifier {
-                    None => Grouping::By(Vec::new()),
-                    Some(LabelModifier::Include(l)) => Grouping::By(l.labels.clone()),
-                    Some(LabelModifier::Exclude(l)) => Grouping::Without(l.labels.clone()),
-                };
-                let f = VecFn::Aggregate { op, param: F64::new(param), grouping };
-                Some(input.and_then(|p| {
-                    let node = NodeKind::VectorFunction { grid: self.settings.grid, function: f, histograms: false };
-                    PromNode::plan(node, Some(p)).map_err(df)
-                }))
-            }
-            // `limitk` and `limit_ratio` keep the histograms they select.
-            "limitk" | "limit_ratio" => {
-                let op = if agg.op.to_string() == "limitk" { KAgg::Limitk } else { KAgg::LimitRatio };
-                let grouping = match &agg.modifier {
-                    None => Grouping::By(Vec::new()),
-                    Some(LabelModifier::Include(l)) => Grouping::By(l.labels.clone()),
-                    Some(LabelModifier::Exclude(l)) => Grouping::Without(l.labels.clone()),
-                };
+            // `limitk` and `limit_ratio` keep the histograms they select;
+            // `topk`, `bottomk` and `quantile` (with a constant parameter
+            // here) see them to ignore them with Prometheus's info, their
+            // output holding floats only.
+            name @ ("topk" | "bottomk" | "quantile" | "limitk" | "limit_ratio") => {
+                let op = k_agg(name)?;
+                let keeps = matches!(op, KAgg::Limitk | KAgg::LimitRatio);
                 let (param, per_step) = match self.plan(agg.param.as_deref()?) {
                     Ok(Planned::Const(v)) => (v, None),
-                    Ok(p @ Planned::Scalar(_)) => (f64::NAN, Some(p)),
+                    Ok(p @ Planned::Scalar(_)) if keeps => (f64::NAN, Some(p)),
                     _ => return None,
                 };
                 let input = self.histogram_source(&agg.expr)?;
                 let node = NodeKind::VectorFunction {
                     grid: self.settings.grid,
-                    function: VecFn::Aggregate { op, param: F64::new(param), grouping },
-                    histograms: true,
+                    function: VecFn::Aggregate { op, param: F64::new(param), grouping: vec_grouping(agg) },
+                    histograms: keeps,
                 };
                 Some(input.and_then(|p| {
                     let mut inputs = vec![p];
@@ -712,20 +710,8 @@ impl Planner {
             return Err(QueryError::BadData(format!("{op} needs an instant vector")));
         };
         let grouping = group_labels(agg);
-        let vec_grouping = match &agg.modifier {
-            None => Grouping::By(Vec::new()),
-            Some(LabelModifier::Include(l)) => Grouping::By(l.labels.clone()),
-            Some(LabelModifier::Exclude(l)) => Grouping::Without(l.labels.clone()),
-        };
-        let k_op = match op.as_str() {
-            "topk" => Some(KAgg::Topk),
-            "bottomk" => Some(KAgg::Bottomk),
-            "limitk" => Some(KAgg::Limitk),
-            "limit_ratio" => Some(KAgg::LimitRatio),
-            "quantile" => Some(KAgg::Quantile),
-            _ => None,
-        };
-        if let Some(k_op) = k_op {
+        let vec_grouping = vec_grouping(agg);
+        if let Some(k_op) = k_agg(&op) {
             let param = agg.param.as_deref().ok_or_else(|| QueryError::BadData(format!("{op} needs a parameter")))?;
             return match self.plan(param)? {
                 Planned::Const(v) => {
