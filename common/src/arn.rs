@@ -16,6 +16,24 @@ impl ArnScheme {
         format!("arn:aws:aps:{}:{}:workspace/{workspace_id}", self.region, self.account_id)
     }
 
+    /// The resource type of an ARN of this deployment (`Workspace`,
+    /// `RuleGroupsNamespace`, …), `None` for another region's, account's or
+    /// service's ARN, or an unknown type.
+    pub fn resource_type(&self, arn: &str) -> Option<&'static str> {
+        let rest = arn.strip_prefix(&format!("arn:aws:aps:{}:{}:", self.region, self.account_id))?;
+        let (kind, id) = rest.split_once('/')?;
+        if id.is_empty() {
+            return None;
+        }
+        match kind {
+            "workspace" if id.contains('/') => None,
+            "workspace" => Some("Workspace"),
+            "rulegroupsnamespace" => Some("RuleGroupsNamespace"),
+            "scraper" => Some("Scraper"),
+            _ => None,
+        }
+    }
+
     /// The ARN prefix shared by every workspace of this deployment.
     pub fn workspace_prefix(&self) -> String {
         format!("arn:aws:aps:{}:{}:workspace/", self.region, self.account_id)

@@ -2,10 +2,17 @@
 //!
 //! [`Limits`] holds the defaults (from the config file's `[limits]` table,
 //! themselves defaulting to AMP's documented values); [`Overrides`] answers
-//! "what is this limit for this workspace", applying per-workspace overrides
-//! (from the config file now, from the control-plane API later). Overrides
-//! can be swapped at runtime without locking readers. Components never read
-//! limits from raw config: they call one accessor per limit.
+//! "what is this limit for this workspace", layering, field by field:
+//!
+//! 1. the value set through the control-plane API (a workspace's
+//!    configuration: `retentionPeriodInDays`, …), when set;
+//! 2. else the config file's override for the workspace
+//!    (`[limits.overrides."ws-…"]`), when set;
+//! 3. else the config file's default.
+//!
+//! Both sources can be swapped at runtime without locking readers.
+//! Components never read limits from raw config: they call one accessor per
+//! limit.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -91,6 +98,19 @@ impl IngestLimitsOverride {
             max_decompressed_bytes: self.max_decompressed_bytes.unwrap_or(base.max_decompressed_bytes),
         }
     }
+
+    fn or(&self, lower: &Self) -> Self {
+        Self {
+            ingestion_rate: self.ingestion_rate.or(lower.ingestion_rate),
+            ingestion_burst_size: self.ingestion_burst_size.or(lower.ingestion_burst_size),
+            max_label_names_per_series: self.max_label_names_per_series.or(lower.max_label_names_per_series),
+            max_label_name_length: self.max_label_name_length.or(lower.max_label_name_length),
+            max_label_value_length: self.max_label_value_length.or(lower.max_label_value_length),
+            creation_grace_period_seconds: self.creation_grace_period_seconds.or(lower.creation_grace_period_seconds),
+            max_request_body_bytes: self.max_request_body_bytes.or(lower.max_request_body_bytes),
+            max_decompressed_bytes: self.max_decompressed_bytes.or(lower.max_decompressed_bytes),
+        }
+    }
 }
 
 /// Limits of storage (the stream workers), with AMP's defaults.
@@ -130,6 +150,43 @@ impl StorageLimitsOverride {
                 .out_of_order_time_window_seconds
                 .unwrap_or(base.out_of_order_time_window_seconds),
         }
+    }
+
+    fn or(&self, lower: &Self) -> Self {
+        Self {
+            retention_period_days: self.retention_period_days.or(lower.retention_period_days),
+            out_of_order_time_window_seconds: self
+                .out_of_order_time_window_seconds
+                .or(lower.out_of_order_time_window_seconds),
+        }
+    }
+}
+
+/// Settings of rule evaluation, with AMP's defaults.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RulerLimits {
+    /// How far in the past rule queries evaluate, seconds (AMP's
+    /// `ruleQueryOffsetInSeconds`, Prometheus's `rule_query_offset`).
+    /// Default 0.
+    pub query_offset_seconds: u64,
+}
+
+/// Per-workspace overrides of [`RulerLimits`].
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RulerLimitsOverride {
+    /// See [`RulerLimits::query_offset_seconds`].
+    pub query_offset_seconds: Option<u64>,
+}
+
+impl RulerLimitsOverride {
+    fn apply(&self, base: &RulerLimits) -> RulerLimits {
+        RulerLimits { query_offset_seconds: self.query_offset_seconds.unwrap_or(base.query_offset_seconds) }
+    }
+
+    fn or(&self, lower: &Self) -> Self {
+        Self { query_offset_seconds: self.query_offset_seconds.or(lower.query_offset_seconds) }
     }
 }
 
@@ -192,10 +249,23 @@ impl QueryLimitsOverride {
             max_points_per_series: base.max_points_per_series,
         }
     }
+
+    fn or(&self, lower: &Self) -> Self {
+        Self {
+            max_samples: self.max_samples.or(lower.max_samples),
+            max_fetched_series: self.max_fetched_series.or(lower.max_fetched_series),
+            max_query_length_days: self.max_query_length_days.or(lower.max_query_length_days),
+            timeout_seconds: self.timeout_seconds.or(lower.timeout_seconds),
+        }
+    }
 }
 
 /// The range AMP accepts for `retentionPeriodInDays`.
 pub const RETENTION_PERIOD_DAYS: std::ops::RangeInclusive<u32> = 1..=1095;
+/// The range AMP accepts for `outOfOrderTimeWindowInSeconds`.
+pub const OUT_OF_ORDER_WINDOW_SECONDS: std::ops::RangeInclusive<u64> = 0..=600;
+/// The range AMP accepts for `ruleQueryOffsetInSeconds`.
+pub const RULE_QUERY_OFFSET_SECONDS: std::ops::RangeInclusive<u64> = 0..=86_400;
 
 /// The `[limits]` table of the config file: defaults per component and
 /// overrides per workspace.
@@ -208,6 +278,8 @@ pub struct Limits {
     pub storage: StorageLimits,
     /// Query defaults.
     pub query: QueryLimits,
+    /// Rule evaluation defaults.
+    pub ruler: RulerLimits,
     /// Per-workspace overrides, keyed by workspace id:
     /// `[limits.overrides."ws-…".ingest]`.
     pub overrides: HashMap<String, WorkspaceOverride>,
@@ -223,13 +295,36 @@ pub struct WorkspaceOverride {
     pub storage: StorageLimitsOverride,
     /// Query overrides.
     pub query: QueryLimitsOverride,
+    /// Rule evaluation overrides.
+    pub ruler: RulerLimitsOverride,
+}
+
+impl WorkspaceOverride {
+    /// This override's fields where set, `lower`'s elsewhere.
+    pub fn or(&self, lower: &Self) -> Self {
+        Self {
+            ingest: self.ingest.or(&lower.ingest),
+            storage: self.storage.or(&lower.storage),
+            query: self.query.or(&lower.query),
+            ruler: self.ruler.or(&lower.ruler),
+        }
+    }
 }
 
 /// The one place limits are read from: defaults plus per-workspace
-/// overrides, hot-swappable.
+/// overrides (config file and API), hot-swappable.
 #[derive(Debug)]
 pub struct Overrides {
     state: ArcSwap<Resolved>,
+    /// The sources `state` is resolved from; writers hold the lock while
+    /// they swap `state`, so two updates never lose one another.
+    sources: std::sync::Mutex<Sources>,
+}
+
+#[derive(Debug, Clone)]
+struct Sources {
+    config: Limits,
+    api: HashMap<String, WorkspaceOverride>,
 }
 
 #[derive(Debug)]
@@ -240,36 +335,82 @@ struct Resolved {
     storage: HashMap<String, Arc<StorageLimits>>,
     query_default: Arc<QueryLimits>,
     query: HashMap<String, Arc<QueryLimits>>,
+    ruler_default: Arc<RulerLimits>,
+    ruler: HashMap<String, Arc<RulerLimits>>,
 }
 
 impl Resolved {
-    fn new(limits: &Limits) -> Self {
-        let ingest =
-            limits.overrides.iter().map(|(ws, o)| (ws.clone(), Arc::new(o.ingest.apply(&limits.ingest)))).collect();
-        let storage =
-            limits.overrides.iter().map(|(ws, o)| (ws.clone(), Arc::new(o.storage.apply(&limits.storage)))).collect();
-        let query =
-            limits.overrides.iter().map(|(ws, o)| (ws.clone(), Arc::new(o.query.apply(&limits.query)))).collect();
-        Self {
-            ingest_default: Arc::new(limits.ingest.clone()),
-            ingest,
-            storage_default: Arc::new(limits.storage.clone()),
-            storage,
-            query_default: Arc::new(limits.query.clone()),
-            query,
+    fn new(sources: &Sources) -> Self {
+        let limits = &sources.config;
+        let none = WorkspaceOverride::default();
+        let mut merged: HashMap<&str, WorkspaceOverride> = HashMap::new();
+        for ws in limits.overrides.keys().chain(sources.api.keys()) {
+            let api = sources.api.get(ws).unwrap_or(&none);
+            let config = limits.overrides.get(ws).unwrap_or(&none);
+            merged.insert(ws, api.or(config));
         }
+        let mut resolved = Self {
+            ingest_default: Arc::new(limits.ingest.clone()),
+            ingest: HashMap::new(),
+            storage_default: Arc::new(limits.storage.clone()),
+            storage: HashMap::new(),
+            query_default: Arc::new(limits.query.clone()),
+            query: HashMap::new(),
+            ruler_default: Arc::new(limits.ruler.clone()),
+            ruler: HashMap::new(),
+        };
+        for (ws, o) in merged {
+            resolved.ingest.insert(ws.to_owned(), Arc::new(o.ingest.apply(&limits.ingest)));
+            resolved.storage.insert(ws.to_owned(), Arc::new(o.storage.apply(&limits.storage)));
+            resolved.query.insert(ws.to_owned(), Arc::new(o.query.apply(&limits.query)));
+            resolved.ruler.insert(ws.to_owned(), Arc::new(o.ruler.apply(&limits.ruler)));
+        }
+        resolved
     }
 }
 
 impl Overrides {
-    /// Overrides resolving `limits`.
+    /// Overrides resolving `limits` (the config file's), with no API values.
     pub fn new(limits: &Limits) -> Self {
-        Self { state: ArcSwap::from_pointee(Resolved::new(limits)) }
+        let sources = Sources { config: limits.clone(), api: HashMap::new() };
+        Self { state: ArcSwap::from_pointee(Resolved::new(&sources)), sources: std::sync::Mutex::new(sources) }
     }
 
-    /// Replaces all limits at once (hot reload); readers never block.
+    /// Replaces the config file's limits (hot reload); readers never block.
     pub fn replace(&self, limits: &Limits) {
-        self.state.store(Arc::new(Resolved::new(limits)));
+        self.update(|s| s.config = limits.clone());
+    }
+
+    /// Replaces every value set through the API, keyed by workspace id
+    /// (the control plane's view of every workspace's configuration).
+    pub fn set_api_overrides(&self, api: HashMap<String, WorkspaceOverride>) {
+        self.update(|s| {
+            if s.api != api {
+                s.api = api;
+            }
+        });
+    }
+
+    /// Sets (or, with `None`, removes) the values set through the API for
+    /// one workspace.
+    pub fn set_api_override(&self, workspace_id: &str, api: Option<WorkspaceOverride>) {
+        self.update(|s| match api {
+            Some(o) => {
+                s.api.insert(workspace_id.to_owned(), o);
+            }
+            None => {
+                s.api.remove(workspace_id);
+            }
+        });
+    }
+
+    fn update(&self, change: impl FnOnce(&mut Sources)) {
+        let mut sources = self.sources.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let before = sources.clone();
+        change(&mut sources);
+        if before.api != sources.api || before.config != sources.config {
+            self.state.store(Arc::new(Resolved::new(&sources)));
+        }
     }
 
     /// Every ingest limit of `workspace_id`.
@@ -288,6 +429,12 @@ impl Overrides {
     pub fn query(&self, workspace_id: &str) -> Arc<QueryLimits> {
         let state = self.state.load();
         state.query.get(workspace_id).unwrap_or(&state.query_default).clone()
+    }
+
+    /// Every rule-evaluation setting of `workspace_id`.
+    pub fn ruler(&self, workspace_id: &str) -> Arc<RulerLimits> {
+        let state = self.state.load();
+        state.ruler.get(workspace_id).unwrap_or(&state.ruler_default).clone()
     }
 
     /// How long the lake keeps a workspace's samples, days.
@@ -326,6 +473,31 @@ mod tests {
         assert_eq!(o.query("ws-a").max_samples, 1000);
         assert_eq!(o.query("ws-a").timeout_seconds, 120);
         assert_eq!(o.query("ws-other").max_samples, 50_000_000);
+    }
+
+    #[test]
+    fn api_values_win_over_the_config_file_field_by_field() {
+        let o = Overrides::new(&toml_like());
+        let mut api = WorkspaceOverride::default();
+        api.storage.out_of_order_time_window_seconds = Some(30);
+        api.ruler.query_offset_seconds = Some(60);
+        o.set_api_override("ws-a", Some(api.clone()));
+        // The config file's retention (7) stays; the API's window applies.
+        assert_eq!(o.retention_period_days("ws-a"), 7);
+        assert_eq!(o.out_of_order_window_ms("ws-a"), 30_000);
+        assert_eq!(o.ruler("ws-a").query_offset_seconds, 60);
+        assert_eq!(o.ruler("ws-other").query_offset_seconds, 0);
+        api.storage.retention_period_days = Some(3);
+        o.set_api_overrides(HashMap::from([("ws-a".to_owned(), api.clone()), ("ws-b".to_owned(), api)]));
+        assert_eq!(o.retention_period_days("ws-a"), 3);
+        assert_eq!(o.retention_period_days("ws-b"), 3);
+        assert_eq!(o.ingestion_rate("ws-a").0, 10.0);
+        // A config reload keeps the API's values.
+        o.replace(&Limits::default());
+        assert_eq!(o.retention_period_days("ws-a"), 3);
+        assert_eq!(o.ingestion_rate("ws-a").0, 140_000.0);
+        o.set_api_override("ws-a", None);
+        assert_eq!(o.retention_period_days("ws-a"), 150);
     }
 
     fn toml_like() -> Limits {

@@ -213,6 +213,16 @@ pub trait SampleReader: Send + Sync + std::fmt::Debug + 'static {
     ) -> Result<(), SeamError>;
 }
 
+/// A workspace's stored data (its lake tables and the workers' state).
+/// Implemented by the stream workers; the control plane calls it when a
+/// workspace is deleted, before the workspace's topic and record go.
+#[async_trait]
+pub trait WorkspaceData: Send + Sync + std::fmt::Debug + 'static {
+    /// Stops the workspace's workers and deletes its tables. Deleting data
+    /// that is already gone is not an error.
+    async fn delete_workspace_data(&self, workspace_id: &str) -> Result<(), SeamError>;
+}
+
 /// Evaluates PromQL for a workspace. Implemented by the query service, used
 /// by the ruler and the HTTP API.
 #[async_trait]

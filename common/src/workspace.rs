@@ -44,6 +44,54 @@ pub struct WorkspaceRecord {
     pub client_token: Option<String>,
     /// The log topic holding the workspace's samples.
     pub samples_topic: String,
+    /// The settings set through `UpdateWorkspaceConfiguration`.
+    #[serde(default)]
+    pub configuration: WorkspaceConfiguration,
+}
+
+/// A workspace configuration's state, with AMP's enum values.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ConfigurationStatusCode {
+    /// In effect.
+    #[default]
+    Active,
+    /// An update is being applied.
+    Updating,
+    /// The last update failed.
+    UpdateFailed,
+}
+
+/// A workspace's settings set through the API, as AMP's
+/// `UpdateWorkspaceConfiguration` takes them; a field left unset falls back
+/// to the config file (read through `common::limits::Overrides`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkspaceConfiguration {
+    /// `retentionPeriodInDays`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_period_in_days: Option<u32>,
+    /// `outOfOrderTimeWindowInSeconds`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub out_of_order_time_window_in_seconds: Option<u64>,
+    /// `ruleQueryOffsetInSeconds`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule_query_offset_in_seconds: Option<u64>,
+    /// The configuration's state.
+    #[serde(default)]
+    pub status: ConfigurationStatusCode,
+}
+
+impl WorkspaceConfiguration {
+    /// These settings as limit overrides (the API's layer of
+    /// `common::limits::Overrides`).
+    pub fn as_override(&self) -> crate::limits::WorkspaceOverride {
+        let mut o = crate::limits::WorkspaceOverride::default();
+        o.storage.retention_period_days = self.retention_period_in_days;
+        o.storage.out_of_order_time_window_seconds = self.out_of_order_time_window_in_seconds;
+        o.ruler.query_offset_seconds = self.rule_query_offset_in_seconds;
+        o
+    }
 }
 
 impl WorkspaceRecord {

@@ -53,6 +53,18 @@ pub enum Error {
         /// `Workspace`, …
         resource_type: &'static str,
     },
+    /// A quota would be exceeded (`ServiceQuotaExceededException`, 402).
+    #[error("{message}")]
+    ServiceQuotaExceeded {
+        /// Summary.
+        message: String,
+        /// The resource.
+        resource_id: String,
+        /// `Workspace`, …
+        resource_type: &'static str,
+        /// Which quota.
+        quota_code: &'static str,
+    },
     /// The control-plane store failed.
     #[error(transparent)]
     Store(#[from] ControlError),
@@ -78,6 +90,7 @@ impl Error {
             Error::Validation { .. } => ErrorKind::BadData,
             Error::NotFound { .. } => ErrorKind::NotFound,
             Error::Conflict { .. } => ErrorKind::Conflict,
+            Error::ServiceQuotaExceeded { .. } => ErrorKind::LimitExceeded,
             Error::Store(e) => e.kind(),
             Error::Log(e) => e.kind(),
             Error::Internal(_) => ErrorKind::Internal,
@@ -113,6 +126,12 @@ impl IntoResponse for Error {
             Error::NotFound { resource_id, resource_type, .. } | Error::Conflict { resource_id, resource_type, .. } => {
                 body["resourceId"] = resource_id.as_str().into();
                 body["resourceType"] = (*resource_type).into();
+            }
+            Error::ServiceQuotaExceeded { resource_id, resource_type, quota_code, .. } => {
+                body["resourceId"] = resource_id.as_str().into();
+                body["resourceType"] = (*resource_type).into();
+                body["serviceCode"] = "aps".into();
+                body["quotaCode"] = (*quota_code).into();
             }
             _ => {}
         }

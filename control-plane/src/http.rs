@@ -1,9 +1,11 @@
-//! HTTP routes of the control plane, with AMP's paths and shapes.
+//! HTTP routes of the control plane, with the paths, status codes and JSON
+//! members of AWS's `amp` service model (rest-json).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -12,17 +14,22 @@ use common::workspace::WorkspaceRecord;
 use serde_json::json;
 
 use crate::error::Error;
-use crate::workspaces::{CreateWorkspace, WorkspaceService};
+use crate::workspaces::{CreateWorkspace, UpdateAlias, UpdateConfiguration, WorkspaceService};
 
-/// The control-plane routes: `POST /workspaces`, `GET /workspaces/{id}`.
+/// The control-plane routes: workspaces, their configuration, tags.
 pub fn router(service: Arc<WorkspaceService>) -> Router {
     Router::new()
-        .route("/workspaces", post(create_workspace))
-        .route("/workspaces/{workspace_id}", get(describe_workspace))
+        .route("/workspaces", post(create_workspace).get(list_workspaces))
+        .route("/workspaces/{workspace_id}", get(describe_workspace).delete(delete_workspace))
+        .route("/workspaces/{workspace_id}/alias", post(update_alias))
+        .route("/workspaces/{workspace_id}/configuration", get(describe_configuration).patch(update_configuration))
+        .route("/tags/{resource_arn}", get(list_tags).post(tag_resource).delete(untag_resource))
         .with_state(service)
 }
 
-async fn create_workspace(State(service): State<Arc<WorkspaceService>>, body: Bytes) -> Result<Response, Error> {
+type Svc = State<Arc<WorkspaceService>>;
+
+async fn create_workspace(State(service): Svc, body: Bytes) -> Result<Response, Error> {
     let request = parse_body::<CreateWorkspace>(&body)?;
     let w = service.create(request).await?;
     let body = json!({
@@ -34,22 +41,106 @@ async fn create_workspace(State(service): State<Arc<WorkspaceService>>, body: By
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())
 }
 
+async fn list_workspaces(State(service): Svc, RawQuery(query): RawQuery) -> Result<Response, Error> {
+    let params = Query::parse(query.as_deref());
+    let max_results = match params.one("maxResults") {
+        None => None,
+        Some(v) => {
+            Some(v.parse::<i64>().map_err(|_| Error::validation("maxResults", format!("not an integer: {v:?}")))?)
+        }
+    };
+    let page = service.list(params.one("alias"), max_results, params.one("nextToken"))?;
+    let mut body = json!({ "workspaces": page.workspaces.iter().map(summary).collect::<Vec<_>>() });
+    if let Some(token) = page.next_token {
+        body["nextToken"] = token.into();
+    }
+    Ok(Json(body).into_response())
+}
+
 async fn describe_workspace(
-    State(service): State<Arc<WorkspaceService>>,
+    State(service): Svc,
     Path(workspace_id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, Error> {
     let w = service.describe(&workspace_id)?;
-    Ok(Json(json!({ "workspace": description(&w, &base_url(&headers)) })).into_response())
+    let mut d = summary(&w);
+    d["prometheusEndpoint"] = WorkspaceService::prometheus_endpoint(&base_url(&headers), &w.workspace_id).into();
+    Ok(Json(json!({ "workspace": d })).into_response())
 }
 
-/// AMP's `WorkspaceDescription` of a workspace.
-fn description(w: &WorkspaceRecord, base_url: &str) -> serde_json::Value {
+async fn delete_workspace(
+    State(service): Svc,
+    Path(workspace_id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, Error> {
+    let params = Query::parse(query.as_deref());
+    service.delete(&workspace_id, params.one("clientToken")).await?;
+    Ok(StatusCode::ACCEPTED.into_response())
+}
+
+async fn update_alias(State(service): Svc, Path(workspace_id): Path<String>, body: Bytes) -> Result<Response, Error> {
+    let request = parse_body::<UpdateAlias>(&body)?;
+    service.update_alias(&workspace_id, request).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn describe_configuration(State(service): Svc, Path(workspace_id): Path<String>) -> Result<Response, Error> {
+    let c = service.describe_configuration(&workspace_id)?;
+    Ok(Json(json!({
+        "workspaceConfiguration": {
+            "status": { "statusCode": c.status },
+            "limitsPerLabelSet": [],
+            "retentionPeriodInDays": c.retention_period_in_days,
+            "outOfOrderTimeWindowInSeconds": c.out_of_order_time_window_in_seconds,
+            "ruleQueryOffsetInSeconds": c.rule_query_offset_in_seconds,
+        }
+    }))
+    .into_response())
+}
+
+async fn update_configuration(
+    State(service): Svc,
+    Path(workspace_id): Path<String>,
+    body: Bytes,
+) -> Result<Response, Error> {
+    let request = parse_body::<UpdateConfiguration>(&body)?;
+    let status = service.update_configuration(&workspace_id, request).await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({ "status": { "statusCode": status } }))).into_response())
+}
+
+async fn list_tags(State(service): Svc, Path(arn): Path<String>) -> Result<Response, Error> {
+    Ok(Json(json!({ "tags": service.list_tags(&arn)? })).into_response())
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TagRequest {
+    tags: BTreeMap<String, String>,
+}
+
+async fn tag_resource(State(service): Svc, Path(arn): Path<String>, body: Bytes) -> Result<Response, Error> {
+    let request = parse_body::<TagRequest>(&body)?;
+    service.tag(&arn, request.tags).await?;
+    Ok(Json(json!({})).into_response())
+}
+
+async fn untag_resource(
+    State(service): Svc,
+    Path(arn): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, Error> {
+    let keys = Query::parse(query.as_deref()).all("tagKeys");
+    service.untag(&arn, &keys).await?;
+    Ok(Json(json!({})).into_response())
+}
+
+/// AMP's `WorkspaceSummary` of a workspace (`WorkspaceDescription` adds
+/// the endpoint).
+fn summary(w: &WorkspaceRecord) -> serde_json::Value {
     let mut d = json!({
         "workspaceId": w.workspace_id,
         "arn": w.arn,
         "status": { "statusCode": w.status },
-        "prometheusEndpoint": WorkspaceService::prometheus_endpoint(base_url, &w.workspace_id),
         "createdAt": w.created_at,
         "tags": w.tags,
     });
@@ -57,6 +148,23 @@ fn description(w: &WorkspaceRecord, base_url: &str) -> serde_json::Value {
         d["alias"] = alias.as_str().into();
     }
     d
+}
+
+/// A query string's parameters, repeated keys kept (`tagKeys=a&tagKeys=b`).
+struct Query(Vec<(String, String)>);
+
+impl Query {
+    fn parse(query: Option<&str>) -> Self {
+        Self(form_urlencoded::parse(query.unwrap_or_default().as_bytes()).into_owned().collect())
+    }
+
+    fn one(&self, key: &str) -> Option<&str> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+
+    fn all(&self, key: &str) -> Vec<String> {
+        self.0.iter().filter(|(k, _)| k == key).map(|(_, v)| v.clone()).collect()
+    }
 }
 
 /// Parses a JSON request body whatever its `Content-Type` (AWS's SDKs send

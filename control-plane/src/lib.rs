@@ -19,16 +19,36 @@
 //! - Other processes sharing the log see a change as soon as their tail
 //!   reads it.
 //!
-//! This crate implements create and describe; the rest of AMP's API (list,
-//! update, delete, configuration, tags, rule groups namespaces, …) comes with
-//! the control-plane issue.
+//! Operations (AMP's `amp` model): workspaces (create, describe, list,
+//! update alias, delete), workspace configuration (describe, update:
+//! `retentionPeriodInDays`, `outOfOrderTimeWindowInSeconds`,
+//! `ruleQueryOffsetInSeconds`), tags of any resource (tag, untag, list).
+//!
+//! - Configuration values are stored in the workspace's record and applied
+//!   to the API layer of `common::limits::Overrides` — at once in the
+//!   process that served the update, by [`sync_overrides`] in every process
+//!   — so the stream workers, the gateway and the ruler read them in the one
+//!   limits place. A field PromLake cannot honour (`kmsKeyArn`,
+//!   `limitsPerLabelSet`) is refused with `ValidationException`.
+//! - Deletion records the workspace `DELETING` (the data plane refuses it
+//!   from then on, and the 202 answer comes after that is durable), then
+//!   deletes its lake tables (through `common::seams::WorkspaceData` where
+//!   this process runs the stream workers), its log topic and last its
+//!   record; a crash in between is finished by [`WorkspaceService::reconcile`].
+//! - Every error is mapped to AWS's JSON shape and `x-amzn-ErrorType` in one
+//!   place (`error.rs`); every request member is checked against the
+//!   model's constraints in one place (`validate.rs`).
 
 mod error;
 mod http;
 mod store;
+mod validate;
 mod workspaces;
 
 pub use error::{Error, Result};
 pub use http::router;
 pub use store::LogControlStore;
-pub use workspaces::{CreateWorkspace, WorkspaceConfig, WorkspaceService};
+pub use workspaces::{
+    CreateWorkspace, EffectiveConfiguration, RECONCILE_INTERVAL, UpdateAlias, UpdateConfiguration, WorkspaceConfig,
+    WorkspacePage, WorkspaceService, all_workspaces, sync_overrides,
+};

@@ -196,6 +196,7 @@ impl Server {
                 started.clone(),
                 store.clone(),
                 arns.clone(),
+                !args.role.runs_gateway(),
                 shutdown.clone(),
             )));
             workers = Some(started);
@@ -215,6 +216,10 @@ impl Server {
             router = router.merge(query_service::api::router(api));
         }
         if args.role.runs_gateway() {
+            // Where this process runs the stream workers, deleting a
+            // workspace deletes its tables here; elsewhere the worker
+            // processes do (see `watch_workspaces`).
+            let data = workers.clone().map(|w| w as Arc<dyn common::seams::WorkspaceData>);
             let workspaces = Arc::new(WorkspaceService::new(
                 store.clone(),
                 log.clone(),
@@ -224,12 +229,25 @@ impl Server {
                     log_retention: Duration::from_secs(config.workspaces.log_retention_hours * 3600),
                     arns: arns.clone(),
                 },
+                overrides.clone(),
+                data,
             ));
-            workspaces.reconcile().await.context("finishing interrupted workspace creations")?;
-            let gateway =
-                Arc::new(Gateway::new(log.clone(), store.clone(), overrides, arns, clock.clone(), &mut registry));
+            workspaces.reconcile().await.context("finishing interrupted workspace creations and deletions")?;
+            background.push(tokio::spawn(reconcile_workspaces(workspaces.clone(), shutdown.clone())));
+            let gateway = Arc::new(Gateway::new(
+                log.clone(),
+                store.clone(),
+                overrides.clone(),
+                arns.clone(),
+                clock.clone(),
+                &mut registry,
+            ));
             router = router.merge(control_plane::router(workspaces)).merge(ingest_gateway::router(gateway));
         }
+        // Every process applies the workspaces' API configuration to its
+        // limits, whichever process changed it.
+        control_plane::sync_overrides(store.as_ref(), &arns, &overrides);
+        background.push(tokio::spawn(sync_overrides(store.clone(), arns.clone(), overrides.clone(), shutdown.clone())));
         let metrics_state = Arc::new(MetricsState { registry, embedded });
         router = router
             .route("/metrics", get(metrics).with_state(metrics_state))
@@ -300,22 +318,40 @@ const WORKSPACE_WATCH_INTERVAL: Duration = Duration::from_millis(500);
 /// start and each one created later (by this process or, scaled out, by a
 /// gateway process). Their membership decides which partitions get a worker
 /// in this process (all of them, or its share of the consumer group).
+/// With `drop_deleted` (a process without the control plane), the workers
+/// also stop and delete the tables of a watched workspace once it is being
+/// deleted or gone.
 async fn watch_workspaces(
     workers: Arc<StreamWorkers>,
     store: Arc<LogControlStore>,
     arns: ArnScheme,
+    drop_deleted: bool,
     stop: CancellationToken,
 ) {
-    use common::control::ControlPlaneStore as _;
-    let mut watched = std::collections::HashSet::new();
+    let mut watched = std::collections::HashSet::<String>::new();
     let mut tick = tokio::time::interval(WORKSPACE_WATCH_INTERVAL);
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
-        for (_, doc) in store.list(&arns.workspace_prefix()) {
-            let Ok(ws) = serde_json::from_value::<common::workspace::WorkspaceRecord>(doc) else { continue };
+        let all = control_plane::all_workspaces(store.as_ref(), &arns);
+        if drop_deleted {
+            let live: std::collections::HashSet<&str> =
+                all.iter().filter(|w| w.is_active()).map(|w| w.workspace_id.as_str()).collect();
+            let gone: Vec<String> = watched.iter().filter(|id| !live.contains(id.as_str())).cloned().collect();
+            for id in gone {
+                match workers.forget_workspace(&id).await {
+                    Ok(()) => {
+                        watched.remove(&id);
+                    }
+                    Err(error) => {
+                        tracing::warn!(workspace = %id, %error, "Cannot delete a deleted workspace's tables yet; will retry.")
+                    }
+                }
+            }
+        }
+        for ws in all {
             if !ws.is_active() || watched.contains(&ws.workspace_id) {
                 continue;
             }
@@ -329,6 +365,39 @@ async fn watch_workspaces(
                 }
             }
         }
+    }
+}
+
+/// Finishes interrupted workspace creations and deletions, periodically.
+async fn reconcile_workspaces(workspaces: Arc<WorkspaceService>, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(control_plane::RECONCILE_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        if let Err(error) = workspaces.reconcile().await {
+            tracing::warn!(%error, "Reconciling workspaces failed; will retry.");
+        }
+    }
+}
+
+/// Keeps this process's limits in step with the workspaces' API
+/// configuration (changes made through any process).
+async fn sync_overrides(
+    store: Arc<LogControlStore>,
+    arns: ArnScheme,
+    overrides: Arc<Overrides>,
+    stop: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(WORKSPACE_WATCH_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        control_plane::sync_overrides(store.as_ref(), &arns, &overrides);
     }
 }
 

@@ -29,7 +29,9 @@ use common::clock::Clock;
 use common::limits::Overrides;
 use common::log::Log;
 use common::membership::{Membership, PartitionOwner, TopicPartition};
-use common::seams::{LogPosition, MetricMetadata, SampleReader, SeamError, Selected, SelectedSeries, Selection};
+use common::seams::{
+    LogPosition, MetricMetadata, SampleReader, SeamError, Selected, SelectedSeries, Selection, WorkspaceData,
+};
 use prometheus_client::registry::Registry;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -443,6 +445,13 @@ async fn run_partition(
                 return;
             }
         }
+    }
+}
+
+#[async_trait]
+impl WorkspaceData for StreamWorkers {
+    async fn delete_workspace_data(&self, workspace_id: &str) -> Result<(), SeamError> {
+        self.forget_workspace(workspace_id).await.map_err(|e| SeamError { kind: e.kind(), message: e.to_string() })
     }
 }
 

@@ -3,6 +3,7 @@
 
 #![allow(unreachable_pub)]
 
+mod amp_cli;
 mod crash;
 mod harness;
 mod lake_crash;
