@@ -30,6 +30,9 @@
 //! maintenance_interval_ms = 3600000   # retention + vacuum of the lake
 //! checkpoint_interval = 100           # Delta checkpoint every N commits
 //!
+//! [auth]                           # --auth sigv4 (the default)
+//! master_key_file = "/etc/promlake/master.key"   # default <data-dir>/master.key; same file in every process
+//!
 //! [workspaces]
 //! partitions = 4
 //! log_retention_hours = 24
@@ -90,6 +93,19 @@ pub struct Config {
     pub limits: Limits,
     /// Settings of the stream workers (log → lake): flush size and age, …
     pub stream_workers: StreamWorkersConfig,
+    /// Settings of authentication.
+    pub auth: AuthSection,
+}
+
+/// `[auth]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSection {
+    /// The file holding the master key that encrypts secret access keys in
+    /// the control plane (64 hex digits), created with a random key when
+    /// absent. Every process of a deployment must read the same key.
+    /// Default `<data-dir>/master.key`.
+    pub master_key_file: Option<std::path::PathBuf>,
 }
 
 impl Default for Config {
@@ -105,6 +121,7 @@ impl Default for Config {
             workspaces: WorkspacesSection::default(),
             limits: Limits::default(),
             stream_workers: StreamWorkersConfig::default(),
+            auth: AuthSection::default(),
         }
     }
 }

@@ -87,15 +87,11 @@ impl Server {
             Some(path) => Config::load(path)?,
             None => Config::default(),
         };
-        match args.auth {
-            AuthMode::Sigv4 => bail!(
-                "--auth sigv4 is not available yet (it comes with the control-plane and security issue); \
-                 run with --auth none for a local trial"
-            ),
-            AuthMode::None => tracing::warn!(
+        if args.auth == AuthMode::None {
+            tracing::warn!(
                 "AUTHENTICATION IS OFF (--auth none): anyone who can reach {} can write, read and manage every workspace.",
                 args.listen
-            ),
+            );
         }
         std::fs::create_dir_all(&args.data_dir)
             .with_context(|| format!("creating the data directory {}", args.data_dir.display()))?;
@@ -160,6 +156,14 @@ impl Server {
         let store =
             Arc::new(LogControlStore::open(log.clone(), clock.clone()).await.context("loading control-plane state")?);
         let overrides = Arc::new(Overrides::new(&config.limits));
+        let keys = match args.auth {
+            AuthMode::None => None,
+            AuthMode::Sigv4 => {
+                let path = config.auth.master_key_file.clone().unwrap_or_else(|| args.data_dir.join("master.key"));
+                let master = auth::MasterKey::load_or_create(&path).context("the master key of secret access keys")?;
+                Some(Arc::new(auth::KeyStore::new(store.clone(), master, clock.clone(), &config.account_id)))
+            }
+        };
 
         let mut workers = None;
         if args.role.runs_workers() {
@@ -253,11 +257,22 @@ impl Server {
             .route("/metrics", get(metrics).with_state(metrics_state))
             .route("/-/healthy", get(|| async { "PromLake is Healthy.\n" }))
             .route("/-/ready", get(|| async { "PromLake is Ready.\n" }));
+        // Every request is authenticated before it is routed.
+        if let Some(keys) = &keys {
+            let authenticator =
+                Arc::new(auth::Authenticator::new(keys.clone(), &config.region, clock.clone(), overrides.clone()));
+            router = router.layer(axum::middleware::from_fn_with_state(authenticator, auth::authenticate));
+        }
 
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("listening on {}", args.listen))?;
         let addr = listener.local_addr()?;
+        if let Some(keys) = &keys
+            && args.role.runs_gateway()
+        {
+            write_client_files(keys, &args.data_dir, &config.region, addr).await?;
+        }
         let token = shutdown.clone();
         let http = tokio::spawn(async move {
             axum::serve(listener, router).with_graceful_shutdown(async move { token.cancelled().await }).await
@@ -289,6 +304,40 @@ impl Server {
         tracing::info!("PromLake stopped cleanly.");
         Ok(())
     }
+}
+
+/// The principal created on first start, with full access.
+const ADMIN_PRINCIPAL: &str = "admin";
+
+/// On first start (no access key at all), creates the `admin` principal
+/// and a key pair, written to `<data-dir>/credentials` (AWS's
+/// shared-credentials format, profile `default`, mode 0600). Every start
+/// writes `<data-dir>/config` (profile `default`: region and this server's
+/// `endpoint_url`), so `AWS_SHARED_CREDENTIALS_FILE` and `AWS_CONFIG_FILE`
+/// pointed there make `aws amp …` work with no other flag.
+async fn write_client_files(
+    keys: &auth::KeyStore,
+    data_dir: &std::path::Path,
+    region: &str,
+    addr: SocketAddr,
+) -> anyhow::Result<()> {
+    if !keys.has_keys() {
+        keys.create_principal(ADMIN_PRINCIPAL, &["AmazonPrometheusFullAccess"]).await?;
+        let (id, secret) = keys.create_key(ADMIN_PRINCIPAL).await?;
+        let path = data_dir.join("credentials");
+        auth::keys::write_private(
+            &path,
+            &format!("[default]\naws_access_key_id = {id}\naws_secret_access_key = {secret}\n"),
+        )
+        .with_context(|| format!("writing {}", path.display()))?;
+        tracing::warn!(access_key_id = %id, file = %path.display(), "Created the admin access key (first start).");
+    }
+    let host = if addr.ip().is_unspecified() { std::net::IpAddr::from([127, 0, 0, 1]) } else { addr.ip() };
+    let endpoint = SocketAddr::new(host, addr.port());
+    let path = data_dir.join("config");
+    auth::keys::write_private(&path, &format!("[default]\nregion = {region}\nendpoint_url = http://{endpoint}\n"))
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
 }
 
 /// Takes an exclusive lock on `<data-dir>/.lock`, so a second process on the

@@ -11,7 +11,8 @@ use log_embedded::{EmbeddedLog, EmbeddedLogConfig};
 use prost::Message;
 use schemas::stream::WriteBatch;
 
-/// A running `promlake serve --auth none` on 127.0.0.1:0.
+/// A running `promlake serve` on 127.0.0.1:0 (`--auth none` unless started
+/// with [`TestServer::spawn_sigv4`]).
 pub struct TestServer {
     child: Option<Child>,
     /// `http://127.0.0.1:PORT`.
@@ -32,8 +33,18 @@ impl TestServer {
     /// Starts PromLake with extra flags and extra environment variables
     /// (e.g. `PROMLAKE_FAILPOINTS`).
     pub fn spawn_with_env(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::spawn_auth(data_dir, "none", extra, env)
+    }
+
+    /// Starts PromLake with SigV4 authentication (its default): the admin
+    /// key pair is in `<data_dir>/credentials`.
+    pub fn spawn_sigv4(data_dir: &Path) -> Self {
+        Self::spawn_auth(data_dir, "sigv4", &[], &[])
+    }
+
+    fn spawn_auth(data_dir: &Path, auth: &str, extra: &[&str], env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_promlake"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--auth", "none", "--data-dir"])
+            .args(["serve", "--listen", "127.0.0.1:0", "--auth", auth, "--data-dir"])
             .arg(data_dir)
             .args(extra)
             .env("RUST_LOG", "warn")

@@ -12,3 +12,4 @@ mod query_api;
 mod s3_lake;
 mod scaled_out;
 mod serve;
+mod sigv4;

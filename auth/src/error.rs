@@ -1,0 +1,63 @@
+//! Authentication failures and their one mapping to HTTP: 403 (413 for a
+//! body too large to verify) in AWS's JSON error shape, with
+//! `x-amzn-ErrorType` and AWS's messages.
+
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+/// Why a request is not authenticated.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// Neither an `Authorization` header nor a presigned query string.
+    #[error("Missing Authentication Token")]
+    MissingAuthenticationToken,
+    /// A malformed signature (header, credential scope, date).
+    #[error("{0}")]
+    IncompleteSignature(String),
+    /// The signature, its scope or its time does not match.
+    #[error("{0}")]
+    SignatureDoesNotMatch(String),
+    /// The access key is unknown, inactive or revoked.
+    #[error("The security token included in the request is invalid.")]
+    InvalidClientTokenId,
+    /// The body is larger than any request accepts, so it is not read.
+    #[error("request body larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    /// Our own fault (the key store cannot be read).
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl AuthError {
+    /// AWS's error type name.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            AuthError::MissingAuthenticationToken => "MissingAuthenticationTokenException",
+            AuthError::IncompleteSignature(_) => "IncompleteSignature",
+            AuthError::SignatureDoesNotMatch(_) => "SignatureDoesNotMatch",
+            AuthError::InvalidClientTokenId => "InvalidClientTokenId",
+            AuthError::PayloadTooLarge(_) => "ValidationException",
+            AuthError::Internal(_) => "InternalServerException",
+        }
+    }
+
+    fn status(&self) -> StatusCode {
+        match self {
+            AuthError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            AuthError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => StatusCode::FORBIDDEN,
+        }
+    }
+}
+
+impl IntoResponse for AuthError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::error!(error = %self, "Authentication failed on our side.");
+        }
+        let mut response = (status, axum::Json(serde_json::json!({ "message": self.to_string() }))).into_response();
+        response.headers_mut().insert("x-amzn-ErrorType", HeaderValue::from_static(self.error_type()));
+        response
+    }
+}
