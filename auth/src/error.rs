@@ -23,6 +23,10 @@ pub enum AuthError {
     /// The body is larger than any request accepts, so it is not read.
     #[error("request body larger than {0} bytes")]
     PayloadTooLarge(usize),
+    /// The caller's policies do not allow the request
+    /// (`AccessDeniedException`).
+    #[error("{0}")]
+    AccessDenied(String),
     /// Our own fault (the key store cannot be read).
     #[error("internal error: {0}")]
     Internal(String),
@@ -37,6 +41,7 @@ impl AuthError {
             AuthError::SignatureDoesNotMatch(_) => "SignatureDoesNotMatch",
             AuthError::InvalidClientTokenId => "InvalidClientTokenId",
             AuthError::PayloadTooLarge(_) => "ValidationException",
+            AuthError::AccessDenied(_) => "AccessDeniedException",
             AuthError::Internal(_) => "InternalServerException",
         }
     }
@@ -58,6 +63,26 @@ impl IntoResponse for AuthError {
         }
         let mut response = (status, axum::Json(serde_json::json!({ "message": self.to_string() }))).into_response();
         response.headers_mut().insert("x-amzn-ErrorType", HeaderValue::from_static(self.error_type()));
+        response
+    }
+}
+
+impl IntoResponse for crate::keys::KeyError {
+    fn into_response(self) -> Response {
+        use crate::keys::KeyError;
+        let (status, error_type) = match &self {
+            KeyError::Invalid(_) => (StatusCode::BAD_REQUEST, "ValidationException"),
+            KeyError::NotFound(_) => (StatusCode::NOT_FOUND, "NoSuchEntity"),
+            KeyError::Exists(_) => (StatusCode::CONFLICT, "EntityAlreadyExists"),
+            KeyError::Store(_) | KeyError::MasterKey { .. } | KeyError::Decrypt(_) | KeyError::Random => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "InternalServerException")
+            }
+        };
+        if status.is_server_error() {
+            tracing::error!(error = %self, "Identity request failed on our side.");
+        }
+        let mut response = (status, axum::Json(serde_json::json!({ "message": self.to_string() }))).into_response();
+        response.headers_mut().insert("x-amzn-ErrorType", HeaderValue::from_static(error_type));
         response
     }
 }

@@ -21,6 +21,8 @@ use common::control::ControlPlaneStore;
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use ring::rand::{SecureRandom, SystemRandom};
 
+use crate::policy::Policy;
+
 /// Length of the master key, bytes.
 const MASTER_KEY_BYTES: usize = 32;
 
@@ -47,6 +49,9 @@ pub enum KeyError {
     /// No such principal or key.
     #[error("{0} not found")]
     NotFound(String),
+    /// The principal exists already.
+    #[error("{0} already exists")]
+    Exists(String),
     /// A name of the wrong shape.
     #[error("{0}")]
     Invalid(String),
@@ -198,27 +203,75 @@ impl KeyStore {
         !self.store.list(&format!("arn:aws:iam::{}:accesskey/", self.account_id)).is_empty()
     }
 
-    /// Creates a principal (or keeps an existing one) with `policies`.
+    /// Creates a principal with `policies` (each the name of a built-in
+    /// policy or an IAM policy document).
     ///
     /// # Errors
-    /// `Invalid` for a bad name, the store's errors.
-    pub async fn create_principal(&self, name: &str, policies: &[&str]) -> Result<(), KeyError> {
+    /// `Invalid` for a bad name or policy, `Exists` when it exists, the
+    /// store's errors.
+    pub async fn create_principal(&self, name: &str, policies: Vec<serde_json::Value>) -> Result<(), KeyError> {
         if name.is_empty()
             || name.len() > 64
             || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b))
         {
             return Err(KeyError::Invalid(format!("invalid principal name {name:?}: 1–64 of [A-Za-z0-9+=,.@_-]")));
         }
+        parse_policies(&policies)?;
         let arn = self.principal_arn(name);
-        if self.store.get(&arn).is_none() {
-            let doc = serde_json::json!({
-                "name": name,
-                "createdAt": self.clock.now_ms() as f64 / 1000.0,
-                "policies": policies,
-            });
-            self.store.put(&arn, doc).await?;
+        if self.store.get(&arn).is_some() {
+            return Err(KeyError::Exists(format!("principal {name}")));
         }
+        let doc = serde_json::json!({
+            "name": name,
+            "createdAt": self.clock.now_ms() as f64 / 1000.0,
+            "policies": policies,
+        });
+        self.store.put(&arn, doc).await?;
         Ok(())
+    }
+
+    /// Replaces a principal's policies.
+    ///
+    /// # Errors
+    /// `Invalid` for a bad policy, `NotFound`, the store's errors.
+    pub async fn set_policies(&self, name: &str, policies: Vec<serde_json::Value>) -> Result<(), KeyError> {
+        parse_policies(&policies)?;
+        let arn = self.principal_arn(name);
+        let mut doc = self.store.get(&arn).ok_or_else(|| KeyError::NotFound(format!("principal {name}")))?;
+        doc["policies"] = serde_json::Value::Array(policies);
+        self.store.put(&arn, doc).await?;
+        Ok(())
+    }
+
+    /// A principal's document (name, creation time, policies) and its
+    /// access keys (ids and states, never the secrets).
+    ///
+    /// # Errors
+    /// `NotFound`.
+    pub fn describe_principal(&self, name: &str) -> Result<serde_json::Value, KeyError> {
+        let mut doc =
+            self.store.get(&self.principal_arn(name)).ok_or_else(|| KeyError::NotFound(format!("principal {name}")))?;
+        let keys: Vec<serde_json::Value> = self
+            .store
+            .list(&format!("arn:aws:iam::{}:accesskey/", self.account_id))
+            .into_iter()
+            .filter_map(|(_, k)| serde_json::from_value::<KeyDoc>(k).ok())
+            .filter(|k| k.principal == name)
+            .map(|k| serde_json::json!({"accessKeyId": k.access_key_id, "status": k.status, "createdAt": k.created_at}))
+            .collect();
+        doc["accessKeys"] = serde_json::Value::Array(keys);
+        doc["arn"] = self.principal_arn(name).into();
+        Ok(doc)
+    }
+
+    /// The policies of a principal, parsed (none for an unknown principal).
+    ///
+    /// # Errors
+    /// `Invalid` when a stored policy no longer parses.
+    pub fn policies(&self, name: &str) -> Result<Vec<Policy>, KeyError> {
+        let Some(doc) = self.store.get(&self.principal_arn(name)) else { return Ok(Vec::new()) };
+        let list = doc.get("policies").and_then(serde_json::Value::as_array).cloned().unwrap_or_default();
+        parse_policies(&list)
     }
 
     /// Creates an active access key for `principal`: its id and secret.
@@ -243,6 +296,21 @@ impl KeyStore {
         Ok((access_key_id, secret))
     }
 
+    /// The principal an access key belongs to.
+    ///
+    /// # Errors
+    /// `NotFound`.
+    pub fn key_principal(&self, access_key_id: &str) -> Result<String, KeyError> {
+        let doc = self
+            .store
+            .get(&self.key_arn(access_key_id))
+            .ok_or_else(|| KeyError::NotFound(format!("access key {access_key_id}")))?;
+        doc.get("principal")
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| KeyError::NotFound(format!("access key {access_key_id}")))
+    }
+
     /// Makes a key inactive (revoked): refused from the moment this returns
     /// in this process, and as soon as the others read `_control`.
     ///
@@ -255,6 +323,25 @@ impl KeyStore {
         self.store.put(&arn, doc).await?;
         Ok(())
     }
+}
+
+/// Parses a principal's policies: each the name of a built-in policy or an
+/// IAM policy document.
+///
+/// # Errors
+/// `Invalid` naming the bad one.
+pub fn parse_policies(list: &[serde_json::Value]) -> Result<Vec<Policy>, KeyError> {
+    list.iter()
+        .map(|p| match p {
+            serde_json::Value::String(name) => crate::policy::builtin(name).ok_or_else(|| {
+                KeyError::Invalid(format!(
+                    "unknown built-in policy {name:?}: one of {}",
+                    crate::policy::BUILTIN_POLICIES.join(", ")
+                ))
+            }),
+            doc => Policy::from_value(doc).map_err(|e| KeyError::Invalid(e.to_string())),
+        })
+        .collect()
 }
 
 /// `AKIA` or `ASIA` and 16 more upper-case letters or digits.
@@ -315,7 +402,14 @@ mod tests {
         }
         assert!(!keys.has_keys());
         assert!(matches!(keys.create_key("nobody").await, Err(KeyError::NotFound(_))));
-        keys.create_principal("admin", &["AmazonPrometheusFullAccess"]).await.unwrap();
+        keys.create_principal("admin", vec!["AmazonPrometheusFullAccess".into()]).await.unwrap();
+        assert!(matches!(keys.create_principal("admin", vec![]).await, Err(KeyError::Exists(_))));
+        assert!(matches!(keys.create_principal("x", vec!["NoSuchPolicy".into()]).await, Err(KeyError::Invalid(_))));
+        assert!(matches!(
+            keys.create_principal("x", vec![serde_json::json!({"Statement": {"Effect": "Maybe"}})]).await,
+            Err(KeyError::Invalid(_))
+        ));
+        assert_eq!(keys.policies("admin").unwrap().len(), 1);
         let (id, secret) = keys.create_key("admin").await.unwrap();
         assert!(is_access_key_id(&id) && id.starts_with("AKIA"), "{id}");
         assert_eq!(secret.len(), 40);

@@ -1,8 +1,10 @@
-//! The HTTP layer that authenticates every request before it is routed, so
-//! an unauthenticated caller learns nothing (not even whether a workspace
-//! exists): body read (capped), SigV4 parsed, scope and time checked, key
-//! looked up, signature verified; the caller's [`Identity`] is then in the
-//! request's extensions for the handlers (and the policy check).
+//! The HTTP layer that authenticates and authorizes every request before it
+//! is routed, so a caller learns nothing it may not (not even whether a
+//! workspace exists): body read (capped), SigV4 parsed, scope and time
+//! checked, key looked up, signature verified, then the caller's policies
+//! evaluated for the request's action and resource
+//! ([`crate::actions::action_for`]); the caller's [`Identity`] is then in
+//! the request's extensions for the handlers.
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -15,8 +17,11 @@ use common::clock::Clock;
 use common::limits::Overrides;
 use http_body_util::BodyExt as _;
 
+use common::arn::ArnScheme;
+
 use crate::error::AuthError;
 use crate::keys::{KeyStatus, KeyStore};
+use crate::policy::{Decision, evaluate};
 use crate::sigv4::{self, RequestParts, Scope};
 
 /// Paths served without authentication: health checks and PromLake's own
@@ -37,14 +42,45 @@ pub struct Identity {
 pub struct Authenticator {
     keys: Arc<KeyStore>,
     scope: Scope,
+    arns: ArnScheme,
     clock: Arc<dyn Clock>,
     overrides: Arc<Overrides>,
 }
 
 impl Authenticator {
-    /// An authenticator for requests signed for `region` and service `aps`.
-    pub fn new(keys: Arc<KeyStore>, region: &str, clock: Arc<dyn Clock>, overrides: Arc<Overrides>) -> Self {
-        Self { keys, scope: Scope { region: region.to_owned(), service: "aps".to_owned() }, clock, overrides }
+    /// An authenticator for requests signed for the region of `arns` and
+    /// service `aps`.
+    pub fn new(keys: Arc<KeyStore>, arns: ArnScheme, clock: Arc<dyn Clock>, overrides: Arc<Overrides>) -> Self {
+        let scope = Scope { region: arns.region.clone(), service: "aps".to_owned() };
+        Self { keys, scope, arns, clock, overrides }
+    }
+
+    /// Checks that `identity`'s policies allow the request: IAM's
+    /// evaluation (explicit deny wins, default deny) of the action and
+    /// resource the request maps to. A path that is no API maps to nothing
+    /// and is left to the router (404).
+    ///
+    /// # Errors
+    /// `AccessDenied` with AWS's message.
+    pub fn authorize(&self, identity: &Identity, method: &str, raw_path: &str) -> Result<(), AuthError> {
+        let Some(action) = crate::actions::action_for(method, raw_path, &self.arns, &self.arns.account_id) else {
+            return Ok(());
+        };
+        let policies = self.keys.policies(&identity.principal).map_err(|e| AuthError::Internal(e.to_string()))?;
+        let user = self.keys.principal_arn(&identity.principal);
+        match evaluate(&policies, action.action, &action.resource) {
+            Decision::Allow => Ok(()),
+            Decision::ExplicitDeny => Err(AuthError::AccessDenied(format!(
+                "User: {user} is not authorized to perform: {} on resource: {} with an explicit deny in an \
+                 identity-based policy",
+                action.action, action.resource
+            ))),
+            Decision::ImplicitDeny => Err(AuthError::AccessDenied(format!(
+                "User: {user} is not authorized to perform: {} on resource: {} because no identity-based policy \
+                 allows the {} action",
+                action.action, action.resource, action.action
+            ))),
+        }
     }
 
     /// Checks a request's signature; returns who signed it.
@@ -90,13 +126,18 @@ pub async fn authenticate(State(auth): State<Arc<Authenticator>>, request: Reque
         }
     };
     let headers: Vec<(&str, &[u8])> = parts.headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())).collect();
-    let verified = auth.verify(&RequestParts {
-        method: parts.method.as_str(),
-        raw_path: parts.uri.path(),
-        raw_query: parts.uri.query(),
-        headers: &headers,
-        body: &body,
-    });
+    let verified = auth
+        .verify(&RequestParts {
+            method: parts.method.as_str(),
+            raw_path: parts.uri.path(),
+            raw_query: parts.uri.query(),
+            headers: &headers,
+            body: &body,
+        })
+        .and_then(|identity| {
+            auth.authorize(&identity, parts.method.as_str(), parts.uri.path())?;
+            Ok(identity)
+        });
     match verified {
         Ok(identity) => {
             drop(headers);

@@ -6,7 +6,9 @@
 //!                 │ (body read, capped     ──► check_scope_and_time (region, service, ±5 min / expiry)
 //!                 │  by the ingest limit)  ──► KeyStore::lookup (access key → principal, secret decrypted)
 //!                 │                        ──► verify_signature (canonical request rebuilt; aws-sigv4's
-//!                 ▼                             signing key and signature; constant-time compare)
+//!                 │                             signing key and signature; constant-time compare)
+//!                 │                        ──► authorize (actions::action_for → policy::evaluate)
+//!                 ▼
 //!            router (Identity in the request's extensions) │ or 403 in AWS's error shape
 //! ```
 //!
@@ -20,13 +22,17 @@
 //!   ([`keys`]) and never logged; a revoked key is refused from the moment
 //!   the revocation is applied to the process's view of `_control`.
 //! - Only the paths in [`layer::UNAUTHENTICATED_PATHS`] skip the check.
-//!
-//! Not yet: IAM-style policies per principal (every valid key is allowed
-//! everything), the `promlake` subcommands that manage principals and keys.
+//! - Then the principal's policies ([`policy`], IAM's evaluation) must allow
+//!   the request's action on its resource ([`actions`], AMP's `aps:` names);
+//!   otherwise 403 `AccessDeniedException`, again before routing.
 
+pub mod actions;
+pub mod admin;
+pub mod client;
 pub mod error;
 pub mod keys;
 pub mod layer;
+pub mod policy;
 pub mod sigv4;
 
 pub use error::AuthError;

@@ -21,6 +21,109 @@ pub enum Command {
     /// Run PromLake: by default every component in one process, with the
     /// embedded on-disk log under the data directory.
     Serve(ServeArgs),
+    /// Manage principals (who may sign requests) and their IAM-style
+    /// policies, through a running PromLake.
+    #[command(subcommand)]
+    Principal(PrincipalCommand),
+    /// Create, rotate and revoke access keys, through a running PromLake.
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+/// `promlake principal …`.
+#[derive(Debug, clap::Subcommand)]
+pub enum PrincipalCommand {
+    /// Create a principal with policies.
+    Create {
+        /// Its name: 1–64 of `A-Za-z0-9+=,.@_-`.
+        name: String,
+        /// Policies: built-in names and/or policy documents.
+        #[command(flatten)]
+        policies: PolicyArgs,
+        /// How to reach PromLake.
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// Replace a principal's policies.
+    SetPolicies {
+        /// The principal.
+        name: String,
+        /// The new policies (built-in names and/or documents).
+        #[command(flatten)]
+        policies: PolicyArgs,
+        /// How to reach PromLake.
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// Show a principal: its policies and access keys (never secrets).
+    Show {
+        /// The principal.
+        name: String,
+        /// How to reach PromLake.
+        #[command(flatten)]
+        connection: Connection,
+    },
+}
+
+/// `promlake key …`.
+#[derive(Debug, clap::Subcommand)]
+pub enum KeyCommand {
+    /// Create an access key for a principal; prints its id and secret (the
+    /// only time the secret is shown).
+    Create {
+        /// The principal.
+        principal: String,
+        /// How to reach PromLake.
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// Replace an access key: a new one for the same principal, the old one
+    /// revoked at once.
+    Rotate {
+        /// The access key id to replace.
+        access_key_id: String,
+        /// How to reach PromLake.
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// Revoke an access key: refused from then on.
+    Revoke {
+        /// The access key id.
+        access_key_id: String,
+        /// How to reach PromLake.
+        #[command(flatten)]
+        connection: Connection,
+    },
+}
+
+/// Policies given on the command line.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PolicyArgs {
+    /// A built-in policy: AdministratorAccess, AmazonPrometheusFullAccess,
+    /// AmazonPrometheusRemoteWriteAccess, AmazonPrometheusQueryAccess.
+    /// Repeatable.
+    #[arg(long = "policy")]
+    pub builtin: Vec<String>,
+    /// A file holding an IAM policy document (JSON: Version, Statement with
+    /// Effect, Action, Resource). Repeatable.
+    #[arg(long = "policy-file")]
+    pub files: Vec<PathBuf>,
+}
+
+/// How the subcommands reach PromLake and sign their requests.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Connection {
+    /// The data directory of the server: its `credentials` (the key pair
+    /// that signs, unless `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY`
+    /// are set) and `config` (endpoint and region) are read.
+    #[arg(long, env = "PROMLAKE_DATA_DIR", default_value = "promlake-data")]
+    pub data_dir: PathBuf,
+    /// PromLake's URL; default the `endpoint_url` of `<data-dir>/config`.
+    #[arg(long)]
+    pub endpoint: Option<String>,
+    /// The region to sign for; default the `region` of `<data-dir>/config`.
+    #[arg(long)]
+    pub region: Option<String>,
 }
 
 /// Flags of `promlake serve`.

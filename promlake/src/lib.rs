@@ -24,6 +24,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod identity;
 mod serve;
 
 pub use serve::{Server, run};

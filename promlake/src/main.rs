@@ -17,5 +17,7 @@ async fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().command {
         Command::Serve(args) => promlake::run(args).await,
+        Command::Principal(command) => promlake::identity::principal(command).await,
+        Command::Key(command) => promlake::identity::key(command).await,
     }
 }

@@ -259,8 +259,11 @@ impl Server {
             .route("/-/ready", get(|| async { "PromLake is Ready.\n" }));
         // Every request is authenticated before it is routed.
         if let Some(keys) = &keys {
+            if args.role.runs_gateway() {
+                router = router.merge(auth::admin::router(keys.clone()));
+            }
             let authenticator =
-                Arc::new(auth::Authenticator::new(keys.clone(), &config.region, clock.clone(), overrides.clone()));
+                Arc::new(auth::Authenticator::new(keys.clone(), arns.clone(), clock.clone(), overrides.clone()));
             router = router.layer(axum::middleware::from_fn_with_state(authenticator, auth::authenticate));
         }
 
@@ -293,11 +296,10 @@ impl Server {
             let _ = task.await;
         }
         if let Some(workers) = self.workers {
-            // The watcher task has ended, so this is the last reference.
-            match Arc::try_unwrap(workers) {
-                Ok(workers) => workers.shutdown().await,
-                Err(_) => tracing::error!("Stream workers still shared at shutdown; their buffers are not flushed."),
-            }
+            // Others may still hold the workers (the query API or the control
+            // plane in a connection task not yet dropped): shutdown works
+            // through the shared reference, so the buffers are drained anyway.
+            workers.shutdown().await;
         }
         self.log.close().await.context("closing the log")?;
         served.context("HTTP server")?;
@@ -322,7 +324,7 @@ async fn write_client_files(
     addr: SocketAddr,
 ) -> anyhow::Result<()> {
     if !keys.has_keys() {
-        keys.create_principal(ADMIN_PRINCIPAL, &["AmazonPrometheusFullAccess"]).await?;
+        keys.create_principal(ADMIN_PRINCIPAL, vec!["AdministratorAccess".into()]).await?;
         let (id, secret) = keys.create_key(ADMIN_PRINCIPAL).await?;
         let path = data_dir.join("credentials");
         auth::keys::write_private(

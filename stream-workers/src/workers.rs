@@ -256,7 +256,11 @@ impl StreamWorkers {
     /// so the others take its partitions over at once), and stops the
     /// maintenance task (a pass in progress is abandoned: every step of it is
     /// safe to interrupt).
-    pub async fn shutdown(self) {
+    ///
+    /// Takes `&self`: whoever still holds the workers (the query API, the
+    /// control plane, a connection not yet dropped) cannot keep the buffers
+    /// from being drained and committed.
+    pub async fn shutdown(&self) {
         self.owned.shutdown.cancel();
         let task = lock(&self.maintenance_task).take();
         if let Some(task) = task {

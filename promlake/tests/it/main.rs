@@ -7,6 +7,7 @@ mod amp_cli;
 mod crash;
 mod harness;
 mod lake_crash;
+mod policies;
 mod prometheus;
 mod query_api;
 mod s3_lake;

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use crate::harness::{Process, TestServer, client, free_port, metric_value, python, reference_bin, wait_http};
 
 /// The admin key pair of `<data_dir>/credentials`.
-fn credentials(data_dir: &Path) -> (String, String) {
+pub(crate) fn credentials(data_dir: &Path) -> (String, String) {
     let text = std::fs::read_to_string(data_dir.join("credentials")).expect("credentials file");
     let value = |key: &str| {
         text.lines()
@@ -27,7 +27,7 @@ fn credentials(data_dir: &Path) -> (String, String) {
 }
 
 /// One request signed by botocore (`sigv4_client.py`): status, headers, body.
-fn signed(spec: Value) -> (u16, Value, String) {
+pub(crate) fn signed(spec: Value) -> (u16, Value, String) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/sigv4_client.py");
     let out = Command::new(python()).arg(script).arg(spec.to_string()).output().expect("run sigv4_client.py");
     assert!(out.status.success(), "sigv4_client.py failed: {}", String::from_utf8_lossy(&out.stderr));
@@ -36,7 +36,7 @@ fn signed(spec: Value) -> (u16, Value, String) {
 }
 
 /// `aws amp <args>` with only the server's credentials and config files.
-fn aws_with_files(data_dir: &Path, args: &[&str]) -> (bool, Value, String) {
+pub(crate) fn aws_with_files(data_dir: &Path, args: &[&str]) -> (bool, Value, String) {
     let home = tempfile::tempdir().unwrap();
     let out = Command::new(python().parent().unwrap().join("aws"))
         .arg("amp")
