@@ -6,18 +6,27 @@ use common::arn::ArnScheme;
 /// What a request asks to do, for the policy check.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Action {
-    /// E.g. `aps:QueryMetrics`.
-    pub action: &'static str,
+    /// E.g. `aps:QueryMetrics`; every one must be allowed.
+    pub actions: Vec<&'static str>,
     /// The resource's ARN (a wildcard ARN for collections).
     pub resource: String,
 }
 
-/// The action and resource of a request, `None` for a path that is no API
-/// (the router answers 404).
-pub fn action_for(method: &str, raw_path: &str, arns: &ArnScheme, account_id: &str) -> Option<Action> {
+/// The actions and resource of a request, `None` for a request that is no
+/// API (refused). `HEAD` is checked as the `GET` it is served as.
+/// `key_owner` gives the ARN of the principal owning an access key, so that
+/// rotating or revoking a key is checked on its owner.
+pub fn action_for(
+    method: &str,
+    raw_path: &str,
+    arns: &ArnScheme,
+    key_owner: &dyn Fn(&str) -> Option<String>,
+) -> Option<Action> {
+    let account_id = arns.account_id.as_str();
+    let method = if method == "HEAD" { "GET" } else { method };
     let segments: Vec<&str> = raw_path.trim_start_matches('/').split('/').collect();
     let workspace = |id: &str| arns.workspace(&decode(id));
-    let act = |action: &'static str, resource: String| Some(Action { action, resource });
+    let act = |action: &'static str, resource: String| Some(Action { actions: vec![action], resource });
     match (method, segments.as_slice()) {
         ("POST", ["workspaces"]) => act("aps:CreateWorkspace", arns.workspace("*")),
         ("GET", ["workspaces"]) => act("aps:ListWorkspaces", arns.workspace("*")),
@@ -26,36 +35,43 @@ pub fn action_for(method: &str, raw_path: &str, arns: &ArnScheme, account_id: &s
         ("POST", ["workspaces", id, "alias"]) => act("aps:UpdateWorkspaceAlias", workspace(id)),
         ("GET", ["workspaces", id, "configuration"]) => act("aps:DescribeWorkspaceConfiguration", workspace(id)),
         ("PATCH", ["workspaces", id, "configuration"]) => act("aps:UpdateWorkspaceConfiguration", workspace(id)),
+        // PromLake's own metrics name workspaces: an operator's right.
+        ("GET", ["metrics"]) => act("promlake:GetMetrics", "*".to_owned()),
         ("GET", ["tags", arn]) => act("aps:ListTagsForResource", decode(arn)),
         ("POST", ["tags", arn]) => act("aps:TagResource", decode(arn)),
         ("DELETE", ["tags", arn]) => act("aps:UntagResource", decode(arn)),
         (_, ["workspaces", id, "api", "v1", rest @ ..]) => {
             let action = match (method, rest) {
                 ("POST", ["remote_write"]) => "aps:RemoteWrite",
-                (_, ["query" | "query_range" | "query_exemplars" | "format_query" | "parse_query"]) => {
-                    "aps:QueryMetrics"
-                }
-                (_, ["status", "buildinfo"]) => "aps:QueryMetrics",
-                (_, ["series"]) => "aps:GetSeries",
-                (_, ["labels"] | ["label", _, "values"]) => "aps:GetLabels",
-                (_, ["metadata"]) => "aps:GetMetricMetadata",
-                (_, ["rules"]) => "aps:ListRules",
-                (_, ["alerts"]) => "aps:ListAlerts",
+                (
+                    "GET" | "POST",
+                    ["query" | "query_range" | "query_exemplars" | "format_query" | "parse_query" | "explain"],
+                ) => "aps:QueryMetrics",
+                ("GET", ["status", "buildinfo"]) => "aps:QueryMetrics",
+                ("GET" | "POST", ["series"]) => "aps:GetSeries",
+                ("GET" | "POST", ["labels"] | ["label", _, "values"]) => "aps:GetLabels",
+                ("GET", ["metadata"]) => "aps:GetMetricMetadata",
+                ("GET", ["rules"]) => "aps:ListRules",
+                ("GET", ["alerts"]) => "aps:ListAlerts",
                 _ => return None,
             };
             act(action, workspace(id))
         }
         (_, ["iam", rest @ ..]) => {
             let user = |name: &str| format!("arn:aws:iam::{account_id}:user/{}", decode(name));
+            let owner =
+                |id: &str| key_owner(&decode(id)).unwrap_or_else(|| format!("arn:aws:iam::{account_id}:user/*"));
+            let both = |actions: Vec<&'static str>, resource: String| Some(Action { actions, resource });
             match (method, rest) {
-                ("POST", ["principals"]) => act("iam:CreateUser", format!("arn:aws:iam::{account_id}:user/*")),
+                // Creating a principal gives it policies: both rights needed.
+                ("POST", ["principals"]) => {
+                    both(vec!["iam:CreateUser", "iam:PutUserPolicy"], format!("arn:aws:iam::{account_id}:user/*"))
+                }
                 ("GET", ["principals", name]) => act("iam:GetUser", user(name)),
                 ("PUT", ["principals", name, "policies"]) => act("iam:PutUserPolicy", user(name)),
                 ("POST", ["principals", name, "keys"]) => act("iam:CreateAccessKey", user(name)),
-                ("POST", ["keys", _, "rotate"]) => {
-                    act("iam:CreateAccessKey", format!("arn:aws:iam::{account_id}:user/*"))
-                }
-                ("DELETE", ["keys", _]) => act("iam:UpdateAccessKey", format!("arn:aws:iam::{account_id}:user/*")),
+                ("POST", ["keys", id, "rotate"]) => both(vec!["iam:CreateAccessKey", "iam:UpdateAccessKey"], owner(id)),
+                ("DELETE", ["keys", id]) => act("iam:UpdateAccessKey", owner(id)),
                 _ => None,
             }
         }
@@ -75,7 +91,8 @@ mod tests {
     fn apis_map_to_amps_actions() {
         let arns = ArnScheme { region: "us-east-1".into(), account_id: "123456789012".into() };
         let ws = "arn:aws:aps:us-east-1:123456789012:workspace/ws-1";
-        let a = |m: &str, p: &str| action_for(m, p, &arns, "123456789012").map(|a| (a.action, a.resource));
+        let owner = |id: &str| (id == "AKIAOWNED").then(|| "arn:aws:iam::123456789012:user/bob".to_owned());
+        let a = |m: &str, p: &str| action_for(m, p, &arns, &owner).map(|a| (a.actions[0], a.resource));
         assert_eq!(a("POST", "/workspaces/ws-1/api/v1/remote_write"), Some(("aps:RemoteWrite", ws.into())));
         assert_eq!(a("GET", "/workspaces/ws-1/api/v1/query"), Some(("aps:QueryMetrics", ws.into())));
         assert_eq!(a("POST", "/workspaces/ws-1/api/v1/query_range"), Some(("aps:QueryMetrics", ws.into())));
@@ -91,5 +108,15 @@ mod tests {
         assert_eq!(a("GET", "/workspaces/ws-1/api/v1/nothing"), None);
         assert_eq!(a("GET", "/elsewhere"), None);
         assert_eq!(a("GET", "/workspaces/ws-1/api/v1/remote_write"), None);
+        assert_eq!(a("HEAD", "/workspaces/ws-1"), Some(("aps:DescribeWorkspace", ws.into())));
+        assert_eq!(a("POST", "/workspaces/ws-1/api/v1/explain"), Some(("aps:QueryMetrics", ws.into())));
+        assert_eq!(a("GET", "/workspaces//ws-1"), None);
+        assert_eq!(a("PUT", "/workspaces/ws-1/api/v1/query"), None);
+        assert_eq!(
+            a("DELETE", "/iam/keys/AKIAOWNED"),
+            Some(("iam:UpdateAccessKey", "arn:aws:iam::123456789012:user/bob".into()))
+        );
+        let create = action_for("POST", "/iam/principals", &arns, &owner).unwrap();
+        assert_eq!(create.actions, ["iam:CreateUser", "iam:PutUserPolicy"]);
     }
 }

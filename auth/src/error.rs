@@ -61,10 +61,15 @@ impl IntoResponse for AuthError {
         if status.is_server_error() {
             tracing::error!(error = %self, "Authentication failed on our side.");
         }
-        let mut response = (status, axum::Json(serde_json::json!({ "message": self.to_string() }))).into_response();
-        response.headers_mut().insert("x-amzn-ErrorType", HeaderValue::from_static(self.error_type()));
-        response
+        aws_response(status, self.error_type(), &self.to_string())
     }
+}
+
+/// AWS's error shape: the status, `x-amzn-ErrorType`, `{"message": …}`.
+fn aws_response(status: StatusCode, error_type: &'static str, message: &str) -> Response {
+    let mut response = (status, axum::Json(serde_json::json!({ "message": message }))).into_response();
+    response.headers_mut().insert("x-amzn-ErrorType", HeaderValue::from_static(error_type));
+    response
 }
 
 impl IntoResponse for crate::keys::KeyError {
@@ -81,8 +86,6 @@ impl IntoResponse for crate::keys::KeyError {
         if status.is_server_error() {
             tracing::error!(error = %self, "Identity request failed on our side.");
         }
-        let mut response = (status, axum::Json(serde_json::json!({ "message": self.to_string() }))).into_response();
-        response.headers_mut().insert("x-amzn-ErrorType", HeaderValue::from_static(error_type));
-        response
+        aws_response(status, error_type, &self.to_string())
     }
 }

@@ -66,8 +66,8 @@ pub enum KeyStatus {
     Inactive,
 }
 
-/// An access key as the verifier needs it.
-#[derive(Debug, Clone)]
+/// An access key as the verifier needs it (its `Debug` hides the secret).
+#[derive(Clone)]
 pub struct AccessKey {
     /// `AKIA…`.
     pub access_key_id: String,
@@ -77,6 +77,17 @@ pub struct AccessKey {
     pub status: KeyStatus,
     /// The secret access key, decrypted.
     pub secret: String,
+}
+
+impl std::fmt::Debug for AccessKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessKey")
+            .field("access_key_id", &self.access_key_id)
+            .field("principal", &self.principal)
+            .field("status", &self.status)
+            .field("secret", &"…")
+            .finish()
+    }
 }
 
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
@@ -196,6 +207,21 @@ impl KeyStore {
         let Ok(doc) = serde_json::from_value::<KeyDoc>(doc) else { return Ok(None) };
         let secret = self.master.open(&doc.access_key_id, &doc.secret)?;
         Ok(Some(AccessKey { access_key_id: doc.access_key_id, principal: doc.principal, status: doc.status, secret }))
+    }
+
+    /// Checks that the master key opens the stored secrets (every process of
+    /// a deployment must read the same master key file): tries one key.
+    ///
+    /// # Errors
+    /// `Decrypt` naming the key that cannot be opened.
+    pub fn check_master_key(&self) -> Result<(), KeyError> {
+        let keys = self.store.list(&format!("arn:aws:iam::{}:accesskey/", self.account_id));
+        if let Some((_, doc)) = keys.first()
+            && let Ok(doc) = serde_json::from_value::<KeyDoc>(doc.clone())
+        {
+            self.master.open(&doc.access_key_id, &doc.secret)?;
+        }
+        Ok(())
     }
 
     /// Whether any access key exists (first start has none).

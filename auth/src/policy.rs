@@ -181,12 +181,14 @@ pub fn wildcard_match(pattern: &str, text: &str) -> bool {
     let (mut pi, mut ti) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
     while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
+        // A `*` in the pattern is a wildcard even where the text has a `*`
+        // (resources such as `…:workspace/*` do).
+        if pi < p.len() && p[pi] == '*' {
             star = Some((pi, ti));
             pi += 1;
+        } else if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
         } else if let Some((sp, st)) = star {
             pi = sp + 1;
             ti = st + 1;
@@ -245,6 +247,10 @@ mod tests {
         assert!(wildcard_match("a*b*c", "aXbYbZc"));
         assert!(!wildcard_match("a*b*c", "aXbYbZ"));
         assert!(wildcard_match("**", "x"));
+        // Found by the fuzz target: a `*` in the text under a `*` of the pattern.
+        assert!(wildcard_match("*", "*apss"));
+        assert!(wildcard_match("a*", "a*b"));
+        assert!(wildcard_match("arn:aws:aps:*:*:workspace/*", "arn:aws:aps:us-east-1:1:workspace/*"));
     }
 
     #[test]

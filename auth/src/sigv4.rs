@@ -407,13 +407,14 @@ fn canonical_uri(raw_path: &str) -> String {
     out
 }
 
-/// The query string's parameters decoded, re-encoded as RFC 3986 wants
-/// (unreserved characters kept), sorted by name then value; a presigned
+/// The query string's parameters decoded (`+` as a space, as the handlers
+/// read it), re-encoded as RFC 3986 wants (unreserved characters kept,
+/// every other byte `%XX`), sorted by name then value; a presigned
 /// request's own `X-Amz-Signature` is left out.
 fn canonical_query(raw_query: &str, presigned: bool) -> String {
-    let mut pairs: Vec<(String, String)> = query_pairs(raw_query)
+    let mut pairs: Vec<(String, String)> = query_pairs_bytes(raw_query)
         .into_iter()
-        .filter(|(k, _)| !(presigned && k == "X-Amz-Signature"))
+        .filter(|(k, _)| !(presigned && k == b"X-Amz-Signature"))
         .map(|(k, v)| (uri_encode(&k), uri_encode(&v)))
         .collect();
     pairs.sort();
@@ -433,27 +434,36 @@ fn raw_sorted_query(raw_query: &str, presigned: bool) -> String {
     pairs.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&")
 }
 
-/// A query string's parameters, percent-decoded (`+` is kept as `+`: SigV4
-/// clients encode a space as `%20`).
-fn query_pairs(raw_query: &str) -> Vec<(String, String)> {
+/// A query string's parameters decoded to bytes as the handlers decode
+/// them (`application/x-www-form-urlencoded`: `+` is a space), so one
+/// signature never covers two queries the handlers read differently.
+fn query_pairs_bytes(raw_query: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
     raw_query
         .split('&')
         .filter(|p| !p.is_empty())
         .map(|p| {
             let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (percent_decode(k), percent_decode(v))
+            (form_decode(k), form_decode(v))
         })
         .collect()
 }
 
-fn percent_decode(s: &str) -> String {
-    percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned()
+fn form_decode(s: &str) -> Vec<u8> {
+    percent_encoding::percent_decode_str(&s.replace('+', " ")).collect()
 }
 
-fn uri_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        uri_encode_byte(b, &mut out);
+/// [`query_pairs_bytes`] as text (for the presigned parameters).
+fn query_pairs(raw_query: &str) -> Vec<(String, String)> {
+    query_pairs_bytes(raw_query)
+        .into_iter()
+        .map(|(k, v)| (String::from_utf8_lossy(&k).into_owned(), String::from_utf8_lossy(&v).into_owned()))
+        .collect()
+}
+
+fn uri_encode(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for b in bytes {
+        uri_encode_byte(*b, &mut out);
     }
     out
 }
@@ -545,6 +555,11 @@ mod tests {
         assert_eq!(canonical_query("b=2&a=x%20y&a=1&tagKeys=k%3Av", false), "a=1&a=x%20y&b=2&tagKeys=k%3Av");
         assert_eq!(canonical_query("X-Amz-Signature=abc&X-Amz-Date=1", true), "X-Amz-Date=1");
         assert_eq!(canonical_query("", false), "");
+        // `+` is a space, as the handlers read it; a literal plus is %2B;
+        // bytes that are not UTF-8 stay distinct.
+        assert_eq!(canonical_query("q=a+b", false), "q=a%20b");
+        assert_eq!(canonical_query("q=a%2Bb", false), "q=a%2Bb");
+        assert_ne!(canonical_query("q=%FF", false), canonical_query("q=%FE", false));
         assert_eq!(canonical_header_value("  a   b  c "), "a b c");
     }
 

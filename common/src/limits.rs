@@ -43,7 +43,30 @@ pub struct IngestLimits {
     /// Largest decompressed request, bytes. Default 100 MiB (Mimir's
     /// `max_recv_msg_size`).
     pub max_decompressed_bytes: usize,
+    /// Most active series per label set (AMP's `limitsPerLabelSet`): a new
+    /// series whose labels include every pair of a label set is refused
+    /// (429, nothing written) once that many series of the set are active;
+    /// an empty label set is the default bucket, for the series no other
+    /// set matches. `max_series` 0: no limit. Default none.
+    pub limits_per_label_set: Vec<LabelSetLimit>,
 }
+
+/// One label set's active-series limit.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LabelSetLimit {
+    /// Label names and values a series must all have (empty: the default
+    /// bucket).
+    pub label_set: std::collections::BTreeMap<String, String>,
+    /// Most active series of the set; 0: no limit.
+    pub max_series: u64,
+}
+
+/// How long a series stays active after its last sample, for
+/// [`IngestLimits::limits_per_label_set`] (the span of an ingester's head).
+pub const ACTIVE_SERIES_IDLE: std::time::Duration = std::time::Duration::from_secs(3600);
+/// Most label sets a workspace's `limitsPerLabelSet` may have.
+pub const MAX_LABEL_SETS: usize = 100;
 
 impl Default for IngestLimits {
     fn default() -> Self {
@@ -56,6 +79,7 @@ impl Default for IngestLimits {
             creation_grace_period_seconds: 600,
             max_request_body_bytes: 10 << 20,
             max_decompressed_bytes: 100 << 20,
+            limits_per_label_set: Vec::new(),
         }
     }
 }
@@ -81,6 +105,8 @@ pub struct IngestLimitsOverride {
     pub max_request_body_bytes: Option<usize>,
     /// See [`IngestLimits::max_decompressed_bytes`].
     pub max_decompressed_bytes: Option<usize>,
+    /// See [`IngestLimits::limits_per_label_set`].
+    pub limits_per_label_set: Option<Vec<LabelSetLimit>>,
 }
 
 impl IngestLimitsOverride {
@@ -96,6 +122,10 @@ impl IngestLimitsOverride {
                 .unwrap_or(base.creation_grace_period_seconds),
             max_request_body_bytes: self.max_request_body_bytes.unwrap_or(base.max_request_body_bytes),
             max_decompressed_bytes: self.max_decompressed_bytes.unwrap_or(base.max_decompressed_bytes),
+            limits_per_label_set: self
+                .limits_per_label_set
+                .clone()
+                .unwrap_or_else(|| base.limits_per_label_set.clone()),
         }
     }
 
@@ -109,6 +139,7 @@ impl IngestLimitsOverride {
             creation_grace_period_seconds: self.creation_grace_period_seconds.or(lower.creation_grace_period_seconds),
             max_request_body_bytes: self.max_request_body_bytes.or(lower.max_request_body_bytes),
             max_decompressed_bytes: self.max_decompressed_bytes.or(lower.max_decompressed_bytes),
+            limits_per_label_set: self.limits_per_label_set.clone().or_else(|| lower.limits_per_label_set.clone()),
         }
     }
 }

@@ -77,6 +77,9 @@ pub struct WorkspaceConfiguration {
     /// `ruleQueryOffsetInSeconds`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rule_query_offset_in_seconds: Option<u64>,
+    /// `limitsPerLabelSet` (an empty list: set to none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits_per_label_set: Option<Vec<crate::limits::LabelSetLimit>>,
     /// The configuration's state.
     #[serde(default)]
     pub status: ConfigurationStatusCode,
@@ -90,6 +93,7 @@ impl WorkspaceConfiguration {
         o.storage.retention_period_days = self.retention_period_in_days;
         o.storage.out_of_order_time_window_seconds = self.out_of_order_time_window_in_seconds;
         o.ruler.query_offset_seconds = self.rule_query_offset_in_seconds;
+        o.ingest.limits_per_label_set.clone_from(&self.limits_per_label_set);
         o
     }
 }

@@ -89,7 +89,7 @@ async fn describe_configuration(State(service): Svc, Path(workspace_id): Path<St
     Ok(Json(json!({
         "workspaceConfiguration": {
             "status": { "statusCode": c.status },
-            "limitsPerLabelSet": [],
+            "limitsPerLabelSet": c.limits_per_label_set,
             "retentionPeriodInDays": c.retention_period_in_days,
             "outOfOrderTimeWindowInSeconds": c.out_of_order_time_window_in_seconds,
             "ruleQueryOffsetInSeconds": c.rule_query_offset_in_seconds,

@@ -22,14 +22,15 @@
 //! Operations (AMP's `amp` model): workspaces (create, describe, list,
 //! update alias, delete), workspace configuration (describe, update:
 //! `retentionPeriodInDays`, `outOfOrderTimeWindowInSeconds`,
-//! `ruleQueryOffsetInSeconds`), tags of any resource (tag, untag, list).
+//! `ruleQueryOffsetInSeconds`, `limitsPerLabelSet` — enforced by the
+//! gateway), tags of any resource (tag, untag, list).
 //!
 //! - Configuration values are stored in the workspace's record and applied
 //!   to the API layer of `common::limits::Overrides` — at once in the
 //!   process that served the update, by [`sync_overrides`] in every process
 //!   — so the stream workers, the gateway and the ruler read them in the one
-//!   limits place. A field PromLake cannot honour (`kmsKeyArn`,
-//!   `limitsPerLabelSet`) is refused with `ValidationException`.
+//!   limits place. A field PromLake cannot honour (`kmsKeyArn`) is refused
+//!   with `ValidationException`.
 //! - Deletion records the workspace `DELETING` (the data plane refuses it
 //!   from then on, and the 202 answer comes after that is durable), then
 //!   deletes its lake tables (through `common::seams::WorkspaceData` where
@@ -49,6 +50,6 @@ pub use error::{Error, Result};
 pub use http::router;
 pub use store::LogControlStore;
 pub use workspaces::{
-    CreateWorkspace, EffectiveConfiguration, RECONCILE_INTERVAL, UpdateAlias, UpdateConfiguration, WorkspaceConfig,
-    WorkspacePage, WorkspaceService, all_workspaces, sync_overrides,
+    CreateWorkspace, EffectiveConfiguration, LimitsPerLabelSet, LimitsPerLabelSetEntry, RECONCILE_INTERVAL,
+    UpdateAlias, UpdateConfiguration, WorkspaceConfig, WorkspacePage, WorkspaceService, all_workspaces, sync_overrides,
 };

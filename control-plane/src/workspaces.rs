@@ -9,7 +9,8 @@ use common::arn::ArnScheme;
 use common::clock::Clock;
 use common::control::ControlPlaneStore;
 use common::limits::{
-    OUT_OF_ORDER_WINDOW_SECONDS, Overrides, RETENTION_PERIOD_DAYS, RULE_QUERY_OFFSET_SECONDS, WorkspaceOverride,
+    LabelSetLimit, MAX_LABEL_SETS, OUT_OF_ORDER_WINDOW_SECONDS, Overrides, RETENTION_PERIOD_DAYS,
+    RULE_QUERY_OFFSET_SECONDS, WorkspaceOverride,
 };
 use common::log::{CleanupPolicy, Log, LogError, TopicSpec};
 use common::seams::WorkspaceData;
@@ -72,8 +73,27 @@ pub struct UpdateConfiguration {
     pub out_of_order_time_window_in_seconds: Option<i64>,
     /// The ruler's query offset, 0–86,400 seconds.
     pub rule_query_offset_in_seconds: Option<i64>,
-    /// Active-series limits per label set: refused until enforced.
-    pub limits_per_label_set: Option<serde_json::Value>,
+    /// Active-series limits per label set; replaces the current list.
+    pub limits_per_label_set: Option<Vec<LimitsPerLabelSet>>,
+}
+
+/// AMP's `LimitsPerLabelSet`.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LimitsPerLabelSet {
+    /// The label set (empty: the default bucket).
+    pub label_set: BTreeMap<String, String>,
+    /// Its limits.
+    pub limits: LimitsPerLabelSetEntry,
+}
+
+/// AMP's `LimitsPerLabelSetEntry`.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LimitsPerLabelSetEntry {
+    /// Most active series; absent or 0: no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_series: Option<i64>,
 }
 
 /// A `ListWorkspaces` page.
@@ -96,6 +116,8 @@ pub struct EffectiveConfiguration {
     pub out_of_order_time_window_in_seconds: u64,
     /// The ruler's query offset, seconds.
     pub rule_query_offset_in_seconds: u64,
+    /// Active-series limits per label set.
+    pub limits_per_label_set: Vec<LimitsPerLabelSet>,
 }
 
 /// How often [`WorkspaceService::reconcile`] runs in the background.
@@ -289,6 +311,16 @@ impl WorkspaceService {
             retention_period_in_days: self.overrides.retention_period_days(workspace_id),
             out_of_order_time_window_in_seconds: self.overrides.storage(workspace_id).out_of_order_time_window_seconds,
             rule_query_offset_in_seconds: self.overrides.ruler(workspace_id).query_offset_seconds,
+            limits_per_label_set: self
+                .overrides
+                .ingest(workspace_id)
+                .limits_per_label_set
+                .iter()
+                .map(|l| LimitsPerLabelSet {
+                    label_set: l.label_set.clone(),
+                    limits: LimitsPerLabelSetEntry { max_series: Some(l.max_series as i64) },
+                })
+                .collect(),
         })
     }
 
@@ -298,7 +330,7 @@ impl WorkspaceService {
     ///
     /// # Errors
     /// `Validation` (no field, a value out of AMP's range, a field PromLake
-    /// cannot honour yet), `NotFound`, `Conflict` when not active.
+    /// cannot honour), `NotFound`, `Conflict` when not active.
     pub async fn update_configuration(
         &self,
         workspace_id: &str,
@@ -316,12 +348,7 @@ impl WorkspaceService {
         let offset = in_range(&mut f, "ruleQueryOffsetInSeconds", request.rule_query_offset_in_seconds, |s| {
             u64::try_from(s).ok().filter(|s| RULE_QUERY_OFFSET_SECONDS.contains(s))
         });
-        if request.limits_per_label_set.is_some() {
-            f.bad(
-                "limitsPerLabelSet",
-                "limits per label set are not enforced by PromLake yet, so they are not accepted",
-            );
-        }
+        let label_sets = request.limits_per_label_set.as_deref().map(|list| label_set_limits(&mut f, list));
         if retention.is_none()
             && window.is_none()
             && offset.is_none()
@@ -343,6 +370,9 @@ impl WorkspaceService {
         c.retention_period_in_days = retention.or(c.retention_period_in_days);
         c.out_of_order_time_window_in_seconds = window.or(c.out_of_order_time_window_in_seconds);
         c.rule_query_offset_in_seconds = offset.or(c.rule_query_offset_in_seconds);
+        if let Some(sets) = label_sets {
+            c.limits_per_label_set = Some(sets);
+        }
         c.status = ConfigurationStatusCode::Active;
         self.save(&record).await?;
         self.overrides.set_api_override(workspace_id, Some(record.configuration.as_override()));
@@ -418,9 +448,17 @@ impl WorkspaceService {
         for mut w in self.all() {
             match w.status {
                 WorkspaceStatusCode::Creating => {
-                    tracing::info!(workspace = %w.workspace_id, "Finishing the creation of a workspace.");
+                    // Re-read under the lock: a create in progress may
+                    // have finished (and the workspace even gone) since.
                     let _guard = self.lock.lock().await;
-                    self.activate(&mut w).await?;
+                    match self.get(&w.workspace_id) {
+                        Some(current) if current.status == WorkspaceStatusCode::Creating => {
+                            tracing::info!(workspace = %w.workspace_id, "Finishing the creation of a workspace.");
+                            w = current;
+                            self.activate(&mut w).await?;
+                        }
+                        _ => {}
+                    }
                 }
                 WorkspaceStatusCode::Deleting => self.finish_delete(w).await,
                 _ => {}
@@ -544,6 +582,42 @@ fn not_found(workspace_id: &str) -> Error {
         resource_id: workspace_id.to_owned(),
         resource_type: "Workspace",
     }
+}
+
+/// AMP's constraints on `limitsPerLabelSet`: at most `MAX_LABEL_SETS` label
+/// sets, each unique, label names `[a-zA-Z_][a-zA-Z0-9_]*`, values not
+/// empty, `maxSeries` ≥ 0. Returns the limits as the limits place holds them.
+fn label_set_limits(f: &mut Fields, list: &[LimitsPerLabelSet]) -> Vec<LabelSetLimit> {
+    let field = "limitsPerLabelSet";
+    if list.len() > MAX_LABEL_SETS {
+        f.bad(field, format!("at most {MAX_LABEL_SETS} label sets"));
+    }
+    let mut out: Vec<LabelSetLimit> = Vec::with_capacity(list.len());
+    for l in list {
+        for (name, value) in &l.label_set {
+            let valid_name = name.bytes().next().is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+                && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+            if !valid_name {
+                f.bad(field, format!("invalid label name {name:?}: [a-zA-Z_][a-zA-Z0-9_]*"));
+            }
+            if value.is_empty() {
+                f.bad(field, format!("the value of label {name:?} is empty"));
+            }
+        }
+        let max_series = match l.limits.max_series {
+            None => 0,
+            Some(n) if n >= 0 => n as u64,
+            Some(n) => {
+                f.bad(field, format!("maxSeries must be at least 0, not {n}"));
+                0
+            }
+        };
+        if out.iter().any(|o| o.label_set == l.label_set) {
+            f.bad(field, format!("the label set {:?} is given twice", l.label_set));
+        }
+        out.push(LabelSetLimit { label_set: l.label_set.clone(), max_series });
+    }
+    out
 }
 
 /// `value` converted by `ok` when given; a value `ok` refuses is a bad field.

@@ -30,7 +30,8 @@ pub enum Error {
     /// first error.
     #[error("{0}")]
     Invalid(String),
-    /// The workspace's ingestion rate limit: nothing was written.
+    /// The workspace's ingestion rate limit or a label set's active-series
+    /// limit: nothing was written.
     #[error("{message}")]
     RateLimited {
         /// Names the limit and its settings.

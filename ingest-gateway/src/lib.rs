@@ -8,6 +8,7 @@
 //!   │ protobuf decode (RW 1.0 or 2.0) ───────────────────── 400, nothing written
 //!   │ validate (labels, limits, future timestamps) ──────── invalid series dropped
 //!   │ ingestion rate limit (governor) ───────────────────── 429 + Retry-After, nothing written
+//!   │ active series per label set (limitsPerLabelSet) ───── 429 + Retry-After, nothing written
 //!   ▼ append: one WriteBatch per partition (series id % partitions), all partitions
 //!     concurrently; answer only when every record is durable in the log
 //!   204 (or 400 naming the first dropped series), with RW 2.0's
@@ -28,6 +29,7 @@ mod http;
 mod limiter;
 mod metrics;
 mod producer;
+mod series_limits;
 mod validate;
 
 use std::collections::HashMap;
@@ -66,6 +68,7 @@ pub struct Gateway {
     arns: ArnScheme,
     clock: Arc<dyn Clock>,
     limiter: IngestionLimiter,
+    active_series: series_limits::ActiveSeries,
     metrics: Metrics,
     partitions: RwLock<HashMap<String, u32>>,
 }
@@ -87,6 +90,7 @@ impl Gateway {
             arns,
             clock,
             limiter: IngestionLimiter::default(),
+            active_series: series_limits::ActiveSeries::default(),
             metrics: Metrics::new(registry),
             partitions: RwLock::new(HashMap::new()),
         }
@@ -162,6 +166,27 @@ impl Gateway {
             );
             return Err((Error::RateLimited { message, retry_after }, none));
         }
+        let admitted = match self.active_series.admit(
+            workspace_id,
+            &limits.limits_per_label_set,
+            &validated.series,
+            now_ms,
+        ) {
+            Ok(admitted) => admitted,
+            Err(exceeded) => {
+                self.metrics.discard(workspace_id, Reason::PerLabelSetSeriesLimit.id(), accepted);
+                let message = format!(
+                    "the request has been rejected because it would add {} new series to the label set {}, which has {} active series and a limit of {} (err-promlake-{}). To adjust it, update the workspace configuration's limitsPerLabelSet",
+                    exceeded.adding,
+                    series_limits::label_set_string(&exceeded.limit),
+                    exceeded.active,
+                    exceeded.limit.max_series,
+                    Reason::PerLabelSetSeriesLimit.id()
+                );
+                let retry_after = std::time::Duration::from_secs(60);
+                return Err((Error::RateLimited { message, retry_after }, none));
+            }
+        };
 
         if !validated.series.is_empty() || !decoded.metadata.is_empty() {
             let partitions = self.partition_count(&workspace.samples_topic).await.map_err(|e| (e, none))?;
@@ -172,9 +197,13 @@ impl Gateway {
                 protocol_version: protocol.version(),
                 received_at_ms: now_ms,
             };
-            let seconds = producer::append(self.log.as_ref(), &batch, validated.series, decoded.metadata)
-                .await
-                .map_err(|e| (e, none))?;
+            let seconds = match producer::append(self.log.as_ref(), &batch, validated.series, decoded.metadata).await {
+                Ok(seconds) => seconds,
+                Err(e) => {
+                    self.active_series.release(workspace_id, admitted, now_ms);
+                    return Err((e, none));
+                }
+            };
             self.metrics.append_seconds.observe(seconds);
             Metrics::count(&self.metrics.written, workspace_id, accepted);
         }

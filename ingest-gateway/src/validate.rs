@@ -50,6 +50,8 @@ pub enum Reason {
     ExemplarTimestampInvalid,
     /// The workspace's ingestion rate limit.
     RateLimited,
+    /// A label set's active-series limit (`limitsPerLabelSet`).
+    PerLabelSetSeriesLimit,
 }
 
 impl Reason {
@@ -68,6 +70,7 @@ impl Reason {
             Reason::ExemplarLabelsTooLong => "exemplar-labels-too-long",
             Reason::ExemplarTimestampInvalid => "exemplar-timestamp-invalid",
             Reason::RateLimited => "ingestion-rate-limited",
+            Reason::PerLabelSetSeriesLimit => "per-labelset-series-limit",
         }
     }
 }

@@ -216,6 +216,14 @@ impl Config {
         if self.workspaces.partitions == 0 || self.workspaces.partitions > 1024 {
             bail!("workspaces.partitions must be between 1 and 1024, not {}", self.workspaces.partitions);
         }
+        let label_sets = std::iter::once(Some(&self.limits.ingest.limits_per_label_set))
+            .chain(self.limits.overrides.values().map(|o| o.ingest.limits_per_label_set.as_ref()))
+            .flatten();
+        for sets in label_sets {
+            if sets.len() > common::limits::MAX_LABEL_SETS {
+                bail!("limits_per_label_set may hold at most {} label sets", common::limits::MAX_LABEL_SETS);
+            }
+        }
         if self.account_id.len() != 12 || !self.account_id.bytes().all(|b| b.is_ascii_digit()) {
             bail!("account_id must be 12 digits, not {:?}", self.account_id);
         }

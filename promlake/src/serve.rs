@@ -161,7 +161,15 @@ impl Server {
             AuthMode::Sigv4 => {
                 let path = config.auth.master_key_file.clone().unwrap_or_else(|| args.data_dir.join("master.key"));
                 let master = auth::MasterKey::load_or_create(&path).context("the master key of secret access keys")?;
-                Some(Arc::new(auth::KeyStore::new(store.clone(), master, clock.clone(), &config.account_id)))
+                let keys = auth::KeyStore::new(store.clone(), master, clock.clone(), &config.account_id);
+                keys.check_master_key().with_context(|| {
+                    format!(
+                        "the master key {} does not open the stored access keys: every process of a deployment \
+                         must use the same master key file ([auth] master_key_file)",
+                        path.display()
+                    )
+                })?;
+                Some(Arc::new(keys))
             }
         };
 

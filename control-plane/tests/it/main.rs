@@ -201,7 +201,10 @@ async fn configuration_reaches_the_limits_of_this_process_at_once_and_of_others_
         json!({"retentionPeriodInDays": 1096}),
         json!({"outOfOrderTimeWindowInSeconds": 601}),
         json!({"ruleQueryOffsetInSeconds": 86_401}),
-        json!({"limitsPerLabelSet": [{"labelSet": {"a": "b"}, "limits": {"maxSeries": 1}}]}),
+        json!({"limitsPerLabelSet": [{"labelSet": {"0a": "b"}, "limits": {"maxSeries": 1}}]}),
+        json!({"limitsPerLabelSet": [{"labelSet": {"a": ""}, "limits": {"maxSeries": 1}}]}),
+        json!({"limitsPerLabelSet": [{"labelSet": {"a": "b"}, "limits": {"maxSeries": -1}}]}),
+        json!({"limitsPerLabelSet": [{"labelSet": {"a": "b"}, "limits": {}}, {"labelSet": {"a": "b"}, "limits": {}}]}),
     ] {
         assert!(
             matches!(svc.update_configuration(&ws, update(bad.clone())).await, Err(Error::Validation { .. })),
@@ -209,6 +212,21 @@ async fn configuration_reaches_the_limits_of_this_process_at_once_and_of_others_
         );
     }
     assert_eq!(overrides.retention_period_days(&ws), 7);
+
+    let sets = json!({"limitsPerLabelSet": [
+        {"labelSet": {"team": "a", "env": "prod"}, "limits": {"maxSeries": 1000}},
+        {"labelSet": {}, "limits": {"maxSeries": 10}},
+    ]});
+    svc.update_configuration(&ws, update(sets)).await.unwrap();
+    let ingest = overrides.ingest(&ws);
+    assert_eq!(ingest.limits_per_label_set.len(), 2);
+    assert_eq!(ingest.limits_per_label_set[0].max_series, 1000);
+    assert!(ingest.limits_per_label_set[1].label_set.is_empty());
+    let c = svc.describe_configuration(&ws).unwrap();
+    assert_eq!(c.limits_per_label_set.len(), 2);
+    assert_eq!(c.retention_period_in_days, 7, "other fields kept");
+    svc.update_configuration(&ws, update(json!({"limitsPerLabelSet": []}))).await.unwrap();
+    assert!(overrides.ingest(&ws).limits_per_label_set.is_empty());
 }
 
 #[tokio::test]

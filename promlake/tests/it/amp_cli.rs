@@ -165,12 +165,44 @@ async fn the_aws_cli_manages_workspaces_configuration_and_tags() {
             "--workspace-id",
             &ws,
             "--limits-per-label-set",
-            r#"[{"labelSet": {"team": "a"}, "limits": {"maxSeries": 10}}]"#,
+            r#"[{"labelSet": {"team": "a"}, "limits": {"maxSeries": 10}}, {"labelSet": {"team": "a"}, "limits": {}}]"#,
         ],
         "ValidationException",
     );
     let config = aws_ok(&server, &["describe-workspace-configuration", "--workspace-id", &ws]);
     assert_eq!(config["workspaceConfiguration"]["retentionPeriodInDays"], 30, "a refused update changed the state");
+
+    // Active-series limits per label set, enforced on remote write.
+    aws_ok(
+        &server,
+        &[
+            "update-workspace-configuration",
+            "--workspace-id",
+            &ws,
+            "--limits-per-label-set",
+            r#"[{"labelSet": {"team": "a"}, "limits": {"maxSeries": 2}}, {"labelSet": {}, "limits": {"maxSeries": 1}}]"#,
+        ],
+    );
+    let config = aws_ok(&server, &["describe-workspace-configuration", "--workspace-id", &ws]);
+    assert_eq!(
+        config["workspaceConfiguration"]["limitsPerLabelSet"],
+        json!([{"labelSet": {"team": "a"}, "limits": {"maxSeries": 2}}, {"labelSet": {}, "limits": {"maxSeries": 1}}])
+    );
+    assert_eq!(config["workspaceConfiguration"]["retentionPeriodInDays"], 30);
+    let write = |series: &[(&str, &str)]| {
+        let url = format!("{}/workspaces/{ws}/api/v1/remote_write", server.url);
+        let body = write_request(series);
+        async move { post_remote_write(&client(), &url, &body).await.expect("answer") }
+    };
+    assert_eq!(write(&[("a1", "a"), ("a2", "a")]).await.status(), 204);
+    let refused = write(&[("a1", "a"), ("a3", "a")]).await;
+    assert_eq!(refused.status(), 429, "a third team=a series");
+    assert!(refused.headers().contains_key("retry-after"));
+    let message = refused.text().await.unwrap();
+    assert!(message.contains("team=\"a\"") && message.contains("limitsPerLabelSet"), "{message}");
+    assert_eq!(write(&[("a1", "a"), ("a2", "a")]).await.status(), 204, "active series go on");
+    assert_eq!(write(&[("b1", "b")]).await.status(), 204, "the default bucket holds one");
+    assert_eq!(write(&[("b2", "b")]).await.status(), 429, "the default bucket is full");
 
     // Tags.
     let arn = created["arn"].as_str().unwrap();
@@ -232,6 +264,16 @@ async fn bad_control_plane_input_is_refused_and_changes_nothing() {
         ("PATCH", format!("/workspaces/{ws}/configuration"), json!({"ruleQueryOffsetInSeconds": -1})),
         ("PATCH", format!("/workspaces/{ws}/configuration"), json!({})),
         ("PATCH", format!("/workspaces/{ws}/configuration"), json!({"retentionPeriodInDays": 5, "bogus": 1})),
+        (
+            "PATCH",
+            format!("/workspaces/{ws}/configuration"),
+            json!({"limitsPerLabelSet": [{"labelSet": {"bad-name": "x"}, "limits": {"maxSeries": 1}}]}),
+        ),
+        (
+            "PATCH",
+            format!("/workspaces/{ws}/configuration"),
+            json!({"limitsPerLabelSet": [{"labelSet": {"a": "x"}, "limits": {"maxSeries": 1, "other": 2}}]}),
+        ),
         ("POST", format!("/tags/arn:aws:aps:us-east-1:000000000000:workspace%2F{ws}"), json!({"tags": too_many_tags})),
     ];
     for (method, path, body) in cases {
@@ -305,6 +347,26 @@ async fn deleting_a_workspace_removes_its_topic_and_tables() {
     assert!(lake.join(&kept).join("samples").join("_delta_log").is_dir());
     let resp = client().get(format!("{}/workspaces/{kept}", server.url)).send().await.unwrap();
     assert_eq!(resp.status(), 200);
+}
+
+/// A remote-write 1.0 body: one sample for each (name, team) series.
+fn write_request(series: &[(&str, &str)]) -> Vec<u8> {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64;
+    let request = prompb::WriteRequest {
+        timeseries: series
+            .iter()
+            .map(|(name, team)| prompb::TimeSeries {
+                labels: vec![
+                    prompb::Label { name: "__name__".into(), value: (*name).into() },
+                    prompb::Label { name: "team".into(), value: (*team).into() },
+                ],
+                samples: vec![prompb::Sample { value: 1.0, timestamp: now }],
+                ..Default::default()
+            })
+            .collect(),
+        metadata: vec![],
+    };
+    snap::raw::Encoder::new().compress_vec(&request.encode_to_vec()).unwrap()
 }
 
 async fn json_of(resp: reqwest::Response) -> Value {

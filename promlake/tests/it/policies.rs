@@ -32,19 +32,20 @@ fn principal(data: &Path, name: &str, policies: &[&str]) -> (String, String) {
     (key["accessKeyId"].as_str().unwrap().to_owned(), key["secretAccessKey"].as_str().unwrap().to_owned())
 }
 
-fn remote_write_body() -> String {
+/// A remote-write 1.0 body (snappy protobuf), hex-encoded for the client
+/// script.
+fn remote_write_hex() -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
     let request = prompb::WriteRequest {
         timeseries: vec![prompb::TimeSeries {
             labels: vec![prompb::Label { name: "__name__".into(), value: "up".into() }],
-            samples: vec![prompb::Sample { value: 1.0, timestamp: 1_700_000_000_000 }],
+            samples: vec![prompb::Sample { value: 1.0, timestamp: now }],
             ..Default::default()
         }],
         metadata: vec![],
     };
-    // The client script sends its body as text, so these bytes arrive
-    // mangled and the gateway may refuse them as malformed (400): what is
-    // tested here is only whether the policy check lets the request through.
-    String::from_utf8_lossy(&snap::raw::Encoder::new().compress_vec(&request.encode_to_vec()).unwrap()).into_owned()
+    let body = snap::raw::Encoder::new().compress_vec(&request.encode_to_vec()).unwrap();
+    body.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[tokio::test]
@@ -62,15 +63,26 @@ async fn the_policy_matrix_holds() {
     let arn_a = format!("arn:aws:aps:us-east-1:000000000000:workspace/{a}");
 
     // Sends a request signed with (key, secret); returns (status, error type).
+    // A body "hex:…" is sent as the bytes it encodes, as a remote write.
     let call = |key: &(String, String), method: &str, path: &str, body: Option<String>| -> (u16, String) {
-        let (status, headers, body) = signed(json!({
+        let mut spec = json!({
             "url": format!("{}{path}", server.url),
             "method": method,
             "body": body,
             "headers": {"Content-Type": "application/json"},
             "access_key": key.0,
             "secret_key": key.1,
-        }));
+        });
+        if let Some(hex) = body.as_deref().and_then(|b| b.strip_prefix("hex:")) {
+            spec["body"] = Value::Null;
+            spec["body_hex"] = hex.into();
+            spec["headers"] = json!({
+                "Content-Type": "application/x-protobuf",
+                "Content-Encoding": "snappy",
+                "X-Prometheus-Remote-Write-Version": "0.1.0",
+            });
+        }
+        let (status, headers, body) = signed(spec);
         let error_type = headers["x-amzn-errortype"].as_str().unwrap_or_default().to_owned();
         if status == 403 && error_type == "AccessDeniedException" {
             let message = serde_json::from_str::<Value>(&body).unwrap()["message"].as_str().unwrap().to_owned();
@@ -84,8 +96,8 @@ async fn the_policy_matrix_holds() {
 
     // Remote-write only: writes, cannot query or manage.
     let writer = principal(&data, "writer", &["--policy", "AmazonPrometheusRemoteWriteAccess"]);
-    let w = call(&writer, "POST", &write(&a), Some(remote_write_body()));
-    assert!(!denied(w.clone()) && w.0 != 401, "remote write refused: {w:?}");
+    let rw = || Some(format!("hex:{}", remote_write_hex()));
+    assert_eq!(call(&writer, "POST", &write(&a), rw()).0, 204);
     assert!(denied(call(&writer, "GET", &query(&a), None)));
     assert!(denied(call(&writer, "GET", &format!("/workspaces/{a}/api/v1/labels"), None)));
     assert!(denied(call(&writer, "GET", "/workspaces", None)));
@@ -101,7 +113,7 @@ async fn the_policy_matrix_holds() {
     let reader = principal(&data, "reader", &["--policy", "AmazonPrometheusQueryAccess"]);
     assert_eq!(call(&reader, "GET", &query(&a), None).0, 200);
     assert_eq!(call(&reader, "GET", &format!("/workspaces/{b}/api/v1/series?match%5B%5D=up"), None).0, 200);
-    assert!(denied(call(&reader, "POST", &write(&a), Some(remote_write_body()))));
+    assert!(denied(call(&reader, "POST", &write(&a), rw())));
     assert!(denied(call(&reader, "DELETE", &format!("/workspaces/{a}"), None)));
 
     // Scoped to workspace a's ARN: everything on a, nothing on b.
@@ -116,7 +128,8 @@ async fn the_policy_matrix_holds() {
     assert_eq!(call(&scoped, "GET", &query(&a), None).0, 200);
     assert_eq!(call(&scoped, "GET", &format!("/workspaces/{a}"), None).0, 200);
     assert!(denied(call(&scoped, "GET", &query(&b), None)));
-    assert!(denied(call(&scoped, "POST", &write(&b), Some(remote_write_body()))));
+    assert!(denied(call(&scoped, "POST", &write(&b), rw())));
+    assert_eq!(call(&scoped, "POST", &write(&a), rw()).0, 204);
     assert!(denied(call(&scoped, "GET", &format!("/workspaces/{b}"), None)));
     // A workspace that does not exist is denied the same way: no probing.
     assert!(denied(call(&scoped, "GET", "/workspaces/ws-00000000-0000-4000-8000-000000000000", None)));

@@ -212,9 +212,12 @@ async fn botocore_signatures_are_verified_and_any_change_is_refused() {
     assert_eq!(missing.status(), 403);
     assert_eq!(existing.headers()["x-amzn-errortype"], "MissingAuthenticationTokenException");
     assert_eq!(existing.text().await.unwrap(), missing.text().await.unwrap());
-    // Health checks and /metrics need no signature.
+    // Health checks need no signature; /metrics (it names workspaces) does.
     assert_eq!(http.get(format!("{}/-/healthy", server.url)).send().await.unwrap().status(), 200);
-    assert_eq!(http.get(format!("{}/metrics", server.url)).send().await.unwrap().status(), 200);
+    assert_eq!(http.get(format!("{}/metrics", server.url)).send().await.unwrap().status(), 403);
+    let (status, _, body) = signed(spec("GET", "/metrics", None));
+    assert_eq!(status, 200);
+    assert!(body.contains("promlake_"), "{body}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -269,7 +272,15 @@ remote_write:
         let sent = metric_value(&text, "prometheus_remote_storage_samples_total{");
         let failed = metric_value(&text, "prometheus_remote_storage_samples_failed_total{");
         assert_eq!(failed, 0.0, "Prometheus's signed writes failed");
-        let ours = server.metric(&written).await;
+        let (status, _, metrics) = signed(json!({
+            "url": format!("{}/metrics", server.url),
+            "method": "GET",
+            "body": null,
+            "access_key": key_id,
+            "secret_key": secret,
+        }));
+        assert_eq!(status, 200);
+        let ours = metric_value(&metrics, &written);
         if sent > 500.0 && ours >= sent {
             break;
         }

@@ -3,7 +3,8 @@ signer), optionally tampered with after signing, and prints the answer.
 
 Usage: sigv4_client.py SPEC_JSON
 SPEC: {"url": "http://127.0.0.1:PORT/path?query", "method": "GET",
-       "body": "text" | null, "headers": {...},
+       "body": "text" | null, "body_hex": "00ff…" (binary, instead of body),
+       "headers": {...},
        "access_key": "...", "secret_key": "...",
        "region": "us-east-1", "service": "aps",
        "presign": false, "expires": 60, "unsigned_payload": false,
@@ -31,6 +32,8 @@ def main():
 
     body = spec.get("body")
     body = body.encode() if body is not None else None
+    if spec.get("body_hex") is not None:
+        body = bytes.fromhex(spec["body_hex"])
     request = AWSRequest(method=spec.get("method", "GET"), url=spec["url"], data=body,
                          headers=dict(spec.get("headers", {})))
     if spec.get("unsigned_payload"):
