@@ -115,6 +115,7 @@ impl Pipeline {
             tags: Default::default(),
             client_token: None,
             samples_topic: topic.clone(),
+            delete_client_token: None,
             configuration: Default::default(),
         };
         // As the control plane creates a workspace topic (24 h retention).

@@ -42,6 +42,10 @@ pub struct WorkspaceRecord {
     /// The client token of the create request, for idempotent retries.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_token: Option<String>,
+    /// The client token of the delete request, so that its retries answer
+    /// as the first did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delete_client_token: Option<String>,
     /// The log topic holding the workspace's samples.
     pub samples_topic: String,
     /// The settings set through `UpdateWorkspaceConfiguration`.

@@ -205,6 +205,7 @@ impl WorkspaceService {
             created_at: self.clock.now_ms() as f64 / 1000.0,
             tags,
             client_token: request.client_token,
+            delete_client_token: None,
             configuration: WorkspaceConfiguration::default(),
         };
         self.save(&record).await?;
@@ -288,8 +289,17 @@ impl WorkspaceService {
         f.finish()?;
         let record = {
             let _guard = self.lock.lock().await;
+            // A retry (same client token) of a delete in progress succeeds.
+            if let Some(token) = client_token
+                && let Some(current) = self.get(workspace_id)
+                && current.status == WorkspaceStatusCode::Deleting
+                && current.delete_client_token.as_deref() == Some(token)
+            {
+                return Ok(());
+            }
             let mut record = self.describe_active(workspace_id)?;
             record.status = WorkspaceStatusCode::Deleting;
+            record.delete_client_token = client_token.map(str::to_owned);
             self.save(&record).await?;
             record
         };

@@ -131,6 +131,7 @@ async fn a_creation_interrupted_by_a_crash_is_finished_on_start() {
         tags: BTreeMap::new(),
         client_token: None,
         samples_topic: schemas::topics::samples_topic(id),
+        delete_client_token: None,
         configuration: Default::default(),
     };
     store.put(&stuck.arn, serde_json::to_value(&stuck).unwrap()).await.unwrap();
@@ -251,7 +252,8 @@ async fn deletion_removes_data_topic_and_record_and_a_failed_step_is_retried() {
     svc.update_configuration(&doomed.workspace_id, update).await.unwrap();
 
     data.fail.store(true, std::sync::atomic::Ordering::SeqCst);
-    svc.delete(&doomed.workspace_id, None).await.unwrap();
+    svc.delete(&doomed.workspace_id, Some("del-1")).await.unwrap();
+    svc.delete(&doomed.workspace_id, Some("del-1")).await.expect("a retry with the same token succeeds");
     assert_eq!(svc.describe(&doomed.workspace_id).unwrap().status, WorkspaceStatusCode::Deleting);
     assert!(matches!(
         svc.update_alias(&doomed.workspace_id, UpdateAlias::default()).await,

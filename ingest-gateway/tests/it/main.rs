@@ -47,6 +47,7 @@ impl Harness {
                 tags: Default::default(),
                 client_token: None,
                 samples_topic: schemas::topics::samples_topic(ws),
+                delete_client_token: None,
                 configuration: Default::default(),
             };
             log.ensure_topic(
