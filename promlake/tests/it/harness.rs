@@ -150,6 +150,26 @@ impl Drop for Process {
     }
 }
 
+/// A real Prometheus in agent mode with `config` (YAML), its state under
+/// `dir`, serving on `port`; returns once its `/metrics` answers.
+pub async fn prometheus_agent(dir: &Path, config: &str, port: u16) -> Process {
+    let config_path = dir.join("prometheus.yml");
+    std::fs::write(&config_path, config).unwrap();
+    let prom = Process(
+        Command::new(reference_bin().join("prometheus"))
+            .arg("--agent")
+            .arg(format!("--config.file={}", config_path.display()))
+            .arg(format!("--storage.agent.path={}", dir.join("agent").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start prometheus"),
+    );
+    wait_http(&format!("http://127.0.0.1:{port}/metrics")).await;
+    prom
+}
+
 /// Waits until `url` answers 2xx (60 s at most).
 pub async fn wait_http(url: &str) {
     let deadline = Instant::now() + Duration::from_secs(60);

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use std::collections::HashSet;
 
 use crate::harness::{
-    Process, TestServer, client, free_port, metric_value, read_lake_with_python, read_log, reference_bin, wait_http,
+    Process, TestServer, client, free_port, metric_value, prometheus_agent, read_lake_with_python, read_log,
+    reference_bin, wait_http,
 };
 
 async fn scrape(url: &str) -> String {
@@ -53,21 +54,8 @@ remote_write:
 "#,
         url = promlake.url
     );
-    let config_path = dir.path().join("prometheus.yml");
-    std::fs::write(&config_path, config).unwrap();
-    let prom = Process(
-        Command::new(bin.join("prometheus"))
-            .arg("--agent")
-            .arg(format!("--config.file={}", config_path.display()))
-            .arg(format!("--storage.agent.path={}", dir.path().join("agent").display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start prometheus"),
-    );
+    let prom = prometheus_agent(dir.path(), &config, prom_port).await;
     let prom_metrics = format!("http://127.0.0.1:{prom_port}/metrics");
-    wait_http(&prom_metrics).await;
 
     let written = format!("promlake_ingest_written_total{{workspace=\"{ws}\",kind=\"sample\"}}");
     let sent_metric = "prometheus_remote_storage_samples_total{";

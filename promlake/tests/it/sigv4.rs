@@ -7,12 +7,12 @@
 //! `sigv4:` config.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::harness::{Process, TestServer, client, free_port, metric_value, python, reference_bin, wait_http};
+use crate::harness::{TestServer, client, free_port, metric_value, prometheus_agent, python};
 
 /// The admin key pair of `<data_dir>/credentials`.
 pub(crate) fn credentials(data_dir: &Path) -> (String, String) {
@@ -222,7 +222,6 @@ async fn botocore_signatures_are_verified_and_any_change_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_remote_writes_with_its_sigv4_config() {
-    let bin = reference_bin();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("promlake");
     let server = TestServer::spawn_sigv4(&data);
@@ -250,21 +249,8 @@ remote_write:
 "#,
         url = server.url
     );
-    let config_path = dir.path().join("prometheus.yml");
-    std::fs::write(&config_path, config).unwrap();
-    let prom = Process(
-        Command::new(bin.join("prometheus"))
-            .arg("--agent")
-            .arg(format!("--config.file={}", config_path.display()))
-            .arg(format!("--storage.agent.path={}", dir.path().join("agent").display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start prometheus"),
-    );
+    let prom = prometheus_agent(dir.path(), &config, prom_port).await;
     let prom_metrics = format!("http://127.0.0.1:{prom_port}/metrics");
-    wait_http(&prom_metrics).await;
     let written = format!("promlake_ingest_written_total{{workspace=\"{ws}\",kind=\"sample\"}}");
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
