@@ -111,16 +111,6 @@ impl Authenticator {
         }
     }
 
-    /// Checks a request's signature; returns who signed it.
-    ///
-    /// # Errors
-    /// The [`AuthError`] to answer with.
-    pub fn verify(&self, request: &RequestParts<'_>) -> Result<Identity, AuthError> {
-        let (info, key) = self.precheck(request)?;
-        sigv4::verify_signature(request, &info, &key.secret)?;
-        Ok(Identity { principal: key.principal, access_key_id: key.access_key_id })
-    }
-
     /// The largest body read for verification: the ingest limit of the
     /// workspace the path names (the largest bodies are remote writes),
     /// else the default one.
