@@ -35,6 +35,19 @@ pub fn action_for(
         ("POST", ["workspaces", id, "alias"]) => act("aps:UpdateWorkspaceAlias", workspace(id)),
         ("GET", ["workspaces", id, "configuration"]) => act("aps:DescribeWorkspaceConfiguration", workspace(id)),
         ("PATCH", ["workspaces", id, "configuration"]) => act("aps:UpdateWorkspaceConfiguration", workspace(id)),
+        // A new namespace's name is in the body: creating is checked on
+        // the workspace, as listing is.
+        ("POST", ["workspaces", id, "rulegroupsnamespaces"]) => act("aps:CreateRuleGroupsNamespace", workspace(id)),
+        ("GET", ["workspaces", id, "rulegroupsnamespaces"]) => act("aps:ListRuleGroupsNamespaces", workspace(id)),
+        (_, ["workspaces", id, "rulegroupsnamespaces", name]) => {
+            let action = match method {
+                "GET" => "aps:DescribeRuleGroupsNamespace",
+                "PUT" => "aps:PutRuleGroupsNamespace",
+                "DELETE" => "aps:DeleteRuleGroupsNamespace",
+                _ => return None,
+            };
+            act(action, arns.rule_groups_namespace(&decode(id), &decode(name)))
+        }
         // PromLake's own metrics name workspaces: an operator's right.
         ("GET", ["metrics"]) => act("promlake:GetMetrics", "*".to_owned()),
         ("GET", ["tags", arn]) => act("aps:ListTagsForResource", decode(arn)),
@@ -105,6 +118,28 @@ mod tests {
             a("GET", "/tags/arn%3Aaws%3Aaps%3Aus-east-1%3A123456789012%3Aworkspace%2Fws-1"),
             Some(("aps:ListTagsForResource", ws.into()))
         );
+        let ns = "arn:aws:aps:us-east-1:123456789012:rulegroupsnamespace/ws-1/my%20rules";
+        assert_eq!(
+            a("POST", "/workspaces/ws-1/rulegroupsnamespaces"),
+            Some(("aps:CreateRuleGroupsNamespace", ws.into()))
+        );
+        assert_eq!(
+            a("GET", "/workspaces/ws-1/rulegroupsnamespaces"),
+            Some(("aps:ListRuleGroupsNamespaces", ws.into()))
+        );
+        assert_eq!(
+            a("PUT", "/workspaces/ws-1/rulegroupsnamespaces/my%2520rules"),
+            Some(("aps:PutRuleGroupsNamespace", ns.into()))
+        );
+        assert_eq!(
+            a("GET", "/workspaces/ws-1/rulegroupsnamespaces/x"),
+            Some(("aps:DescribeRuleGroupsNamespace", ns.replace("my%20rules", "x")))
+        );
+        assert_eq!(
+            a("DELETE", "/workspaces/ws-1/rulegroupsnamespaces/x"),
+            Some(("aps:DeleteRuleGroupsNamespace", ns.replace("my%20rules", "x")))
+        );
+        assert_eq!(a("POST", "/workspaces/ws-1/rulegroupsnamespaces/x"), None);
         assert_eq!(a("GET", "/workspaces/ws-1/api/v1/nothing"), None);
         assert_eq!(a("GET", "/elsewhere"), None);
         assert_eq!(a("GET", "/workspaces/ws-1/api/v1/remote_write"), None);

@@ -16,6 +16,17 @@ impl ArnScheme {
         format!("arn:aws:aps:{}:{}:workspace/{workspace_id}", self.region, self.account_id)
     }
 
+    /// The ARN of a rule groups namespace:
+    /// `…:rulegroupsnamespace/<workspaceId>/<name>`.
+    pub fn rule_groups_namespace(&self, workspace_id: &str, name: &str) -> String {
+        format!("{}{name}", self.rule_groups_namespace_prefix(workspace_id))
+    }
+
+    /// The ARN prefix of a workspace's rule groups namespaces.
+    pub fn rule_groups_namespace_prefix(&self, workspace_id: &str) -> String {
+        format!("arn:aws:aps:{}:{}:rulegroupsnamespace/{workspace_id}/", self.region, self.account_id)
+    }
+
     /// The resource type of an ARN of this deployment (`Workspace`,
     /// `RuleGroupsNamespace`, …), `None` for another region's, account's or
     /// service's ARN, or an unknown type.

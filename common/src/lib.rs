@@ -20,19 +20,22 @@
 //!   to the stream workers through [`membership::PartitionOwner`].
 //! - [`control::ControlPlaneStore`]: control-plane resources keyed by ARN,
 //!   materialised from the compacted `_control` topic.
-//! - [`seams`]: the sample reader, PromQL engine and alert sink seams that the
-//!   later components implement.
+//! - [`seams`]: the sample reader, sample appender, PromQL engine and alert
+//!   sink seams between the components.
+//! - [`workspace`], [`rules`]: control-plane documents the data plane reads.
 //! - [`limits`]: per-workspace limits and their overrides, read in one place.
-//! - [`clock::Clock`]: injected time.
+//! - [`clock::Clock`]: injected time; [`duration`]: Prometheus's duration notation.
 //! - [`error::ErrorKind`]: what each crate's errors map to at the HTTP edge.
 
 pub mod arn;
 pub mod clock;
 pub mod control;
+pub mod duration;
 pub mod error;
 pub mod limits;
 pub mod log;
 pub mod membership;
+pub mod rules;
 pub mod seams;
 pub mod workspace;
 

@@ -193,14 +193,39 @@ impl StorageLimitsOverride {
     }
 }
 
-/// Settings of rule evaluation, with AMP's defaults.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+/// Settings of rule evaluation and quotas of rule groups namespaces, with
+/// AMP's defaults.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RulerLimits {
     /// How far in the past rule queries evaluate, seconds (AMP's
     /// `ruleQueryOffsetInSeconds`, Prometheus's `rule_query_offset`).
     /// Default 0.
     pub query_offset_seconds: u64,
+    /// Most rules in all the rule groups namespaces of a workspace.
+    /// Default 2,000 (AMP's "Rules per workspace").
+    pub max_rules_per_workspace: usize,
+    /// Most rule groups in all the namespaces of a workspace. Default 2,000
+    /// (PromLake's: AMP bounds groups only through its rules quota).
+    pub max_rule_groups_per_workspace: usize,
+    /// Most rule groups namespaces of a workspace. Default 1,000
+    /// (PromLake's).
+    pub max_rule_groups_namespaces_per_workspace: usize,
+    /// Largest rules file (a namespace's `data`), bytes. Default 1 MiB
+    /// (AMP's "Rule groups namespace definition file size").
+    pub max_rule_groups_namespace_bytes: usize,
+}
+
+impl Default for RulerLimits {
+    fn default() -> Self {
+        Self {
+            query_offset_seconds: 0,
+            max_rules_per_workspace: 2_000,
+            max_rule_groups_per_workspace: 2_000,
+            max_rule_groups_namespaces_per_workspace: 1_000,
+            max_rule_groups_namespace_bytes: 1 << 20,
+        }
+    }
 }
 
 /// Per-workspace overrides of [`RulerLimits`].
@@ -209,15 +234,45 @@ pub struct RulerLimits {
 pub struct RulerLimitsOverride {
     /// See [`RulerLimits::query_offset_seconds`].
     pub query_offset_seconds: Option<u64>,
+    /// See [`RulerLimits::max_rules_per_workspace`].
+    pub max_rules_per_workspace: Option<usize>,
+    /// See [`RulerLimits::max_rule_groups_per_workspace`].
+    pub max_rule_groups_per_workspace: Option<usize>,
+    /// See [`RulerLimits::max_rule_groups_namespaces_per_workspace`].
+    pub max_rule_groups_namespaces_per_workspace: Option<usize>,
+    /// See [`RulerLimits::max_rule_groups_namespace_bytes`].
+    pub max_rule_groups_namespace_bytes: Option<usize>,
 }
 
 impl RulerLimitsOverride {
     fn apply(&self, base: &RulerLimits) -> RulerLimits {
-        RulerLimits { query_offset_seconds: self.query_offset_seconds.unwrap_or(base.query_offset_seconds) }
+        RulerLimits {
+            query_offset_seconds: self.query_offset_seconds.unwrap_or(base.query_offset_seconds),
+            max_rules_per_workspace: self.max_rules_per_workspace.unwrap_or(base.max_rules_per_workspace),
+            max_rule_groups_per_workspace: self
+                .max_rule_groups_per_workspace
+                .unwrap_or(base.max_rule_groups_per_workspace),
+            max_rule_groups_namespaces_per_workspace: self
+                .max_rule_groups_namespaces_per_workspace
+                .unwrap_or(base.max_rule_groups_namespaces_per_workspace),
+            max_rule_groups_namespace_bytes: self
+                .max_rule_groups_namespace_bytes
+                .unwrap_or(base.max_rule_groups_namespace_bytes),
+        }
     }
 
     fn or(&self, lower: &Self) -> Self {
-        Self { query_offset_seconds: self.query_offset_seconds.or(lower.query_offset_seconds) }
+        Self {
+            query_offset_seconds: self.query_offset_seconds.or(lower.query_offset_seconds),
+            max_rules_per_workspace: self.max_rules_per_workspace.or(lower.max_rules_per_workspace),
+            max_rule_groups_per_workspace: self.max_rule_groups_per_workspace.or(lower.max_rule_groups_per_workspace),
+            max_rule_groups_namespaces_per_workspace: self
+                .max_rule_groups_namespaces_per_workspace
+                .or(lower.max_rule_groups_namespaces_per_workspace),
+            max_rule_groups_namespace_bytes: self
+                .max_rule_groups_namespace_bytes
+                .or(lower.max_rule_groups_namespace_bytes),
+        }
     }
 }
 

@@ -203,14 +203,27 @@ pub trait SampleReader: Send + Sync + std::fmt::Debug + 'static {
     /// per metric (the newest), by metric name.
     async fn metadata(&self, workspace_id: &str) -> Result<Vec<MetricMetadata>, SeamError>;
 
-    /// Waits until every partition of the workspace's topic has applied the
-    /// given offsets, or `timeout` passes.
+    /// Waits until every partition of the workspace's topic has committed
+    /// the given offsets to the lake tables, or `timeout` passes.
     async fn wait_for_position(
         &self,
         workspace_id: &str,
         position: &LogPosition,
         timeout: Duration,
     ) -> Result<(), SeamError>;
+
+    /// Waits until the records at `position` are readable through
+    /// [`SampleReader::select`] (applied to a worker's head, or committed),
+    /// or `timeout` passes: what a reader needs to see its own writes. By
+    /// default, as [`SampleReader::wait_for_position`].
+    async fn wait_until_readable(
+        &self,
+        workspace_id: &str,
+        position: &LogPosition,
+        timeout: Duration,
+    ) -> Result<(), SeamError> {
+        self.wait_for_position(workspace_id, position, timeout).await
+    }
 }
 
 /// A workspace's stored data (its lake tables and the workers' state).
@@ -223,18 +236,34 @@ pub trait WorkspaceData: Send + Sync + std::fmt::Debug + 'static {
     async fn delete_workspace_data(&self, workspace_id: &str) -> Result<(), SeamError>;
 }
 
+/// The value of an instant query, as the ruler uses it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum InstantValue {
+    /// One sample per series (their timestamps are the evaluation time).
+    Vector(Vec<(Labels, SampleValue)>),
+    /// A scalar.
+    Scalar(f64),
+    /// A string.
+    String(String),
+}
+
 /// Evaluates PromQL for a workspace. Implemented by the query service, used
-/// by the ruler and the HTTP API.
+/// by the ruler.
 #[async_trait]
 pub trait PromqlEngine: Send + Sync + std::fmt::Debug + 'static {
-    /// Evaluates `query` at `time_ms` and returns Prometheus's JSON `data`
-    /// object (`resultType` and `result`).
-    async fn instant_query(
-        &self,
-        workspace_id: &str,
-        query: &str,
-        time_ms: i64,
-    ) -> Result<serde_json::Value, SeamError>;
+    /// Evaluates `query` at `time_ms` under the workspace's query limits.
+    async fn instant_query(&self, workspace_id: &str, query: &str, time_ms: i64) -> Result<InstantValue, SeamError>;
+}
+
+/// Appends samples to a workspace's log as ingested samples are appended,
+/// so they reach the tables, the heads and the stream like any other (the
+/// ruler's recording-rule results and staleness markers). Implemented by
+/// the ingest gateway.
+#[async_trait]
+pub trait SampleAppender: Send + Sync + std::fmt::Debug + 'static {
+    /// Appends one sample per series; returns once they are durable, with
+    /// the log position that holds them (for `SampleReader::wait_for_position`).
+    async fn append(&self, workspace_id: &str, samples: Vec<(Labels, Sample)>) -> Result<LogPosition, SeamError>;
 }
 
 /// Receives alerts from the ruler. Implemented by the in-process alerting

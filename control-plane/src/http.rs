@@ -1,4 +1,5 @@
-//! HTTP routes of the control plane, with the paths, status codes and JSON
+//! HTTP routes of the control plane (workspaces, their configuration,
+//! rule groups namespaces, tags), with the paths, status codes and JSON
 //! members of AWS's `amp` service model (rest-json).
 
 use std::collections::BTreeMap;
@@ -10,19 +11,30 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use common::rules::RuleGroupsNamespaceRecord;
 use common::workspace::WorkspaceRecord;
 use serde_json::json;
 
 use crate::error::Error;
+use crate::rule_groups::{CreateRuleGroupsNamespace, PutRuleGroupsNamespace};
 use crate::workspaces::{CreateWorkspace, UpdateAlias, UpdateConfiguration, WorkspaceService};
 
-/// The control-plane routes: workspaces, their configuration, tags.
+/// The control-plane routes: workspaces, their configuration, rule groups
+/// namespaces, tags.
 pub fn router(service: Arc<WorkspaceService>) -> Router {
     Router::new()
         .route("/workspaces", post(create_workspace).get(list_workspaces))
         .route("/workspaces/{workspace_id}", get(describe_workspace).delete(delete_workspace))
         .route("/workspaces/{workspace_id}/alias", post(update_alias))
         .route("/workspaces/{workspace_id}/configuration", get(describe_configuration).patch(update_configuration))
+        .route(
+            "/workspaces/{workspace_id}/rulegroupsnamespaces",
+            post(create_rule_groups_namespace).get(list_rule_groups_namespaces),
+        )
+        .route(
+            "/workspaces/{workspace_id}/rulegroupsnamespaces/{name}",
+            get(describe_rule_groups_namespace).put(put_rule_groups_namespace).delete(delete_rule_groups_namespace),
+        )
         .route("/tags/{resource_arn}", get(list_tags).post(tag_resource).delete(untag_resource))
         .with_state(service)
 }
@@ -43,12 +55,7 @@ async fn create_workspace(State(service): Svc, body: Bytes) -> Result<Response, 
 
 async fn list_workspaces(State(service): Svc, RawQuery(query): RawQuery) -> Result<Response, Error> {
     let params = Query::parse(query.as_deref());
-    let max_results = match params.one("maxResults") {
-        None => None,
-        Some(v) => {
-            Some(v.parse::<i64>().map_err(|_| Error::validation("maxResults", format!("not an integer: {v:?}")))?)
-        }
-    };
+    let max_results = max_results(&params)?;
     let page = service.list(params.one("alias"), max_results, params.one("nextToken"))?;
     let mut body = json!({ "workspaces": page.workspaces.iter().map(summary).collect::<Vec<_>>() });
     if let Some(token) = page.next_token {
@@ -132,6 +139,90 @@ async fn untag_resource(
     let keys = Query::parse(query.as_deref()).all("tagKeys");
     service.untag(&arn, &keys).await?;
     Ok(Json(json!({})).into_response())
+}
+
+async fn create_rule_groups_namespace(
+    State(service): Svc,
+    Path(workspace_id): Path<String>,
+    body: Bytes,
+) -> Result<Response, Error> {
+    let request = parse_body::<CreateRuleGroupsNamespace>(&body)?;
+    let n = service.create_rule_groups_namespace(&workspace_id, request).await?;
+    Ok((StatusCode::ACCEPTED, Json(namespace_status(&n))).into_response())
+}
+
+async fn put_rule_groups_namespace(
+    State(service): Svc,
+    Path((workspace_id, name)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<Response, Error> {
+    let request = parse_body::<PutRuleGroupsNamespace>(&body)?;
+    let n = service.put_rule_groups_namespace(&workspace_id, &name, request).await?;
+    Ok((StatusCode::ACCEPTED, Json(namespace_status(&n))).into_response())
+}
+
+async fn describe_rule_groups_namespace(
+    State(service): Svc,
+    Path((workspace_id, name)): Path<(String, String)>,
+) -> Result<Response, Error> {
+    use base64::Engine as _;
+    let n = service.describe_rule_groups_namespace(&workspace_id, &name)?;
+    let mut d = namespace_summary(&n);
+    d["data"] = base64::engine::general_purpose::STANDARD.encode(n.data.as_bytes()).into();
+    Ok(Json(json!({ "ruleGroupsNamespace": d })).into_response())
+}
+
+async fn list_rule_groups_namespaces(
+    State(service): Svc,
+    Path(workspace_id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, Error> {
+    let params = Query::parse(query.as_deref());
+    let max_results = max_results(&params)?;
+    let page =
+        service.list_rule_groups_namespaces(&workspace_id, params.one("name"), max_results, params.one("nextToken"))?;
+    let mut body = json!({ "ruleGroupsNamespaces": page.namespaces.iter().map(namespace_summary).collect::<Vec<_>>() });
+    if let Some(token) = page.next_token {
+        body["nextToken"] = token.into();
+    }
+    Ok(Json(body).into_response())
+}
+
+async fn delete_rule_groups_namespace(
+    State(service): Svc,
+    Path((workspace_id, name)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, Error> {
+    let params = Query::parse(query.as_deref());
+    service.delete_rule_groups_namespace(&workspace_id, &name, params.one("clientToken")).await?;
+    Ok(StatusCode::ACCEPTED.into_response())
+}
+
+/// The answer of create and put: name, ARN, status, tags.
+fn namespace_status(n: &RuleGroupsNamespaceRecord) -> serde_json::Value {
+    json!({ "name": n.name, "arn": n.arn, "status": n.status, "tags": n.tags })
+}
+
+/// AMP's `RuleGroupsNamespaceSummary` (the description adds `data`).
+fn namespace_summary(n: &RuleGroupsNamespaceRecord) -> serde_json::Value {
+    json!({
+        "arn": n.arn,
+        "name": n.name,
+        "status": n.status,
+        "createdAt": n.created_at,
+        "modifiedAt": n.modified_at,
+        "tags": n.tags,
+    })
+}
+
+/// The `maxResults` query parameter of a list operation.
+fn max_results(params: &Query) -> Result<Option<i64>, Error> {
+    match params.one("maxResults") {
+        None => Ok(None),
+        Some(v) => {
+            Ok(Some(v.parse::<i64>().map_err(|_| Error::validation("maxResults", format!("not an integer: {v:?}")))?))
+        }
+    }
 }
 
 /// AMP's `WorkspaceSummary` of a workspace (`WorkspaceDescription` adds

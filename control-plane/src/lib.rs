@@ -23,7 +23,10 @@
 //! update alias, delete), workspace configuration (describe, update:
 //! `retentionPeriodInDays`, `outOfOrderTimeWindowInSeconds`,
 //! `ruleQueryOffsetInSeconds`, `limitsPerLabelSet` — enforced by the
-//! gateway), tags of any resource (tag, untag, list).
+//! gateway), rule groups namespaces (create, put, describe, list, delete:
+//! Prometheus rules files validated as `promtool check rules` does, within
+//! the workspace's rule quotas; `rule_groups.rs`), tags of any resource
+//! (tag, untag, list).
 //!
 //! - Configuration values are stored in the workspace's record and applied
 //!   to the API layer of `common::limits::Overrides` — at once in the
@@ -42,12 +45,16 @@
 
 mod error;
 mod http;
+mod rule_groups;
 mod store;
 mod validate;
 mod workspaces;
 
 pub use error::{Error, Result};
 pub use http::router;
+pub use rule_groups::{
+    CreateRuleGroupsNamespace, PutRuleGroupsNamespace, RuleGroupsNamespacePage, all_rule_groups_namespaces,
+};
 pub use store::LogControlStore;
 pub use workspaces::{
     CreateWorkspace, EffectiveConfiguration, LimitsPerLabelSet, LimitsPerLabelSetEntry, RECONCILE_INTERVAL,

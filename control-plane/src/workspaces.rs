@@ -127,11 +127,11 @@ pub const RECONCILE_INTERVAL: Duration = Duration::from_secs(5);
 /// data in the log and the lake.
 #[derive(Debug)]
 pub struct WorkspaceService {
-    store: Arc<dyn ControlPlaneStore>,
+    pub(crate) store: Arc<dyn ControlPlaneStore>,
     log: Arc<dyn Log>,
-    clock: Arc<dyn Clock>,
+    pub(crate) clock: Arc<dyn Clock>,
     config: WorkspaceConfig,
-    overrides: Arc<Overrides>,
+    pub(crate) overrides: Arc<Overrides>,
     /// Deletes a deleted workspace's lake tables, where this process runs
     /// the stream workers (`--role all`); elsewhere the worker processes
     /// drop the tables of workspaces they see deleted.
@@ -139,7 +139,7 @@ pub struct WorkspaceService {
     /// Serialises read-modify-write of workspace records in this process,
     /// so two requests never lose one another's change, and two creates
     /// with one client token make one workspace.
-    lock: Mutex<()>,
+    pub(crate) lock: Mutex<()>,
     /// Workspaces whose deletion is being finished by a task of this process.
     deleting: SyncMutex<HashSet<String>>,
 }
@@ -449,7 +449,8 @@ impl WorkspaceService {
     }
 
     /// Finishes what a crash (or a failed step) left half done: workspaces
-    /// left `CREATING` are activated, those left `DELETING` deleted.
+    /// left `CREATING` are activated, those left `DELETING` deleted, rule
+    /// groups namespaces left `CREATING`/`UPDATING`/`DELETING` finished.
     /// Runs at start and every [`RECONCILE_INTERVAL`].
     ///
     /// # Errors
@@ -471,6 +472,10 @@ impl WorkspaceService {
                     }
                 }
                 WorkspaceStatusCode::Deleting => self.finish_delete(w).await,
+                WorkspaceStatusCode::Active => {
+                    let _guard = self.lock.lock().await;
+                    self.reconcile_rule_groups_namespaces(&w.workspace_id).await?;
+                }
                 _ => {}
             }
         }
@@ -505,6 +510,7 @@ impl WorkspaceService {
             Err(e) => return Err(e.into()),
         }
         let _guard = self.lock.lock().await;
+        self.delete_rule_groups_namespaces(&record.workspace_id).await?;
         self.store.delete(&record.arn).await?;
         self.overrides.set_api_override(&record.workspace_id, None);
         tracing::info!(workspace = %record.workspace_id, "Workspace deleted with its data.");
@@ -513,7 +519,7 @@ impl WorkspaceService {
 
     /// The workspace, if it is `ACTIVE` (a change to a workspace being
     /// created or deleted is a conflict, as in AMP).
-    fn describe_active(&self, workspace_id: &str) -> Result<WorkspaceRecord> {
+    pub(crate) fn describe_active(&self, workspace_id: &str) -> Result<WorkspaceRecord> {
         let record = self.describe(workspace_id)?;
         if record.status != WorkspaceStatusCode::Active {
             return Err(Error::Conflict {

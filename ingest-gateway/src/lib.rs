@@ -22,7 +22,12 @@
 //! gateway's to judge: the stream workers drop them.
 //!
 //! Limits come from `common::limits::Overrides`, per workspace.
+//!
+//! [`LogSampleAppender`] writes samples that come from inside PromLake (the
+//! ruler's recording rules) to a workspace's log the same way, without the
+//! remote-write front (decoding, validation, limits).
 
+mod appender;
 mod decode;
 mod error;
 mod http;
@@ -43,6 +48,7 @@ use common::log::Log;
 use common::workspace::{WorkspaceRecord, is_valid_workspace_id};
 use prometheus_client::registry::Registry;
 
+pub use appender::LogSampleAppender;
 pub use decode::{DecodedRequest, Protocol, decode, decompress};
 pub use error::{Error, Result};
 pub use http::router;
@@ -198,7 +204,7 @@ impl Gateway {
                 received_at_ms: now_ms,
             };
             let seconds = match producer::append(self.log.as_ref(), &batch, validated.series, decoded.metadata).await {
-                Ok(seconds) => seconds,
+                Ok(appended) => appended.seconds,
                 Err(e) => {
                     self.active_series.release(workspace_id, admitted, now_ms);
                     return Err((e, none));

@@ -32,13 +32,22 @@ pub(crate) struct Batch<'a> {
     pub(crate) received_at_ms: i64,
 }
 
-/// Appends the series and metadata; returns the seconds spent appending.
+/// What an append did.
+#[derive(Debug)]
+pub(crate) struct Appended {
+    /// Seconds spent appending.
+    pub(crate) seconds: f64,
+    /// The last offset written to each partition written.
+    pub(crate) position: Vec<(u32, u64)>,
+}
+
+/// Appends the series and metadata.
 pub(crate) async fn append(
     log: &dyn Log,
     batch: &Batch<'_>,
     series: Vec<Series>,
     metadata: Vec<MetricMetadata>,
-) -> Result<f64> {
+) -> Result<Appended> {
     let n = batch.partitions.max(1) as usize;
     let mut per_partition: Vec<(Vec<Series>, Vec<MetricMetadata>)> = (0..n).map(|_| Default::default()).collect();
     for s in series {
@@ -52,11 +61,14 @@ pub(crate) async fn append(
     let appends = per_partition.into_iter().enumerate().filter(|(_, (s, m))| !s.is_empty() || !m.is_empty()).map(
         |(partition, (series, metadata))| {
             let records = records(batch, series, metadata);
-            async move { log.append(batch.topic, partition as u32, records).await }
+            async move {
+                let receipt = log.append(batch.topic, partition as u32, records).await?;
+                Ok::<_, common::log::LogError>((partition as u32, receipt.last_offset))
+            }
         },
     );
-    try_join_all(appends).await?;
-    Ok(started.elapsed().as_secs_f64())
+    let position = try_join_all(appends).await?;
+    Ok(Appended { seconds: started.elapsed().as_secs_f64(), position })
 }
 
 fn records(batch: &Batch<'_>, series: Vec<Series>, metadata: Vec<MetricMetadata>) -> Vec<Record> {

@@ -95,6 +95,23 @@ pub struct Config {
     pub stream_workers: StreamWorkersConfig,
     /// Settings of authentication.
     pub auth: AuthSection,
+    /// Settings of rule evaluation.
+    pub ruler: RulerSection,
+}
+
+/// `[ruler]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RulerSection {
+    /// Interval of the rule groups that set none, seconds (Prometheus's
+    /// `evaluation_interval`). Default 60.
+    pub evaluation_interval_seconds: u64,
+}
+
+impl Default for RulerSection {
+    fn default() -> Self {
+        Self { evaluation_interval_seconds: 60 }
+    }
 }
 
 /// `[auth]`.
@@ -122,6 +139,7 @@ impl Default for Config {
             limits: Limits::default(),
             stream_workers: StreamWorkersConfig::default(),
             auth: AuthSection::default(),
+            ruler: RulerSection::default(),
         }
     }
 }

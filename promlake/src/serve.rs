@@ -214,6 +214,40 @@ impl Server {
             workers = Some(started);
         }
 
+        // The ruler evaluates every group in the one-process deployment;
+        // assigning groups to the worker processes of a scaled-out one is
+        // not built yet, so no other role runs it (never twice).
+        if args.role == Role::All
+            && let Some(workers) = &workers
+        {
+            let reader: Arc<dyn common::seams::SampleReader> = workers.clone();
+            let engine = query_service::seam::RuleEngine::new(
+                query_service::engine::Engine::new(reader.clone()),
+                overrides.clone(),
+            );
+            let seams = ruler::RulerSeams {
+                store: store.clone(),
+                arns: arns.clone(),
+                engine: Arc::new(engine),
+                appender: Arc::new(ingest_gateway::LogSampleAppender::new(
+                    log.clone(),
+                    store.clone(),
+                    arns.clone(),
+                    clock.clone(),
+                )),
+                reader,
+                overrides: overrides.clone(),
+                clock: clock.clone(),
+                owner: Arc::new(ruler::AllGroups),
+            };
+            let ruler_config = ruler::RulerConfig {
+                default_interval: Duration::from_secs(config.ruler.evaluation_interval_seconds.max(1)),
+                ..ruler::RulerConfig::default()
+            };
+            let ruler = ruler::Ruler::new(seams, ruler_config, &mut registry);
+            background.push(tokio::spawn(ruler.run(shutdown.clone())));
+        }
+
         let mut router = Router::new();
         if let Some(workers) = &workers {
             // The query API reads through this process's workers (tables and

@@ -54,3 +54,4 @@
 pub mod api;
 pub mod engine;
 pub mod promqltest;
+pub mod seam;

@@ -107,7 +107,8 @@
 //! for why a sample is never missing nor doubled while flushes go on, and
 //! for the heads' shared memory budget
 //! ([`StreamWorkersConfig::head_max_bytes`]); `wait_for_position` waits
-//! until given log offsets are committed (read-your-writes).
+//! until given log offsets are committed, `wait_until_readable` until they
+//! are in a head or committed (read-your-writes: the ruler's next rule).
 //!
 //! # Not built yet
 //!

@@ -101,7 +101,7 @@ pub struct PartitionWorker {
     topic: String,
     partition: u32,
     app_id: String,
-    applied: watch::Sender<Option<u64>>,
+    applied: watch::Sender<Progress>,
     /// Each table's transaction version for `app_id`, by [`TableKind::ALL`] index.
     versions: [Option<u64>; 3],
     last_commit: [Option<Instant>; 3],
@@ -147,15 +147,25 @@ fn metric_type_name(t: i32) -> &'static str {
     }
 }
 
+/// How far a partition's worker got, for read-your-writes waits.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Progress {
+    /// The last offset committed to every table.
+    pub(crate) committed: Option<u64>,
+    /// The last offset applied to the head or committed: readable through
+    /// `select`.
+    pub(crate) readable: Option<u64>,
+}
+
 impl PartitionWorker {
     /// A worker for one partition; `applied` receives the last offset
-    /// committed to every table.
+    /// committed to every table and the last one readable.
     pub(crate) fn new(
         shared: &Shared,
         workspace_id: &str,
         topic: &str,
         partition: u32,
-        applied: watch::Sender<Option<u64>>,
+        applied: watch::Sender<Progress>,
         head: Arc<PartitionHead>,
     ) -> Self {
         let Shared { log, writer, config, overrides, metrics } = shared.clone();
@@ -243,6 +253,16 @@ impl PartitionWorker {
                             continue;
                         }
                         self.apply(record)?;
+                    }
+                    // What was applied is in the head: readable now.
+                    if let Some(last) = self.buffer.last_offset {
+                        self.applied.send_if_modified(|p| {
+                            let newer = p.readable.is_none_or(|r| r < last);
+                            if newer {
+                                p.readable = Some(last);
+                            }
+                            newer
+                        });
                     }
                 }
                 Err(e) => {
@@ -335,7 +355,8 @@ impl PartitionWorker {
         let resume = self.versions.iter().map(|v| v.map_or(0, |v| v + 1)).min().unwrap_or(0);
         self.next_offset = self.consumer_offset.map_or(0, |c| c.min(resume));
         let all_applied = self.versions.iter().copied().min().flatten();
-        self.applied.send_replace(all_applied);
+        // The head starts empty: only what the tables hold is readable.
+        self.applied.send_replace(Progress { committed: all_applied, readable: all_applied });
         info!(
             app_id = %self.app_id, versions = ?self.versions, consumer_offset = ?self.consumer_offset,
             from = self.next_offset, "Stream worker resuming."
@@ -577,10 +598,11 @@ impl PartitionWorker {
         let record_ms = self.buffer.last_record_ms;
         self.buffer = Buffer::default();
         self.head.drop_flushed();
-        self.applied.send_if_modified(|a| {
-            let newer = a.is_none_or(|a| a < last);
+        self.applied.send_if_modified(|p| {
+            let newer = p.committed.is_none_or(|a| a < last);
             if newer {
-                *a = Some(last);
+                p.committed = Some(last);
+                p.readable = p.readable.max(Some(last));
             }
             newer
         });

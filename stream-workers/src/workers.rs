@@ -44,11 +44,11 @@ use crate::head::{Heads, PartitionHead};
 use crate::maintenance::{Maintenance, MaintenanceReport};
 use crate::metrics::{Metrics, WorkspaceLabels};
 use crate::scan;
-use crate::worker::{PartitionWorker, Shared};
+use crate::worker::{PartitionWorker, Progress, Shared};
 use crate::writer::TableWriter;
 
 /// The applied-offset watch of each (workspace, partition) started.
-type AppliedWatches = HashMap<(String, u32), watch::Receiver<Option<u64>>>;
+type AppliedWatches = HashMap<(String, u32), watch::Receiver<Progress>>;
 
 /// How long a revocation waits for the partition's worker to commit what it
 /// buffered and stop before aborting it (its next owner re-reads the
@@ -184,12 +184,57 @@ impl StreamWorkers {
         offset: u64,
         timeout: Duration,
     ) -> Result<()> {
+        self.wait_until(workspace_id, partition, offset, timeout, |p| p.committed).await
+    }
+
+    /// Waits until `offset` of the workspace's `partition` is readable
+    /// through `select` (applied to the partition's head, or committed).
+    ///
+    /// # Errors
+    /// As [`StreamWorkers::wait_for_offset`].
+    pub async fn wait_for_readable_offset(
+        &self,
+        workspace_id: &str,
+        partition: u32,
+        offset: u64,
+        timeout: Duration,
+    ) -> Result<()> {
+        self.wait_until(workspace_id, partition, offset, timeout, |p| p.readable).await
+    }
+
+    /// Waits until every (partition, offset) of `position` is `reached`,
+    /// all within `timeout`.
+    async fn wait_for_all(
+        &self,
+        workspace_id: &str,
+        position: &LogPosition,
+        timeout: Duration,
+        reached: fn(&Progress) -> Option<u64>,
+    ) -> Result<(), SeamError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        for &(partition, offset) in position {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            self.wait_until(workspace_id, partition, offset, left, reached)
+                .await
+                .map_err(|e| SeamError { kind: e.kind(), message: e.to_string() })?;
+        }
+        Ok(())
+    }
+
+    async fn wait_until(
+        &self,
+        workspace_id: &str,
+        partition: u32,
+        offset: u64,
+        timeout: Duration,
+        reached: fn(&Progress) -> Option<u64>,
+    ) -> Result<()> {
         let no_worker = || Error::NoWorker { workspace_id: workspace_id.to_owned(), partition };
         let mut rx =
             lock(&self.owned.applied).get(&(workspace_id.to_owned(), partition)).cloned().ok_or_else(no_worker)?;
         let timed_out =
             || Error::Timeout { partition, offset, timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX) };
-        match tokio::time::timeout(timeout, rx.wait_for(|a| a.is_some_and(|a| a >= offset))).await {
+        match tokio::time::timeout(timeout, rx.wait_for(|p| reached(p).is_some_and(|a| a >= offset))).await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(_)) => Err(no_worker()),
             Err(_) => Err(timed_out()),
@@ -321,7 +366,7 @@ impl Owned {
             if running.get(&tp).is_some_and(|r| !r.task.is_finished()) {
                 continue;
             }
-            let (tx, rx) = watch::channel(None);
+            let (tx, rx) = watch::channel(Progress::default());
             applied.insert((workspace_id.clone(), tp.partition), rx);
             let stop = self.shutdown.child_token();
             let task = tokio::spawn(run_partition(
@@ -416,7 +461,7 @@ async fn run_partition(
     head: HeadGuard,
     workspace_id: String,
     tp: TopicPartition,
-    applied: watch::Sender<Option<u64>>,
+    applied: watch::Sender<Progress>,
     stop: CancellationToken,
     shutdown: CancellationToken,
 ) {
@@ -510,13 +555,15 @@ impl SampleReader for StreamWorkers {
         position: &LogPosition,
         timeout: Duration,
     ) -> Result<(), SeamError> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        for &(partition, offset) in position {
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            self.wait_for_offset(workspace_id, partition, offset, left)
-                .await
-                .map_err(|e| SeamError { kind: e.kind(), message: e.to_string() })?;
-        }
-        Ok(())
+        self.wait_for_all(workspace_id, position, timeout, |p| p.committed).await
+    }
+
+    async fn wait_until_readable(
+        &self,
+        workspace_id: &str,
+        position: &LogPosition,
+        timeout: Duration,
+    ) -> Result<(), SeamError> {
+        self.wait_for_all(workspace_id, position, timeout, |p| p.readable).await
     }
 }

@@ -19,6 +19,8 @@ use control_plane::{
 use log_embedded::{EmbeddedLog, EmbeddedLogConfig};
 use serde_json::json;
 
+mod rule_groups;
+
 fn arns() -> ArnScheme {
     ArnScheme { region: "us-east-1".into(), account_id: "123456789012".into() }
 }

@@ -21,7 +21,7 @@ fn aws_bin() -> PathBuf {
 
 /// Runs `aws amp <args>` against `server`: the exit status, stdout parsed as
 /// JSON (`null` when empty) and stderr.
-fn aws(server: &TestServer, args: &[&str]) -> (bool, Value, String) {
+pub(crate) fn aws(server: &TestServer, args: &[&str]) -> (bool, Value, String) {
     let home = tempfile::tempdir().unwrap();
     let out = Command::new(aws_bin())
         .arg("amp")
@@ -46,14 +46,14 @@ fn aws(server: &TestServer, args: &[&str]) -> (bool, Value, String) {
 }
 
 /// `aws amp <args>` that must succeed.
-fn aws_ok(server: &TestServer, args: &[&str]) -> Value {
+pub(crate) fn aws_ok(server: &TestServer, args: &[&str]) -> Value {
     let (ok, json, stderr) = aws(server, args);
     assert!(ok, "aws amp {args:?} failed: {stderr}");
     json
 }
 
 /// `aws amp <args>` that must fail with `error` (the exception's name).
-fn aws_err(server: &TestServer, args: &[&str], error: &str) -> String {
+pub(crate) fn aws_err(server: &TestServer, args: &[&str], error: &str) -> String {
     let (ok, _, stderr) = aws(server, args);
     assert!(!ok, "aws amp {args:?} succeeded");
     assert!(stderr.contains(error), "aws amp {args:?}: expected {error}, got: {stderr}");

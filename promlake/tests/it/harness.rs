@@ -47,7 +47,7 @@ impl TestServer {
             .args(["serve", "--listen", "127.0.0.1:0", "--auth", auth, "--data-dir"])
             .arg(data_dir)
             .args(extra)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", std::env::var("PROMLAKE_TEST_LOG").unwrap_or_else(|_| "warn".into()))
             .envs(env.iter().copied())
             // Next to the data directory: a core dump of a process aborted by
             // a failpoint lands there, not in the source tree.

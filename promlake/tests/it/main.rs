@@ -10,6 +10,8 @@ mod lake_crash;
 mod policies;
 mod prometheus;
 mod query_api;
+mod recording_rules;
+mod rule_groups_cli;
 mod s3_lake;
 mod scaled_out;
 mod serve;

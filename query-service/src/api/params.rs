@@ -128,47 +128,7 @@ pub fn parse_duration(s: &str) -> Result<i64, String> {
         }
         return Ok((ns / 1e6) as i64);
     }
-    prometheus_duration(s).ok_or_else(|| format!("cannot parse {s:?} to a valid duration"))
-}
-
-fn prometheus_duration(s: &str) -> Option<i64> {
-    if s == "0" {
-        return Some(0);
-    }
-    if s.is_empty() {
-        return None;
-    }
-    const UNITS: [(&str, i64); 7] = [
-        ("y", 365 * 86_400_000),
-        ("w", 7 * 86_400_000),
-        ("d", 86_400_000),
-        ("h", 3_600_000),
-        ("m", 60_000),
-        ("s", 1000),
-        ("ms", 1),
-    ];
-    let mut rest = s;
-    let mut next_unit = 0;
-    let mut total: i64 = 0;
-    while !rest.is_empty() {
-        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-        if digits == 0 {
-            return None;
-        }
-        let n: i64 = rest[..digits].parse().ok()?;
-        rest = &rest[digits..];
-        // "ms" before "m": the longest unit name that matches.
-        let (i, (unit, scale)) = UNITS
-            .iter()
-            .enumerate()
-            .skip(next_unit)
-            .filter(|(_, (u, _))| rest.starts_with(u))
-            .max_by_key(|(_, (u, _))| u.len())?;
-        rest = &rest[unit.len()..];
-        next_unit = i + 1;
-        total = total.checked_add(n.checked_mul(*scale)?)?;
-    }
-    Some(total)
+    common::duration::parse(s).ok_or_else(|| format!("cannot parse {s:?} to a valid duration"))
 }
 
 /// A duration in Go's `time.Duration` notation (`768h0m0s`, `1m30s`,

@@ -64,8 +64,8 @@ async fn samples_are_read_from_the_head_before_the_flush_and_from_the_tables_aft
     let a = series(&[("__name__", "up"), ("job", "node"), ("instance", "a")], &[(t0, 1.0), (t0 + 15_000, 0.0)]);
     let b = series(&[("__name__", "up"), ("job", "api"), ("instance", "b")], &[(t0, 1.0)]);
     let c = series(&[("__name__", "load1"), ("job", "node")], &[(t0 + 5_000, 0.25)]);
-    env.append(0, &batch(vec![a.clone(), c.clone()], vec![])).await;
-    env.append(1, &batch(vec![b.clone()], vec![])).await;
+    let offset0 = env.append(0, &batch(vec![a.clone(), c.clone()], vec![])).await;
+    let offset1 = env.append(1, &batch(vec![b.clone()], vec![])).await;
 
     // No flush by age or size: everything stays in the head.
     let slow =
@@ -83,6 +83,16 @@ async fn samples_are_read_from_the_head_before_the_flush_and_from_the_tables_aft
     );
     assert_eq!((got.stats.head_samples, got.stats.table_samples), (3, 0));
     assert!(read_samples(&env.lake).await.is_empty(), "nothing was flushed yet");
+    // Read-your-writes: the records are readable (in the heads) at once,
+    // while waiting for their commit times out.
+    let position = vec![(0, offset0), (1, offset1)];
+    let short = Duration::from_millis(300);
+    workers.wait_until_readable(WS, &position, Duration::from_secs(5)).await.unwrap();
+    assert!(workers.wait_for_position(WS, &position, short).await.is_err(), "committed without a flush");
+    assert!(
+        workers.wait_until_readable(WS, &vec![(0, offset0 + 1)], short).await.is_err(),
+        "an offset not written yet"
+    );
     assert!(metric_value(&registry, "promlake_stream_head_bytes") > 0.0);
 
     // Matchers and ranges on the head.

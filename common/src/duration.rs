@@ -1,0 +1,68 @@
+//! Prometheus's duration notation (`model.Duration`): `1h30m`, `5m`, `1d`,
+//! `100ms`, `0` — units `y` (365 days), `w`, `d`, `h`, `m`, `s`, `ms`, each
+//! at most once and in that order, integers only. Used by the query API's
+//! parameters and by rules files (`interval`, `for`, `keep_firing_for`,
+//! `query_offset`).
+
+/// The units, longest span first.
+const UNITS: [(&str, i64); 7] = [
+    ("y", 365 * 86_400_000),
+    ("w", 7 * 86_400_000),
+    ("d", 86_400_000),
+    ("h", 3_600_000),
+    ("m", 60_000),
+    ("s", 1000),
+    ("ms", 1),
+];
+
+/// Parses a Prometheus duration, in milliseconds; `None` when `s` is not one
+/// (empty, a unit repeated or out of order, a fraction, an overflow).
+pub fn parse(s: &str) -> Option<i64> {
+    if s == "0" {
+        return Some(0);
+    }
+    if s.is_empty() {
+        return None;
+    }
+    let mut rest = s;
+    let mut next_unit = 0;
+    let mut total: i64 = 0;
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return None;
+        }
+        let n: i64 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        // "ms" before "m": the longest unit name that matches.
+        let (i, (unit, scale)) = UNITS
+            .iter()
+            .enumerate()
+            .skip(next_unit)
+            .filter(|(_, (u, _))| rest.starts_with(u))
+            .max_by_key(|(_, (u, _))| u.len())?;
+        rest = &rest[unit.len()..];
+        next_unit = i + 1;
+        total = total.checked_add(n.checked_mul(*scale)?)?;
+    }
+    Some(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_prometheus_durations() {
+        assert_eq!(parse("1h30m"), Some(5_400_000));
+        assert_eq!(parse("5m"), Some(300_000));
+        assert_eq!(parse("100ms"), Some(100));
+        assert_eq!(parse("1m500ms"), Some(60_500));
+        assert_eq!(parse("1y2w3d"), Some((365 + 14 + 3) * 86_400_000));
+        assert_eq!(parse("0"), Some(0));
+        assert_eq!(parse("0s"), Some(0));
+        for bad in ["", "5m1h", "1h1h", "1.5h", "5", "-5m", "1x", "m", "99999999999999999999y"] {
+            assert_eq!(parse(bad), None, "{bad:?}");
+        }
+    }
+}
