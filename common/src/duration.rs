@@ -15,8 +15,13 @@ const UNITS: [(&str, i64); 7] = [
     ("ms", 1),
 ];
 
+/// The longest duration Prometheus represents (`time.Duration`: int64
+/// nanoseconds), in milliseconds.
+pub const MAX_MS: i64 = i64::MAX / 1_000_000;
+
 /// Parses a Prometheus duration, in milliseconds; `None` when `s` is not one
-/// (empty, a unit repeated or out of order, a fraction, an overflow).
+/// (empty, a unit repeated or out of order, a fraction, longer than
+/// [`MAX_MS`], as Prometheus's "duration out of range").
 pub fn parse(s: &str) -> Option<i64> {
     if s == "0" {
         return Some(0);
@@ -45,7 +50,7 @@ pub fn parse(s: &str) -> Option<i64> {
         next_unit = i + 1;
         total = total.checked_add(n.checked_mul(*scale)?)?;
     }
-    Some(total)
+    (total <= MAX_MS).then_some(total)
 }
 
 #[cfg(test)]
@@ -61,7 +66,8 @@ mod tests {
         assert_eq!(parse("1y2w3d"), Some((365 + 14 + 3) * 86_400_000));
         assert_eq!(parse("0"), Some(0));
         assert_eq!(parse("0s"), Some(0));
-        for bad in ["", "5m1h", "1h1h", "1.5h", "5", "-5m", "1x", "m", "99999999999999999999y"] {
+        assert_eq!(parse("292y"), Some(292 * 365 * 86_400_000));
+        for bad in ["", "5m1h", "1h1h", "1.5h", "5", "-5m", "1x", "m", "99999999999999999999y", "293y"] {
             assert_eq!(parse(bad), None, "{bad:?}");
         }
     }

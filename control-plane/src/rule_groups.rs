@@ -196,7 +196,8 @@ impl WorkspaceService {
                 0
             }
         };
-        if next_token.is_some_and(|t| t.is_empty() || t.len() > 1000) {
+        let next_token = next_token.filter(|t| !t.is_empty());
+        if next_token.is_some_and(|t| t.len() > 1000) {
             f.bad("nextToken", "invalid pagination token");
         }
         f.finish()?;

@@ -474,7 +474,10 @@ impl WorkspaceService {
                 WorkspaceStatusCode::Deleting => self.finish_delete(w).await,
                 WorkspaceStatusCode::Active => {
                     let _guard = self.lock.lock().await;
-                    self.reconcile_rule_groups_namespaces(&w.workspace_id).await?;
+                    // One workspace's failure does not hold up the others.
+                    if let Err(error) = self.reconcile_rule_groups_namespaces(&w.workspace_id).await {
+                        tracing::warn!(workspace = %w.workspace_id, %error, "Finishing rule groups namespace changes failed; will retry.");
+                    }
                 }
                 _ => {}
             }

@@ -42,7 +42,14 @@ impl PromqlEngine for RuleEngine {
         Ok(match value {
             QueryValue::Scalar(_, v) => InstantValue::Scalar(v),
             QueryValue::String(_, s) => InstantValue::String(s),
-            QueryValue::Vector(series) | QueryValue::Matrix(series) => {
+            // A range vector is no rule result (Prometheus's message).
+            QueryValue::Matrix(_) => {
+                return Err(SeamError {
+                    kind: ErrorKind::BadData,
+                    message: "rule result is not a vector or scalar".into(),
+                });
+            }
+            QueryValue::Vector(series) => {
                 let mut out = Vec::with_capacity(series.len());
                 for s in series {
                     let labels: Labels = s.labels.into();

@@ -15,9 +15,14 @@
 //!                        └──► every problem found, in Prometheus's wording
 //! ```
 //!
-//! Guarantees: [`parse`] accepts exactly the files Prometheus 3.5 would
-//! load (checked against the real `promtool check rules` in
-//! `tests/promtool.rs`), and returns every problem it finds, not only the
+//! Guarantees: [`parse`] accepts the files Prometheus 3.5 would load
+//! (checked against the real `promtool check rules` in
+//! `tests/promtool.rs`), with these differences: PromQL's experimental
+//! functions and duration expressions are accepted (PromLake's engine has
+//! them on; Prometheus needs feature flags), YAML merge keys (`<<:`) are
+//! refused, and an expression nesting more than [`MAX_EXPR_NESTING`]
+//! brackets deep is refused. It never overflows the caller's stack (it
+//! parses on a thread of its own), and returns every problem it finds, not only the
 //! first, each naming its group, rule index and rule name as Prometheus's
 //! messages do (without Prometheus's line:column prefixes, except for
 //! YAML errors, which carry serde_norway's position). Label names follow
@@ -92,11 +97,61 @@ impl Rule {
     }
 }
 
-/// Parses and validates a rules file. An empty file has no groups.
+/// Stack of the thread that parses a file: expressions and templates nest,
+/// and their parsers and syntax trees recurse once per level.
+const PARSE_STACK_BYTES: usize = 512 << 20;
+
+/// Deepest bracket nesting of an expression: a cap against trees so deep
+/// that freeing them would exhaust any stack (Prometheus has none; no
+/// real expression comes near it).
+pub const MAX_EXPR_NESTING: usize = 10_000;
+
+/// Parses and validates a rules file. An empty file has no groups. Runs
+/// on a thread of its own with a large stack, so no input can overflow
+/// the caller's.
 ///
 /// # Errors
 /// Every problem found, each as one message (a YAML error stops at once).
 pub fn parse(content: &[u8]) -> Result<RuleGroups, Vec<String>> {
+    std::thread::scope(|scope| {
+        let parser = std::thread::Builder::new()
+            .name("rulefmt".into())
+            .stack_size(PARSE_STACK_BYTES)
+            .spawn_scoped(scope, || parse_here(content))
+            .map_err(|e| vec![format!("cannot start the rules parser: {e}")])?;
+        parser.join().unwrap_or_else(|_| Err(vec!["the rules parser failed".to_owned()]))
+    })
+}
+
+/// The deepest nesting of `(`, `[` and `{` in an expression, outside its
+/// string literals.
+fn expr_nesting(expr: &str) -> usize {
+    let (mut depth, mut max) = (0usize, 0usize);
+    let mut chars = expr.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' | '\'' | '`' => {
+                // Skip the literal (backslash escapes outside raw strings).
+                while let Some(d) = chars.next() {
+                    if d == '\\' && c != '`' {
+                        chars.next();
+                    } else if d == c {
+                        break;
+                    }
+                }
+            }
+            '(' | '[' | '{' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            ')' | ']' | '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
+}
+
+fn parse_here(content: &[u8]) -> Result<RuleGroups, Vec<String>> {
     let text = std::str::from_utf8(content).map_err(|e| vec![format!("the file is not UTF-8: {e}")])?;
     if text.trim().is_empty() {
         return Ok(RuleGroups::default());
@@ -162,6 +217,8 @@ fn validate_rule(r: RawRule, problems: &mut Vec<String>) -> Rule {
     }
     if expr.is_empty() {
         problems.push("field 'expr' must be set in rule".into());
+    } else if expr_nesting(&expr) > MAX_EXPR_NESTING {
+        problems.push(format!("could not parse expression: it nests more than {MAX_EXPR_NESTING} levels deep"));
     } else if let Err(e) = promql_parser::parser::parse(&expr) {
         problems.push(format!("could not parse expression: {e}"));
     }
@@ -389,6 +446,26 @@ groups:
             let e = errors(yaml);
             assert!(e.iter().any(|m| m.contains(needle)), "{yaml:?}: {e:?}");
         }
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_or_parsed_without_overflowing_the_stack() {
+        assert_eq!(expr_nesting("sum(rate(x{a=\"(((\"}[5m]))"), 3);
+        assert_eq!(expr_nesting("up"), 0);
+        let deep = format!("{}up{}", "(".repeat(200_000), ")".repeat(200_000));
+        let file = format!("groups:\n  - name: g\n    rules:\n      - record: r\n        expr: '{deep}'\n");
+        let e = errors(&file);
+        assert!(e[0].contains("nests more than 10000 levels"), "{e:?}");
+        // Just under the cap: parsed (and freed) on the parser's stack.
+        let ok = format!("{}up{}", "(".repeat(MAX_EXPR_NESTING), ")".repeat(MAX_EXPR_NESTING));
+        let file = format!("groups:\n  - name: g\n    rules:\n      - record: r\n        expr: '{ok}'\n");
+        assert!(parse(file.as_bytes()).is_ok());
+        // Templates nested as deep as a file allows.
+        let t = format!("{}x{}", "{{if 1}}".repeat(50_000), "{{end}}".repeat(50_000));
+        let file = format!(
+            "groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: up\n        annotations: {{s: '{t}'}}\n"
+        );
+        let _ = parse(file.as_bytes());
     }
 
     #[test]

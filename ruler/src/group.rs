@@ -52,12 +52,18 @@ pub(crate) struct GroupSpec {
     pub(crate) interval_ms: i64,
 }
 
-/// The series each rule wrote in its last evaluation, by rule name, and
-/// the query offset they were written at (staleness markers go there too).
+/// The series each rule wrote in its last evaluation, by rule identity
+/// (name and labels, as Prometheus's `CopyState` matches rules), and the
+/// query offset they were written at (staleness markers go there too).
 #[derive(Debug, Default)]
 pub(crate) struct PreviousSeries {
     rules: Vec<(String, HashSet<Labels>)>,
     query_offset_ms: i64,
+}
+
+/// A rule's identity across group updates: its name and labels.
+fn identity(rule: &Rule) -> String {
+    format!("{}{:?}", rule.name(), rule.labels)
 }
 
 /// A rule's health, as Prometheus's rules API reports it.
@@ -125,7 +131,7 @@ pub(crate) struct GroupRun {
     pub(crate) spec: GroupSpec,
     state: Arc<Mutex<GroupState>>,
     cancel: CancellationToken,
-    task: tokio::task::JoinHandle<()>,
+    task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl GroupRun {
@@ -153,12 +159,14 @@ impl GroupRun {
                 evaluation_seconds: 0.0,
             })
             .collect();
+        // The first unused previous rule of the same identity, in order.
         let carried = g
             .rules
             .iter()
             .map(|r| {
-                let i = previous.rules.iter().position(|(name, _)| name == r.name());
-                i.map(|i| previous.rules.swap_remove(i).1).unwrap_or_default()
+                let id = identity(r);
+                let i = previous.rules.iter().position(|(other, _)| *other == id);
+                i.map(|i| previous.rules.remove(i).1).unwrap_or_default()
             })
             .collect();
         let state = Arc::new(Mutex::new(GroupState {
@@ -184,23 +192,32 @@ impl GroupRun {
             tokio::spawn(async move { mark_stale(&seams, &key, previous).await });
         }
         let task = tokio::spawn(evaluator.run(cancel.clone()));
-        Self { spec, state, cancel, task }
+        Self { spec, state, cancel, task: Some(task) }
     }
 
     /// Stops the loop (an evaluation in progress finishes its current
     /// rule) and returns the rules' last series.
-    pub(crate) async fn stop(self) -> PreviousSeries {
+    pub(crate) async fn stop(mut self) -> PreviousSeries {
         self.cancel.cancel();
-        let _ = self.task.await;
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
         let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         PreviousSeries {
-            rules: state.status.rules.iter().map(|r| r.name.clone()).zip(state.previous.iter().cloned()).collect(),
+            rules: self.spec.group.rules.iter().map(identity).zip(state.previous.iter().cloned()).collect(),
             query_offset_ms: state.status.query_offset_ms,
         }
     }
 
     pub(crate) fn status(&self) -> GroupStatus {
         self.state.lock().unwrap_or_else(|p| p.into_inner()).status.clone()
+    }
+}
+
+impl Drop for GroupRun {
+    /// A group dropped without [`GroupRun::stop`] stops evaluating too.
+    fn drop(&mut self) {
+        self.cancel.cancel();
     }
 }
 

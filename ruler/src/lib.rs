@@ -22,15 +22,21 @@
 //!   iterations it missed (counted in
 //!   `promlake_rule_group_iterations_missed_total`) rather than piling up.
 //! - Rules run in file order, each after the previous one's samples are
-//!   applied by the stream workers, so later rules see earlier results.
+//!   readable (`SampleReader::wait_until_readable`, best effort: after
+//!   [`RulerConfig::wait_timeout`] the next rule runs anyway, with a
+//!   warning), so later rules see earlier results.
 //! - A recording rule's output goes through the log like ingested samples
 //!   (stored in the tables, visible in the stream); a series it produced
 //!   last time and not this time gets a staleness marker, and so do all of
 //!   a group's series when the group is removed. A result with two series
 //!   of one label set, or more series than the group's `limit`, fails the
-//!   rule (Prometheus's texts) and writes nothing.
+//!   rule (Prometheus's texts) and writes nothing. Unlike Prometheus, which
+//!   waits two intervals (for a renamed group to take over), a removed
+//!   group's series are marked stale at once.
 //! - A changed group restarts with the previous series of its rules (by
-//!   name), so staleness carries over an update.
+//!   name and labels, in order, as Prometheus's `CopyState`), so
+//!   staleness carries over an update. Files are parsed once per change.
+//!   Groups of a workspace that is not `ACTIVE` are not evaluated.
 //! - Which groups this process evaluates is the [`GroupOwner`] seam:
 //!   [`AllGroups`] in the one-process deployment.
 //!
@@ -118,6 +124,10 @@ pub struct RulerSeams {
     pub owner: Arc<dyn GroupOwner>,
 }
 
+/// A namespace's file as parsed: its `modifiedAt`, its data, the groups
+/// (`None`: it did not parse).
+type ParsedFile = (f64, String, Option<Arc<rulefmt::RuleGroups>>);
+
 /// Evaluates the rule groups of every workspace.
 #[derive(Debug)]
 pub struct Ruler {
@@ -125,13 +135,25 @@ pub struct Ruler {
     config: RulerConfig,
     metrics: Metrics,
     running: Mutex<HashMap<GroupKey, GroupRun>>,
+    /// One sync at a time.
+    syncing: tokio::sync::Mutex<()>,
+    /// Each namespace's parsed file, by ARN, with the `modifiedAt` and
+    /// data it was parsed from: a file is parsed once per change.
+    parsed: Mutex<HashMap<String, ParsedFile>>,
 }
 
 impl Ruler {
     /// A ruler; its metrics are registered in `registry`. Call
     /// [`Ruler::run`] (or [`Ruler::sync`]) to evaluate.
     pub fn new(seams: RulerSeams, config: RulerConfig, registry: &mut Registry) -> Arc<Self> {
-        Arc::new(Self { seams, config, metrics: Metrics::register(registry), running: Mutex::default() })
+        Arc::new(Self {
+            seams,
+            config,
+            metrics: Metrics::register(registry),
+            running: Mutex::default(),
+            syncing: tokio::sync::Mutex::new(()),
+            parsed: Mutex::default(),
+        })
     }
 
     /// Reads the namespaces every [`RulerConfig::sync_interval`] and
@@ -154,6 +176,7 @@ impl Ruler {
     /// run with their current definition; others are stopped (their
     /// series marked stale).
     pub async fn sync(self: &Arc<Self>) {
+        let _one_at_a_time = self.syncing.lock().await;
         let desired = self.desired();
         let mut stopped = Vec::new();
         let mut started = Vec::new();
@@ -174,9 +197,9 @@ impl Ruler {
         }
         // A changed group hands its rules' last series to its successor;
         // a removed one marks them stale.
+        let stops = stopped.into_iter().map(|(key, run, replaced)| async move { (key, run.stop().await, replaced) });
         let mut carried: HashMap<GroupKey, group::PreviousSeries> = HashMap::new();
-        for (key, run, replaced) in stopped {
-            let previous = run.stop().await;
+        for (key, previous, replaced) in futures::future::join_all(stops).await {
             if replaced {
                 carried.insert(key, previous);
             } else {
@@ -205,24 +228,27 @@ impl Ruler {
         out
     }
 
-    /// The groups every evaluated namespace defines, keeping those this
-    /// process owns.
+    /// The groups every evaluated namespace of an active workspace
+    /// defines, keeping those this process owns.
     fn desired(&self) -> HashMap<GroupKey, GroupSpec> {
         let prefix =
             format!("arn:aws:aps:{}:{}:rulegroupsnamespace/", self.seams.arns.region, self.seams.arns.account_id);
         let mut desired = HashMap::new();
-        for (_, doc) in self.seams.store.list(&prefix) {
+        let mut seen = std::collections::HashSet::new();
+        for (arn, doc) in self.seams.store.list(&prefix) {
             let Ok(ns) = serde_json::from_value::<RuleGroupsNamespaceRecord>(doc) else { continue };
-            if !ns.is_evaluated() {
+            let active = self
+                .seams
+                .store
+                .get(&self.seams.arns.workspace(&ns.workspace_id))
+                .and_then(|w| serde_json::from_value::<common::workspace::WorkspaceRecord>(w).ok())
+                .is_some_and(|w| w.is_active());
+            if !ns.is_evaluated() || !active {
                 continue;
             }
-            // Validated when it was put; a file this release refuses is
-            // skipped (and was reported when it was put).
-            let Ok(file) = rulefmt::parse(ns.data.as_bytes()) else {
-                tracing::warn!(workspace = %ns.workspace_id, namespace = %ns.name, "A rule groups namespace no longer parses; not evaluated.");
-                continue;
-            };
-            for g in file.groups {
+            seen.insert(arn.clone());
+            let Some(file) = self.parse(&arn, &ns) else { continue };
+            for g in file.groups.iter().cloned() {
                 let key = GroupKey {
                     workspace_id: ns.workspace_id.clone(),
                     namespace: ns.name.clone(),
@@ -238,7 +264,32 @@ impl Ruler {
                 desired.insert(key, GroupSpec { group: g, interval_ms });
             }
         }
+        self.parsed.lock().unwrap_or_else(|p| p.into_inner()).retain(|arn, _| seen.contains(arn));
         desired
+    }
+
+    /// A namespace's parsed file, parsed again only when it changed.
+    /// Validated when it was put; a file this release refuses is skipped
+    /// (and was reported when it was put).
+    fn parse(&self, arn: &str, ns: &RuleGroupsNamespaceRecord) -> Option<Arc<rulefmt::RuleGroups>> {
+        if let Some((modified, data, file)) = self.parsed.lock().unwrap_or_else(|p| p.into_inner()).get(arn)
+            && *modified == ns.modified_at
+            && *data == ns.data
+        {
+            return file.clone();
+        }
+        let file = match rulefmt::parse(ns.data.as_bytes()) {
+            Ok(file) => Some(Arc::new(file)),
+            Err(_) => {
+                tracing::warn!(workspace = %ns.workspace_id, namespace = %ns.name, "A rule groups namespace no longer parses; not evaluated.");
+                None
+            }
+        };
+        self.parsed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(arn.to_owned(), (ns.modified_at, ns.data.clone(), file.clone()));
+        file
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<GroupKey, GroupRun>> {

@@ -99,7 +99,25 @@ fn fixture() -> Fixture {
     Fixture { store, engine, appender, ruler, registry }
 }
 
+/// The workspace's record, `ACTIVE` (the ruler evaluates only those).
+async fn put_workspace(store: &MemoryControlStore) {
+    let record = common::workspace::WorkspaceRecord {
+        workspace_id: WS.into(),
+        arn: arns().workspace(WS),
+        alias: None,
+        status: common::workspace::WorkspaceStatusCode::Active,
+        created_at: 0.0,
+        tags: Default::default(),
+        client_token: None,
+        delete_client_token: None,
+        samples_topic: "t".into(),
+        configuration: Default::default(),
+    };
+    store.put(&record.arn, serde_json::to_value(&record).unwrap()).await.unwrap();
+}
+
 async fn put_namespace(store: &MemoryControlStore, name: &str, data: &str, status: RuleGroupsNamespaceStatusCode) {
+    put_workspace(store).await;
     let record = RuleGroupsNamespaceRecord {
         arn: arns().rule_groups_namespace(WS, name),
         workspace_id: WS.into(),
@@ -161,7 +179,8 @@ async fn a_recording_rule_writes_its_result_and_marks_gone_series_stale() {
     let f = fixture();
     set(&f.engine, "sum by (job) (up)", vec![(labels(&[("job", "a")]), 2.0), (labels(&[("job", "b")]), 1.0)]);
     put_namespace(&f.store, "ns", GROUP, RuleGroupsNamespaceStatusCode::Active).await;
-    // Not evaluated: failed and creating namespaces.
+    // Not evaluated: failed namespaces, namespaces of other workspaces
+    // that are not active (here: without a workspace record).
     put_namespace(
         &f.store,
         "failed",
@@ -169,6 +188,18 @@ async fn a_recording_rule_writes_its_result_and_marks_gone_series_stale() {
         RuleGroupsNamespaceStatusCode::UpdateFailed,
     )
     .await;
+    let other = RuleGroupsNamespaceRecord {
+        arn: arns().rule_groups_namespace("ws-00000000-0000-0000-0000-000000000002", "ns"),
+        workspace_id: "ws-00000000-0000-0000-0000-000000000002".into(),
+        name: "ns".into(),
+        status: RuleGroupsNamespaceStatus { status_code: RuleGroupsNamespaceStatusCode::Active, status_reason: None },
+        data: GROUP.into(),
+        created_at: 0.0,
+        modified_at: 0.0,
+        tags: Default::default(),
+        client_token: None,
+    };
+    f.store.put(&other.arn, serde_json::to_value(&other).unwrap()).await.unwrap();
     f.ruler.sync().await;
     wait_for(&f, "two evaluations", |f| written(f).len() >= 4).await;
     let w = written(&f);
