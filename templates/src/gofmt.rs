@@ -518,6 +518,13 @@ impl<'t> Printer<'t> {
         self.buf.push_str("%!");
         self.buf.push(verb);
         self.buf.push('(');
+        self.typed_arg(arg);
+        self.buf.push(')');
+        self.erroring = false;
+    }
+
+    /// An argument as Go's error verbs show it: `<nil>`, else `TYPE=VALUE`.
+    fn typed_arg(&mut self, arg: &Value) {
         if matches!(arg, Value::Nil) {
             self.buf.push_str("<nil>");
         } else {
@@ -526,8 +533,6 @@ impl<'t> Printer<'t> {
             self.buf.push('=');
             self.print_arg(arg, 'v');
         }
-        self.buf.push(')');
-        self.erroring = false;
     }
 
     fn fmt_bool(&mut self, b: bool, verb: char, arg: &Value) {
@@ -901,14 +906,7 @@ impl<'t> Printer<'t> {
                 if k > 0 {
                     self.buf.push_str(", ");
                 }
-                if matches!(arg, Value::Nil) {
-                    self.buf.push_str("<nil>");
-                } else {
-                    let t = type_name(self.types, arg);
-                    self.buf.push_str(&t);
-                    self.buf.push('=');
-                    self.print_arg(arg, 'v');
-                }
+                self.typed_arg(arg);
             }
             self.buf.push(')');
         }
