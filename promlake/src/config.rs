@@ -106,11 +106,34 @@ pub struct RulerSection {
     /// Interval of the rule groups that set none, seconds (Prometheus's
     /// `evaluation_interval`). Default 60.
     pub evaluation_interval_seconds: u64,
+    /// The Alertmanager every workspace's alerts go to: its base URL (the
+    /// alerts are posted to `<url>/api/v2/alerts`). Default none: alerts
+    /// are evaluated, shown by the rules and alerts APIs, and not sent.
+    pub alertmanager_url: Option<String>,
+    /// Per-workspace Alertmanagers (workspace id → base URL), taking
+    /// precedence over `alertmanager_url`.
+    pub alertmanager_urls: std::collections::HashMap<String, String>,
+    /// Minimum time before a firing alert is sent again, seconds
+    /// (Prometheus's `--rules.alert.resend-delay`). Default 60.
+    pub resend_delay_seconds: u64,
+    /// Labels added to every alert sent (where it lacks them), and the
+    /// templates' `$externalLabels` (Prometheus's `external_labels`).
+    pub external_labels: std::collections::BTreeMap<String, String>,
+    /// The URL before the alerts' `generatorURL` links and the templates'
+    /// `$externalURL` (Prometheus's `--web.external-url`). Default empty.
+    pub external_url: String,
 }
 
 impl Default for RulerSection {
     fn default() -> Self {
-        Self { evaluation_interval_seconds: 60 }
+        Self {
+            evaluation_interval_seconds: 60,
+            alertmanager_url: None,
+            alertmanager_urls: std::collections::HashMap::new(),
+            resend_delay_seconds: 60,
+            external_labels: std::collections::BTreeMap::new(),
+            external_url: String::new(),
+        }
     }
 }
 

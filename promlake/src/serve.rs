@@ -239,9 +239,19 @@ impl Server {
                 overrides: overrides.clone(),
                 clock: clock.clone(),
                 owner: Arc::new(ruler::AllGroups),
+                alerts: Arc::new(
+                    ruler::AlertmanagerClient::new(
+                        config.ruler.alertmanager_url.clone(),
+                        config.ruler.alertmanager_urls.clone(),
+                    )
+                    .context("the Alertmanager client")?,
+                ),
             };
             let ruler_config = ruler::RulerConfig {
                 default_interval: Duration::from_secs(config.ruler.evaluation_interval_seconds.max(1)),
+                resend_delay: Duration::from_secs(config.ruler.resend_delay_seconds),
+                external_labels: config.ruler.external_labels.clone(),
+                external_url: config.ruler.external_url.clone(),
                 ..ruler::RulerConfig::default()
             };
             let ruler = ruler::Ruler::new(seams, ruler_config, &mut registry);

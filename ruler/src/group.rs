@@ -1,12 +1,12 @@
 //! One rule group's evaluation loop, its rules' state and the ruler's
 //! metrics.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::ErrorKind;
-use common::seams::{InstantValue, Labels, Sample, SampleValue, SeamError};
+use common::seams::{InstantValue, LabelMatcher, Labels, MatchOp, Sample, SampleValue, SeamError, Selection};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -15,6 +15,8 @@ use prometheus_client::registry::Registry;
 use rulefmt::{Rule, RuleGroup};
 use tokio_util::sync::CancellationToken;
 
+use crate::alerting::{self, Alert, AlertState, AlertingSpec, AlertingState, Candidate};
+use crate::notifier::{Notifier, postable, table_link};
 use crate::{RulerConfig, RulerSeams};
 
 /// A group's identity: workspace, namespace, group name.
@@ -57,8 +59,16 @@ pub(crate) struct GroupSpec {
 /// query offset they were written at (staleness markers go there too).
 #[derive(Debug, Default)]
 pub(crate) struct PreviousSeries {
-    rules: Vec<(String, HashSet<Labels>)>,
+    rules: Vec<(String, RuleCarry)>,
     query_offset_ms: i64,
+}
+
+/// What a rule hands to its successor when its group changes: the series
+/// it wrote last, and an alerting rule's alerts.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct RuleCarry {
+    series: HashSet<Labels>,
+    alerts: Option<AlertingState>,
 }
 
 /// A rule's identity across group updates: its name and labels.
@@ -80,12 +90,14 @@ pub enum RuleHealth {
 /// A rule's state.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RuleStatus {
-    /// Record or alert name.
-    pub name: String,
-    /// The expression.
-    pub query: String,
-    /// Whether it is an alerting rule.
-    pub alerting: bool,
+    /// The rule as defined.
+    pub rule: Rule,
+    /// An alerting rule's state: the highest of its alerts' (`None` for a
+    /// recording rule).
+    pub state: Option<AlertState>,
+    /// An alerting rule's alerts: pending, firing, and resolved ones still
+    /// kept (to be re-sent as resolved).
+    pub alerts: Vec<Alert>,
     /// Health of the last evaluation.
     pub health: RuleHealth,
     /// The last evaluation's error.
@@ -122,7 +134,8 @@ pub struct GroupStatus {
 #[derive(Debug)]
 struct GroupState {
     status: GroupStatus,
-    previous: Vec<HashSet<Labels>>,
+    /// Per rule: the series written last, and an alerting rule's alerts.
+    rules: Vec<RuleCarry>,
 }
 
 /// A running group.
@@ -140,25 +153,30 @@ impl GroupRun {
     pub(crate) fn start(
         key: GroupKey,
         spec: GroupSpec,
-        mut previous: PreviousSeries,
+        previous: Option<PreviousSeries>,
         seams: RulerSeams,
         config: RulerConfig,
         metrics: Metrics,
+        notifier: Arc<Notifier>,
     ) -> Self {
         let g = &spec.group;
         let rules = g
             .rules
             .iter()
             .map(|r| RuleStatus {
-                name: r.name().to_owned(),
-                query: r.expr.clone(),
-                alerting: r.is_alerting(),
+                rule: r.clone(),
+                state: r.is_alerting().then_some(AlertState::Inactive),
+                alerts: Vec::new(),
                 health: RuleHealth::Unknown,
                 last_error: None,
                 last_evaluation_ms: None,
                 evaluation_seconds: 0.0,
             })
             .collect();
+        // A fresh group restores its alerts' `for` state from
+        // `ALERTS_FOR_STATE`; a changed one carries its predecessor's alerts.
+        let fresh = previous.is_none();
+        let mut previous = previous.unwrap_or_default();
         // The first unused previous rule of the same identity, in order.
         let carried = g
             .rules
@@ -166,7 +184,14 @@ impl GroupRun {
             .map(|r| {
                 let id = identity(r);
                 let i = previous.rules.iter().position(|(other, _)| *other == id);
-                i.map(|i| previous.rules.remove(i).1).unwrap_or_default()
+                let mut carry = i.map(|i| previous.rules.remove(i).1).unwrap_or_default();
+                if r.is_alerting() {
+                    let alerts = carry.alerts.get_or_insert_with(AlertingState::default);
+                    alerts.restored |= !fresh;
+                } else {
+                    carry.alerts = None;
+                }
+                carry
             })
             .collect();
         let state = Arc::new(Mutex::new(GroupState {
@@ -181,13 +206,22 @@ impl GroupRun {
                 last_evaluation_ms: None,
                 evaluation_seconds: 0.0,
             },
-            previous: carried,
+            rules: carried,
         }));
         let cancel = CancellationToken::new();
-        let evaluator = Evaluator { key, spec: spec.clone(), seams, config, metrics, state: state.clone() };
+        let evaluator = Evaluator {
+            key,
+            spec: spec.clone(),
+            seams,
+            config,
+            metrics,
+            notifier,
+            state: state.clone(),
+            restore: fresh,
+        };
         // Rules whose successor has no rule of that name: their series are
         // gone from the output, so they go stale at once.
-        if previous.rules.iter().any(|(_, s)| !s.is_empty()) {
+        if previous.rules.iter().any(|(_, c)| !c.series.is_empty()) {
             let (seams, key) = (evaluator.seams.clone(), evaluator.key.clone());
             tokio::spawn(async move { mark_stale(&seams, &key, previous).await });
         }
@@ -204,13 +238,22 @@ impl GroupRun {
         }
         let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         PreviousSeries {
-            rules: self.spec.group.rules.iter().map(identity).zip(state.previous.iter().cloned()).collect(),
+            rules: self.spec.group.rules.iter().map(identity).zip(state.rules.iter().cloned()).collect(),
             query_offset_ms: state.status.query_offset_ms,
         }
     }
 
     pub(crate) fn status(&self) -> GroupStatus {
-        self.state.lock().unwrap_or_else(|p| p.into_inner()).status.clone()
+        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut status = state.status.clone();
+        for (rule, carry) in status.rules.iter_mut().zip(&state.rules) {
+            if let Some(alerts) = &carry.alerts {
+                rule.state = Some(alerts.state());
+                rule.alerts = alerts.active.values().cloned().collect();
+                rule.alerts.sort_by(|a, b| a.labels.cmp(&b.labels));
+            }
+        }
+        status
     }
 }
 
@@ -226,7 +269,7 @@ impl Drop for GroupRun {
 pub(crate) async fn mark_stale(seams: &RulerSeams, key: &GroupKey, previous: PreviousSeries) {
     let at = seams.clock.now_ms() - previous.query_offset_ms;
     let samples: Vec<(Labels, Sample)> =
-        previous.rules.into_iter().flat_map(|(_, s)| s).map(|l| (l, stale_sample(at))).collect();
+        previous.rules.into_iter().flat_map(|(_, c)| c.series).map(|l| (l, stale_sample(at))).collect();
     if samples.is_empty() {
         return;
     }
@@ -245,7 +288,11 @@ struct Evaluator {
     seams: RulerSeams,
     config: RulerConfig,
     metrics: Metrics,
+    notifier: Arc<Notifier>,
     state: Arc<Mutex<GroupState>>,
+    /// Whether the alerts' `for` state is restored after the second
+    /// evaluation (a fresh start).
+    restore: bool,
 }
 
 impl Evaluator {
@@ -261,6 +308,7 @@ impl Evaluator {
         };
         let mut next = slot(self.seams.clock.now_ms()) + interval;
         let label = self.metrics.group_labels(&self.key);
+        let mut evaluations = 0_u64;
         loop {
             let wait = (next - self.seams.clock.now_ms()).max(0);
             tokio::select! {
@@ -271,6 +319,12 @@ impl Evaluator {
             self.evaluate(next, &cancel).await;
             if cancel.is_cancelled() {
                 return;
+            }
+            evaluations += 1;
+            // As Prometheus: after the second evaluation, so that recording
+            // rules and fresh data are in place.
+            if evaluations == 2 && self.restore {
+                self.restore_for_state().await;
             }
             let late = self.seams.clock.now_ms() - next;
             let missed = (late / interval - 1).max(0);
@@ -296,15 +350,15 @@ impl Evaluator {
                 return;
             }
             let rule_started = Instant::now();
+            self.metrics.evaluations.get_or_create(&label).inc();
             let outcome = if rule.is_alerting() {
-                Err("alerting rules are not evaluated by PromLake yet".to_owned())
+                self.alert(i, rule, ts, query_offset_ms).await
             } else {
-                self.metrics.evaluations.get_or_create(&label).inc();
                 self.record(i, rule, at).await
             };
             let seconds = rule_started.elapsed().as_secs_f64();
             self.metrics.duration.observe(seconds);
-            if outcome.is_err() && !rule.is_alerting() {
+            if outcome.is_err() {
                 self.metrics.failures.get_or_create(&label).inc();
             }
             let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
@@ -313,7 +367,6 @@ impl Evaluator {
             status.evaluation_seconds = seconds;
             match outcome {
                 Ok(()) => (status.health, status.last_error) = (RuleHealth::Ok, None),
-                Err(e) if rule.is_alerting() => (status.health, status.last_error) = (RuleHealth::Unknown, Some(e)),
                 Err(e) => {
                     tracing::warn!(workspace = %ws, group = %self.key.metric_label(), rule = %rule.name(), error = %e, "Evaluating a rule failed.");
                     (status.health, status.last_error) = (RuleHealth::Err, Some(e));
@@ -326,20 +379,22 @@ impl Evaluator {
         state.status.query_offset_ms = query_offset_ms;
     }
 
-    /// A recording rule: evaluates, renames and labels the result, writes
-    /// it with staleness markers for the series that went away, and waits
-    /// until it is readable.
+    /// Evaluates a rule's expression at `at`: a vector, or a scalar as one
+    /// sample without labels.
+    async fn query(&self, expr: &str, at: i64) -> Result<Vec<(Labels, SampleValue)>, String> {
+        let value = self.seams.engine.instant_query(&self.key.workspace_id, expr, at).await.map_err(|e| e.message)?;
+        match value {
+            InstantValue::Vector(v) => Ok(v),
+            InstantValue::Scalar(f) => Ok(vec![(Labels::from(Vec::new()), SampleValue::Float(f))]),
+            InstantValue::String(_) => Err("rule result is not a vector or scalar".into()),
+        }
+    }
+
+    /// A recording rule: evaluates, renames and labels the result, and
+    /// writes it.
     async fn record(&self, i: usize, rule: &Rule, at: i64) -> Result<(), String> {
-        let ws = &self.key.workspace_id;
         let record = rule.record.as_deref().unwrap_or_default();
-        let t0 = Instant::now();
-        let value = self.seams.engine.instant_query(ws, &rule.expr, at).await.map_err(|e| e.message)?;
-        let queried = t0.elapsed();
-        let vector = match value {
-            InstantValue::Vector(v) => v,
-            InstantValue::Scalar(f) => vec![(Labels::from(Vec::new()), SampleValue::Float(f))],
-            InstantValue::String(_) => return Err("rule result is not a vector or scalar".into()),
-        };
+        let vector = self.query(&rule.expr, at).await?;
         let mut output: Vec<(Labels, Sample)> = Vec::with_capacity(vector.len());
         let mut returned: HashSet<Labels> = HashSet::with_capacity(vector.len());
         for (labels, value) in vector {
@@ -353,25 +408,230 @@ impl Evaluator {
         if limit > 0 && output.len() as i64 > limit {
             return Err(format!("exceeded limit of {limit} with {} series", output.len()));
         }
-        let previous = self.state.lock().unwrap_or_else(|p| p.into_inner()).previous[i].clone();
-        for gone in previous.difference(&returned) {
-            output.push((gone.clone(), stale_sample(at)));
+        self.write(i, output, returned, at).await
+    }
+
+    /// An alerting rule: evaluates at `ts − query offset`, expands the
+    /// templates for each sample, moves the alerts through their states,
+    /// queues those due to the Alertmanager and writes `ALERTS` and
+    /// `ALERTS_FOR_STATE`.
+    async fn alert(&self, i: usize, rule: &Rule, ts: i64, query_offset_ms: i64) -> Result<(), String> {
+        let ws = &self.key.workspace_id;
+        let at = ts - query_offset_ms;
+        let vector = self.query(&rule.expr, at).await?;
+        let candidates = self.expand(rule, vector, ts).await?;
+        let spec = AlertingSpec {
+            name: rule.name(),
+            labels: &rule.labels,
+            hold_ms: rule.for_ms,
+            keep_firing_for_ms: rule.keep_firing_for_ms,
+        };
+        let resend_ms = i64::try_from(self.config.resend_delay.as_millis()).unwrap_or(i64::MAX);
+        let (samples, due) = {
+            let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            let alerts = state.rules[i].alerts.get_or_insert_with(AlertingState::default);
+            let samples = alerts.update(&spec, candidates, ts, self.spec.group.limit)?;
+            (samples, alerts.take_due(ts, resend_ms, self.spec.interval_ms))
+        };
+        if !due.is_empty() {
+            // Prometheus links the expression as its parser prints it.
+            let expr = promql_parser::parser::parse(&rule.expr).map_or_else(|_| rule.expr.clone(), |e| e.to_string());
+            let url = format!("{}{}", self.config.external_url, table_link(&expr));
+            let postable = due.iter().map(|a| postable(a, &self.config.external_labels, &url)).collect();
+            self.notifier.enqueue(ws, postable);
+        }
+        let returned = samples.iter().map(|(l, _)| l.clone()).collect();
+        let output =
+            samples.into_iter().map(|(l, v)| (l, Sample { timestamp_ms: at, value: SampleValue::Float(v) })).collect();
+        self.write(i, output, returned, at).await
+    }
+
+    /// The alerts an alerting rule's result makes, templates expanded (on
+    /// a blocking thread when there are templates: `query` calls the
+    /// engine synchronously).
+    async fn expand(&self, rule: &Rule, vector: Vec<(Labels, SampleValue)>, ts: i64) -> Result<Vec<Candidate>, String> {
+        let templated = rule.labels.values().chain(rule.annotations.values()).any(|t| t.contains("{{"));
+        if !templated {
+            return Ok(candidates(rule, vector, &self.config, ts, None));
+        }
+        let querier = EngineQuerier {
+            engine: self.seams.engine.clone(),
+            workspace_id: self.key.workspace_id.clone(),
+            handle: tokio::runtime::Handle::current(),
+        };
+        let (rule, config) = (rule.clone(), self.config.clone());
+        tokio::task::spawn_blocking(move || candidates(&rule, vector, &config, ts, Some(&querier)))
+            .await
+            .map_err(|e| format!("expanding the alert templates: {e}"))
+    }
+
+    /// Writes a rule's samples, with staleness markers for the series it
+    /// wrote last time and not now, keeps them as its last series, and
+    /// waits until they are readable (the next rule must see them).
+    async fn write(
+        &self,
+        i: usize,
+        mut output: Vec<(Labels, Sample)>,
+        returned: HashSet<Labels>,
+        at: i64,
+    ) -> Result<(), String> {
+        let ws = &self.key.workspace_id;
+        {
+            let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            for gone in state.rules[i].series.difference(&returned) {
+                output.push((gone.clone(), stale_sample(at)));
+            }
         }
         if output.is_empty() {
             return Ok(());
         }
+        let t0 = Instant::now();
         let position = self.seams.appender.append(ws, output).await.map_err(|e| e.message)?;
         let appended = t0.elapsed();
-        self.state.lock().unwrap_or_else(|p| p.into_inner()).previous[i] = returned;
-        // The next rule must see these samples.
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).rules[i].series = returned;
         if let Err(SeamError { kind, message }) =
             self.seams.reader.wait_until_readable(ws, &position, self.config.wait_timeout).await
             && kind != ErrorKind::NotFound
         {
-            tracing::warn!(workspace = %ws, rule = %record, error = %message, "The rule's samples were not applied in time; the next rule may not see them.");
+            tracing::warn!(workspace = %ws, group = %self.key.metric_label(), rule = i, error = %message, "The rule's samples were not applied in time; the next rule may not see them.");
         }
-        tracing::debug!(workspace = %ws, rule = %record, ?queried, ?appended, applied = ?t0.elapsed(), "Evaluated a recording rule.");
+        tracing::debug!(workspace = %ws, group = %self.key.metric_label(), rule = i, ?appended, applied = ?t0.elapsed(), "Wrote a rule's samples.");
         Ok(())
+    }
+
+    /// Prometheus's `RestoreForState`, once after a fresh start: each
+    /// alerting rule whose `for` is at least the grace period reads its
+    /// `ALERTS_FOR_STATE` series of the last outage tolerance and moves its
+    /// pending alerts' `activeAt` so that the time they were pending
+    /// before counts. Every alerting rule is then marked restored (and
+    /// writes its series), even when reading failed.
+    async fn restore_for_state(&self) {
+        let ws = &self.key.workspace_id;
+        let now = self.seams.clock.now_ms();
+        let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        let grace = ms(self.config.for_grace_period);
+        for (i, rule) in self.spec.group.rules.iter().enumerate() {
+            if !rule.is_alerting() {
+                continue;
+            }
+            let spec = AlertingSpec {
+                name: rule.name(),
+                labels: &rule.labels,
+                hold_ms: rule.for_ms,
+                keep_firing_for_ms: rule.keep_firing_for_ms,
+            };
+            let mut series = HashMap::new();
+            if rule.for_ms >= grace {
+                let matchers: Result<Vec<LabelMatcher>, SeamError> = alerting::for_state_selector(&spec)
+                    .into_iter()
+                    .map(|(n, v)| LabelMatcher::new(n, MatchOp::Equal, v))
+                    .collect();
+                let selected = match matchers {
+                    Ok(matchers) => {
+                        let selection =
+                            Selection { matchers, start_ms: now - ms(self.config.outage_tolerance), end_ms: now };
+                        self.seams.reader.select(ws, &selection).await
+                    }
+                    Err(e) => Err(e),
+                };
+                match selected {
+                    Ok(selected) => {
+                        for s in selected.series {
+                            let last = s.samples.iter().rev().find_map(|x| match x.value {
+                                SampleValue::Float(v) => Some((x.timestamp_ms, v)),
+                                SampleValue::Histogram(_) => None,
+                            });
+                            let Some(last) = last else { continue };
+                            let labels: Vec<(String, String)> =
+                                s.labels.iter().filter(|(k, _)| k != "__name__").cloned().collect();
+                            series.insert(Labels::from(labels), last);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(workspace = %ws, group = %self.key.metric_label(), alertname = %rule.name(), error = %e, "Failed to restore 'for' state.");
+                    }
+                }
+            }
+            let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            state.rules[i].alerts.get_or_insert_with(AlertingState::default).restore(rule.for_ms, grace, &series, now);
+        }
+    }
+}
+
+/// The alerts of a result: for each sample, its labels without
+/// `__name__`, the rule's labels expanded over them (an empty expansion
+/// removes the label), `alertname`, and the expanded annotations.
+fn candidates(
+    rule: &Rule,
+    vector: Vec<(Labels, SampleValue)>,
+    config: &RulerConfig,
+    ts: i64,
+    querier: Option<&dyn templates::Querier>,
+) -> Vec<Candidate> {
+    let name = rule.name();
+    vector
+        .into_iter()
+        .map(|(labels, value)| {
+            let value = match value {
+                SampleValue::Float(f) => f,
+                SampleValue::Histogram(_) => 0.0,
+            };
+            let data = templates::AlertData {
+                labels: labels.iter().cloned().collect(),
+                external_labels: config.external_labels.clone(),
+                external_url: config.external_url.clone(),
+                value,
+            };
+            let expand = |text: &str| -> String {
+                if !text.contains("{{") {
+                    return text.to_owned();
+                }
+                templates::expand_alert_template(name, text, &data, ts, querier).unwrap_or_else(|e| {
+                    tracing::warn!(alertname = %name, error = %e, "Expanding alert template failed.");
+                    templates::error_text(&e)
+                })
+            };
+            let mut out: BTreeMap<String, String> = labels.iter().filter(|(k, _)| k != "__name__").cloned().collect();
+            for (k, v) in &rule.labels {
+                let v = expand(v);
+                if v.is_empty() {
+                    out.remove(k);
+                } else {
+                    out.insert(k.clone(), v);
+                }
+            }
+            out.insert("alertname".into(), name.into());
+            let annotations: Vec<(String, String)> =
+                rule.annotations.iter().map(|(k, v)| (k.clone(), expand(v))).collect();
+            Candidate { labels: out.into_iter().collect::<Vec<_>>().into(), annotations: annotations.into(), value }
+        })
+        .collect()
+}
+
+/// The templates' `query` function over the PromQL engine, at the
+/// evaluation time; called from a blocking thread.
+struct EngineQuerier {
+    engine: Arc<dyn common::seams::PromqlEngine>,
+    workspace_id: String,
+    handle: tokio::runtime::Handle,
+}
+
+impl templates::Querier for EngineQuerier {
+    fn query(&self, expr: &str, at_ms: i64) -> Result<Vec<templates::QuerySample>, String> {
+        let value =
+            self.handle.block_on(self.engine.instant_query(&self.workspace_id, expr, at_ms)).map_err(|e| e.message)?;
+        let sample = |labels: &[(String, String)], v: &SampleValue| templates::QuerySample {
+            labels: labels.iter().cloned().collect(),
+            value: match v {
+                SampleValue::Float(f) => *f,
+                SampleValue::Histogram(_) => 0.0,
+            },
+        };
+        match value {
+            InstantValue::Vector(v) => Ok(v.iter().map(|(l, v)| sample(l, v)).collect()),
+            InstantValue::Scalar(f) => Ok(vec![templates::QuerySample { labels: BTreeMap::new(), value: f }]),
+            InstantValue::String(_) => Err("rule result is not a vector or scalar".into()),
+        }
     }
 }
 

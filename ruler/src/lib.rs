@@ -8,6 +8,9 @@
 //!                               ▼
 //!   for each rule, in order:  PromqlEngine::instant_query(expr, t − query_offset)
 //!        recording rule ──► __name__ = record, group then rule labels
+//!        alerting rule  ──► templates expanded per sample ──► alerting state machine
+//!                           ├──► due alerts ──► Notifier queue ──► AlertSink (Alertmanager v2)
+//!                           └──► ALERTS, ALERTS_FOR_STATE
 //!                      ──► SampleAppender::append (the workspace's log, like remote write)
 //!                          + staleness markers for the series the last evaluation had
 //!                      ──► SampleReader::wait_until_readable: the next rule sees the result
@@ -40,11 +43,24 @@
 //! - Which groups this process evaluates is the [`GroupOwner`] seam:
 //!   [`AllGroups`] in the one-process deployment.
 //!
-//! Not built yet: alerting rules (recorded as not evaluated), the rules and
-//! alerts APIs, assignment of groups to the worker processes of a
-//! scaled-out deployment.
+//! - Alerting rules follow Prometheus 3.5 (`rules/alerting.go`, see
+//!   `alerting`): pending → firing after `for`, `keep_firing_for`,
+//!   resolved alerts kept and re-sent for 15 minutes, `limit`; `ALERTS` and
+//!   `ALERTS_FOR_STATE` at `t − query_offset`, written only once a fresh
+//!   group restored its `for` state from `ALERTS_FOR_STATE` after its
+//!   second evaluation ([`RulerConfig::outage_tolerance`],
+//!   [`RulerConfig::for_grace_period`]); a changed group carries its
+//!   alerts. Alerts due (resolved since last sent, or last sent more than
+//!   [`RulerConfig::resend_delay`] ago) are queued in the [`Notifier`] and
+//!   posted as Prometheus's notifier posts them; a failed post is counted,
+//!   not retried (the resend covers it).
+//!
+//! Not built yet: the rules and alerts APIs, assignment of groups to the
+//! worker processes of a scaled-out deployment.
 
+mod alerting;
 mod group;
+mod notifier;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -55,11 +71,13 @@ use common::clock::Clock;
 use common::control::ControlPlaneStore;
 use common::limits::Overrides;
 use common::rules::RuleGroupsNamespaceRecord;
-use common::seams::{PromqlEngine, SampleAppender, SampleReader};
+use common::seams::{AlertSink, PromqlEngine, SampleAppender, SampleReader};
 use prometheus_client::registry::Registry;
 use tokio_util::sync::CancellationToken;
 
+pub use alerting::{Alert, AlertState};
 pub use group::{GroupStatus, RuleHealth, RuleStatus};
+pub use notifier::{AlertmanagerClient, MAX_BATCH, Notifier, QUEUE_CAPACITY, SEND_TIMEOUT};
 
 use crate::group::{GroupKey, GroupRun, GroupSpec, Metrics};
 
@@ -73,6 +91,22 @@ pub struct RulerConfig {
     /// How long a rule waits for the previous rule's samples to be applied
     /// before it evaluates anyway.
     pub wait_timeout: Duration,
+    /// Minimum time before a firing alert is sent again (Prometheus's
+    /// `--rules.alert.resend-delay`, 1 m).
+    pub resend_delay: Duration,
+    /// How far back `ALERTS_FOR_STATE` is read to restore the `for` state
+    /// (Prometheus's `--rules.alert.for-outage-tolerance`, 1 h).
+    pub outage_tolerance: Duration,
+    /// Minimum time between a restart and a restored alert firing; rules
+    /// with a shorter `for` are not restored (Prometheus's
+    /// `--rules.alert.for-grace-period`, 10 m).
+    pub for_grace_period: Duration,
+    /// Labels added to the alerts sent (where they lack them) and given to
+    /// templates as `$externalLabels` (Prometheus's `external_labels`).
+    pub external_labels: std::collections::BTreeMap<String, String>,
+    /// The URL before the alerts' `generatorURL` link and templates'
+    /// `$externalURL` (Prometheus's `--web.external-url`).
+    pub external_url: String,
 }
 
 impl Default for RulerConfig {
@@ -81,6 +115,11 @@ impl Default for RulerConfig {
             default_interval: Duration::from_secs(60),
             sync_interval: Duration::from_secs(1),
             wait_timeout: Duration::from_secs(10),
+            resend_delay: Duration::from_secs(60),
+            outage_tolerance: Duration::from_secs(3600),
+            for_grace_period: Duration::from_secs(600),
+            external_labels: std::collections::BTreeMap::new(),
+            external_url: String::new(),
         }
     }
 }
@@ -122,6 +161,8 @@ pub struct RulerSeams {
     pub clock: Arc<dyn Clock>,
     /// Which groups are this process's.
     pub owner: Arc<dyn GroupOwner>,
+    /// Where alerts go: the workspaces' Alertmanagers.
+    pub alerts: Arc<dyn AlertSink>,
 }
 
 /// A namespace's file as parsed: its `modifiedAt`, its data, the groups
@@ -134,6 +175,7 @@ pub struct Ruler {
     seams: RulerSeams,
     config: RulerConfig,
     metrics: Metrics,
+    notifier: Arc<Notifier>,
     running: Mutex<HashMap<GroupKey, GroupRun>>,
     /// One sync at a time.
     syncing: tokio::sync::Mutex<()>,
@@ -146,10 +188,12 @@ impl Ruler {
     /// A ruler; its metrics are registered in `registry`. Call
     /// [`Ruler::run`] (or [`Ruler::sync`]) to evaluate.
     pub fn new(seams: RulerSeams, config: RulerConfig, registry: &mut Registry) -> Arc<Self> {
+        let notifier = Notifier::new(seams.alerts.clone(), registry);
         Arc::new(Self {
             seams,
             config,
             metrics: Metrics::register(registry),
+            notifier,
             running: Mutex::default(),
             syncing: tokio::sync::Mutex::new(()),
             parsed: Mutex::default(),
@@ -159,6 +203,8 @@ impl Ruler {
     /// Reads the namespaces every [`RulerConfig::sync_interval`] and
     /// starts, restarts or stops group tasks to match, until `shutdown`.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        let stop_notifier = CancellationToken::new();
+        let notifier = tokio::spawn(self.notifier.clone().run(stop_notifier.clone()));
         loop {
             self.sync().await;
             tokio::select! {
@@ -170,6 +216,9 @@ impl Ruler {
         for run in runs {
             run.stop().await;
         }
+        // What the last evaluations queued is still sent.
+        stop_notifier.cancel();
+        let _ = notifier.await;
     }
 
     /// One pass: the groups of every evaluated namespace this process owns
@@ -207,14 +256,14 @@ impl Ruler {
             }
         }
         for (key, spec) in started {
-            let previous = carried.remove(&key).unwrap_or_default();
             let run = GroupRun::start(
                 key.clone(),
                 spec,
-                previous,
+                carried.remove(&key),
                 self.seams.clone(),
                 self.config.clone(),
                 self.metrics.clone(),
+                self.notifier.clone(),
             );
             self.lock().insert(key, run);
         }

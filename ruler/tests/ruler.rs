@@ -11,11 +11,11 @@ use common::control::{ControlPlaneStore, MemoryControlStore};
 use common::limits::{Limits, Overrides};
 use common::rules::{RuleGroupsNamespaceRecord, RuleGroupsNamespaceStatus, RuleGroupsNamespaceStatusCode};
 use common::seams::{
-    InstantValue, Labels, LogPosition, MetricMetadata, PromqlEngine, Sample, SampleAppender, SampleReader, SampleValue,
-    SeamError, Selected, Selection,
+    AlertSink, InstantValue, Labels, LogPosition, MetricMetadata, PromqlEngine, Sample, SampleAppender, SampleReader,
+    SampleValue, SeamError, Selected, SelectedSeries, Selection,
 };
 use prometheus_client::registry::Registry;
-use ruler::{AllGroups, RuleHealth, Ruler, RulerConfig, RulerSeams};
+use ruler::{AlertState, AllGroups, RuleHealth, Ruler, RulerConfig, RulerSeams};
 
 const WS: &str = "ws-00000000-0000-0000-0000-000000000001";
 
@@ -56,13 +56,33 @@ impl SampleAppender for FakeAppender {
     }
 }
 
-#[derive(Debug)]
-struct FakeReader;
+/// Answers selections with the series the test set, filtered by the
+/// matchers and the range.
+#[derive(Debug, Default)]
+struct FakeReader {
+    series: Mutex<Vec<SelectedSeries>>,
+}
 
 #[async_trait]
 impl SampleReader for FakeReader {
-    async fn select(&self, _ws: &str, _s: &Selection) -> Result<Selected, SeamError> {
-        Ok(Selected::default())
+    async fn select(&self, _ws: &str, s: &Selection) -> Result<Selected, SeamError> {
+        let series = self
+            .series
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|x| s.matches(&x.labels))
+            .map(|x| SelectedSeries {
+                labels: x.labels.clone(),
+                samples: x
+                    .samples
+                    .iter()
+                    .filter(|p| (s.start_ms..=s.end_ms).contains(&p.timestamp_ms))
+                    .cloned()
+                    .collect(),
+            })
+            .collect();
+        Ok(Selected { series, ..Selected::default() })
     }
     async fn metadata(&self, _ws: &str) -> Result<Vec<MetricMetadata>, SeamError> {
         Ok(Vec::new())
@@ -72,31 +92,71 @@ impl SampleReader for FakeReader {
     }
 }
 
+/// Records the alerts sent, with the time they arrived.
+#[derive(Debug, Default)]
+struct FakeAlertmanager {
+    received: Mutex<Vec<(String, serde_json::Value)>>,
+}
+
+#[async_trait]
+impl AlertSink for FakeAlertmanager {
+    async fn send(&self, ws: &str, alerts: serde_json::Value) -> Result<(), SeamError> {
+        let mut received = self.received.lock().unwrap();
+        for a in alerts.as_array().unwrap() {
+            received.push((ws.to_owned(), a.clone()));
+        }
+        Ok(())
+    }
+}
+
 struct Fixture {
     store: Arc<MemoryControlStore>,
     engine: Arc<FakeEngine>,
     appender: Arc<FakeAppender>,
+    reader: Arc<FakeReader>,
+    alertmanager: Arc<FakeAlertmanager>,
     ruler: Arc<Ruler>,
     registry: Registry,
+    shutdown: tokio_util::sync::CancellationToken,
 }
 
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// A ruler over fakes; the test calls `sync`.
 fn fixture() -> Fixture {
+    fixture_with(RulerConfig::default(), false)
+}
+
+/// A ruler over fakes; `run`: running (syncing every 50 ms, its notifier
+/// sending) until the fixture is dropped.
+fn fixture_with(config: RulerConfig, run: bool) -> Fixture {
     let store = Arc::new(MemoryControlStore::default());
     let engine = Arc::new(FakeEngine::default());
     let appender = Arc::new(FakeAppender::default());
+    let reader = Arc::new(FakeReader::default());
+    let alertmanager = Arc::new(FakeAlertmanager::default());
     let mut registry = Registry::default();
     let seams = RulerSeams {
         store: store.clone(),
         arns: arns(),
         engine: engine.clone(),
         appender: appender.clone(),
-        reader: Arc::new(FakeReader),
+        reader: reader.clone(),
         overrides: Arc::new(Overrides::new(&Limits::default())),
         clock: Arc::new(SystemClock),
         owner: Arc::new(AllGroups),
+        alerts: alertmanager.clone(),
     };
-    let ruler = Ruler::new(seams, RulerConfig::default(), &mut registry);
-    Fixture { store, engine, appender, ruler, registry }
+    let ruler = Ruler::new(seams, RulerConfig { sync_interval: Duration::from_millis(50), ..config }, &mut registry);
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    if run {
+        tokio::spawn(ruler.clone().run(shutdown.clone()));
+    }
+    Fixture { store, engine, appender, reader, alertmanager, ruler, registry, shutdown }
 }
 
 /// The workspace's record, `ACTIVE` (the ruler evaluates only those).
@@ -137,19 +197,24 @@ fn set(engine: &FakeEngine, query: &str, vector: Vec<(Labels, f64)>) {
     engine.answers.lock().unwrap().insert(query.into(), InstantValue::Vector(v));
 }
 
-fn written(f: &Fixture) -> Vec<(String, String, f64, i64)> {
+/// Every sample written, as `f` maps (labels' value of a name, sample).
+fn written_as<T>(f: &Fixture, map: impl Fn(&dyn Fn(&str) -> String, f64, i64) -> T) -> Vec<T> {
     f.appender
         .written
         .lock()
         .unwrap()
         .iter()
         .map(|(l, s)| {
-            let name = l.iter().find(|(k, _)| k == "__name__").map(|(_, v)| v.clone()).unwrap_or_default();
-            let job = l.iter().find(|(k, _)| k == "job").map(|(_, v)| v.clone()).unwrap_or_default();
+            let get = |n: &str| l.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone()).unwrap_or_default();
             let SampleValue::Float(v) = s.value else { panic!("a histogram") };
-            (name, job, v, s.timestamp_ms)
+            map(&get, v, s.timestamp_ms)
         })
         .collect()
+}
+
+/// (name, job, value, timestamp) of every sample written.
+fn written(f: &Fixture) -> Vec<(String, String, f64, i64)> {
+    written_as(f, |get, v, t| (get("__name__"), get("job"), v, t))
 }
 
 async fn wait_for(f: &Fixture, what: &str, done: impl Fn(&Fixture) -> bool) {
@@ -313,4 +378,129 @@ async fn a_changed_group_keeps_its_series_and_a_removed_rule_goes_stale() {
     })
     .await;
     wait_for(&f, "the new name", |f| written(f).iter().any(|(name, _, _, _)| name == "job:up:total")).await;
+}
+
+const ALERTS_GROUP: &str = r#"groups:
+  - name: alerts
+    interval: 200ms
+    rules:
+      - alert: InstanceDown
+        expr: up == 0
+        for: 400ms
+        labels:
+          severity: page
+          instance_copy: "{{ $labels.instance }}"
+        annotations:
+          summary: "{{ $labels.instance }} of {{ $labels.job }} is down ({{ $value }})"
+          queried: '{{ with query "sum(up)" }}{{ . | first | value }}{{ end }}'
+          external: "{{ $externalLabels.region }} {{ $externalURL }}"
+"#;
+
+/// The ALERTS/ALERTS_FOR_STATE samples written: (name, alertstate, value).
+fn alert_series(f: &Fixture) -> Vec<(String, String, f64)> {
+    written_as(f, |get, v, _| (get("__name__"), get("alertstate"), v))
+}
+
+fn received(f: &Fixture) -> Vec<serde_json::Value> {
+    f.alertmanager.received.lock().unwrap().iter().map(|(_, a)| a.clone()).collect()
+}
+
+#[tokio::test]
+async fn an_alerting_rule_goes_pending_fires_resolves_and_reaches_the_alertmanager() {
+    let config = RulerConfig {
+        resend_delay: Duration::from_secs(3600),
+        external_labels: [("region".to_owned(), "eu".to_owned())].into(),
+        external_url: "http://promlake.example".into(),
+        ..RulerConfig::default()
+    };
+    let f = fixture_with(config, true);
+    set(&f.engine, "up == 0", vec![(labels(&[("__name__", "up"), ("instance", "a:9100"), ("job", "node")]), 0.0)]);
+    set(&f.engine, "sum(up)", vec![(labels(&[]), 7.0)]);
+    put_namespace(&f.store, "ns", ALERTS_GROUP, RuleGroupsNamespaceStatusCode::Active).await;
+    wait_for(&f, "the alert firing", |f| !received(f).is_empty()).await;
+    let status = f.ruler.groups();
+    let rule = &status[0].rules[0];
+    assert_eq!((rule.health, rule.state), (RuleHealth::Ok, Some(AlertState::Firing)), "{rule:?}");
+    let alert = &rule.alerts[0];
+    assert!(alert.fired_at_ms.unwrap() - alert.active_at_ms >= 400, "fires after `for`: {alert:?}");
+    let sent = &received(&f)[0];
+    assert_eq!(
+        sent["labels"],
+        serde_json::json!({
+            "alertname": "InstanceDown", "instance": "a:9100", "instance_copy": "a:9100", "job": "node",
+            "severity": "page", "region": "eu"
+        })
+    );
+    assert_eq!(
+        sent["annotations"],
+        serde_json::json!({
+            "summary": "a:9100 of node is down (0)", "queried": "7", "external": "eu http://promlake.example"
+        })
+    );
+    assert_eq!(sent["generatorURL"], "http://promlake.example/graph?g0.expr=up+%3D%3D+0&g0.tab=1");
+    let starts = chrono::DateTime::parse_from_rfc3339(sent["startsAt"].as_str().unwrap()).unwrap();
+    let ends = chrono::DateTime::parse_from_rfc3339(sent["endsAt"].as_str().unwrap()).unwrap();
+    assert_eq!((ends - starts).num_seconds(), 4 * 3600, "valid for 4 resend delays");
+    assert_eq!(starts.timestamp_millis(), alert.fired_at_ms.unwrap());
+    // ALERTS and ALERTS_FOR_STATE are written once the `for` state was
+    // restored (after the second evaluation): pending, then firing with a
+    // staleness marker for the pending series.
+    wait_for(&f, "ALERTS firing", |f| alert_series(f).iter().any(|(n, s, _)| n == "ALERTS" && s == "firing")).await;
+    let series = alert_series(&f);
+    assert!(series.iter().any(|(n, _, v)| n == "ALERTS_FOR_STATE" && *v == (alert.active_at_ms / 1000) as f64));
+    if series.iter().any(|(n, s, v)| n == "ALERTS" && s == "pending" && *v == 1.0) {
+        assert!(series.iter().any(|(n, s, v)| n == "ALERTS" && s == "pending" && is_stale(*v)), "{series:?}");
+    }
+
+    // The condition ends: resolved at once, sent with endsAt = resolution.
+    set(&f.engine, "up == 0", vec![]);
+    wait_for(&f, "the resolution", |f| received(f).len() >= 2).await;
+    let resolved = &received(&f)[1];
+    let status = f.ruler.groups();
+    let alert = &status[0].rules[0].alerts[0];
+    assert_eq!(alert.state, AlertState::Inactive);
+    let ends = chrono::DateTime::parse_from_rfc3339(resolved["endsAt"].as_str().unwrap()).unwrap();
+    assert_eq!(ends.timestamp_millis(), alert.resolved_at_ms.unwrap());
+    assert_eq!(status[0].rules[0].state, Some(AlertState::Inactive));
+    wait_for(&f, "ALERTS going stale", |f| {
+        alert_series(f).iter().any(|(n, s, v)| n == "ALERTS" && s == "firing" && is_stale(*v))
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(received(&f).len(), 2, "sent once as resolved (resend delay 1 h): {:?}", received(&f));
+}
+
+#[tokio::test]
+async fn a_restart_in_the_middle_of_for_keeps_the_time_already_pending() {
+    // `for` 1 h, grace 1 s: a pending alert whose ALERTS_FOR_STATE says it
+    // has been active for 59 min 50 s when the ruler went down 2 s ago
+    // fires 10 s after the restart (the time remaining), not 1 h later.
+    let config = RulerConfig { for_grace_period: Duration::from_secs(1), ..RulerConfig::default() };
+    let f = fixture_with(config, true);
+    let rules = "groups:
+  - name: g
+    interval: 200ms
+    rules:
+      - alert: Slow
+        expr: up == 0
+        for: 1h
+";
+    set(&f.engine, "up == 0", vec![(labels(&[("__name__", "up"), ("instance", "a")]), 0.0)]);
+    let now = common::clock::Clock::now_ms(&SystemClock);
+    let down_at = now - 2_000;
+    let active_at = (down_at - 3_590_000) / 1000;
+    f.reader.series.lock().unwrap().push(SelectedSeries {
+        labels: labels(&[("__name__", "ALERTS_FOR_STATE"), ("alertname", "Slow"), ("instance", "a")]),
+        samples: vec![Sample { timestamp_ms: down_at, value: SampleValue::Float(active_at as f64) }],
+    });
+    put_namespace(&f.store, "ns", rules, RuleGroupsNamespaceStatusCode::Active).await;
+    wait_for(&f, "the restoration", |f| alert_series(f).iter().any(|(n, _, _)| n == "ALERTS_FOR_STATE")).await;
+    let alert = f.ruler.groups()[0].rules[0].alerts[0].clone();
+    assert_eq!(alert.state, AlertState::Pending);
+    // activeAt moved forward by the downtime: (restore time − down time).
+    let moved = alert.active_at_ms - active_at * 1000;
+    assert!((2_000..6_000).contains(&moved), "moved by {moved} ms: {alert:?}");
+    let fires_in = alert.active_at_ms + 3_600_000 - common::clock::Clock::now_ms(&SystemClock);
+    assert!((0..12_000).contains(&fires_in), "fires in {fires_in} ms");
+    assert!(received(&f).is_empty(), "pending alerts are not sent");
 }

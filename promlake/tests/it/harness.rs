@@ -114,6 +114,34 @@ impl TestServer {
         body["workspaceId"].as_str().unwrap().to_owned()
     }
 
+    /// Creates a rule groups namespace holding `rules` (a rules YAML file)
+    /// and waits until it is `ACTIVE` (evaluated from the ruler's next
+    /// sync).
+    pub async fn create_rule_groups_namespace(&self, ws: &str, name: &str, rules: &str) {
+        use base64::Engine as _;
+        let http = client();
+        let body = serde_json::json!({"name": name, "data": base64::engine::general_purpose::STANDARD.encode(rules)});
+        let resp = http
+            .post(format!("{}/workspaces/{ws}/rulegroupsnamespaces", self.url))
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 202, "{}", resp.text().await.unwrap());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let url = format!("{}/workspaces/{ws}/rulegroupsnamespaces/{name}", self.url);
+            let text = http.get(url).send().await.unwrap().text().await.unwrap();
+            let body: serde_json::Value = serde_json::from_str(&text).unwrap();
+            if body["ruleGroupsNamespace"]["status"]["statusCode"] == "ACTIVE" {
+                return;
+            }
+            assert!(Instant::now() < deadline, "the namespace did not become ACTIVE: {body}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// The value of a metric sample in `/metrics` (0 when absent).
     pub async fn metric(&self, name_and_labels: &str) -> f64 {
         let text = client().get(format!("{}/metrics", self.url)).send().await.unwrap().text().await.unwrap();
@@ -168,6 +196,30 @@ pub async fn prometheus_agent(dir: &Path, config: &str, port: u16) -> Process {
     );
     wait_http(&format!("http://127.0.0.1:{port}/metrics")).await;
     prom
+}
+
+/// A real Prometheus server with `config` (YAML, written to
+/// `<dir>/prometheus.yml`, so relative `rule_files` resolve in `dir`), its
+/// TSDB under `dir`, the remote-write receiver on; returns once it is
+/// ready, with its base URL.
+pub async fn prometheus_server(dir: &Path, config: &str) -> (Process, String) {
+    let config_path = dir.join("prometheus.yml");
+    std::fs::write(&config_path, config).unwrap();
+    let port = free_port();
+    let prom = Process(
+        Command::new(reference_bin().join("prometheus"))
+            .arg(format!("--config.file={}", config_path.display()))
+            .arg(format!("--storage.tsdb.path={}", dir.join("tsdb").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--web.enable-remote-write-receiver")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start prometheus"),
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    wait_http(&format!("{base}/-/ready")).await;
+    (prom, base)
 }
 
 /// Waits until `url` answers 2xx (60 s at most).

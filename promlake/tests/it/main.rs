@@ -3,6 +3,7 @@
 
 #![allow(unreachable_pub)]
 
+mod alerting_rules;
 mod amp_cli;
 mod crash;
 mod harness;

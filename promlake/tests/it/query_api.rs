@@ -11,7 +11,7 @@ use prost::Message;
 use schemas::prompb;
 use serde_json::Value;
 
-use crate::harness::{Process, TestServer, client, free_port, post_remote_write, reference_bin, wait_http};
+use crate::harness::{TestServer, client, post_remote_write, prometheus_server, reference_bin};
 
 /// Scrape interval of the generated data, ms.
 const STEP_MS: i64 = 15_000;
@@ -132,22 +132,7 @@ async fn promtool_prints_the_same_from_promlake_and_prometheus() {
     let dir = tempfile::tempdir().unwrap();
     let (_promlake, promlake_base, start_ms, body) = promlake_with_data(dir.path()).await;
 
-    let port = free_port();
-    let config = dir.path().join("prometheus.yml");
-    std::fs::write(&config, "global:\n  scrape_interval: 1h\n").unwrap();
-    let _prometheus = Process(
-        Command::new(reference_bin().join("prometheus"))
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.path().join("tsdb").display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg("--web.enable-remote-write-receiver")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start prometheus"),
-    );
-    let prometheus_base = format!("http://127.0.0.1:{port}");
-    wait_http(&format!("{prometheus_base}/-/ready")).await;
+    let (_prometheus, prometheus_base) = prometheus_server(dir.path(), "global:\n  scrape_interval: 1h\n").await;
     remote_write(&format!("{prometheus_base}/api/v1/write"), &body).await;
 
     let s = |ms: i64| (ms / 1000).to_string();

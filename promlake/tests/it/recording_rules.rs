@@ -5,10 +5,9 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use base64::Engine as _;
 use prost::Message;
 use schemas::prompb;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::harness::{TestServer, client, post_remote_write};
 
@@ -81,18 +80,7 @@ async fn recording_rules_write_what_the_expression_evaluates() {
     let http = client();
     let rw = format!("{}/workspaces/{ws}/api/v1/remote_write", server.url);
 
-    let body = json!({
-        "name": "load",
-        "data": base64::engine::general_purpose::STANDARD.encode(RULES),
-    });
-    let resp = http
-        .post(format!("{}/workspaces/{ws}/rulegroupsnamespaces", server.url))
-        .header("content-type", "application/json")
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 202, "{}", resp.text().await.unwrap());
+    server.create_rule_groups_namespace(&ws, "load", RULES).await;
 
     // Values that change every 250 ms, so that each evaluation sees other
     // inputs than the one before.

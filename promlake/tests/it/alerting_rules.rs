@@ -1,0 +1,231 @@
+//! Alerting rules side by side with Prometheus 3.5.3: the same rules file
+//! loaded into a real Prometheus (server mode, remote-write receiver on)
+//! and into `promlake serve`, the same input written live to both, each
+//! sending to its own capturing Alertmanager stub. The alerts sent
+//! (labels, annotations, firing then resolved, once each with a 1 m resend
+//! delay) and the `ALERTS` series through pending, firing,
+//! `keep_firing_for` and resolution match within one evaluation interval.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use prost::Message;
+use schemas::prompb;
+use serde_json::{Value, json};
+
+use crate::harness::{TestServer, client, post_remote_write, prometheus_server};
+
+const INTERVAL_MS: i64 = 1000;
+
+const RULES: &str = r#"groups:
+  - name: load
+    interval: 1s
+    rules:
+      - alert: HighLoad
+        expr: load > 5
+        for: 3s
+        keep_firing_for: 2s
+        labels:
+          severity: page
+          team: "{{ $labels.job }}-oncall"
+        annotations:
+          summary: "{{ $labels.instance }} load is {{ $value }}"
+          description: 'load is {{ printf "%.1f" $value }}, {{ with query "count(load)" }}{{ . | first | value }}{{ end }} instances'
+"#;
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+/// An Alertmanager stub: records every alert posted to `/api/v2/alerts`
+/// with its arrival time (ms).
+#[derive(Clone, Default)]
+struct Capture {
+    alerts: Arc<Mutex<Vec<(i64, Value)>>>,
+}
+
+impl Capture {
+    async fn start() -> (Self, SocketAddr) {
+        let capture = Self::default();
+        let state = capture.clone();
+        let app = axum::Router::new().route(
+            "/api/v2/alerts",
+            axum::routing::post(move |body: axum::body::Bytes| {
+                let state = state.clone();
+                async move {
+                    let alerts: Vec<Value> = serde_json::from_slice(&body).expect("a JSON array of alerts");
+                    let at = now_ms();
+                    state.alerts.lock().unwrap().extend(alerts.into_iter().map(|a| (at, a)));
+                    axum::http::StatusCode::OK
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        (capture, addr)
+    }
+
+    /// (arrival, "firing"/"resolved", labels, annotations) of each alert:
+    /// resolved when its `endsAt` is not after its arrival.
+    fn received(&self) -> Vec<(i64, &'static str, Value, Value)> {
+        self.alerts
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(at, a)| {
+                let ends = chrono::DateTime::parse_from_rfc3339(a["endsAt"].as_str().unwrap()).unwrap();
+                let status = if ends.timestamp_millis() <= *at { "resolved" } else { "firing" };
+                (*at, status, a["labels"].clone(), a["annotations"].clone())
+            })
+            .collect()
+    }
+}
+
+fn write_request(values: &[(&str, f64)], ts: i64) -> Vec<u8> {
+    let request = prompb::WriteRequest {
+        timeseries: values
+            .iter()
+            .map(|(instance, value)| prompb::TimeSeries {
+                labels: vec![
+                    prompb::Label { name: "__name__".into(), value: "load".into() },
+                    prompb::Label { name: "instance".into(), value: (*instance).into() },
+                    prompb::Label { name: "job".into(), value: "node".into() },
+                ],
+                samples: vec![prompb::Sample { value: *value, timestamp: ts }],
+                ..Default::default()
+            })
+            .collect(),
+        metadata: vec![],
+    };
+    snap::raw::Encoder::new().compress_vec(&request.encode_to_vec()).unwrap()
+}
+
+/// `ALERTS` at `time_ms` from a Prometheus-compatible query API: (instance,
+/// alertstate) pairs.
+async fn alerts_at(api: &str, time_ms: i64) -> Vec<(String, String)> {
+    let time = format!("{:.3}", time_ms as f64 / 1000.0);
+    let resp =
+        client().get(format!("{api}/query")).query(&[("query", "ALERTS"), ("time", &time)]).send().await.unwrap();
+    let body: Value = serde_json::from_str(&resp.text().await.unwrap()).unwrap();
+    assert_eq!(body["status"], "success", "{api}: {body}");
+    let mut out: Vec<(String, String)> = body["data"]["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let m = &s["metric"];
+            assert_eq!(m["severity"], "page", "{m}");
+            (m["instance"].as_str().unwrap().to_owned(), m["alertstate"].as_str().unwrap().to_owned())
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_match_prometheus_through_pending_firing_keep_firing_and_resolution() {
+    let dir = tempfile::tempdir().unwrap();
+    let (prometheus_am, prometheus_am_addr) = Capture::start().await;
+    let (promlake_am, promlake_am_addr) = Capture::start().await;
+
+    // Prometheus, rules loaded at start.
+    std::fs::write(dir.path().join("rules.yml"), RULES).unwrap();
+    let prometheus_config = format!(
+        "global:\n  evaluation_interval: 1s\nrule_files: [rules.yml]\nalerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['{prometheus_am_addr}']\n"
+    );
+    let (_prometheus, prometheus) = prometheus_server(dir.path(), &prometheus_config).await;
+
+    // PromLake, the same file as a rule groups namespace.
+    let config = dir.path().join("promlake.toml");
+    std::fs::write(
+        &config,
+        format!("[ruler]\nevaluation_interval_seconds = 1\nalertmanager_url = \"http://{promlake_am_addr}\"\n"),
+    )
+    .unwrap();
+    let server = TestServer::spawn_with(&dir.path().join("data"), &["--config", config.to_str().unwrap()]);
+    let ws = server.create_workspace("alerts").await;
+    let promlake = format!("{}/workspaces/{ws}/api/v1", server.url);
+    let http = client();
+    server.create_rule_groups_namespace(&ws, "load", RULES).await;
+
+    // The same input to both, every 250 ms: instance a's load low, high
+    // for 8 s, low again; instance b always low.
+    let targets = [format!("{prometheus}/api/v1/write"), format!("{promlake}/remote_write")];
+    let phase = |ms: u64, a: f64| {
+        let (http, targets) = (http.clone(), targets.clone());
+        async move {
+            let started = std::time::Instant::now();
+            let mut first = None;
+            while started.elapsed() < Duration::from_millis(ms) {
+                let ts = now_ms();
+                first.get_or_insert(ts);
+                let body = write_request(&[("a", a), ("b", 1.0)], ts);
+                for url in &targets {
+                    let resp = post_remote_write(&http, url, &body).await.unwrap();
+                    assert!(resp.status().is_success(), "{url}: {}", resp.status());
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            first.unwrap()
+        }
+    };
+    // Low long enough for both to evaluate a few times (their `for` state
+    // restored, which both do after the second evaluation).
+    phase(6000, 1.0).await;
+    let high_at = phase(8000, 10.0).await;
+    let low_at = phase(9000, 1.0).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    // Sent: a firing then a resolved notification for instance a, once
+    // each (the resend delay is 1 m), with the same labels and annotations.
+    let want_labels =
+        json!({"alertname": "HighLoad", "instance": "a", "job": "node", "severity": "page", "team": "node-oncall"});
+    let want_annotations = json!({"summary": "a load is 10", "description": "load is 10.0, 2 instances"});
+    let mut times = Vec::new();
+    for (who, capture) in [("Prometheus", &prometheus_am), ("PromLake", &promlake_am)] {
+        let got = capture.received();
+        let statuses: Vec<&str> = got.iter().map(|(_, s, _, _)| *s).collect();
+        assert_eq!(statuses, ["firing", "resolved"], "{who} sent {got:?}");
+        for (_, _, labels, annotations) in &got {
+            assert_eq!(labels, &want_labels, "{who}");
+            assert_eq!(annotations, &want_annotations, "{who}");
+        }
+        // Fires `for` after the load went high (plus up to an interval
+        // for the first evaluation to see it); resolves `keep_firing_for`
+        // after it went low, likewise.
+        let (fired, resolved) = (got[0].0, got[1].0);
+        times.push((fired, resolved));
+        eprintln!(
+            "{who}: fired {} ms after the load went high, resolved {} ms after it went low",
+            fired - high_at,
+            resolved - low_at
+        );
+        let fire_delay = fired - high_at;
+        assert!((3000..3000 + 2 * INTERVAL_MS + 500).contains(&fire_delay), "{who} fired after {fire_delay} ms");
+        let resolve_delay = resolved - low_at;
+        assert!(
+            (2000..2000 + 2 * INTERVAL_MS + 500).contains(&resolve_delay),
+            "{who} resolved after {resolve_delay} ms"
+        );
+    }
+    let (prom, lake) = (times[0], times[1]);
+    assert!((prom.0 - lake.0).abs() <= INTERVAL_MS + 500, "fired: Prometheus {} PromLake {}", prom.0, lake.0);
+    assert!((prom.1 - lake.1).abs() <= INTERVAL_MS + 500, "resolved: Prometheus {} PromLake {}", prom.1, lake.1);
+
+    // ALERTS, queried from each, at times where both must agree: pending
+    // between the evaluations that saw the load high and the end of `for`,
+    // firing, still firing through `keep_firing_for`, then gone.
+    let checks = [
+        (high_at - 1000, vec![]),
+        (high_at + 2500, vec![("a".to_owned(), "pending".to_owned())]),
+        (high_at + 6500, vec![("a".to_owned(), "firing".to_owned())]),
+        (low_at + 1000, vec![("a".to_owned(), "firing".to_owned())]),
+        (low_at + 6000, vec![]),
+    ];
+    for (at, want) in checks {
+        assert_eq!(alerts_at(&format!("{prometheus}/api/v1"), at).await, want, "Prometheus at {}", at - high_at);
+        assert_eq!(alerts_at(&promlake, at).await, want, "PromLake at {}", at - high_at);
+    }
+}
