@@ -266,6 +266,14 @@ pub trait SampleAppender: Send + Sync + std::fmt::Debug + 'static {
     async fn append(&self, workspace_id: &str, samples: Vec<(Labels, Sample)>) -> Result<LogPosition, SeamError>;
 }
 
+/// The state of the rules a process evaluates, for the Prometheus rules
+/// and alerts APIs. Implemented by the ruler.
+pub trait RuleStates: Send + Sync + std::fmt::Debug + 'static {
+    /// The workspace's rule groups, by namespace then name, each with its
+    /// rules in order.
+    fn rule_groups(&self, workspace_id: &str) -> Vec<crate::rules::RuleGroupState>;
+}
+
 /// Receives alerts from the ruler. Implemented by the in-process alerting
 /// component and by an Alertmanager v2 HTTP client.
 #[async_trait]

@@ -214,6 +214,7 @@ impl Server {
             workers = Some(started);
         }
 
+        let mut rule_states = None;
         // The ruler evaluates every group in the one-process deployment;
         // assigning groups to the worker processes of a scaled-out one is
         // not built yet, so no other role runs it (never twice).
@@ -255,20 +256,25 @@ impl Server {
                 ..ruler::RulerConfig::default()
             };
             let ruler = ruler::Ruler::new(seams, ruler_config, &mut registry);
-            background.push(tokio::spawn(ruler.run(shutdown.clone())));
+            background.push(tokio::spawn(ruler.clone().run(shutdown.clone())));
+            rule_states = Some(ruler as Arc<dyn common::seams::RuleStates>);
         }
 
         let mut router = Router::new();
         if let Some(workers) = &workers {
             // The query API reads through this process's workers (tables and
             // the heads of the partitions it owns).
-            let api = Arc::new(query_service::api::QueryApi::new(
+            let mut api = query_service::api::QueryApi::new(
                 workers.clone(),
                 store.clone(),
                 arns.clone(),
                 overrides.clone(),
                 clock.clone(),
-            ));
+            );
+            if let Some(rules) = rule_states.clone() {
+                api = api.with_rules(rules);
+            }
+            let api = Arc::new(api);
             router = router.merge(query_service::api::router(api));
         }
         if args.role.runs_gateway() {

@@ -12,8 +12,10 @@ use common::arn::ArnScheme;
 use common::clock::ManualClock;
 use common::control::{ControlPlaneStore, MemoryControlStore};
 use common::limits::{Limits, Overrides, WorkspaceOverride};
+use common::rules::{ActiveAlert, AlertingRuleState, RuleGroupState, RuleState};
 use common::seams::{
-    LogPosition, MetricMetadata, Sample, SampleReader, SampleValue, SeamError, Selected, SelectedSeries, Selection,
+    LogPosition, MetricMetadata, RuleStates, Sample, SampleReader, SampleValue, SeamError, Selected, SelectedSeries,
+    Selection,
 };
 use query_service::api::{QueryApi, router};
 use serde_json::{Value, json};
@@ -106,6 +108,10 @@ struct Api {
 }
 
 async fn api_with(reader: Reader, limits: Limits) -> Api {
+    api_full(reader, limits, None).await
+}
+
+async fn api_full(reader: Reader, limits: Limits, rules: Option<Arc<dyn RuleStates>>) -> Api {
     let store = Arc::new(MemoryControlStore::default());
     let arns = ArnScheme { region: "us-east-1".into(), account_id: "123456789012".into() };
     store
@@ -116,8 +122,11 @@ async fn api_with(reader: Reader, limits: Limits) -> Api {
         .await
         .unwrap();
     let reader = Arc::new(reader);
-    let api =
+    let mut api =
         QueryApi::new(reader.clone(), store, arns, Arc::new(Overrides::new(&limits)), ManualClock::new(1_800_000));
+    if let Some(rules) = rules {
+        api = api.with_rules(rules);
+    }
     Api { router: router(Arc::new(api)), reader }
 }
 
@@ -544,4 +553,156 @@ async fn min_and_max_skip_every_nan_whatever_its_bits() {
         assert_eq!(status, StatusCode::OK, "{q}: {body}");
         assert_eq!(body["data"]["result"][0]["value"][1], json!(expected), "{q}: {body}");
     }
+}
+
+/// Two namespaces' groups: a recording and an alerting rule (one firing
+/// alert, one kept firing), and a group with one recording rule.
+#[derive(Debug)]
+struct Rules;
+
+impl RuleStates for Rules {
+    fn rule_groups(&self, workspace_id: &str) -> Vec<RuleGroupState> {
+        assert_eq!(workspace_id, WS);
+        let map = |pairs: &[(&str, &str)]| -> std::collections::BTreeMap<String, String> {
+            pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        };
+        let recording = |name: &str, labels| RuleState {
+            name: name.into(),
+            query: "sum(up)".into(),
+            labels,
+            health: "ok",
+            last_error: None,
+            evaluation_seconds: 0.25,
+            last_evaluation_ms: Some(1_000_500),
+            alerting: None,
+        };
+        let alert = |instance: &str, keep: Option<i64>| ActiveAlert {
+            labels: map(&[("alertname", "Down"), ("instance", instance)]),
+            annotations: map(&[("summary", "down")]),
+            state: "firing",
+            active_at_ms: 1_000_000,
+            keep_firing_since_ms: keep,
+            value: 0.5,
+        };
+        let alerting = RuleState {
+            name: "Down".into(),
+            query: "up == 0".into(),
+            labels: map(&[("severity", "page")]),
+            health: "err",
+            last_error: Some("boom".into()),
+            evaluation_seconds: 0.5,
+            last_evaluation_ms: None,
+            alerting: Some(AlertingRuleState {
+                state: "firing",
+                for_seconds: 300.0,
+                keep_firing_for_seconds: 0.0,
+                annotations: map(&[("summary", "{{ $labels.instance }} down")]),
+                alerts: vec![alert("a", None), alert("b", Some(1_002_000))],
+            }),
+        };
+        let group = |file: &str, name: &str, rules| RuleGroupState {
+            name: name.into(),
+            file: file.into(),
+            interval_seconds: 60.0,
+            limit: 0,
+            evaluation_seconds: 1.5,
+            last_evaluation_ms: Some(1_000_000),
+            rules,
+        };
+        vec![
+            group("ns1", "g1", vec![recording("r:sum", map(&[])), alerting]),
+            group("ns2", "g2", vec![recording("r:other", map(&[("team", "x")]))]),
+        ]
+    }
+}
+
+#[tokio::test]
+async fn rules_and_alerts_answer_in_prometheus_json_with_its_filters() {
+    let api = api_full(Reader::default(), Limits::default(), Some(Arc::new(Rules))).await;
+    let (status, body) = api.get("rules").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let groups = &body["data"]["groups"];
+    assert_eq!(
+        groups[0],
+        json!({
+            "name": "g1", "file": "ns1", "interval": 60, "limit": 0, "evaluationTime": 1.5,
+            "lastEvaluation": "1970-01-01T00:16:40Z",
+            "rules": [
+                {"name": "r:sum", "query": "sum(up)", "health": "ok", "evaluationTime": 0.25,
+                 "lastEvaluation": "1970-01-01T00:16:40.5Z", "type": "recording"},
+                {"state": "firing", "name": "Down", "query": "up == 0", "duration": 300, "keepFiringFor": 0,
+                 "labels": {"severity": "page"}, "annotations": {"summary": "{{ $labels.instance }} down"},
+                 "alerts": [
+                    {"labels": {"alertname": "Down", "instance": "a"}, "annotations": {"summary": "down"},
+                     "state": "firing", "activeAt": "1970-01-01T00:16:40Z", "value": "5e-01"},
+                    {"labels": {"alertname": "Down", "instance": "b"}, "annotations": {"summary": "down"},
+                     "state": "firing", "activeAt": "1970-01-01T00:16:40Z",
+                     "keepFiringSince": "1970-01-01T00:16:42Z", "value": "5e-01"}
+                 ],
+                 "health": "err", "lastError": "boom", "evaluationTime": 0.5,
+                 "lastEvaluation": "0001-01-01T00:00:00Z", "type": "alerting"}
+            ]
+        })
+    );
+    assert_eq!(groups[1]["rules"][0]["labels"], json!({"team": "x"}));
+
+    let names = |body: &Value| -> Vec<String> {
+        body["data"]["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|g| g["rules"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap().to_owned()))
+            .collect()
+    };
+    for (query, want) in [
+        ("type=alert", vec!["Down"]),
+        ("type=RECORD", vec!["r:sum", "r:other"]),
+        ("rule_name[]=r:other&rule_name[]=Down", vec!["Down", "r:other"]),
+        ("rule_group[]=g2", vec!["r:other"]),
+        ("file[]=ns1&type=record", vec!["r:sum"]),
+        ("match[]=%7Bseverity%3D%22page%22%7D", vec!["Down"]),
+        ("match[]=%7Bteam%3D~%22x%7Cy%22%7D&match[]=%7Bseverity%3D%22page%22%7D", vec!["Down", "r:other"]),
+        ("rule_name[]=nothing", vec![]),
+    ] {
+        let (status, body) = api.get(&format!("rules?{query}")).await;
+        assert_eq!(status, StatusCode::OK, "{query}: {body}");
+        assert_eq!(names(&body), want, "{query}");
+    }
+    let (_, body) = api.get("rules?exclude_alerts=true&type=alert").await;
+    assert_eq!(body["data"]["groups"][0]["rules"][0]["alerts"], Value::Null);
+
+    // Pages of one group, the token leading to the next.
+    let (_, page1) = api.get("rules?group_limit=1").await;
+    assert_eq!(page1["data"]["groups"].as_array().unwrap().len(), 1);
+    let token = page1["data"]["groupNextToken"].as_str().unwrap().to_owned();
+    let (_, page2) = api.get(&format!("rules?group_limit=1&group_next_token={token}")).await;
+    assert_eq!(page2["data"]["groups"][0]["name"], "g2");
+    assert!(page2["data"].get("groupNextToken").is_none(), "{page2}");
+
+    for (query, error) in [
+        ("type=both", r#"invalid parameter "type": not supported value "both""#),
+        ("exclude_alerts=maybe", r#"invalid parameter "exclude_alerts": error converting exclude_alerts"#),
+        ("group_next_token=abc", r#"invalid parameter "group_next_token": group_limit needs to be present"#),
+        ("group_limit=0", "group_limit needs to be greater than 0"),
+        ("group_limit=1&group_next_token=abc", "invalid group_next_token 'abc'. were rule groups changed?"),
+        ("match[]=%7B%7D", "must contain at least one non-empty matcher"),
+    ] {
+        let (status, body) = api.get(&format!("rules?{query}")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {body}");
+        assert_eq!(body["errorType"], "bad_data", "{query}");
+        assert!(body["error"].as_str().unwrap().contains(error), "{query}: {body}");
+    }
+
+    let (status, body) = api.get("alerts").await;
+    assert_eq!(status, StatusCode::OK);
+    let alerts = body["data"]["alerts"].as_array().unwrap();
+    assert_eq!(alerts.len(), 2);
+    assert_eq!(alerts[1]["labels"]["instance"], "b");
+    assert_eq!(alerts[1]["keepFiringSince"], "1970-01-01T00:16:42Z");
+
+    // A process without a ruler answers empty lists, with a warning.
+    let (status, body) = api_with(Reader::default(), Limits::default()).await.get("rules").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["data"]["groups"], json!([]));
+    assert!(body["warnings"][0].as_str().unwrap().contains("does not evaluate rules"), "{body}");
 }

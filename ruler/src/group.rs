@@ -92,6 +92,9 @@ pub enum RuleHealth {
 pub struct RuleStatus {
     /// The rule as defined.
     pub rule: Rule,
+    /// Its expression as PromQL's printer prints it (Prometheus shows and
+    /// links the parsed expression).
+    pub query: String,
     /// An alerting rule's state: the highest of its alerts' (`None` for a
     /// recording rule).
     pub state: Option<AlertState>,
@@ -165,6 +168,7 @@ impl GroupRun {
             .iter()
             .map(|r| RuleStatus {
                 rule: r.clone(),
+                query: printed_expr(&r.expr),
                 state: r.is_alerting().then_some(AlertState::Inactive),
                 alerts: Vec::new(),
                 health: RuleHealth::Unknown,
@@ -434,8 +438,7 @@ impl Evaluator {
             (samples, alerts.take_due(ts, resend_ms, self.spec.interval_ms))
         };
         if !due.is_empty() {
-            // Prometheus links the expression as its parser prints it.
-            let expr = promql_parser::parser::parse(&rule.expr).map_or_else(|_| rule.expr.clone(), |e| e.to_string());
+            let expr = self.state.lock().unwrap_or_else(|p| p.into_inner()).status.rules[i].query.clone();
             let url = format!("{}{}", self.config.external_url, table_link(&expr));
             let postable = due.iter().map(|a| postable(a, &self.config.external_labels, &url)).collect();
             self.notifier.enqueue(ws, postable);
@@ -554,6 +557,64 @@ impl Evaluator {
             }
             let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
             state.rules[i].alerts.get_or_insert_with(AlertingState::default).restore(rule.for_ms, grace, &series, now);
+        }
+    }
+}
+
+/// An expression as Prometheus's printer prints it (what its rules API
+/// shows and its alerts link to).
+fn printed_expr(expr: &str) -> String {
+    promql_parser::parser::parse(expr).map_or_else(|_| expr.to_owned(), |e| e.to_string())
+}
+
+impl GroupStatus {
+    /// The group as the rules API shows it: alerting rules with their
+    /// pending and firing alerts.
+    pub fn to_api(&self) -> common::rules::RuleGroupState {
+        let rules = self
+            .rules
+            .iter()
+            .map(|r| common::rules::RuleState {
+                name: r.rule.name().to_owned(),
+                query: r.query.clone(),
+                labels: r.rule.labels.clone(),
+                health: match r.health {
+                    RuleHealth::Unknown => "unknown",
+                    RuleHealth::Ok => "ok",
+                    RuleHealth::Err => "err",
+                },
+                last_error: r.last_error.clone(),
+                evaluation_seconds: r.evaluation_seconds,
+                last_evaluation_ms: r.last_evaluation_ms,
+                alerting: r.state.map(|state| common::rules::AlertingRuleState {
+                    state: state.as_str(),
+                    for_seconds: r.rule.for_ms as f64 / 1000.0,
+                    keep_firing_for_seconds: r.rule.keep_firing_for_ms as f64 / 1000.0,
+                    annotations: r.rule.annotations.clone(),
+                    alerts: r
+                        .alerts
+                        .iter()
+                        .filter(|a| a.resolved_at_ms.is_none())
+                        .map(|a| common::rules::ActiveAlert {
+                            labels: a.labels.iter().cloned().collect(),
+                            annotations: a.annotations.iter().cloned().collect(),
+                            state: a.state.as_str(),
+                            active_at_ms: a.active_at_ms,
+                            keep_firing_since_ms: a.keep_firing_since_ms,
+                            value: a.value,
+                        })
+                        .collect(),
+                }),
+            })
+            .collect();
+        common::rules::RuleGroupState {
+            name: self.name.clone(),
+            file: self.namespace.clone(),
+            interval_seconds: self.interval_ms as f64 / 1000.0,
+            limit: self.limit,
+            evaluation_seconds: self.evaluation_seconds,
+            last_evaluation_ms: self.last_evaluation_ms,
+            rules,
         }
     }
 }

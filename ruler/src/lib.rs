@@ -55,8 +55,12 @@
 //!   posted as Prometheus's notifier posts them; a failed post is counted,
 //!   not retried (the resend covers it).
 //!
-//! Not built yet: the rules and alerts APIs, assignment of groups to the
-//! worker processes of a scaled-out deployment.
+//! - The groups' state is [`Ruler::groups`], and through the
+//!   `common::seams::RuleStates` seam the query service's rules and alerts
+//!   APIs.
+//!
+//! Not built yet: assignment of groups to the worker processes of a
+//! scaled-out deployment.
 
 mod alerting;
 mod group;
@@ -343,5 +347,14 @@ impl Ruler {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<GroupKey, GroupRun>> {
         self.running.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl common::seams::RuleStates for Ruler {
+    fn rule_groups(&self, workspace_id: &str) -> Vec<common::rules::RuleGroupState> {
+        let mut out: Vec<GroupStatus> =
+            self.lock().iter().filter(|(k, _)| k.workspace_id == workspace_id).map(|(_, r)| r.status()).collect();
+        out.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+        out.iter().map(GroupStatus::to_api).collect()
     }
 }

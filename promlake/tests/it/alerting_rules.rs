@@ -22,6 +22,8 @@ const RULES: &str = r#"groups:
   - name: load
     interval: 1s
     rules:
+      - record: job:load:max
+        expr: max by (job) (load)
       - alert: HighLoad
         expr: load > 5
         for: 3s
@@ -124,6 +126,45 @@ async fn alerts_at(api: &str, time_ms: i64) -> Vec<(String, String)> {
     out
 }
 
+/// `/rules` and `/alerts` of each API, read at once, with what differs
+/// between two servers by nature blanked: times (evaluation times, times
+/// of evaluation slots, which differ by up to one interval) and the file
+/// (a path for Prometheus, the namespace for PromLake).
+async fn rules_and_alerts(apis: &[String; 2]) -> [(Value, Value); 2] {
+    let get = |url: String| async move {
+        let resp = client().get(&url).send().await.unwrap();
+        assert_eq!(resp.status(), 200, "{url}");
+        let mut body: Value = serde_json::from_str(&resp.text().await.unwrap()).unwrap();
+        assert_eq!(body["status"], "success", "{url}: {body}");
+        blank(&mut body["data"]);
+        body["data"].take()
+    };
+    let (a, b, c, d) = tokio::join!(
+        get(format!("{}/rules", apis[0])),
+        get(format!("{}/alerts", apis[0])),
+        get(format!("{}/rules", apis[1])),
+        get(format!("{}/alerts", apis[1])),
+    );
+    [(a, b), (c, d)]
+}
+
+fn blank(v: &mut Value) {
+    match v {
+        Value::Object(map) => {
+            for (k, v) in map.iter_mut() {
+                match k.as_str() {
+                    "lastEvaluation" | "activeAt" | "keepFiringSince" => *v = "<time>".into(),
+                    "evaluationTime" => *v = json!(0),
+                    "file" => *v = "<file>".into(),
+                    _ => blank(v),
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(blank),
+        _ => {}
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alerts_match_prometheus_through_pending_firing_keep_firing_and_resolution() {
     let dir = tempfile::tempdir().unwrap();
@@ -174,9 +215,35 @@ async fn alerts_match_prometheus_through_pending_firing_keep_firing_and_resoluti
     // Low long enough for both to evaluate a few times (their `for` state
     // restored, which both do after the second evaluation).
     phase(6000, 1.0).await;
-    let high_at = phase(8000, 10.0).await;
-    let low_at = phase(9000, 1.0).await;
+    // While the input is written, the rules and alerts APIs of both are
+    // read at the same moments: pending, firing, kept firing, resolved.
+    let apis = [format!("{prometheus}/api/v1"), promlake.clone()];
+    let high = tokio::spawn(phase(8000, 10.0));
+    let started = std::time::Instant::now();
+    let mut snapshots = Vec::new();
+    for (at_ms, state) in [(2300, "pending"), (6500, "firing")] {
+        tokio::time::sleep(Duration::from_millis(at_ms).saturating_sub(started.elapsed())).await;
+        snapshots.push((state, rules_and_alerts(&apis).await));
+    }
+    let high_at = high.await.unwrap();
+    let low = tokio::spawn(phase(9000, 1.0));
+    let started = std::time::Instant::now();
+    for (at_ms, state) in [(1000, "keep_firing_for"), (6000, "resolved")] {
+        tokio::time::sleep(Duration::from_millis(at_ms).saturating_sub(started.elapsed())).await;
+        snapshots.push((state, rules_and_alerts(&apis).await));
+    }
+    let low_at = low.await.unwrap();
     tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    for (state, [(prom_rules, prom_alerts), (lake_rules, lake_alerts)]) in &snapshots {
+        assert_eq!(lake_rules, prom_rules, "/api/v1/rules when {state}");
+        assert_eq!(lake_alerts, prom_alerts, "/api/v1/alerts when {state}");
+    }
+    let rule = |i: usize| snapshots[i].1[1].0["groups"][0]["rules"][1].clone();
+    assert_eq!(rule(0)["state"], "pending", "{}", rule(0));
+    assert_eq!(rule(1)["state"], "firing");
+    assert_eq!(rule(2)["alerts"][0]["keepFiringSince"], "<time>", "{}", rule(2));
+    assert_eq!((rule(3)["state"].clone(), rule(3)["alerts"].clone()), (json!("inactive"), json!([])));
 
     // Sent: a firing then a resolved notification for instance a, once
     // each (the resend delay is 1 m), with the same labels and annotations.

@@ -1,7 +1,8 @@
 //! The Prometheus HTTP API of a workspace, under
 //! `/workspaces/{workspace_id}/api/v1/`: `query`, `query_range`, `series`,
 //! `labels`, `label/{name}/values`, `metadata`, `query_exemplars`,
-//! `format_query`, `parse_query` and `status/buildinfo` (and PromLake's
+//! `format_query`, `parse_query`, `status/buildinfo`, `rules` and `alerts`
+//! (the ruler's state, through the `RuleStates` seam) (and PromLake's
 //! `explain`: a query's DataFusion plans, `analyze=true` with each node's
 //! metrics), with GET and
 //! form-encoded POST, Prometheus 3.5's parameters ([`params`]) and its JSON
@@ -22,6 +23,7 @@
 pub mod ast;
 pub mod params;
 pub mod respond;
+mod rules;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -36,7 +38,7 @@ use common::arn::ArnScheme;
 use common::clock::Clock;
 use common::control::ControlPlaneStore;
 use common::limits::{Overrides, QueryLimits};
-use common::seams::{LabelMatcher, MatchOp, SampleReader, Selection};
+use common::seams::{LabelMatcher, MatchOp, RuleStates, SampleReader, Selection};
 use promql_parser::label::MatchOp as PMatchOp;
 use promql_parser::parser::Expr;
 
@@ -63,6 +65,8 @@ pub struct QueryApi {
     arns: ArnScheme,
     overrides: Arc<Overrides>,
     clock: Arc<dyn Clock>,
+    /// The rules this process evaluates (`None`: it runs no ruler).
+    rules: Option<Arc<dyn RuleStates>>,
 }
 
 impl QueryApi {
@@ -75,7 +79,14 @@ impl QueryApi {
         overrides: Arc<Overrides>,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        Self { engine: Engine::new(reader.clone()), reader, workspaces, arns, overrides, clock }
+        Self { engine: Engine::new(reader.clone()), reader, workspaces, arns, overrides, clock, rules: None }
+    }
+
+    /// The API with `rules` and `alerts` answered from `rules`.
+    #[must_use]
+    pub fn with_rules(mut self, rules: Arc<dyn RuleStates>) -> Self {
+        self.rules = Some(rules);
+        self
     }
 
     fn check_workspace(&self, workspace_id: &str) -> Result<(), ApiError> {
@@ -107,6 +118,8 @@ pub fn router(api: Arc<QueryApi>) -> Router {
         .route(&format!("{P}/parse_query"), get(parse_query).post(parse_query))
         .route(&format!("{P}/status/buildinfo"), get(buildinfo))
         .route(&format!("{P}/explain"), get(explain).post(explain))
+        .route(&format!("{P}/rules"), get(rules::rules))
+        .route(&format!("{P}/alerts"), get(rules::alerts))
         .with_state(api)
 }
 
