@@ -53,9 +53,49 @@ pub fn parse(s: &str) -> Option<i64> {
     (total <= MAX_MS).then_some(total)
 }
 
+/// A duration as Prometheus prints one (`model.Duration.String`): `0s`,
+/// `1m`, `1h30m`, `1d`, `90d` (not `12w6d`: years and weeks only when
+/// exact), `1s500ms`.
+pub fn format(ms: i64) -> String {
+    if ms == 0 {
+        return "0s".into();
+    }
+    let mut rest = ms;
+    let mut out = String::new();
+    for (unit, scale) in UNITS {
+        let exact_only = matches!(unit, "y" | "w");
+        if exact_only && rest % scale != 0 {
+            continue;
+        }
+        let n = rest / scale;
+        if n > 0 {
+            out.push_str(&format!("{n}{unit}"));
+            rest -= n * scale;
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn formats_as_prometheus_prints() {
+        for (ms, want) in [
+            (0, "0s"),
+            (60_000, "1m"),
+            (5_400_000, "1h30m"),
+            (86_400_000, "1d"),
+            (90 * 86_400_000, "90d"),
+            (14 * 86_400_000, "2w"),
+            (365 * 86_400_000, "1y"),
+            (1_500, "1s500ms"),
+        ] {
+            assert_eq!(format(ms), want, "{ms}");
+            assert_eq!(parse(want), Some(ms));
+        }
+    }
 
     #[test]
     fn parses_prometheus_durations() {

@@ -37,6 +37,7 @@ pub mod log;
 pub mod membership;
 pub mod rules;
 pub mod seams;
+pub mod testing;
 pub mod workspace;
 
 pub use error::ErrorKind;

@@ -28,6 +28,25 @@ pub enum Command {
     /// Create, rotate and revoke access keys, through a running PromLake.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Rules files, offline.
+    #[command(subcommand)]
+    Rules(RulesCommand),
+}
+
+/// `promlake rules …`.
+#[derive(Debug, clap::Subcommand)]
+pub enum RulesCommand {
+    /// Unit tests for rules, in `promtool test rules`'s file format and
+    /// with its output and exit code (1 when a test failed).
+    Test {
+        /// Only the test groups whose name matches one of these regular
+        /// expressions.
+        #[arg(long)]
+        run: Vec<String>,
+        /// The unit-test files.
+        #[arg(required = true)]
+        files: Vec<std::path::PathBuf>,
+    },
 }
 
 /// `promlake principal …`.

@@ -1,20 +1,12 @@
 //! `rulefmt::parse` accepts exactly the rules files the real
 //! `promtool check rules` (Prometheus 3.5.3) accepts.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 /// The reference binaries' folder: `$PROMLAKE_REF_BIN` (set by
 /// `scripts/test`), else the last line the shared fetch tool prints.
-fn reference_bin() -> PathBuf {
-    if let Ok(dir) = std::env::var("PROMLAKE_REF_BIN") {
-        return PathBuf::from(dir);
-    }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/tools/fetch-reference-binaries");
-    let out = Command::new(&script).output().unwrap_or_else(|e| panic!("running {}: {e}", script.display()));
-    assert!(out.status.success(), "{} failed: {}", script.display(), String::from_utf8_lossy(&out.stderr));
-    PathBuf::from(String::from_utf8(out.stdout).unwrap().lines().last().unwrap().trim())
-}
+use common::testing::reference_bin;
 
 fn promtool() -> PathBuf {
     let path = reference_bin().join("promtool");

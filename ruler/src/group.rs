@@ -141,6 +141,60 @@ struct GroupState {
     rules: Vec<RuleCarry>,
 }
 
+impl GroupState {
+    /// A group's initial state: its rules not evaluated yet, each taking
+    /// the first unused rule of the same identity from `previous` (its last
+    /// series and alerts); alerting rules count as restored when
+    /// `restored` (else they restore after the second evaluation).
+    fn new(key: &GroupKey, spec: &GroupSpec, previous: &mut PreviousSeries, restored: bool) -> Self {
+        let g = &spec.group;
+        let rules = g
+            .rules
+            .iter()
+            .map(|r| RuleStatus {
+                rule: r.clone(),
+                query: printed_expr(&r.expr),
+                state: r.is_alerting().then_some(AlertState::Inactive),
+                alerts: Vec::new(),
+                health: RuleHealth::Unknown,
+                last_error: None,
+                last_evaluation_ms: None,
+                evaluation_seconds: 0.0,
+            })
+            .collect();
+        let carried = g
+            .rules
+            .iter()
+            .map(|r| {
+                let id = identity(r);
+                let i = previous.rules.iter().position(|(other, _)| *other == id);
+                let mut carry = i.map(|i| previous.rules.remove(i).1).unwrap_or_default();
+                if r.is_alerting() {
+                    let alerts = carry.alerts.get_or_insert_with(AlertingState::default);
+                    alerts.restored |= restored;
+                } else {
+                    carry.alerts = None;
+                }
+                carry
+            })
+            .collect();
+        Self {
+            status: GroupStatus {
+                workspace_id: key.workspace_id.clone(),
+                namespace: key.namespace.clone(),
+                name: key.group.clone(),
+                interval_ms: spec.interval_ms,
+                query_offset_ms: 0,
+                limit: g.limit,
+                rules,
+                last_evaluation_ms: None,
+                evaluation_seconds: 0.0,
+            },
+            rules: carried,
+        }
+    }
+}
+
 /// A running group.
 #[derive(Debug)]
 pub(crate) struct GroupRun {
@@ -162,56 +216,11 @@ impl GroupRun {
         metrics: Metrics,
         notifier: Arc<Notifier>,
     ) -> Self {
-        let g = &spec.group;
-        let rules = g
-            .rules
-            .iter()
-            .map(|r| RuleStatus {
-                rule: r.clone(),
-                query: printed_expr(&r.expr),
-                state: r.is_alerting().then_some(AlertState::Inactive),
-                alerts: Vec::new(),
-                health: RuleHealth::Unknown,
-                last_error: None,
-                last_evaluation_ms: None,
-                evaluation_seconds: 0.0,
-            })
-            .collect();
         // A fresh group restores its alerts' `for` state from
         // `ALERTS_FOR_STATE`; a changed one carries its predecessor's alerts.
         let fresh = previous.is_none();
         let mut previous = previous.unwrap_or_default();
-        // The first unused previous rule of the same identity, in order.
-        let carried = g
-            .rules
-            .iter()
-            .map(|r| {
-                let id = identity(r);
-                let i = previous.rules.iter().position(|(other, _)| *other == id);
-                let mut carry = i.map(|i| previous.rules.remove(i).1).unwrap_or_default();
-                if r.is_alerting() {
-                    let alerts = carry.alerts.get_or_insert_with(AlertingState::default);
-                    alerts.restored |= !fresh;
-                } else {
-                    carry.alerts = None;
-                }
-                carry
-            })
-            .collect();
-        let state = Arc::new(Mutex::new(GroupState {
-            status: GroupStatus {
-                workspace_id: key.workspace_id.clone(),
-                namespace: key.namespace.clone(),
-                name: key.group.clone(),
-                interval_ms: spec.interval_ms,
-                query_offset_ms: 0,
-                limit: g.limit,
-                rules,
-                last_evaluation_ms: None,
-                evaluation_seconds: 0.0,
-            },
-            rules: carried,
-        }));
+        let state = Arc::new(Mutex::new(GroupState::new(&key, &spec, &mut previous, !fresh)));
         let cancel = CancellationToken::new();
         let evaluator = Evaluator {
             key,
@@ -248,16 +257,68 @@ impl GroupRun {
     }
 
     pub(crate) fn status(&self) -> GroupStatus {
-        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let mut status = state.status.clone();
-        for (rule, carry) in status.rules.iter_mut().zip(&state.rules) {
-            if let Some(alerts) = &carry.alerts {
-                rule.state = Some(alerts.state());
-                rule.alerts = alerts.active.values().cloned().collect();
-                rule.alerts.sort_by(|a, b| a.labels.cmp(&b.labels));
-            }
+        status_of(&self.state)
+    }
+}
+
+/// A group's status with its alerting rules' alerts, by labels.
+fn status_of(state: &Mutex<GroupState>) -> GroupStatus {
+    let state = state.lock().unwrap_or_else(|p| p.into_inner());
+    let mut status = state.status.clone();
+    for (rule, carry) in status.rules.iter_mut().zip(&state.rules) {
+        if let Some(alerts) = &carry.alerts {
+            rule.state = Some(alerts.state());
+            rule.alerts = alerts.active.values().cloned().collect();
+            rule.alerts.sort_by(|a, b| a.labels.cmp(&b.labels));
         }
-        status
+    }
+    status
+}
+
+/// A group evaluated at the times its caller chooses, as `promtool test
+/// rules` evaluates groups: no schedule, alerting rules restored from the
+/// start (they write `ALERTS` at once). The alerts due are queued in a
+/// notifier of its own that never sends.
+pub struct ManualGroup {
+    evaluator: Evaluator,
+}
+
+impl std::fmt::Debug for ManualGroup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ManualGroup").field("group", &self.evaluator.key).finish_non_exhaustive()
+    }
+}
+
+impl ManualGroup {
+    /// The group `group` of `namespace` in `workspace_id`, reading and
+    /// writing through `seams` (its `owner`, `clock` and `store` unused).
+    pub fn new(
+        workspace_id: &str,
+        namespace: &str,
+        group: RuleGroup,
+        interval_ms: i64,
+        seams: RulerSeams,
+        config: RulerConfig,
+    ) -> Self {
+        let key =
+            GroupKey { workspace_id: workspace_id.into(), namespace: namespace.into(), group: group.name.clone() };
+        let spec = GroupSpec { group, interval_ms };
+        let state = GroupState::new(&key, &spec, &mut PreviousSeries::default(), true);
+        let mut registry = Registry::default();
+        let notifier = Notifier::new(seams.alerts.clone(), &mut registry);
+        let metrics = Metrics::register(&mut registry);
+        let state = Arc::new(Mutex::new(state));
+        Self { evaluator: Evaluator { key, spec, seams, config, metrics, notifier, state, restore: false } }
+    }
+
+    /// Evaluates every rule at `ts` (Unix ms).
+    pub async fn evaluate(&self, ts: i64) {
+        self.evaluator.evaluate(ts, &CancellationToken::new()).await;
+    }
+
+    /// The group's state after the evaluations so far.
+    pub fn status(&self) -> GroupStatus {
+        status_of(&self.evaluator.state)
     }
 }
 

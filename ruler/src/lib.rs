@@ -80,7 +80,7 @@ use prometheus_client::registry::Registry;
 use tokio_util::sync::CancellationToken;
 
 pub use alerting::{Alert, AlertState};
-pub use group::{GroupStatus, RuleHealth, RuleStatus};
+pub use group::{GroupStatus, ManualGroup, RuleHealth, RuleStatus};
 pub use notifier::{AlertmanagerClient, MAX_BATCH, Notifier, QUEUE_CAPACITY, SEND_TIMEOUT};
 
 use crate::group::{GroupKey, GroupRun, GroupSpec, Metrics};

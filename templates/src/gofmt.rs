@@ -63,7 +63,7 @@ fn push_escaped(out: &mut String, c: char, quote: char, ascii_only: bool) {
 }
 
 /// `strconv.Quote`.
-pub(crate) fn go_quote(s: &str) -> String {
+pub fn go_quote(s: &str) -> String {
     quote_with(s, '"', false)
 }
 
@@ -194,7 +194,7 @@ impl Digits {
 
 /// `strconv.FormatFloat(v, fmt, prec, 64)` for `fmt` in `e E f g G`
 /// (`prec < 0` = shortest representation that round-trips).
-pub(crate) fn format_float(v: f64, fmt: char, prec: i32) -> String {
+pub fn format_float(v: f64, fmt: char, prec: i32) -> String {
     if v.is_nan() {
         return "NaN".into();
     }

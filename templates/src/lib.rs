@@ -68,6 +68,12 @@ mod prometheus;
 mod types;
 
 pub use check::{PROMETHEUS_FUNCTIONS, check_alert_template};
+
+/// Go's formatting of values, for other outputs that must match Go
+/// programs' (`promlake rules test` prints as promtool).
+pub mod go {
+    pub use crate::gofmt::{format_float, go_quote};
+}
 pub use prometheus::{
     AlertData, ExpandOptions, Querier, QuerySample, error_text, expand_alert_template, expand_alert_template_with,
     expand_or_error_text,

@@ -21,17 +21,7 @@ use templates::{
     AlertData, ExpandOptions, Querier, QuerySample, check_alert_template, error_text, expand_alert_template_with,
 };
 
-/// The reference binaries' folder: `$PROMLAKE_REF_BIN` (set by
-/// `scripts/test`), else the last line the shared fetch tool prints.
-fn reference_bin() -> PathBuf {
-    if let Ok(dir) = std::env::var("PROMLAKE_REF_BIN") {
-        return PathBuf::from(dir);
-    }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/tools/fetch-reference-binaries");
-    let out = Command::new(&script).output().unwrap_or_else(|e| panic!("running {}: {e}", script.display()));
-    assert!(out.status.success(), "{} failed: {}", script.display(), String::from_utf8_lossy(&out.stderr));
-    PathBuf::from(String::from_utf8(out.stdout).unwrap().lines().last().unwrap().trim())
-}
+use common::testing::reference_bin;
 
 fn promtool() -> PathBuf {
     let path = reference_bin().join("promtool");

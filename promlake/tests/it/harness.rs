@@ -280,24 +280,7 @@ pub async fn read_log(data_dir: &Path, workspace_id: &str) -> Vec<WriteBatch> {
     out
 }
 
-/// The reference binaries' folder (Prometheus, node_exporter, …), fetched
-/// by the shared tool when `PROMLAKE_REF_BIN` is not set.
-pub fn reference_bin() -> PathBuf {
-    env_or_setup_script("PROMLAKE_REF_BIN", "../../shared/tools/fetch-reference-binaries")
-}
-
-/// The path in the environment variable `var` (set by `scripts/test`), or
-/// the last line printed by the idempotent set-up `script` (relative to this
-/// crate), so the tests also work when run with plain `cargo test`.
-fn env_or_setup_script(var: &str, script: &str) -> PathBuf {
-    if let Ok(path) = std::env::var(var) {
-        return PathBuf::from(path);
-    }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join(script);
-    let out = Command::new(&script).output().unwrap_or_else(|e| panic!("running {}: {e}", script.display()));
-    assert!(out.status.success(), "{} failed: {}", script.display(), String::from_utf8_lossy(&out.stderr));
-    PathBuf::from(String::from_utf8(out.stdout).unwrap().lines().last().unwrap().trim())
-}
+pub use common::testing::reference_bin;
 
 /// A free TCP port on 127.0.0.1 (for programs that cannot take port 0).
 pub fn free_port() -> u16 {
@@ -307,7 +290,7 @@ pub fn free_port() -> u16 {
 /// The Python of the tests' venv (deltalake, pyarrow): `PROMLAKE_PYTHON`,
 /// or made by `scripts/python-env` when the tests run without `scripts/test`.
 pub fn python() -> PathBuf {
-    env_or_setup_script("PROMLAKE_PYTHON", "../scripts/python-env")
+    common::testing::env_or_setup_script("PROMLAKE_PYTHON", "scripts/python-env")
 }
 
 /// A sample as stored: (series id as i64, timestamp ms, value bits as

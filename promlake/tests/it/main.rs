@@ -13,6 +13,7 @@ mod prometheus;
 mod query_api;
 mod recording_rules;
 mod rule_groups_cli;
+mod rules_test_cli;
 mod s3_lake;
 mod scaled_out;
 mod serve;

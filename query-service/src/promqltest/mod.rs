@@ -307,7 +307,7 @@ pub async fn run_dirs(dirs: &[PathBuf], skips: &Skips, verbose: bool) -> anyhow:
 }
 
 /// A script's histogram literal as the stream's (float) histogram at `t`.
-pub(crate) fn stream_histogram(h: &script::HistogramLit, t: i64) -> schemas::stream::Histogram {
+pub fn stream_histogram(h: &script::HistogramLit, t: i64) -> schemas::stream::Histogram {
     use schemas::stream::histogram::{Count, ResetHint, ZeroCount};
     use schemas::stream::{BucketSpan, Histogram};
     let spans = |offset: i32, counts: &[f64]| {
