@@ -116,6 +116,13 @@ pub struct RulerSection {
     /// Minimum time before a firing alert is sent again, seconds
     /// (Prometheus's `--rules.alert.resend-delay`). Default 60.
     pub resend_delay_seconds: u64,
+    /// Minimum time between a restart and a restored alert firing,
+    /// seconds; alerts whose `for` is shorter are not restored (Prometheus's
+    /// `--rules.alert.for-grace-period`). Default 600.
+    pub for_grace_period_seconds: u64,
+    /// How far back the `for` state is restored from, seconds
+    /// (Prometheus's `--rules.alert.for-outage-tolerance`). Default 3600.
+    pub for_outage_tolerance_seconds: u64,
     /// Labels added to every alert sent (where it lacks them), and the
     /// templates' `$externalLabels` (Prometheus's `external_labels`).
     pub external_labels: std::collections::BTreeMap<String, String>,
@@ -131,6 +138,8 @@ impl Default for RulerSection {
             alertmanager_url: None,
             alertmanager_urls: std::collections::HashMap::new(),
             resend_delay_seconds: 60,
+            for_grace_period_seconds: 600,
+            for_outage_tolerance_seconds: 3600,
             external_labels: std::collections::BTreeMap::new(),
             external_url: String::new(),
         }

@@ -215,12 +215,15 @@ impl Server {
         }
 
         let mut rule_states = None;
-        // The ruler evaluates every group in the one-process deployment;
-        // assigning groups to the worker processes of a scaled-out one is
-        // not built yet, so no other role runs it (never twice).
-        if args.role == Role::All
-            && let Some(workers) = &workers
-        {
+        // The ruler runs where the stream workers run: every group in the
+        // one-process deployment; in a scaled-out one each worker process
+        // evaluates the groups that fall on the partitions it owns.
+        if let Some(workers) = &workers {
+            let owner: Arc<dyn ruler::GroupOwner> = if args.role == Role::All {
+                Arc::new(ruler::AllGroups)
+            } else {
+                Arc::new(WorkerGroups(workers.clone()))
+            };
             let reader: Arc<dyn common::seams::SampleReader> = workers.clone();
             let engine = query_service::seam::RuleEngine::new(
                 query_service::engine::Engine::new(reader.clone()),
@@ -239,7 +242,7 @@ impl Server {
                 reader,
                 overrides: overrides.clone(),
                 clock: clock.clone(),
-                owner: Arc::new(ruler::AllGroups),
+                owner,
                 alerts: Arc::new(
                     ruler::AlertmanagerClient::new(
                         config.ruler.alertmanager_url.clone(),
@@ -251,6 +254,8 @@ impl Server {
             let ruler_config = ruler::RulerConfig {
                 default_interval: Duration::from_secs(config.ruler.evaluation_interval_seconds.max(1)),
                 resend_delay: Duration::from_secs(config.ruler.resend_delay_seconds),
+                for_grace_period: Duration::from_secs(config.ruler.for_grace_period_seconds),
+                outage_tolerance: Duration::from_secs(config.ruler.for_outage_tolerance_seconds),
                 external_labels: config.ruler.external_labels.clone(),
                 external_url: config.ruler.external_url.clone(),
                 ..ruler::RulerConfig::default()
@@ -543,5 +548,16 @@ async fn metrics(State(state): State<Arc<MetricsState>>) -> impl IntoResponse {
             (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
         }
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
+
+/// The ruler's groups of a worker process: those on the partitions its
+/// stream workers own.
+#[derive(Debug)]
+struct WorkerGroups(Arc<StreamWorkers>);
+
+impl ruler::GroupOwner for WorkerGroups {
+    fn owns(&self, workspace_id: &str, hash: u64) -> bool {
+        self.0.owns_share(workspace_id, hash)
     }
 }

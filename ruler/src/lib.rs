@@ -41,7 +41,11 @@
 //!   staleness carries over an update. Files are parsed once per change.
 //!   Groups of a workspace that is not `ACTIVE` are not evaluated.
 //! - Which groups this process evaluates is the [`GroupOwner`] seam:
-//!   [`AllGroups`] in the one-process deployment.
+//!   [`AllGroups`] in the one-process deployment; in a scaled-out one each
+//!   worker process owns the groups whose hash falls on a log partition it
+//!   owns, so a group moves with its partition and runs in one process at
+//!   a time (a group that moved away stops without staleness markers: its
+//!   new owner goes on, restoring its alerts' `for` state).
 //!
 //! - Alerting rules follow Prometheus 3.5 (`rules/alerting.go`, see
 //!   `alerting`): pending → firing after `for`, `keep_firing_for`,
@@ -59,8 +63,8 @@
 //!   `common::seams::RuleStates` seam the query service's rules and alerts
 //!   APIs.
 //!
-//! Not built yet: assignment of groups to the worker processes of a
-//! scaled-out deployment.
+//! Not built yet: the rules and alerts APIs of a scaled-out deployment's
+//! query processes (they do not see the workers' rules).
 
 mod alerting;
 mod group;
@@ -230,7 +234,7 @@ impl Ruler {
     /// series marked stale).
     pub async fn sync(self: &Arc<Self>) {
         let _one_at_a_time = self.syncing.lock().await;
-        let desired = self.desired();
+        let (desired, elsewhere) = self.desired();
         let mut stopped = Vec::new();
         let mut started = Vec::new();
         {
@@ -255,6 +259,8 @@ impl Ruler {
         for (key, previous, replaced) in futures::future::join_all(stops).await {
             if replaced {
                 carried.insert(key, previous);
+            } else if elsewhere.contains(&key) {
+                // Its new owner goes on writing its series.
             } else {
                 group::mark_stale(&self.seams, &key, previous).await;
             }
@@ -282,11 +288,12 @@ impl Ruler {
     }
 
     /// The groups every evaluated namespace of an active workspace
-    /// defines, keeping those this process owns.
-    fn desired(&self) -> HashMap<GroupKey, GroupSpec> {
+    /// defines that this process owns, and those another process owns.
+    fn desired(&self) -> (HashMap<GroupKey, GroupSpec>, std::collections::HashSet<GroupKey>) {
         let prefix =
             format!("arn:aws:aps:{}:{}:rulegroupsnamespace/", self.seams.arns.region, self.seams.arns.account_id);
         let mut desired = HashMap::new();
+        let mut elsewhere = std::collections::HashSet::new();
         let mut seen = std::collections::HashSet::new();
         for (arn, doc) in self.seams.store.list(&prefix) {
             let Ok(ns) = serde_json::from_value::<RuleGroupsNamespaceRecord>(doc) else { continue };
@@ -308,6 +315,7 @@ impl Ruler {
                     group: g.name.clone(),
                 };
                 if !self.seams.owner.owns(&key.workspace_id, key.hash()) {
+                    elsewhere.insert(key);
                     continue;
                 }
                 let interval_ms = g
@@ -318,7 +326,7 @@ impl Ruler {
             }
         }
         self.parsed.lock().unwrap_or_else(|p| p.into_inner()).retain(|arn, _| seen.contains(arn));
-        desired
+        (desired, elsewhere)
     }
 
     /// A namespace's parsed file, parsed again only when it changed.

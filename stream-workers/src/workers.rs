@@ -73,6 +73,8 @@ struct Owned {
     shutdown: CancellationToken,
     /// Workspace id of each watched samples topic.
     topics: StdMutex<HashMap<String, String>>,
+    /// Partition count of each watched topic.
+    partition_counts: StdMutex<HashMap<String, u32>>,
     running: StdMutex<HashMap<TopicPartition, Running>>,
     applied: StdMutex<AppliedWatches>,
     /// Every owned partition's head, read by [`SampleReader::select`].
@@ -128,6 +130,7 @@ pub async fn start(
         shared: Shared { log, writer, config, overrides, metrics },
         shutdown: CancellationToken::new(),
         topics: StdMutex::new(HashMap::new()),
+        partition_counts: StdMutex::new(HashMap::new()),
         running: StdMutex::new(HashMap::new()),
         applied: StdMutex::new(HashMap::new()),
     });
@@ -159,9 +162,24 @@ impl StreamWorkers {
             .await
             .map_err(|e| Error::log(format!("reading the partition count of {topic}"), e))?;
         lock(&self.owned.topics).insert(topic.to_owned(), workspace_id.to_owned());
+        lock(&self.owned.partition_counts).insert(topic.to_owned(), partitions);
         lock(&self.maintenance.workspaces).insert(workspace_id.to_owned());
         self.membership.watch_topic(topic).await.map_err(|e| Error::log(format!("watching {topic}"), e))?;
         Ok(partitions)
+    }
+
+    /// Whether this process owns the share `hash` of a workspace's work:
+    /// it runs the worker of partition `hash mod partitions` of the
+    /// workspace's topic. Shares move with the partitions, so each is
+    /// owned by one process at a time (the ruler's groups are shares).
+    pub fn owns_share(&self, workspace_id: &str, hash: u64) -> bool {
+        let topic = lock(&self.owned.topics).iter().find(|(_, ws)| *ws == workspace_id).map(|(t, _)| t.clone());
+        let Some(topic) = topic else { return false };
+        let Some(count) = lock(&self.owned.partition_counts).get(&topic).copied().filter(|c| *c > 0) else {
+            return false;
+        };
+        let partition = u32::try_from(hash % u64::from(count)).unwrap_or(0);
+        lock(&self.owned.running).contains_key(&TopicPartition::new(topic, partition))
     }
 
     /// The partitions this process runs a worker for, in order.
@@ -265,8 +283,10 @@ impl StreamWorkers {
     pub async fn forget_workspace(&self, workspace_id: &str) -> Result<()> {
         let topics: Vec<String> = {
             let mut map = lock(&self.owned.topics);
-            let topics = map.iter().filter(|(_, ws)| *ws == workspace_id).map(|(t, _)| t.clone()).collect();
+            let topics: Vec<String> =
+                map.iter().filter(|(_, ws)| *ws == workspace_id).map(|(t, _)| t.clone()).collect();
             map.retain(|_, ws| ws != workspace_id);
+            lock(&self.owned.partition_counts).retain(|t, _| !topics.contains(t));
             topics
         };
         let stopped: Vec<Running> = {

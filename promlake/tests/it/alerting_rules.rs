@@ -14,7 +14,7 @@ use prost::Message;
 use schemas::prompb;
 use serde_json::{Value, json};
 
-use crate::harness::{TestServer, client, post_remote_write, prometheus_server};
+use crate::harness::{TestServer, client, post_remote_write, prometheus_server, prometheus_server_with};
 
 const INTERVAL_MS: i64 = 1000;
 
@@ -165,26 +165,58 @@ fn blank(v: &mut Value) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn alerts_match_prometheus_through_pending_firing_keep_firing_and_resolution() {
-    let dir = tempfile::tempdir().unwrap();
+/// Two capturing Alertmanager stubs, the rules file for Prometheus with a
+/// config sending to the first, and a PromLake config (`[ruler]` with
+/// `ruler` added) sending to the second.
+struct SideBySide {
+    prometheus_am: Capture,
+    promlake_am: Capture,
+    prometheus_config: String,
+    promlake_config: std::path::PathBuf,
+}
+
+async fn side_by_side(dir: &std::path::Path, rules: &str, ruler: &str) -> SideBySide {
     let (prometheus_am, prometheus_am_addr) = Capture::start().await;
     let (promlake_am, promlake_am_addr) = Capture::start().await;
-
-    // Prometheus, rules loaded at start.
-    std::fs::write(dir.path().join("rules.yml"), RULES).unwrap();
+    std::fs::write(dir.join("rules.yml"), rules).unwrap();
     let prometheus_config = format!(
         "global:\n  evaluation_interval: 1s\nrule_files: [rules.yml]\nalerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['{prometheus_am_addr}']\n"
     );
-    let (_prometheus, prometheus) = prometheus_server(dir.path(), &prometheus_config).await;
-
-    // PromLake, the same file as a rule groups namespace.
-    let config = dir.path().join("promlake.toml");
+    let promlake_config = dir.join("promlake.toml");
     std::fs::write(
-        &config,
-        format!("[ruler]\nevaluation_interval_seconds = 1\nalertmanager_url = \"http://{promlake_am_addr}\"\n"),
+        &promlake_config,
+        format!("[ruler]\nevaluation_interval_seconds = 1\nalertmanager_url = \"http://{promlake_am_addr}\"\n{ruler}"),
     )
     .unwrap();
+    SideBySide { prometheus_am, promlake_am, prometheus_config, promlake_config }
+}
+
+/// Writes `load` for each (instance, value) to every target every 250 ms
+/// for `ms`; returns the first sample's timestamp.
+async fn write_for(http: &reqwest::Client, targets: &[String], values: &[(&str, f64)], ms: u64) -> i64 {
+    let started = std::time::Instant::now();
+    let mut first = None;
+    while started.elapsed() < Duration::from_millis(ms) {
+        let ts = now_ms();
+        first.get_or_insert(ts);
+        let body = write_request(values, ts);
+        for url in targets {
+            let resp = post_remote_write(http, url, &body).await.unwrap();
+            assert!(resp.status().is_success(), "{url}: {}", resp.status());
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    first.unwrap_or_else(now_ms)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_match_prometheus_through_pending_firing_keep_firing_and_resolution() {
+    let dir = tempfile::tempdir().unwrap();
+    let SideBySide { prometheus_am, promlake_am, prometheus_config, promlake_config: config } =
+        side_by_side(dir.path(), RULES, "").await;
+    // Prometheus, rules loaded at start.
+    let (_prometheus, prometheus) = prometheus_server(dir.path(), &prometheus_config).await;
+    // PromLake, the same file as a rule groups namespace.
     let server = TestServer::spawn_with(&dir.path().join("data"), &["--config", config.to_str().unwrap()]);
     let ws = server.create_workspace("alerts").await;
     let promlake = format!("{}/workspaces/{ws}/api/v1", server.url);
@@ -196,21 +228,7 @@ async fn alerts_match_prometheus_through_pending_firing_keep_firing_and_resoluti
     let targets = [format!("{prometheus}/api/v1/write"), format!("{promlake}/remote_write")];
     let phase = |ms: u64, a: f64| {
         let (http, targets) = (http.clone(), targets.clone());
-        async move {
-            let started = std::time::Instant::now();
-            let mut first = None;
-            while started.elapsed() < Duration::from_millis(ms) {
-                let ts = now_ms();
-                first.get_or_insert(ts);
-                let body = write_request(&[("a", a), ("b", 1.0)], ts);
-                for url in &targets {
-                    let resp = post_remote_write(&http, url, &body).await.unwrap();
-                    assert!(resp.status().is_success(), "{url}: {}", resp.status());
-                }
-                tokio::time::sleep(Duration::from_millis(250)).await;
-            }
-            first.unwrap()
-        }
+        async move { write_for(&http, &targets, &[("a", a), ("b", 1.0)], ms).await }
     };
     // Low long enough for both to evaluate a few times (their `for` state
     // restored, which both do after the second evaluation).
@@ -295,4 +313,70 @@ async fn alerts_match_prometheus_through_pending_firing_keep_firing_and_resoluti
         assert_eq!(alerts_at(&format!("{prometheus}/api/v1"), at).await, want, "Prometheus at {}", at - high_at);
         assert_eq!(alerts_at(&promlake, at).await, want, "PromLake at {}", at - high_at);
     }
+}
+
+/// Restart in the middle of a `for`: Prometheus and PromLake, both killed
+/// while the alert is pending and started again, restore its `for` state
+/// from `ALERTS_FOR_STATE` (grace period 2 s for the test, 10 m by
+/// default) and fire at the same time — earlier than a fresh start would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_in_the_middle_of_for_fires_when_prometheus_does() {
+    const RULES: &str = "groups:
+  - name: slow
+    interval: 1s
+    rules:
+      - alert: Slow
+        expr: load > 5
+        for: 20s
+";
+    let dir = tempfile::tempdir().unwrap();
+    let SideBySide { prometheus_am, promlake_am, prometheus_config, promlake_config: config } =
+        side_by_side(dir.path(), RULES, "for_grace_period_seconds = 2\n").await;
+    let grace = ["--rules.alert.for-grace-period=2s"];
+    let (prom, mut prometheus) = prometheus_server_with(dir.path(), &prometheus_config, &grace).await;
+    let data = dir.path().join("data");
+    let mut server = TestServer::spawn_with(&data, &["--config", config.to_str().unwrap()]);
+    let ws = server.create_workspace("restart").await;
+    server.create_rule_groups_namespace(&ws, "slow", RULES).await;
+    let http = client();
+    let targets = |prometheus: &str, server: &TestServer| {
+        [format!("{prometheus}/api/v1/write"), format!("{}/workspaces/{ws}/api/v1/remote_write", server.url)]
+    };
+    // Both restored their (empty) state and write ALERTS_FOR_STATE.
+    write_for(&http, &targets(&prometheus, &server), &[("a", 1.0)], 4000).await;
+    let high_at = write_for(&http, &targets(&prometheus, &server), &[("a", 10.0)], 9000).await;
+    // Pending for about 9 s of 20: both go down for 4 s.
+    drop(prom);
+    server.kill();
+    let down_at = now_ms();
+    tokio::time::sleep(Duration::from_millis(4000)).await;
+    let (_prom, restarted) = prometheus_server_with(dir.path(), &prometheus_config, &grace).await;
+    prometheus = restarted;
+    let server = TestServer::spawn_with(&data, &["--config", config.to_str().unwrap()]);
+    let up_at = now_ms();
+    write_for(&http, &targets(&prometheus, &server), &[("a", 10.0)], 24_000).await;
+
+    let fired = |capture: &Capture| capture.received().iter().find(|(_, s, _, _)| *s == "firing").map(|(t, ..)| *t);
+    let (prom_fired, lake_fired) = (fired(&prometheus_am), fired(&promlake_am));
+    let (Some(prom_fired), Some(lake_fired)) = (prom_fired, lake_fired) else {
+        panic!("not fired: Prometheus {prom_fired:?}, PromLake {lake_fired:?}");
+    };
+    eprintln!(
+        "high at 0, down {}..{} ms; Prometheus fired at {} ms, PromLake at {} ms",
+        down_at - high_at,
+        up_at - high_at,
+        prom_fired - high_at,
+        lake_fired - high_at
+    );
+    // Pending time before the restart counted: well before `for` after the
+    // restart (a fresh start would fire at up_at + 20 s or later).
+    assert!(prom_fired < up_at + 20_000 - 3000, "Prometheus restored its for state");
+    assert!(lake_fired < up_at + 20_000 - 3000, "PromLake fired {} ms after restarting", lake_fired - up_at);
+    // Not before `for` plus the downtime (the outage does not count).
+    assert!(lake_fired >= high_at + 20_000 + (up_at - down_at) - 1000, "PromLake fired too early");
+    // At Prometheus's time, within one interval plus the start-up skew.
+    assert!(
+        (prom_fired - lake_fired).abs() <= 2 * INTERVAL_MS + 500,
+        "Prometheus fired at {prom_fired}, PromLake at {lake_fired}"
+    );
 }

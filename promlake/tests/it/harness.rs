@@ -203,6 +203,11 @@ pub async fn prometheus_agent(dir: &Path, config: &str, port: u16) -> Process {
 /// TSDB under `dir`, the remote-write receiver on; returns once it is
 /// ready, with its base URL.
 pub async fn prometheus_server(dir: &Path, config: &str) -> (Process, String) {
+    prometheus_server_with(dir, config, &[]).await
+}
+
+/// [`prometheus_server`] with extra flags.
+pub async fn prometheus_server_with(dir: &Path, config: &str, flags: &[&str]) -> (Process, String) {
     let config_path = dir.join("prometheus.yml");
     std::fs::write(&config_path, config).unwrap();
     let port = free_port();
@@ -212,6 +217,7 @@ pub async fn prometheus_server(dir: &Path, config: &str) -> (Process, String) {
             .arg(format!("--storage.tsdb.path={}", dir.join("tsdb").display()))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .arg("--web.enable-remote-write-receiver")
+            .args(flags)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

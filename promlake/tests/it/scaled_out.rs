@@ -113,18 +113,20 @@ async fn committed(worker: &TestServer, ws: &str) -> f64 {
     worker.metric(&format!("promlake_stream_samples_committed_total{{workspace=\"{ws}\"}}")).await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_gateway_and_two_workers_with_one_killed_mid_stream_keep_each_sample_once() {
-    // Declared first, dropped last: it must outlive the processes.
+/// A mock Kafka cluster with `_control`, and a gateway and two workers on
+/// it sharing a lake under `dir`, their config `extra` appended. The mock
+/// must outlive the processes.
+async fn cluster(
+    dir: &std::path::Path,
+    extra: &str,
+) -> (MockCluster<'static, DefaultProducerContext>, TestServer, TestServer, TestServer) {
     let mock: MockCluster<'static, DefaultProducerContext> = MockCluster::new(1).expect("mock cluster");
     mock.create_topic(schemas::topics::CONTROL_TOPIC, 1, 1).expect("create _control");
-    let dir = tempfile::tempdir().unwrap();
-    let lake = dir.path().join("lake");
-    let config_path = dir.path().join("promlake.toml");
-    std::fs::write(&config_path, config(&mock.bootstrap_servers(), &lake)).unwrap();
+    let config_path = dir.join("promlake.toml");
+    std::fs::write(&config_path, format!("{}{extra}", config(&mock.bootstrap_servers(), &dir.join("lake")))).unwrap();
     let config_arg = config_path.to_str().unwrap().to_owned();
     let spawn = |name: &str, role: &str| {
-        let data = dir.path().join(name);
+        let data = dir.join(name);
         let args = ["--config".to_owned(), config_arg.clone(), "--role".to_owned(), role.to_owned()];
         tokio::task::spawn_blocking(move || {
             TestServer::spawn_with(&data, &args.iter().map(String::as_str).collect::<Vec<_>>())
@@ -132,7 +134,15 @@ async fn a_gateway_and_two_workers_with_one_killed_mid_stream_keep_each_sample_o
     };
     let (gateway, w1, w2) =
         tokio::join!(spawn("gateway", "gateway"), spawn("worker-1", "worker"), spawn("worker-2", "worker"));
-    let (gateway, mut w1, mut w2) = (gateway.unwrap(), w1.unwrap(), w2.unwrap());
+    (mock, gateway.unwrap(), w1.unwrap(), w2.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_and_two_workers_with_one_killed_mid_stream_keep_each_sample_once() {
+    let dir = tempfile::tempdir().unwrap();
+    // Dropped last: it must outlive the processes.
+    let (mock, gateway, mut w1, mut w2) = cluster(dir.path(), "").await;
+    let lake = dir.path().join("lake");
 
     let ws = gateway.create_workspace("scaled-out").await;
     let http = client();
@@ -217,5 +227,79 @@ async fn a_gateway_and_two_workers_with_one_killed_mid_stream_keep_each_sample_o
     }
     eprintln!("{i} requests, {} samples in the lake, exactly once", rows.len());
     drop(dir);
+    drop(mock);
+}
+
+/// The groups of `ns` (`g0`…) a worker evaluated in the last 2.5 s.
+async fn evaluating(worker: &TestServer, ws: &str, groups: usize) -> HashSet<usize> {
+    let count = async |g: usize| {
+        worker
+            .metric(&format!("promlake_rule_group_iterations_total{{workspace=\"{ws}\",rule_group=\"ns;g{g}\"}}"))
+            .await
+    };
+    let mut before = Vec::new();
+    for g in 0..groups {
+        before.push(count(g).await);
+    }
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let mut out = HashSet::new();
+    for (g, before) in before.into_iter().enumerate() {
+        if count(g).await > before {
+            out.insert(g);
+        }
+    }
+    out
+}
+
+/// Scaled out, each rule group is evaluated by the one worker that owns its
+/// partition, and moves to the survivor when its worker dies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rule_groups_are_split_between_workers_and_move_with_their_partitions() {
+    const GROUPS: usize = 8;
+    let dir = tempfile::tempdir().unwrap();
+    let (mock, gateway, mut w1, w2) = cluster(dir.path(), "\n[ruler]\nevaluation_interval_seconds = 1\n").await;
+    let ws = gateway.create_workspace("scaled-out-rules").await;
+    let rules: String = (0..GROUPS)
+        .map(|g| format!("  - name: g{g}\n    rules:\n      - record: r_g{g}\n        expr: vector({g})\n"))
+        .collect();
+    gateway.create_rule_groups_namespace(&ws, "ns", &format!("groups:\n{rules}")).await;
+
+    // Once both workers own partitions, every group runs in exactly one.
+    let http = client();
+    let base_ms = (now_ms() - 3_600_000) / 1000 * 1000;
+    let started = Instant::now();
+    let mut i = 0;
+    loop {
+        send_until_acked(&http, &gateway.url, &ws, &request(base_ms, i).0).await;
+        i += 1;
+        let (o1, o2) = (owned(&w1, &ws).await, owned(&w2, &ws).await);
+        if o1 > 0.0 && o2 > 0.0 && o1 + o2 == PARTITIONS {
+            break;
+        }
+        assert!(started.elapsed() < PATIENCE, "the workers did not split the partitions: {o1} + {o2}");
+        tokio::time::sleep(PACE).await;
+    }
+    let all: HashSet<usize> = (0..GROUPS).collect();
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let (e1, e2) = tokio::join!(evaluating(&w1, &ws, GROUPS), evaluating(&w2, &ws, GROUPS));
+        eprintln!("worker 1 evaluates {e1:?}, worker 2 {e2:?}");
+        if e1.is_disjoint(&e2) && e1.union(&e2).copied().collect::<HashSet<_>>() == all {
+            break;
+        }
+        assert!(Instant::now() < deadline, "groups not split: worker 1 {e1:?}, worker 2 {e2:?}");
+    }
+
+    // Worker 1 dies: worker 2 takes its partitions, and with them its groups.
+    w1.kill();
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let e2 = evaluating(&w2, &ws, GROUPS).await;
+        if e2 == all {
+            break;
+        }
+        assert!(Instant::now() < deadline, "worker 2 evaluates only {e2:?} after worker 1 died");
+    }
+    drop((gateway, w2, dir));
     drop(mock);
 }
