@@ -32,6 +32,7 @@ pub mod clock;
 pub mod control;
 pub mod duration;
 pub mod error;
+pub mod events;
 pub mod limits;
 pub mod log;
 pub mod membership;

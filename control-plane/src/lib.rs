@@ -39,11 +39,15 @@
 //!   deletes its lake tables (through `common::seams::WorkspaceData` where
 //!   this process runs the stream workers), its log topic and last its
 //!   record; a crash in between is finished by [`WorkspaceService::reconcile`].
+//! - Workspace events (rule evaluation failures, notification errors) are
+//!   appended to the `_events` topic by [`LogEvents`] (the log a logging
+//!   configuration API will expose).
 //! - Every error is mapped to AWS's JSON shape and `x-amzn-ErrorType` in one
 //!   place (`error.rs`); every request member is checked against the
 //!   model's constraints in one place (`validate.rs`).
 
 mod error;
+mod events;
 mod http;
 mod rule_groups;
 mod store;
@@ -51,6 +55,7 @@ mod validate;
 mod workspaces;
 
 pub use error::{Error, Result};
+pub use events::LogEvents;
 pub use http::router;
 pub use rule_groups::{
     CreateRuleGroupsNamespace, PutRuleGroupsNamespace, RuleGroupsNamespacePage, all_rule_groups_namespaces,

@@ -243,6 +243,12 @@ impl Server {
                 overrides: overrides.clone(),
                 clock: clock.clone(),
                 owner,
+                events: control_plane::LogEvents::start(
+                    log.clone(),
+                    Duration::from_secs(config.workspaces.log_retention_hours * 3600),
+                )
+                .await
+                .context("creating the events topic")?,
                 alerts: Arc::new(
                     ruler::AlertmanagerClient::new(
                         config.ruler.alertmanager_url.clone(),

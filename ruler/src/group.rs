@@ -305,7 +305,7 @@ impl ManualGroup {
         let spec = GroupSpec { group, interval_ms };
         let state = GroupState::new(&key, &spec, &mut PreviousSeries::default(), true);
         let mut registry = Registry::default();
-        let notifier = Notifier::new(seams.alerts.clone(), &mut registry);
+        let notifier = Notifier::new(seams.alerts.clone(), seams.events.clone(), seams.clock.clone(), &mut registry);
         let metrics = Metrics::register(&mut registry);
         let state = Arc::new(Mutex::new(state));
         Self { evaluator: Evaluator { key, spec, seams, config, metrics, notifier, state, restore: false } }
@@ -434,6 +434,19 @@ impl Evaluator {
                 Ok(()) => (status.health, status.last_error) = (RuleHealth::Ok, None),
                 Err(e) => {
                     tracing::warn!(workspace = %ws, group = %self.key.metric_label(), rule = %rule.name(), error = %e, "Evaluating a rule failed.");
+                    self.seams.events.record(common::events::WorkspaceEvent::new(
+                        ws,
+                        "ruler",
+                        self.seams.clock.now_ms(),
+                        "ERROR",
+                        "Evaluating rule failed",
+                        &[
+                            ("namespace", &self.key.namespace),
+                            ("group", &self.key.group),
+                            ("name", rule.name()),
+                            ("err", &e),
+                        ],
+                    ));
                     (status.health, status.last_error) = (RuleHealth::Err, Some(e));
                 }
             }

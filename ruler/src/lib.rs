@@ -63,6 +63,10 @@
 //!   `common::seams::RuleStates` seam the query service's rules and alerts
 //!   APIs.
 //!
+//! - A rule that fails to evaluate, and alerts that could not be sent, are
+//!   recorded as the workspace's events (`RulerSeams::events`: AMP's log
+//!   shape, component `ruler`) besides being counted in `/metrics`.
+//!
 //! Not built yet: the rules and alerts APIs of a scaled-out deployment's
 //! query processes (they do not see the workers' rules).
 
@@ -171,6 +175,8 @@ pub struct RulerSeams {
     pub owner: Arc<dyn GroupOwner>,
     /// Where alerts go: the workspaces' Alertmanagers.
     pub alerts: Arc<dyn AlertSink>,
+    /// Where failed evaluations and sends are recorded, per workspace.
+    pub events: Arc<dyn common::events::EventSink>,
 }
 
 /// A namespace's file as parsed: its `modifiedAt`, its data, the groups
@@ -196,7 +202,7 @@ impl Ruler {
     /// A ruler; its metrics are registered in `registry`. Call
     /// [`Ruler::run`] (or [`Ruler::sync`]) to evaluate.
     pub fn new(seams: RulerSeams, config: RulerConfig, registry: &mut Registry) -> Arc<Self> {
-        let notifier = Notifier::new(seams.alerts.clone(), registry);
+        let notifier = Notifier::new(seams.alerts.clone(), seams.events.clone(), seams.clock.clone(), registry);
         Arc::new(Self {
             seams,
             config,

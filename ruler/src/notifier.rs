@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use common::ErrorKind;
+use common::clock::Clock;
+use common::events::{EventSink, WorkspaceEvent};
 use common::seams::{AlertSink, SeamError};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -38,6 +40,8 @@ struct WorkspaceLabel {
 #[derive(Debug)]
 pub struct Notifier {
     sink: Arc<dyn AlertSink>,
+    events: Arc<dyn EventSink>,
+    clock: Arc<dyn Clock>,
     queue: Mutex<VecDeque<(String, serde_json::Value)>>,
     more: Notify,
     sent: Family<WorkspaceLabel, Counter>,
@@ -49,9 +53,16 @@ pub struct Notifier {
 impl Notifier {
     /// A notifier sending through `sink`; its metrics are registered in
     /// `registry`. Run [`Notifier::run`] to send.
-    pub fn new(sink: Arc<dyn AlertSink>, registry: &mut Registry) -> Arc<Self> {
+    pub fn new(
+        sink: Arc<dyn AlertSink>,
+        events: Arc<dyn EventSink>,
+        clock: Arc<dyn Clock>,
+        registry: &mut Registry,
+    ) -> Arc<Self> {
         let n = Self {
             sink,
+            events,
+            clock,
             queue: Mutex::default(),
             more: Notify::new(),
             sent: Family::default(),
@@ -118,19 +129,26 @@ impl Notifier {
     async fn send(&self, ws: &str, batch: Vec<serde_json::Value>) {
         let n = batch.len() as u64;
         let label = WorkspaceLabel { workspace: ws.to_owned() };
-        match tokio::time::timeout(SEND_TIMEOUT, self.sink.send(ws, serde_json::Value::Array(batch))).await {
+        let error = match tokio::time::timeout(SEND_TIMEOUT, self.sink.send(ws, serde_json::Value::Array(batch))).await
+        {
             Ok(Ok(())) => {
                 self.sent.get_or_create(&label).inc_by(n);
+                return;
             }
-            Ok(Err(e)) => {
-                self.errors.get_or_create(&label).inc_by(n);
-                tracing::warn!(workspace = %ws, alerts = n, error = %e, "Sending alerts to the Alertmanager failed.");
-            }
-            Err(_) => {
-                self.errors.get_or_create(&label).inc_by(n);
-                tracing::warn!(workspace = %ws, alerts = n, "Sending alerts to the Alertmanager timed out.");
-            }
-        }
+            Ok(Err(e)) => e.message,
+            Err(_) => format!("timed out after {SEND_TIMEOUT:?}"),
+        };
+        self.errors.get_or_create(&label).inc_by(n);
+        tracing::warn!(workspace = %ws, alerts = n, error = %error, "Sending alerts to the Alertmanager failed.");
+        let count = n.to_string();
+        self.events.record(WorkspaceEvent::new(
+            ws,
+            "ruler",
+            self.clock.now_ms(),
+            "ERROR",
+            "Error sending alerts",
+            &[("count", &count), ("err", &error)],
+        ));
     }
 }
 
@@ -286,10 +304,44 @@ mod tests {
         }
     }
 
+    #[derive(Debug, Default)]
+    struct Events(Mutex<Vec<WorkspaceEvent>>);
+
+    impl EventSink for Events {
+        fn record(&self, event: WorkspaceEvent) {
+            self.0.lock().unwrap().push(event);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_send_is_counted_and_recorded_as_the_workspaces_event() {
+        // Nothing listens on the port: the post fails.
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let client = AlertmanagerClient::new(Some(format!("http://127.0.0.1:{port}")), HashMap::new()).unwrap();
+        let events = Arc::new(Events::default());
+        let mut registry = Registry::default();
+        let n = Notifier::new(Arc::new(client), events.clone(), Arc::new(common::clock::SystemClock), &mut registry);
+        n.enqueue("ws-1", vec![serde_json::json!({"labels": {"alertname": "A"}}); 3]);
+        let shutdown = CancellationToken::new();
+        shutdown.cancel();
+        n.clone().run(shutdown).await;
+        assert_eq!(n.errors.get_or_create(&WorkspaceLabel { workspace: "ws-1".into() }).get(), 3);
+        let events = events.0.lock().unwrap();
+        assert_eq!(events.len(), 1);
+        assert_eq!((events[0].workspace_id.as_str(), events[0].message["count"].as_str()), ("ws-1", "3"));
+        assert_eq!(events[0].message["log"], "Error sending alerts");
+        assert!(events[0].message["err"].contains(&format!("127.0.0.1:{port}/api/v2/alerts")), "{events:?}");
+    }
+
     #[tokio::test]
     async fn batches_are_per_workspace_in_order_and_the_oldest_are_dropped_when_full() {
         let sink = Arc::new(Capture::default());
-        let n = Notifier::new(sink.clone(), &mut Registry::default());
+        let n = Notifier::new(
+            sink.clone(),
+            Arc::new(common::events::NoEvents),
+            Arc::new(common::clock::SystemClock),
+            &mut Registry::default(),
+        );
         n.enqueue("a", vec![serde_json::json!({}); 300]);
         n.enqueue("b", vec![serde_json::json!({}); 2]);
         n.enqueue("a", vec![serde_json::json!({}); 1]);

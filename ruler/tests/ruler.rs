@@ -109,7 +109,18 @@ impl AlertSink for FakeAlertmanager {
     }
 }
 
+/// Records the workspace events.
+#[derive(Debug, Default)]
+struct FakeEvents(Mutex<Vec<common::events::WorkspaceEvent>>);
+
+impl common::events::EventSink for FakeEvents {
+    fn record(&self, event: common::events::WorkspaceEvent) {
+        self.0.lock().unwrap().push(event);
+    }
+}
+
 struct Fixture {
+    events: Arc<FakeEvents>,
     store: Arc<MemoryControlStore>,
     engine: Arc<FakeEngine>,
     appender: Arc<FakeAppender>,
@@ -139,6 +150,7 @@ fn fixture_with(config: RulerConfig, run: bool) -> Fixture {
     let appender = Arc::new(FakeAppender::default());
     let reader = Arc::new(FakeReader::default());
     let alertmanager = Arc::new(FakeAlertmanager::default());
+    let events = Arc::new(FakeEvents::default());
     let mut registry = Registry::default();
     let seams = RulerSeams {
         store: store.clone(),
@@ -150,13 +162,14 @@ fn fixture_with(config: RulerConfig, run: bool) -> Fixture {
         clock: Arc::new(SystemClock),
         owner: Arc::new(AllGroups),
         alerts: alertmanager.clone(),
+        events: events.clone(),
     };
     let ruler = Ruler::new(seams, RulerConfig { sync_interval: Duration::from_millis(50), ..config }, &mut registry);
     let shutdown = tokio_util::sync::CancellationToken::new();
     if run {
         tokio::spawn(ruler.clone().run(shutdown.clone()));
     }
-    Fixture { store, engine, appender, reader, alertmanager, ruler, registry, shutdown }
+    Fixture { events, store, engine, appender, reader, alertmanager, ruler, registry, shutdown }
 }
 
 /// The workspace's record, `ACTIVE` (the ruler evaluates only those).
@@ -354,6 +367,21 @@ async fn errors_fail_the_rule_and_write_nothing() {
             (RuleHealth::Ok, None),
         ]
     );
+    // Each failure is one of the workspace's events, in AMP's shape.
+    let events = f.events.0.lock().unwrap().clone();
+    let limit = events.iter().find(|e| e.message["name"] == "many").expect("an event of the failed rule");
+    let json = serde_json::to_value(limit).unwrap();
+    assert_eq!(json["workspaceId"], WS);
+    assert_eq!(json["component"], "ruler");
+    assert_eq!(
+        json["message"],
+        serde_json::json!({
+            "log": "Evaluating rule failed", "level": "ERROR", "namespace": "ns", "group": "g", "name": "many",
+            "err": "exceeded limit of 2 with 3 series"
+        })
+    );
+    assert!(chrono::DateTime::parse_from_rfc3339(json["time"].as_str().unwrap()).is_ok(), "{json}");
+    assert!(events.iter().all(|e| e.message["name"] != "scalar"), "no event for the rule that worked");
 }
 
 #[tokio::test]

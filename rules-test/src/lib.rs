@@ -186,6 +186,7 @@ impl GroupRun<'_> {
             clock: Arc::new(common::clock::SystemClock),
             owner: Arc::new(ruler::AllGroups),
             alerts: Arc::new(NoAlertmanager),
+            events: Arc::new(common::events::NoEvents),
         };
         let config = RulerConfig {
             external_labels: tg.external_labels.clone(),

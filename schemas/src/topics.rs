@@ -4,9 +4,14 @@
 //! |---|---|---|---|
 //! | `promlake.ws.<workspaceId>.samples` | none (the partition is `series_id % partitions`) | [`crate::stream::WriteBatch`] | delete (retention) |
 //! | `_control` | resource ARN (UTF-8) | resource JSON; tombstone = deleted | compact |
+//! | `_events` | workspace id (UTF-8) | a workspace event's JSON (`common::events::WorkspaceEvent`) | delete (retention) |
 
 /// The compacted control-plane topic, keyed by resource ARN.
 pub const CONTROL_TOPIC: &str = "_control";
+
+/// The workspaces' events (rule evaluation failures, notification errors),
+/// keyed by workspace id.
+pub const EVENTS_TOPIC: &str = "_events";
 
 /// The prefix of every workspace's samples topic.
 pub const WORKSPACE_TOPIC_PREFIX: &str = "promlake.ws.";

@@ -380,3 +380,59 @@ async fn a_restart_in_the_middle_of_for_fires_when_prometheus_does() {
         "Prometheus fired at {prom_fired}, PromLake at {lake_fired}"
     );
 }
+
+/// A rule that fails and alerts that cannot be sent are recorded as the
+/// workspace's events in the `_events` topic, in AMP's log shape.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_are_recorded_as_the_workspaces_events() {
+    const RULES: &str = "groups:
+  - name: broken
+    interval: 1s
+    rules:
+      - record: same
+        expr: load
+        labels: {instance: same}
+      - alert: Always
+        expr: vector(1)
+";
+    let dir = tempfile::tempdir().unwrap();
+    // Nothing listens there: every send fails.
+    let dead = crate::harness::free_port();
+    let config = dir.path().join("promlake.toml");
+    std::fs::write(
+        &config,
+        format!("[ruler]\nevaluation_interval_seconds = 1\nalertmanager_url = \"http://127.0.0.1:{dead}\"\n"),
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let mut server = TestServer::spawn_with(&data, &["--config", config.to_str().unwrap()]);
+    let ws = server.create_workspace("events").await;
+    server.create_rule_groups_namespace(&ws, "ns", RULES).await;
+    let targets = [format!("{}/workspaces/{ws}/api/v1/remote_write", server.url)];
+    write_for(&client(), &targets, &[("a", 1.0), ("b", 2.0)], 4000).await;
+    assert!(server.terminate().success());
+
+    let log = log_embedded::EmbeddedLog::open(&data.join("log"), log_embedded::EmbeddedLogConfig::default()).unwrap();
+    let fetched = common::log::Log::fetch(&*log, schemas::topics::EVENTS_TOPIC, 0, 0, 16 << 20, Duration::ZERO)
+        .await
+        .expect("the _events topic");
+    let events: Vec<Value> = fetched
+        .records
+        .iter()
+        .map(|r| {
+            assert_eq!(r.key.as_deref(), Some(ws.as_bytes()), "keyed by workspace");
+            serde_json::from_slice(r.value.as_deref().unwrap()).unwrap()
+        })
+        .collect();
+    let failed = events.iter().find(|e| e["message"]["log"] == "Evaluating rule failed").expect("a rule failure");
+    assert_eq!(failed["workspaceId"], ws.as_str());
+    assert_eq!(failed["component"], "ruler");
+    assert_eq!(failed["message"]["name"], "same");
+    assert_eq!(failed["message"]["namespace"], "ns");
+    assert_eq!(failed["message"]["group"], "broken");
+    assert_eq!(failed["message"]["err"], "vector contains metrics with the same labelset after applying rule labels");
+    let send = events.iter().find(|e| e["message"]["log"] == "Error sending alerts").expect("a send failure");
+    assert_eq!(send["message"]["level"], "ERROR");
+    assert!(send["message"]["err"].as_str().unwrap().contains(&dead.to_string()), "{send}");
+    common::log::Log::close(&*log).await.unwrap();
+}
