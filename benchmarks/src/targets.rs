@@ -159,6 +159,23 @@ impl Target {
         promlake_config: &str,
         extra_args: &[&str],
     ) -> anyhow::Result<Target> {
+        Target::start_configured(kind, bins, tmp_root, promlake_config, None, extra_args).await
+    }
+
+    /// [`Target::start_with_args`], with `prometheus_config` (YAML) as
+    /// Prometheus's config file instead of the default one (e.g. with
+    /// `rule_files`).
+    ///
+    /// # Errors
+    /// When the binary is missing, exits, or is not ready within 60 s.
+    pub async fn start_configured(
+        kind: Kind,
+        bins: &Binaries,
+        tmp_root: Option<&Path>,
+        promlake_config: &str,
+        prometheus_config: Option<&str>,
+        extra_args: &[&str],
+    ) -> anyhow::Result<Target> {
         let dir = match tmp_root {
             Some(root) => tempfile::Builder::new().prefix(kind.name()).tempdir_in(root),
             None => tempfile::Builder::new().prefix(kind.name()).tempdir(),
@@ -203,7 +220,7 @@ impl Target {
             Kind::Prometheus => {
                 let port = free_port()?;
                 let config = dir.path().join("prometheus.yml");
-                std::fs::write(&config, "global:\n  scrape_interval: 15s\n")?;
+                std::fs::write(&config, prometheus_config.unwrap_or("global:\n  scrape_interval: 15s\n"))?;
                 let child = Command::new(bins.reference.join("prometheus"))
                     .arg(format!("--config.file={}", config.display()))
                     .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))

@@ -52,6 +52,71 @@ pub(crate) struct GroupSpec {
     pub(crate) group: RuleGroup,
     /// The interval in effect (the group's, else the default), ms.
     pub(crate) interval_ms: i64,
+    /// Per rule: whether a later rule of the group may read what it writes
+    /// (only then does the rule wait for its samples to be readable).
+    read_later: Vec<bool>,
+}
+
+impl GroupSpec {
+    pub(crate) fn new(group: RuleGroup, interval_ms: i64) -> Self {
+        let read_later = read_later(&group.rules);
+        Self { group, interval_ms, read_later }
+    }
+}
+
+/// The metric names an expression selects; `None` when it may select any
+/// (a selector without a fixed name, `info`, an unparsable expression).
+fn selected_names(expr: &str) -> Option<HashSet<String>> {
+    use promql_parser::label::MatchOp as Op;
+    use promql_parser::parser::Expr;
+    fn walk(e: &Expr, out: &mut HashSet<String>) -> bool {
+        match e {
+            Expr::Aggregate(a) => walk(&a.expr, out) && a.param.as_ref().is_none_or(|p| walk(p, out)),
+            Expr::Unary(u) => walk(&u.expr, out),
+            Expr::Binary(b) => walk(&b.lhs, out) && walk(&b.rhs, out),
+            Expr::Paren(p) => walk(&p.expr, out),
+            Expr::Subquery(s) => walk(&s.expr, out),
+            Expr::NumberLiteral(_) | Expr::StringLiteral(_) => true,
+            Expr::VectorSelector(vs) => selector(vs, out),
+            Expr::MatrixSelector(ms) => selector(&ms.vs, out),
+            Expr::Call(c) => c.func.name != "info" && c.args.args.iter().all(|a| walk(a, out)),
+            Expr::Extension(_) => false,
+        }
+    }
+    fn selector(vs: &promql_parser::parser::VectorSelector, out: &mut HashSet<String>) -> bool {
+        let fixed = vs.name.clone().or_else(|| {
+            if !vs.matchers.or_matchers.is_empty() {
+                return None;
+            }
+            vs.matchers.matchers.iter().find(|m| m.name == "__name__" && m.op == Op::Equal).map(|m| m.value.clone())
+        });
+        fixed.map(|n| out.insert(n)).is_some()
+    }
+    let parsed = promql_parser::parser::parse(expr).ok()?;
+    let mut out = HashSet::new();
+    walk(&parsed, &mut out).then_some(out)
+}
+
+/// For each rule, whether a later rule may read its output: its recorded
+/// metric (or `ALERTS`/`ALERTS_FOR_STATE` for an alerting rule) is
+/// selected by a later expression, or a later one may select anything
+/// (an alerting rule whose templates call `query` counts as such).
+fn read_later(rules: &[Rule]) -> Vec<bool> {
+    let reads: Vec<Option<HashSet<String>>> = rules
+        .iter()
+        .map(|r| {
+            let queries = r.labels.values().chain(r.annotations.values()).any(|t| t.contains("query"));
+            if queries { None } else { selected_names(&r.expr) }
+        })
+        .collect();
+    rules
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let writes: &[&str] = if r.is_alerting() { &["ALERTS", "ALERTS_FOR_STATE"] } else { &[r.name()] };
+            reads[i + 1..].iter().any(|names| names.as_ref().is_none_or(|n| writes.iter().any(|w| n.contains(*w))))
+        })
+        .collect()
 }
 
 /// The series each rule wrote in its last evaluation, by rule identity
@@ -302,7 +367,7 @@ impl ManualGroup {
     ) -> Self {
         let key =
             GroupKey { workspace_id: workspace_id.into(), namespace: namespace.into(), group: group.name.clone() };
-        let spec = GroupSpec { group, interval_ms };
+        let spec = GroupSpec::new(group, interval_ms);
         let state = GroupState::new(&key, &spec, &mut PreviousSeries::default(), true);
         let mut registry = Registry::default();
         let notifier = Notifier::new(seams.alerts.clone(), seams.events.clone(), seams.clock.clone(), &mut registry);
@@ -566,6 +631,9 @@ impl Evaluator {
         let position = self.seams.appender.append(ws, output).await.map_err(|e| e.message)?;
         let appended = t0.elapsed();
         self.state.lock().unwrap_or_else(|p| p.into_inner()).rules[i].series = returned;
+        if !self.spec.read_later[i] {
+            return Ok(());
+        }
         if let Err(SeamError { kind, message }) =
             self.seams.reader.wait_until_readable(ws, &position, self.config.wait_timeout).await
             && kind != ErrorKind::NotFound
@@ -852,6 +920,39 @@ mod tests {
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
         assert_eq!(&*out, want.as_slice());
+    }
+
+    #[test]
+    fn a_rule_waits_only_when_a_later_rule_may_read_it() {
+        let file = rulefmt::parse(
+            br#"groups:
+  - name: g
+    rules:
+      - record: a
+        expr: sum(x)
+      - record: b
+        expr: rate(a[5m]) * on() group_left sum(y)
+      - record: c
+        expr: z
+      - alert: A
+        expr: c > 1
+      - record: d
+        expr: count(ALERTS)
+      - record: e
+        expr: '{job="x"}'
+      - record: f
+        expr: up
+"#,
+        )
+        .unwrap();
+        let spec = GroupSpec::new(file.groups[0].clone(), 1000);
+        // a: read by b; b: by e (any name); c: by A; A: by d; d: by e; e: f
+        // reads only `up`; f: last.
+        assert_eq!(spec.read_later, [true, true, true, true, true, false, false]);
+        assert_eq!(selected_names("sum(rate(a[5m])) / b"), Some(["a".to_owned(), "b".to_owned()].into()));
+        assert_eq!(selected_names("{__name__=\"a\", job=\"x\"}"), Some(["a".to_owned()].into()));
+        assert_eq!(selected_names("{__name__=~\"a.*\"}"), None);
+        assert_eq!(selected_names("info(up)"), None);
     }
 
     #[test]

@@ -27,7 +27,9 @@
 //! - Rules run in file order, each after the previous one's samples are
 //!   readable (`SampleReader::wait_until_readable`, best effort: after
 //!   [`RulerConfig::wait_timeout`] the next rule runs anyway, with a
-//!   warning), so later rules see earlier results.
+//!   warning), so later rules see earlier results. A rule no later rule of
+//!   its group can read (none selects its metric, and none selects an
+//!   unknown one) does not wait.
 //! - A recording rule's output goes through the log like ingested samples
 //!   (stored in the tables, visible in the stream); a series it produced
 //!   last time and not this time gets a staleness marker, and so do all of
@@ -328,7 +330,7 @@ impl Ruler {
                     .interval_ms
                     .filter(|i| *i > 0)
                     .unwrap_or(i64::try_from(self.config.default_interval.as_millis()).unwrap_or(60_000));
-                desired.insert(key, GroupSpec { group: g, interval_ms });
+                desired.insert(key, GroupSpec::new(g, interval_ms));
             }
         }
         self.parsed.lock().unwrap_or_else(|p| p.into_inner()).retain(|arn, _| seen.contains(arn));
