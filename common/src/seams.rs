@@ -214,7 +214,9 @@ pub trait SampleReader: Send + Sync + std::fmt::Debug + 'static {
 
     /// Waits until the records at `position` are readable through
     /// [`SampleReader::select`] (applied to a worker's head, or committed),
-    /// or `timeout` passes: what a reader needs to see its own writes. By
+    /// or `timeout` passes: what a reader needs to see its own writes. The
+    /// stream workers wait only on the partitions this process owns
+    /// (others are read from the tables once their owner commits). By
     /// default, as [`SampleReader::wait_for_position`].
     async fn wait_until_readable(
         &self,

@@ -6,12 +6,13 @@
 //! a reason to slow or fail an evaluation.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
 use common::events::{EventSink, WorkspaceEvent};
 use common::log::{CleanupPolicy, Log, LogResult, Record, TopicSpec};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::registry::Registry;
 use schemas::topics::EVENTS_TOPIC;
 use tokio::sync::mpsc;
 
@@ -24,18 +25,19 @@ const BATCH: usize = 500;
 #[derive(Debug)]
 pub struct LogEvents {
     tx: mpsc::Sender<WorkspaceEvent>,
-    dropped: Arc<AtomicU64>,
+    dropped: Counter,
 }
 
 impl LogEvents {
     /// Creates the `_events` topic if needed (records kept `retention`) and
     /// starts appending; the task ends when every `LogEvents` is dropped,
-    /// after appending what was queued.
+    /// after appending what was queued. `promlake_events_dropped_total`
+    /// counts what a full queue dropped.
     ///
     /// # Errors
     ///
     /// The topic cannot be created.
-    pub async fn start(log: Arc<dyn Log>, retention: Duration) -> LogResult<Arc<Self>> {
+    pub async fn start(log: Arc<dyn Log>, retention: Duration, registry: &mut Registry) -> LogResult<Arc<Self>> {
         log.ensure_topic(EVENTS_TOPIC, TopicSpec { partitions: 1, cleanup: CleanupPolicy::Delete { retention } })
             .await?;
         let (tx, mut rx) = mpsc::channel::<WorkspaceEvent>(QUEUE);
@@ -59,19 +61,20 @@ impl LogEvents {
                 }
             }
         });
-        Ok(Arc::new(Self { tx, dropped: Arc::default() }))
-    }
-
-    /// Events dropped because the queue was full.
-    pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
+        let dropped = Counter::default();
+        registry.register(
+            "promlake_events_dropped",
+            "Workspace events dropped because the queue was full.",
+            dropped.clone(),
+        );
+        Ok(Arc::new(Self { tx, dropped }))
     }
 }
 
 impl EventSink for LogEvents {
     fn record(&self, event: WorkspaceEvent) {
         if self.tx.try_send(event).is_err() {
-            let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            let n = self.dropped.inc() + 1;
             if n.is_power_of_two() {
                 tracing::warn!(dropped = n, "The workspace event queue is full; dropping events.");
             }

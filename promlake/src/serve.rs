@@ -219,15 +219,18 @@ impl Server {
         // one-process deployment; in a scaled-out one each worker process
         // evaluates the groups that fall on the partitions it owns.
         if let Some(workers) = &workers {
-            let owner: Arc<dyn ruler::GroupOwner> = if args.role == Role::All {
-                Arc::new(ruler::AllGroups)
-            } else {
-                Arc::new(WorkerGroups(workers.clone()))
-            };
+            // The partitions' owner evaluates: every group where one process
+            // owns every partition, a share of them in each of several.
+            let owner: Arc<dyn ruler::GroupOwner> = Arc::new(WorkerGroups(workers.clone()));
             let reader: Arc<dyn common::seams::SampleReader> = workers.clone();
+            // Subqueries without a step use the evaluation interval, as
+            // Prometheus's rules do.
             let engine = query_service::seam::RuleEngine::new(
                 query_service::engine::Engine::new(reader.clone()),
                 overrides.clone(),
+            )
+            .with_subquery_step(
+                i64::try_from(config.ruler.evaluation_interval_seconds.max(1).saturating_mul(1000)).unwrap_or(60_000),
             );
             let seams = ruler::RulerSeams {
                 store: store.clone(),
@@ -246,6 +249,7 @@ impl Server {
                 events: control_plane::LogEvents::start(
                     log.clone(),
                     Duration::from_secs(config.workspaces.log_retention_hours * 3600),
+                    &mut registry,
                 )
                 .await
                 .context("creating the events topic")?,

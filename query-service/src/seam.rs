@@ -16,12 +16,22 @@ use crate::engine::{DEFAULT_LOOKBACK_MS, Engine, QueryError, QueryRequest, Query
 pub struct RuleEngine {
     engine: Engine,
     overrides: Arc<Overrides>,
+    subquery_step_ms: i64,
 }
 
 impl RuleEngine {
-    /// Evaluates with `engine` under the limits of `overrides`.
+    /// Evaluates with `engine` under the limits of `overrides`; subqueries
+    /// without a step use [`crate::engine::DEFAULT_SUBQUERY_STEP_MS`].
     pub fn new(engine: Engine, overrides: Arc<Overrides>) -> Self {
-        Self { engine, overrides }
+        Self { engine, overrides, subquery_step_ms: crate::engine::DEFAULT_SUBQUERY_STEP_MS }
+    }
+
+    /// Subqueries without a step use `ms` (Prometheus: the global
+    /// `evaluation_interval`).
+    #[must_use]
+    pub fn with_subquery_step(mut self, ms: i64) -> Self {
+        self.subquery_step_ms = ms.max(1);
+        self
     }
 }
 
@@ -34,6 +44,7 @@ impl PromqlEngine for RuleEngine {
             end_ms: time_ms,
             step_ms: 1,
             lookback_ms: DEFAULT_LOOKBACK_MS,
+            subquery_step_ms: self.subquery_step_ms,
             instant: true,
             limits: (*self.overrides.query(workspace_id)).clone(),
             timeout: None,

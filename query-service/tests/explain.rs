@@ -35,6 +35,7 @@ async fn explain(query: &str) -> String {
         end_ms: 7_200_000,
         step_ms: 60_000,
         lookback_ms: 300_000,
+        subquery_step_ms: query_service::engine::DEFAULT_SUBQUERY_STEP_MS,
         instant: false,
         limits: common::limits::QueryLimits::default(),
         timeout: None,

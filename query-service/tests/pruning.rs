@@ -118,6 +118,7 @@ fn instant(query: &str, at_ms: i64) -> QueryRequest {
         end_ms: at_ms,
         step_ms: 1000,
         lookback_ms: 300_000,
+        subquery_step_ms: query_service::engine::DEFAULT_SUBQUERY_STEP_MS,
         instant: true,
         limits: QueryLimits::default(),
         timeout: None,

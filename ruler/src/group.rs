@@ -342,8 +342,8 @@ fn status_of(state: &Mutex<GroupState>) -> GroupStatus {
 
 /// A group evaluated at the times its caller chooses, as `promtool test
 /// rules` evaluates groups: no schedule, alerting rules restored from the
-/// start (they write `ALERTS` at once). The alerts due are queued in a
-/// notifier of its own that never sends.
+/// start (they write `ALERTS` at once). The alerts due go to
+/// `seams.alerts` through a notifier of its own.
 pub struct ManualGroup {
     evaluator: Evaluator,
 }
@@ -356,7 +356,8 @@ impl std::fmt::Debug for ManualGroup {
 
 impl ManualGroup {
     /// The group `group` of `namespace` in `workspace_id`, reading and
-    /// writing through `seams` (its `owner`, `clock` and `store` unused).
+    /// writing through `seams` (its `owner` and `store` unused; `clock`
+    /// only timestamps events).
     pub fn new(
         workspace_id: &str,
         namespace: &str,

@@ -29,7 +29,10 @@
 //!   [`RulerConfig::wait_timeout`] the next rule runs anyway, with a
 //!   warning), so later rules see earlier results. A rule no later rule of
 //!   its group can read (none selects its metric, and none selects an
-//!   unknown one) does not wait.
+//!   unknown one) does not wait. In a scaled-out deployment this holds for
+//!   the output on partitions this worker owns; output on another worker's
+//!   partitions is seen once that worker flushes it to the tables (its
+//!   `flush_interval_ms`).
 //! - A recording rule's output goes through the log like ingested samples
 //!   (stored in the tables, visible in the stream); a series it produced
 //!   last time and not this time gets a staleness marker, and so do all of
@@ -69,8 +72,8 @@
 //!   recorded as the workspace's events (`RulerSeams::events`: AMP's log
 //!   shape, component `ruler`) besides being counted in `/metrics`.
 //!
-//! Not built yet: the rules and alerts APIs of a scaled-out deployment's
-//! query processes (they do not see the workers' rules).
+//! Not built yet: a scaled-out deployment's rules and alerts APIs show
+//! each worker's own groups (no process merges them).
 
 mod alerting;
 mod group;

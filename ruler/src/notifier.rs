@@ -1,7 +1,7 @@
 //! Delivery of the ruler's alerts, as Prometheus's notifier: alerts are
-//! queued (capacity [`QUEUE_CAPACITY`], the oldest dropped when full) and
-//! sent in batches of at most [`MAX_BATCH`] of one workspace through the
-//! [`AlertSink`] seam, in order. A failed send is counted and logged, not
+//! queued per workspace (capacity [`QUEUE_CAPACITY`] each, the oldest
+//! dropped when full) and sent by the workspace's own sender in batches of
+//! at most [`MAX_BATCH`] through the [`AlertSink`] seam, in order. A failed send is counted and logged, not
 //! retried: the rules re-send firing alerts every resend delay and keep a
 //! resolved one for 15 minutes.
 
@@ -36,14 +36,25 @@ struct WorkspaceLabel {
     workspace: String,
 }
 
-/// The queue of alerts waiting to be sent and its sender.
+/// One workspace's alerts waiting to be sent.
+#[derive(Debug, Default)]
+struct WorkspaceQueue {
+    alerts: Mutex<VecDeque<serde_json::Value>>,
+    more: Notify,
+}
+
+/// The queues of alerts waiting to be sent, one per workspace, each with
+/// its own sender task: a slow or unreachable Alertmanager of one
+/// workspace never delays another's alerts.
 #[derive(Debug)]
 pub struct Notifier {
     sink: Arc<dyn AlertSink>,
     events: Arc<dyn EventSink>,
     clock: Arc<dyn Clock>,
-    queue: Mutex<VecDeque<(String, serde_json::Value)>>,
-    more: Notify,
+    queues: Mutex<HashMap<String, Arc<WorkspaceQueue>>>,
+    senders: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// Cancelled at shutdown: the senders send what is queued, then end.
+    stop: CancellationToken,
     sent: Family<WorkspaceLabel, Counter>,
     errors: Family<WorkspaceLabel, Counter>,
     dropped: Counter,
@@ -51,8 +62,10 @@ pub struct Notifier {
 }
 
 impl Notifier {
-    /// A notifier sending through `sink`; its metrics are registered in
-    /// `registry`. Run [`Notifier::run`] to send.
+    /// A notifier sending through `sink` (failures recorded in `events`);
+    /// its metrics are registered in `registry`. Senders start with the
+    /// first alerts of each workspace; [`Notifier::run`] stops them at
+    /// shutdown.
     pub fn new(
         sink: Arc<dyn AlertSink>,
         events: Arc<dyn EventSink>,
@@ -63,66 +76,91 @@ impl Notifier {
             sink,
             events,
             clock,
-            queue: Mutex::default(),
-            more: Notify::new(),
+            queues: Mutex::default(),
+            senders: Mutex::default(),
+            stop: CancellationToken::new(),
             sent: Family::default(),
             errors: Family::default(),
             dropped: Counter::default(),
             queue_length: Gauge::default(),
         };
         let r = registry.sub_registry_with_prefix("promlake_notifications");
-        r.register("sent", "Alerts sent to an Alertmanager.", n.sent.clone());
+        r.register(
+            "sent",
+            "Alerts handed to the workspace's Alertmanager (none configured: discarded).",
+            n.sent.clone(),
+        );
         r.register("errors", "Alerts whose sending failed.", n.errors.clone());
-        r.register("dropped", "Alerts dropped because the queue was full.", n.dropped.clone());
+        r.register("dropped", "Alerts dropped because a workspace's queue was full.", n.dropped.clone());
         r.register("queue_length", "Alerts waiting to be sent.", n.queue_length.clone());
         Arc::new(n)
     }
 
-    /// Queues alerts of a workspace (Alertmanager v2 `postableAlert`s).
-    pub(crate) fn enqueue(&self, workspace_id: &str, alerts: Vec<serde_json::Value>) {
+    /// Queues alerts of a workspace (Alertmanager v2 `postableAlert`s); the
+    /// oldest are dropped beyond [`QUEUE_CAPACITY`] for the workspace.
+    pub(crate) fn enqueue(self: &Arc<Self>, workspace_id: &str, alerts: Vec<serde_json::Value>) {
         if alerts.is_empty() {
             return;
         }
-        let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
-        queue.extend(alerts.into_iter().map(|a| (workspace_id.to_owned(), a)));
-        let over = queue.len().saturating_sub(QUEUE_CAPACITY);
+        let queue = {
+            let mut queues = self.queues.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(q) = queues.get(workspace_id) {
+                q.clone()
+            } else {
+                let q = Arc::new(WorkspaceQueue::default());
+                queues.insert(workspace_id.to_owned(), q.clone());
+                let sender = tokio::spawn(self.clone().send_loop(workspace_id.to_owned(), q.clone()));
+                self.senders.lock().unwrap_or_else(|p| p.into_inner()).push(sender);
+                q
+            }
+        };
+        let added = alerts.len() as i64;
+        let mut pending = queue.alerts.lock().unwrap_or_else(|p| p.into_inner());
+        pending.extend(alerts);
+        let over = pending.len().saturating_sub(QUEUE_CAPACITY);
         if over > 0 {
-            queue.drain(..over);
+            pending.drain(..over);
             self.dropped.inc_by(over as u64);
-            tracing::warn!(dropped = over, "The alert notification queue is full; dropping the oldest alerts.");
+            tracing::warn!(workspace = %workspace_id, dropped = over, "The alert notification queue is full; dropping the oldest alerts.");
         }
-        self.queue_length.set(queue.len() as i64);
-        drop(queue);
-        self.more.notify_one();
+        drop(pending);
+        self.queue_length.inc_by(added - over as i64);
+        queue.more.notify_one();
     }
 
-    /// The next batch: the oldest alert's workspace, its alerts from the
-    /// front of the queue, at most [`MAX_BATCH`].
-    fn next_batch(&self) -> Option<(String, Vec<serde_json::Value>)> {
-        let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
-        let ws = queue.front()?.0.clone();
-        let mut batch = Vec::new();
-        while batch.len() < MAX_BATCH && queue.front().is_some_and(|(w, _)| *w == ws) {
-            batch.push(queue.pop_front().map(|(_, a)| a).unwrap_or_default());
-        }
-        self.queue_length.set(queue.len() as i64);
-        Some((ws, batch))
-    }
-
-    /// Sends queued alerts until `shutdown`, then what is still queued
-    /// (Prometheus drains its queue on shutdown).
+    /// Waits for `shutdown`, then lets every sender send what is queued
+    /// (Prometheus drains its queue on shutdown) and waits for them.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        shutdown.cancelled().await;
+        self.stop.cancel();
+        let senders: Vec<_> = self.senders.lock().unwrap_or_else(|p| p.into_inner()).drain(..).collect();
+        for s in senders {
+            let _ = s.await;
+        }
+    }
+
+    /// One workspace's sender: batches of at most [`MAX_BATCH`], in order.
+    async fn send_loop(self: Arc<Self>, workspace_id: String, queue: Arc<WorkspaceQueue>) {
         loop {
-            while let Some((ws, batch)) = self.next_batch() {
-                self.send(&ws, batch).await;
+            loop {
+                let batch: Vec<serde_json::Value> = {
+                    let mut pending = queue.alerts.lock().unwrap_or_else(|p| p.into_inner());
+                    let n = pending.len().min(MAX_BATCH);
+                    pending.drain(..n).collect()
+                };
+                if batch.is_empty() {
+                    break;
+                }
+                self.queue_length.dec_by(batch.len() as i64);
+                self.send(&workspace_id, batch).await;
+            }
+            if self.stop.is_cancelled() {
+                return;
             }
             tokio::select! {
-                () = shutdown.cancelled() => break,
-                () = self.more.notified() => {}
+                () = self.stop.cancelled() => {}
+                () = queue.more.notified() => {}
             }
-        }
-        while let Some((ws, batch)) = self.next_batch() {
-            self.send(&ws, batch).await;
         }
     }
 
@@ -294,12 +332,12 @@ mod tests {
     }
 
     #[derive(Debug, Default)]
-    struct Capture(Mutex<Vec<(String, usize)>>);
+    struct Capture(Mutex<Vec<(String, Vec<serde_json::Value>)>>);
 
     #[async_trait]
     impl AlertSink for Capture {
         async fn send(&self, ws: &str, alerts: serde_json::Value) -> Result<(), SeamError> {
-            self.0.lock().unwrap().push((ws.to_owned(), alerts.as_array().map_or(0, Vec::len)));
+            self.0.lock().unwrap().push((ws.to_owned(), alerts.as_array().cloned().unwrap_or_default()));
             Ok(())
         }
     }
@@ -342,15 +380,61 @@ mod tests {
             Arc::new(common::clock::SystemClock),
             &mut Registry::default(),
         );
-        n.enqueue("a", vec![serde_json::json!({}); 300]);
-        n.enqueue("b", vec![serde_json::json!({}); 2]);
-        n.enqueue("a", vec![serde_json::json!({}); 1]);
+        let numbered = |from: usize, count: usize| (from..from + count).map(|i| serde_json::json!(i)).collect();
+        n.enqueue("a", numbered(0, 300));
+        n.enqueue("b", numbered(0, 2));
+        n.enqueue("a", numbered(300, 1));
+        // Nothing ran yet (one thread): the queue of "c" overflows at once.
+        n.enqueue("c", numbered(0, QUEUE_CAPACITY + 5));
+        assert_eq!(n.dropped.get(), 5);
         let shutdown = CancellationToken::new();
         shutdown.cancel();
         n.clone().run(shutdown).await;
-        assert_eq!(*sink.0.lock().unwrap(), [("a".into(), 256), ("a".into(), 44), ("b".into(), 2), ("a".into(), 1)]);
-        n.enqueue("a", vec![serde_json::json!({}); QUEUE_CAPACITY + 5]);
-        assert_eq!(n.dropped.get(), 5);
-        assert_eq!(n.queue.lock().unwrap().len(), QUEUE_CAPACITY);
+        let got = sink.0.lock().unwrap().clone();
+        for (ws, want) in [("a", 301), ("b", 2), ("c", QUEUE_CAPACITY)] {
+            let batches: Vec<&Vec<serde_json::Value>> = got.iter().filter(|(w, _)| w == ws).map(|(_, b)| b).collect();
+            assert!(batches.iter().all(|b| b.len() <= MAX_BATCH), "{ws}");
+            let flat: Vec<u64> = batches.iter().flat_map(|b| b.iter().map(|v| v.as_u64().unwrap())).collect();
+            let first = if ws == "c" { 5 } else { 0 };
+            assert_eq!(flat, (first..first + want as u64).collect::<Vec<_>>(), "{ws}: in order, oldest dropped");
+        }
+        assert_eq!(n.queue_length.get(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_dead_alertmanager_does_not_delay_other_workspaces() {
+        // A listener that accepts and never answers: sends to it hang.
+        let hang = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let hang_port = hang.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((s, _)) = hang.accept().await {
+                held.push(s);
+            }
+        });
+        let fine = Arc::new(Capture::default());
+        #[derive(Debug)]
+        struct Route(Arc<Capture>, AlertmanagerClient);
+        #[async_trait]
+        impl AlertSink for Route {
+            async fn send(&self, ws: &str, alerts: serde_json::Value) -> Result<(), SeamError> {
+                if ws == "stuck" { self.1.send(ws, alerts).await } else { self.0.send(ws, alerts).await }
+            }
+        }
+        let stuck = AlertmanagerClient::new(Some(format!("http://127.0.0.1:{hang_port}")), HashMap::new()).unwrap();
+        let n = Notifier::new(
+            Arc::new(Route(fine.clone(), stuck)),
+            Arc::new(common::events::NoEvents),
+            Arc::new(common::clock::SystemClock),
+            &mut Registry::default(),
+        );
+        n.enqueue("stuck", vec![serde_json::json!({})]);
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        n.enqueue("ok", vec![serde_json::json!({})]);
+        let started = std::time::Instant::now();
+        while fine.0.lock().unwrap().is_empty() {
+            assert!(started.elapsed() < std::time::Duration::from_secs(5), "the other workspace waited");
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
     }
 }

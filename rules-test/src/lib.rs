@@ -172,10 +172,11 @@ impl GroupRun<'_> {
         groups.sort_by_key(|(_, g)| self.order.get(&g.name).copied().unwrap_or(0));
 
         let overrides = Arc::new(common::limits::Overrides::new(&common::limits::Limits::default()));
-        let engine: Arc<dyn PromqlEngine> = Arc::new(query_service::seam::RuleEngine::new(
-            query_service::engine::Engine::new(store.clone()),
-            overrides.clone(),
-        ));
+        // As promtool: subqueries without a step use the evaluation interval.
+        let engine: Arc<dyn PromqlEngine> = Arc::new(
+            query_service::seam::RuleEngine::new(query_service::engine::Engine::new(store.clone()), overrides.clone())
+                .with_subquery_step(self.eval_interval),
+        );
         let seams = RulerSeams {
             store: Arc::new(common::control::MemoryControlStore::default()),
             arns: common::arn::ArnScheme { region: "local".into(), account_id: "000000000000".into() },

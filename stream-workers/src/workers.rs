@@ -578,12 +578,18 @@ impl SampleReader for StreamWorkers {
         self.wait_for_all(workspace_id, position, timeout, |p| p.committed).await
     }
 
+    /// Partitions another process owns are not waited on: this process
+    /// reads them from the tables, once their owner commits.
     async fn wait_until_readable(
         &self,
         workspace_id: &str,
         position: &LogPosition,
         timeout: Duration,
     ) -> Result<(), SeamError> {
-        self.wait_for_all(workspace_id, position, timeout, |p| p.readable).await
+        let here: LogPosition = {
+            let applied = lock(&self.owned.applied);
+            position.iter().filter(|(p, _)| applied.contains_key(&(workspace_id.to_owned(), *p))).copied().collect()
+        };
+        self.wait_for_all(workspace_id, &here, timeout, |p| p.readable).await
     }
 }

@@ -175,6 +175,7 @@ impl Call {
             end_ms: end,
             step_ms: step,
             lookback_ms,
+            subquery_step_ms: crate::engine::DEFAULT_SUBQUERY_STEP_MS,
             instant,
             limits,
             timeout,

@@ -16,7 +16,7 @@ use super::respond::{ApiError, success};
 use super::{Call, match_params};
 
 /// What a process that evaluates no rules answers with its empty lists.
-const NO_RULER: &str = "this PromLake process does not evaluate rules (only `--role all` runs the ruler)";
+const NO_RULER: &str = "this PromLake process does not evaluate rules (the ruler runs with the stream workers)";
 
 pub(super) async fn rules(call: Call) -> Result<Response, ApiError> {
     let p = &call.params;

@@ -28,6 +28,8 @@ use self::planner::{PlanSettings, Planned};
 /// The default lookback delta (Prometheus's 5 minutes).
 pub const DEFAULT_LOOKBACK_MS: i64 = 300_000;
 
+pub use planner::DEFAULT_SUBQUERY_STEP_MS;
+
 /// Why a query failed, with its Prometheus error type.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum QueryError {
@@ -144,6 +146,10 @@ pub struct QueryRequest {
     pub step_ms: i64,
     /// Lookback delta, ms.
     pub lookback_ms: i64,
+    /// The step of subqueries that give none (`x[5m:]`), ms: Prometheus's
+    /// global `evaluation_interval` ([`DEFAULT_SUBQUERY_STEP_MS`], 1 m, by
+    /// default).
+    pub subquery_step_ms: i64,
     /// An instant query (a vector result) rather than a range query.
     pub instant: bool,
     /// The workspace's query limits (samples, series, timeout).
@@ -197,6 +203,7 @@ impl Engine {
         let settings = PlanSettings {
             grid: Grid { start_ms: req.start_ms, end_ms: req.end_ms, step_ms: req.step_ms.max(1) },
             lookback_ms: req.lookback_ms,
+            subquery_step_ms: req.subquery_step_ms,
             max_points: req.limits.max_samples,
             name_drop: self.name_drop,
         };

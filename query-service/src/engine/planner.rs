@@ -67,6 +67,8 @@ pub struct PlanSettings {
     pub grid: Grid,
     /// Lookback delta, ms.
     pub lookback_ms: i64,
+    /// The step of subqueries that give none, ms.
+    pub subquery_step_ms: i64,
     /// Most points a subquery's steps may have (the query's `max_samples`;
     /// 0: no limit).
     pub max_points: usize,
@@ -317,7 +319,7 @@ impl Planner {
     fn subquery(&self, sq: &SubqueryExpr) -> Result<(LogicalPlan, TimeShift, i64), QueryError> {
         let shift = self.shift(sq.offset.as_ref(), sq.at.as_ref());
         let range_ms = duration_ms(sq.range);
-        let step = sq.step.map_or(DEFAULT_SUBQUERY_STEP_MS, duration_ms).max(1);
+        let step = sq.step.map_or(self.settings.subquery_step_ms, duration_ms).max(1);
         let g = self.settings.grid;
         let (a, b) = (shift.apply(g.start_ms), shift.apply(g.end_ms));
         let from = a.min(b).saturating_sub(range_ms);
