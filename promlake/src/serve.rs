@@ -219,9 +219,15 @@ impl Server {
         // one-process deployment; in a scaled-out one each worker process
         // evaluates the groups that fall on the partitions it owns.
         if let Some(workers) = &workers {
-            // The partitions' owner evaluates: every group where one process
-            // owns every partition, a share of them in each of several.
-            let owner: Arc<dyn ruler::GroupOwner> = Arc::new(WorkerGroups(workers.clone()));
+            // On Kafka, processes share the partitions (even several `--role
+            // all` ones): a group is evaluated by its partition's owner. On
+            // the embedded log this one process is the only one: all groups,
+            // whether or not a partition's worker is running at the moment.
+            let owner: Arc<dyn ruler::GroupOwner> = if kafka_config.is_some() {
+                Arc::new(WorkerGroups(workers.clone()))
+            } else {
+                Arc::new(ruler::AllGroups)
+            };
             let reader: Arc<dyn common::seams::SampleReader> = workers.clone();
             // Subqueries without a step use the evaluation interval, as
             // Prometheus's rules do.
