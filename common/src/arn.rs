@@ -24,7 +24,12 @@ impl ArnScheme {
 
     /// The ARN prefix of a workspace's rule groups namespaces.
     pub fn rule_groups_namespace_prefix(&self, workspace_id: &str) -> String {
-        format!("arn:aws:aps:{}:{}:rulegroupsnamespace/{workspace_id}/", self.region, self.account_id)
+        format!("{}{workspace_id}/", self.all_rule_groups_namespaces_prefix())
+    }
+
+    /// The ARN prefix of every workspace's rule groups namespaces.
+    pub fn all_rule_groups_namespaces_prefix(&self) -> String {
+        format!("arn:aws:aps:{}:{}:rulegroupsnamespace/", self.region, self.account_id)
     }
 
     /// The resource type of an ARN of this deployment (`Workspace`,

@@ -53,3 +53,12 @@ impl Clock for ManualClock {
         self.now_ms.load(Ordering::SeqCst)
     }
 }
+
+/// A Unix-ms time in RFC 3339, UTC, with milliseconds
+/// (`2026-12-07T03:53:10.123Z`, as go-openapi's `strfmt.DateTime`); empty
+/// for a time chrono cannot represent.
+pub fn rfc3339_millis(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+        .unwrap_or_default()
+}

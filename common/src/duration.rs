@@ -19,38 +19,74 @@ const UNITS: [(&str, i64); 7] = [
 /// nanoseconds), in milliseconds.
 pub const MAX_MS: i64 = i64::MAX / 1_000_000;
 
+/// Why a text is not a Prometheus duration, as `model.ParseDuration`
+/// tells it apart (callers that print Go's messages quote the input).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DurationError {
+    /// `empty duration string`.
+    Empty,
+    /// `not a valid duration string: "…"` (no digits, no unit, a unit out
+    /// of order or repeated, a number too long).
+    Invalid,
+    /// `unknown unit "…" in duration "…"`, with the unit.
+    UnknownUnit(String),
+    /// `duration out of range` (longer than [`MAX_MS`]).
+    OutOfRange,
+}
+
 /// Parses a Prometheus duration, in milliseconds; `None` when `s` is not one
-/// (empty, a unit repeated or out of order, a fraction, longer than
-/// [`MAX_MS`], as Prometheus's "duration out of range").
+/// (see [`parse_checked`] for why).
 pub fn parse(s: &str) -> Option<i64> {
-    if s == "0" {
-        return Some(0);
-    }
-    if s.is_empty() {
-        return None;
+    parse_checked(s).ok()
+}
+
+/// Parses a Prometheus duration, in milliseconds, step for step as
+/// `model.ParseDuration`: digits, then the whole run of non-digits as the
+/// unit, units in order and at most once each, the total within an int64
+/// of nanoseconds.
+///
+/// # Errors
+///
+/// Which of Go's errors the text gets.
+pub fn parse_checked(s: &str) -> Result<i64, DurationError> {
+    match s {
+        "0" => return Ok(0),
+        "" => return Err(DurationError::Empty),
+        _ => {}
     }
     let mut rest = s;
-    let mut next_unit = 0;
-    let mut total: i64 = 0;
+    let mut last_unit = None;
+    let mut ns: u64 = 0;
     while !rest.is_empty() {
         let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
         if digits == 0 {
-            return None;
+            return Err(DurationError::Invalid);
         }
-        let n: i64 = rest[..digits].parse().ok()?;
+        let v: u64 = rest[..digits].parse().map_err(|_| DurationError::Invalid)?;
         rest = &rest[digits..];
-        // "ms" before "m": the longest unit name that matches.
-        let (i, (unit, scale)) = UNITS
-            .iter()
-            .enumerate()
-            .skip(next_unit)
-            .filter(|(_, (u, _))| rest.starts_with(u))
-            .max_by_key(|(_, (u, _))| u.len())?;
-        rest = &rest[unit.len()..];
-        next_unit = i + 1;
-        total = total.checked_add(n.checked_mul(*scale)?)?;
+        let unit_len = rest.bytes().take_while(|b| !b.is_ascii_digit()).count();
+        if unit_len == 0 {
+            return Err(DurationError::Invalid);
+        }
+        let unit = &rest[..unit_len];
+        rest = &rest[unit_len..];
+        let Some((i, (_, ms))) = UNITS.iter().enumerate().find(|(_, (u, _))| *u == unit) else {
+            return Err(DurationError::UnknownUnit(unit.to_owned()));
+        };
+        if last_unit.is_some_and(|last| i <= last) {
+            return Err(DurationError::Invalid);
+        }
+        last_unit = Some(i);
+        let mult = (*ms as u64) * 1_000_000;
+        if v > (1u64 << 63) / mult {
+            return Err(DurationError::OutOfRange);
+        }
+        ns += v * mult;
+        if ns > i64::MAX as u64 {
+            return Err(DurationError::OutOfRange);
+        }
     }
-    (total <= MAX_MS).then_some(total)
+    Ok((ns / 1_000_000) as i64)
 }
 
 /// A duration as Prometheus prints one (`model.Duration.String`): `0s`,
@@ -107,6 +143,10 @@ mod tests {
         assert_eq!(parse("0"), Some(0));
         assert_eq!(parse("0s"), Some(0));
         assert_eq!(parse("292y"), Some(292 * 365 * 86_400_000));
+        assert_eq!(parse_checked("1.5h"), Err(DurationError::UnknownUnit(".".into())));
+        assert_eq!(parse_checked("1h1d"), Err(DurationError::Invalid));
+        assert_eq!(parse_checked("293y"), Err(DurationError::OutOfRange));
+        assert_eq!(parse_checked(""), Err(DurationError::Empty));
         for bad in ["", "5m1h", "1h1h", "1.5h", "5", "-5m", "1x", "m", "99999999999999999999y", "293y"] {
             assert_eq!(parse(bad), None, "{bad:?}");
         }

@@ -46,9 +46,7 @@ impl WorkspaceEvent {
             details.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
         message.insert("log".into(), log.into());
         message.insert("level".into(), level.into());
-        let time = chrono::DateTime::from_timestamp_millis(time_ms)
-            .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
-            .unwrap_or_default();
+        let time = crate::clock::rfc3339_millis(time_ms);
         Self { workspace_id: workspace_id.into(), component: component.into(), time, message }
     }
 }

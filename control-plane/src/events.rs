@@ -51,7 +51,7 @@ impl LogEvents {
                         Some(Record {
                             key: Some(Bytes::from(e.workspace_id.into_bytes())),
                             value: Some(Bytes::from(value)),
-                            timestamp_ms: chrono::Utc::now().timestamp_millis(),
+                            timestamp_ms: common::clock::Clock::now_ms(&common::clock::SystemClock),
                         })
                     })
                     .collect();

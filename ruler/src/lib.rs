@@ -301,20 +301,22 @@ impl Ruler {
     /// The groups every evaluated namespace of an active workspace
     /// defines that this process owns, and those another process owns.
     fn desired(&self) -> (HashMap<GroupKey, GroupSpec>, std::collections::HashSet<GroupKey>) {
-        let prefix =
-            format!("arn:aws:aps:{}:{}:rulegroupsnamespace/", self.seams.arns.region, self.seams.arns.account_id);
+        let prefix = self.seams.arns.all_rule_groups_namespaces_prefix();
         let mut desired = HashMap::new();
         let mut elsewhere = std::collections::HashSet::new();
         let mut seen = std::collections::HashSet::new();
+        // Whether each workspace is active, read once per pass.
+        let mut active: HashMap<String, bool> = HashMap::new();
         for (arn, doc) in self.seams.store.list(&prefix) {
             let Ok(ns) = serde_json::from_value::<RuleGroupsNamespaceRecord>(doc) else { continue };
-            let active = self
-                .seams
-                .store
-                .get(&self.seams.arns.workspace(&ns.workspace_id))
-                .and_then(|w| serde_json::from_value::<common::workspace::WorkspaceRecord>(w).ok())
-                .is_some_and(|w| w.is_active());
-            if !ns.is_evaluated() || !active {
+            let workspace_active = *active.entry(ns.workspace_id.clone()).or_insert_with(|| {
+                self.seams
+                    .store
+                    .get(&self.seams.arns.workspace(&ns.workspace_id))
+                    .and_then(|w| serde_json::from_value::<common::workspace::WorkspaceRecord>(w).ok())
+                    .is_some_and(|w| w.is_active())
+            });
+            if !ns.is_evaluated() || !workspace_active {
                 continue;
             }
             seen.insert(arn.clone());

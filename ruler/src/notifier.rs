@@ -211,10 +211,10 @@ pub(crate) fn postable(
         "generatorURL": generator_url,
     });
     if let Some(t) = alert.fired_at_ms {
-        out["startsAt"] = rfc3339(t).into();
+        out["startsAt"] = common::clock::rfc3339_millis(t).into();
     }
     if let Some(t) = ends_at {
-        out["endsAt"] = rfc3339(t).into();
+        out["endsAt"] = common::clock::rfc3339_millis(t).into();
     }
     out
 }
@@ -227,13 +227,6 @@ pub(crate) fn table_link(expr: &str) -> String {
         &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
     let escaped = percent_encoding::utf8_percent_encode(expr, QUERY_ESCAPE).to_string().replace("%20", "+");
     format!("/graph?g0.expr={escaped}&g0.tab=1")
-}
-
-/// Millisecond RFC 3339 in UTC, as go-openapi's `strfmt.DateTime`.
-fn rfc3339(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
-        .unwrap_or_default()
 }
 
 /// Posts alerts to Alertmanager v2 URLs (`<url>/api/v2/alerts`): one URL

@@ -205,21 +205,6 @@ impl StreamWorkers {
         self.wait_until(workspace_id, partition, offset, timeout, |p| p.committed).await
     }
 
-    /// Waits until `offset` of the workspace's `partition` is readable
-    /// through `select` (applied to the partition's head, or committed).
-    ///
-    /// # Errors
-    /// As [`StreamWorkers::wait_for_offset`].
-    pub async fn wait_for_readable_offset(
-        &self,
-        workspace_id: &str,
-        partition: u32,
-        offset: u64,
-        timeout: Duration,
-    ) -> Result<()> {
-        self.wait_until(workspace_id, partition, offset, timeout, |p| p.readable).await
-    }
-
     /// Waits until every (partition, offset) of `position` is `reached`,
     /// all within `timeout`.
     async fn wait_for_all(

@@ -305,51 +305,16 @@ fn humanize_timestamp(v: f64) -> Result<String, String> {
 /// `model.ParseDuration` (Prometheus durations: `1h30m`, `5d`, `1y`), in
 /// nanoseconds.
 fn parse_model_duration(d: &str) -> Result<u64, String> {
-    match d {
-        "0" => return Ok(0),
-        "" => return Err("empty duration string".into()),
-        _ => {}
-    }
-    let invalid = || format!("not a valid duration string: {}", gofmt::go_quote(d));
-    let mut rest = d;
-    let mut dur: u64 = 0;
-    let mut last_pos = 0;
-    while !rest.is_empty() {
-        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-        if digits == 0 {
-            return Err(invalid());
+    use common::duration::DurationError;
+    let ms = common::duration::parse_checked(d).map_err(|e| match e {
+        DurationError::Empty => "empty duration string".to_owned(),
+        DurationError::Invalid => format!("not a valid duration string: {}", gofmt::go_quote(d)),
+        DurationError::UnknownUnit(u) => {
+            format!("unknown unit {} in duration {}", gofmt::go_quote(&u), gofmt::go_quote(d))
         }
-        let v: u64 = rest[..digits].parse().map_err(|_| invalid())?;
-        rest = &rest[digits..];
-        let unit_len = rest.bytes().take_while(|b| !b.is_ascii_digit()).count();
-        if unit_len == 0 {
-            return Err(invalid());
-        }
-        let unit = &rest[..unit_len];
-        rest = &rest[unit_len..];
-        let (pos, mult): (u32, u64) = match unit {
-            "ms" => (7, 1_000_000),
-            "s" => (6, 1_000_000_000),
-            "m" => (5, 60_000_000_000),
-            "h" => (4, 3_600_000_000_000),
-            "d" => (3, 86_400_000_000_000),
-            "w" => (2, 604_800_000_000_000),
-            "y" => (1, 31_536_000_000_000_000),
-            _ => return Err(format!("unknown unit {} in duration {}", gofmt::go_quote(unit), gofmt::go_quote(d))),
-        };
-        if pos <= last_pos {
-            return Err(invalid());
-        }
-        last_pos = pos;
-        if v > (1u64 << 63) / mult {
-            return Err("duration out of range".into());
-        }
-        dur = dur.saturating_add(v * mult);
-        if dur > i64::MAX as u64 {
-            return Err("duration out of range".into());
-        }
-    }
-    Ok(dur)
+        DurationError::OutOfRange => "duration out of range".to_owned(),
+    })?;
+    Ok(ms.unsigned_abs() * 1_000_000)
 }
 
 fn strip_domain(host_port: &str) -> String {
