@@ -157,7 +157,7 @@ fn index(types: &dyn Types, item: &Value, indexes: &[Value]) -> Result<Value, St
                 }
                 item.index(&Value::Int(x)).map_err(|e| e.to_string())?
             }
-            (Value::Map(m), None | Some(Kind::StringMap | Kind::ArgsMap)) => {
+            (Value::Map(m), None | Some(Kind::StringMap | Kind::ArgsMap | Kind::Kv)) => {
                 let key = match idx {
                     Value::String(k) => k,
                     Value::Nil => return Err("value is nil; should be of type string".into()),
@@ -165,7 +165,7 @@ fn index(types: &dyn Types, item: &Value, indexes: &[Value]) -> Result<Value, St
                 };
                 match m.get(key.as_ref()) {
                     Some(v) => v.clone(),
-                    None if kind == Some(Kind::StringMap) => Value::String(Arc::from("")),
+                    None if kind.is_some_and(Kind::is_string_map) => Value::String(Arc::from("")),
                     None => Value::Nil,
                 }
             }
@@ -262,7 +262,7 @@ pub(crate) fn register(t: &mut FuncTable) {
                 Value::Nil => Err(FnError::Arg(0, "invalid value; expected reflect.Value".into())),
                 Value::Map(_)
                     if c.reg().kind(v).and_then(Kind::struct_fields).is_some()
-                        || matches!(c.reg().kind(v), Some(Kind::Time(_))) =>
+                        || matches!(c.reg().kind(v), Some(Kind::Time(_) | Kind::TimeValue(_) | Kind::Duration(_))) =>
                 {
                     Err(FnError::Call(format!("len of type {}", elem_type(c.reg(), v))))
                 }

@@ -56,6 +56,8 @@ pub(crate) struct ArgInfo {
 
 /// One call site.
 pub(crate) struct Site {
+    /// The source text the site is in (an index into [`Ctx`]'s sources).
+    src: usize,
     /// The template (top-level or `define`) the site is in.
     pub(crate) tmpl: String,
     /// Function or field name.
@@ -89,7 +91,8 @@ enum SiteKind {
 #[derive(Debug)]
 pub(crate) struct Ctx {
     pub(crate) name: String,
-    pub(crate) text: String,
+    /// Each source text with its parse name (what Go's errors call it).
+    sources: Vec<(String, String)>,
     pub(crate) reg: Registry,
     sites: Vec<Site>,
     error: Mutex<Option<String>>,
@@ -153,8 +156,9 @@ impl Call<'_> {
 }
 
 impl Ctx {
-    fn line_col(&self, pos: usize) -> (usize, usize) {
-        let before = &self.text[..pos.min(self.text.len())];
+    fn line_col(&self, src: usize, pos: usize) -> (usize, usize) {
+        let text = &self.sources[src].1;
+        let before = &text[..pos.min(text.len())];
         let line = 1 + before.matches('\n').count();
         let col = match before.rfind('\n') {
             Some(nl) => pos - (nl + 1),
@@ -163,24 +167,23 @@ impl Ctx {
         (line, col)
     }
 
-    /// Go's `state.errorf` text for an error at `pos` with context `at`.
-    fn exec_error(&self, tmpl: &str, pos: usize, at: &str, msg: &str) -> String {
-        let (line, col) = self.line_col(pos);
-        format!("template: {}:{line}:{col}: executing {} at <{at}>: {msg}", self.name, go_quote(tmpl))
+    /// Go's `state.errorf` text for an error at `pos` of `site`'s source
+    /// with context `at`.
+    fn exec_error(&self, site: &Site, pos: usize, at: &str, msg: &str) -> String {
+        let (line, col) = self.line_col(site.src, pos);
+        let parse_name = &self.sources[site.src].0;
+        format!("template: {parse_name}:{line}:{col}: executing {} at <{at}>: {msg}", go_quote(&site.tmpl))
     }
 
     fn fail(&self, site: &Site, e: FnError) {
         let text = match e {
-            FnError::Call(msg) => self.exec_error(
-                &site.tmpl,
-                site.cmd_pos,
-                &site.cmd_text,
-                &format!("error calling {}: {msg}", site.name),
-            ),
-            FnError::Exec(msg) => self.exec_error(&site.tmpl, site.ident_pos, &site.ident_text, &msg),
+            FnError::Call(msg) => {
+                self.exec_error(site, site.cmd_pos, &site.cmd_text, &format!("error calling {}: {msg}", site.name))
+            }
+            FnError::Exec(msg) => self.exec_error(site, site.ident_pos, &site.ident_text, &msg),
             FnError::Arg(i, msg) => match site.args.get(i) {
-                Some(a) => self.exec_error(&site.tmpl, a.pos, &a.text, &msg),
-                None => self.exec_error(&site.tmpl, site.ident_pos, &site.ident_text, &msg),
+                Some(a) => self.exec_error(site, a.pos, &a.text, &msg),
+                None => self.exec_error(site, site.ident_pos, &site.ident_text, &msg),
             },
         };
         let mut slot = self.error.lock().unwrap_or_else(PoisonError::into_inner);
@@ -198,6 +201,7 @@ pub(crate) type FuncTable = BTreeMap<&'static str, GoFunc>;
 struct Lowerer<'a> {
     funcs: &'a FuncTable,
     text: &'a str,
+    src: usize,
     sites: Vec<Site>,
     tmpl: String,
     defined: Vec<String>,
@@ -212,12 +216,14 @@ fn ident(pos: g::Pos, name: &str) -> g::Expr {
 }
 
 fn arg_info(a: &Arg) -> ArgInfo {
-    let text = match a {
-        Arg::Pipe(p) => format!("({p})"),
-        a => a.to_string(),
+    // Go checks a parenthesized argument's type after evaluating it, when
+    // its executor is positioned on the last node evaluated inside.
+    let (pos, text) = match a {
+        Arg::Pipe(p) => last_node(p),
+        a => (a.pos(), a.to_string()),
     };
     ArgInfo {
-        pos: a.pos(),
+        pos,
         text,
         literal: matches!(a, Arg::Number { .. } | Arg::Bool { .. } | Arg::String { .. } | Arg::Nil { .. }),
     }
@@ -249,6 +255,7 @@ impl Lowerer<'_> {
                     // Go rejects ranging over a number, string or struct.
                     let (pos, text) = last_node(&b.pipe);
                     let alias = self.site(Site {
+                        src: self.src,
                         tmpl: self.tmpl.clone(),
                         name: "range".into(),
                         cmd_pos: pos,
@@ -278,6 +285,7 @@ impl Lowerer<'_> {
                     None => format!("{{{{template {}}}}}", go_quote(name)),
                 };
                 let alias = self.site(Site {
+                    src: self.src,
                     tmpl: self.tmpl.clone(),
                     name: "template".into(),
                     cmd_pos: *pos,
@@ -330,6 +338,7 @@ impl Lowerer<'_> {
             Arg::Identifier { name, pos: ipos } if self.funcs.contains_key(name.as_str()) => {
                 let f = self.funcs.get(name.as_str()).cloned();
                 let alias = self.site(Site {
+                    src: self.src,
                     tmpl: self.tmpl.clone(),
                     name: name.clone(),
                     cmd_pos: c.pos,
@@ -362,6 +371,7 @@ impl Lowerer<'_> {
             _ => (node.pos(), node.to_string()),
         };
         self.site(Site {
+            src: self.src,
             tmpl: self.tmpl.clone(),
             name: fields.last().cloned().unwrap_or_default(),
             cmd_pos: pos,
@@ -383,6 +393,7 @@ impl Lowerer<'_> {
                 };
                 // Go reports an argument-position call at the identifier itself.
                 let alias = self.site(Site {
+                    src: self.src,
                     tmpl: self.tmpl.clone(),
                     name: name.clone(),
                     cmd_pos: *ipos,
@@ -418,6 +429,7 @@ impl Lowerer<'_> {
                     // Go's untyped constants become `int`: a uint64-only literal overflows.
                     let text = a.to_string();
                     let alias = self.site(Site {
+                        src: self.src,
                         tmpl: self.tmpl.clone(),
                         name: text.clone(),
                         cmd_pos: a.pos(),
@@ -479,7 +491,7 @@ fn range_check(call: &Call<'_>, args: &[Value], vars: usize) -> Result<Value, Fn
     }
     let ok = match &v {
         Value::Nil | Value::List(_) | Value::Int(_) | Value::Uint(_) => true,
-        Value::Map(_) => matches!(call.reg().kind(&v), None | Some(Kind::StringMap | Kind::ArgsMap)),
+        Value::Map(_) => matches!(call.reg().kind(&v), None | Some(Kind::StringMap | Kind::ArgsMap | Kind::Kv)),
         _ => false,
     };
     if ok {
@@ -508,7 +520,7 @@ fn eval_field(call: &Call<'_>, receiver: &Value, field: &str, args: &[Value], la
     let has_args = !args.is_empty();
     let kind = reg.kind(receiver);
     let cant = || FnError::Exec(format!("can't evaluate field {field} in type {}", type_name(reg, receiver)));
-    if let Some(Kind::Time(ns)) = kind {
+    if let Some(t) = kind.and_then(Kind::time) {
         let mut sargs = Vec::with_capacity(args.len());
         for (i, a) in args.iter().enumerate() {
             match a {
@@ -517,12 +529,19 @@ fn eval_field(call: &Call<'_>, receiver: &Value, field: &str, args: &[Value], la
                 _ => return Err(cant()),
             }
         }
-        return match crate::gotime::call_method(ns, field, &sargs) {
+        let tname = type_name(reg, receiver);
+        return match crate::gotime::call_method(t, field, &sargs, &tname) {
             Ok(crate::gotime::MethodResult::Int(i)) => Ok(Value::Int(i)),
+            Ok(crate::gotime::MethodResult::Bool(b)) => Ok(Value::Bool(b)),
             Ok(crate::gotime::MethodResult::Str(s)) => Ok(Value::String(s.into())),
-            Ok(crate::gotime::MethodResult::Time(ns)) => Ok(time_value(reg, ns)),
+            Ok(crate::gotime::MethodResult::Time(t)) => Ok(time_val(reg, t)),
             Err(msg) => Err(FnError::Exec(msg)),
         };
+    }
+    if let Some(k) = kind
+        && let Some(r) = crate::alertmanager::call_method(call, k, receiver, field, args)
+    {
+        return r;
     }
     match receiver {
         Value::Nil => Ok(Value::Nil),
@@ -536,13 +555,16 @@ fn eval_field(call: &Call<'_>, receiver: &Value, field: &str, args: &[Value], la
                 }
                 return Ok(m.get(field).cloned().unwrap_or(Value::Nil));
             }
+            if matches!(kind, Some(Kind::Duration(_))) {
+                return Err(cant());
+            }
             if has_args {
                 return Err(FnError::Exec(format!("{field} is not a method but has arguments")));
             }
             Ok(match m.get(field) {
                 Some(v) => v.clone(),
                 // missingkey=zero: the zero value of the map's element type.
-                None if kind == Some(Kind::StringMap) => Value::String(Arc::from("")),
+                None if kind.is_some_and(Kind::is_string_map) => Value::String(Arc::from("")),
                 None => Value::Nil,
             })
         }
@@ -550,11 +572,19 @@ fn eval_field(call: &Call<'_>, receiver: &Value, field: &str, args: &[Value], la
     }
 }
 
-/// A `*time.Time` value.
+/// A `*time.Time` value in UTC.
 pub(crate) fn time_value(reg: &Registry, unix_nanos: i64) -> Value {
+    let t = crate::gotime::GoTime::utc_nanos(unix_nanos);
     let mut m = BTreeMap::new();
     m.insert(Arc::from("UnixNano"), Value::Int(unix_nanos));
-    reg.tag(Value::Map(Arc::new(m)), Kind::Time(unix_nanos))
+    reg.tag(Value::Map(Arc::new(m)), Kind::Time(t))
+}
+
+/// A `time.Time` value.
+pub(crate) fn time_val(reg: &Registry, t: crate::gotime::GoTime) -> Value {
+    let mut m = BTreeMap::new();
+    m.insert(Arc::from("UnixNano"), Value::Int(t.unix_nanos()));
+    reg.tag(Value::Map(Arc::new(m)), Kind::TimeValue(t))
 }
 
 fn field_chain(call: &Call<'_>, fields: &[String], args: &[Value]) -> Result<Value, FnError> {
@@ -581,19 +611,46 @@ impl std::fmt::Debug for Program {
     }
 }
 
+/// One parsed source text of a template set.
+pub(crate) struct Unit<'a> {
+    /// The name Go's errors give the text (the name it was parsed under).
+    pub(crate) parse_name: &'a str,
+    pub(crate) text: &'a str,
+    pub(crate) set: &'a TreeSet,
+}
+
 impl Program {
     /// Lowers a parsed template set named `name` (parsed from `text`).
     pub(crate) fn new(name: &str, text: &str, set: &TreeSet, funcs: &FuncTable) -> Program {
-        let defined = set.trees.iter().map(|(n, _)| n.clone()).collect();
-        let mut l = Lowerer { funcs, text, sites: Vec::new(), tmpl: String::new(), defined };
+        Program::from_units(name, &[Unit { parse_name: name, text, set }], funcs)
+    }
+
+    /// Lowers the templates of several texts parsed in turn into one set,
+    /// as Go's successive `Parse` calls build it (a later definition
+    /// replaces an earlier one unless it is empty), to execute `name`.
+    pub(crate) fn from_units(name: &str, units: &[Unit<'_>], funcs: &FuncTable) -> Program {
+        let mut chosen: Vec<(String, usize, &List)> = Vec::new();
+        for (u, unit) in units.iter().enumerate() {
+            for (tname, list) in &unit.set.trees {
+                match chosen.iter_mut().find(|(n, _, _)| n == tname) {
+                    Some(_) if crate::parser::is_empty_tree(list) => {}
+                    Some(slot) => *slot = (tname.clone(), u, list),
+                    None => chosen.push((tname.clone(), u, list)),
+                }
+            }
+        }
+        let defined = chosen.iter().map(|(n, _, _)| n.clone()).collect();
+        let mut l = Lowerer { funcs, text: "", src: 0, sites: Vec::new(), tmpl: String::new(), defined };
         let mut trees = Vec::new();
-        for (tname, list) in &set.trees {
+        for (tname, u, list) in chosen {
             l.tmpl = tname.clone();
-            trees.push((tname.clone(), l.list(list)));
+            l.text = units[u].text;
+            l.src = u;
+            trees.push((tname, l.list(list)));
         }
         let ctx = Arc::new(Ctx {
             name: name.to_string(),
-            text: text.to_string(),
+            sources: units.iter().map(|u| (u.parse_name.to_string(), u.text.to_string())).collect(),
             reg: Registry::default(),
             sites: l.sites,
             error: Mutex::new(None),

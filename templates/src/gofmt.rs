@@ -633,19 +633,20 @@ impl<'t> Printer<'t> {
         }
     }
 
-    /// Go's `handleMethods`: a `*time.Time` prints its `String()`.
+    /// Go's `handleMethods`: values with a `String()` method (times,
+    /// durations, Alertmanager's `KV` and `Pairs`) print it.
     fn handle_methods(&mut self, v: &Value, verb: char) -> bool {
-        if self.erroring || self.f.sharp_v {
+        if self.erroring || self.f.sharp_v || !matches!(verb, 'v' | 's' | 'x' | 'X' | 'q') {
             return false;
         }
-        if let Some(Kind::Time(ns)) = self.types.kind(v)
-            && matches!(verb, 'v' | 's' | 'x' | 'X' | 'q')
-        {
-            let s = gotime::time_string(ns);
-            self.fmt_string(&s, verb, v);
-            return true;
-        }
-        false
+        let s = match self.types.kind(v) {
+            Some(Kind::Time(t) | Kind::TimeValue(t)) => gotime::time_string(t),
+            Some(Kind::Duration(d)) => gotime::duration_string(d),
+            Some(k @ (Kind::Kv | Kind::Pairs)) => crate::alertmanager::stringer(k, v),
+            _ => return false,
+        };
+        self.fmt_string(&s, verb, v);
+        true
     }
 
     fn print_arg(&mut self, arg: &Value, verb: char) {
@@ -702,11 +703,12 @@ impl<'t> Printer<'t> {
             Value::Function(_) => self.fmt_pointer(v, verb),
             Value::Map(m) => match kind {
                 Some(Kind::Sample) if depth > 0 => self.fmt_pointer(v, verb),
-                Some(Kind::Time(ns)) => {
+                Some(k @ (Kind::Time(t) | Kind::TimeValue(t))) => {
                     // Only String() is reproduced; other verbs print like a bad verb.
-                    let _ = write!(self.buf, "%!{verb}(*time.Time={})", gotime::time_string(ns));
+                    let _ = write!(self.buf, "%!{verb}({}={})", k.go_type(), gotime::time_string(t));
                 }
-                Some(k @ (Kind::Sample | Kind::AlertData)) => {
+                Some(Kind::Duration(d)) => self.fmt_int_verb(d as u64, true, verb, v),
+                Some(k) if k.struct_fields().is_some() => {
                     if k == Kind::Sample {
                         self.buf.push('&');
                     }

@@ -1,10 +1,129 @@
-//! Go's `time.Time` in UTC, as `toTime`/`humanizeTimestamp` produce it:
-//! `String()` (`2006-01-02 15:04:05.999999999 +0000 UTC`), `Format` with Go
-//! layouts, and the accessor methods templates call on it.
+//! Go's `time.Time`: UTC as `toTime`/`humanizeTimestamp` produce it, or in
+//! a zone (a fixed offset from a parsed RFC 3339 time, a named zone from
+//! Alertmanager's `tz`): `String()` (`2006-01-02 15:04:05.999999999 -0700
+//! MST`), `Format` with Go layouts, RFC 3339 parsing as Go's JSON decoding
+//! does it, and the accessor methods templates call on it.
 
 use std::fmt::Write as _;
 
 const NANOS_PER_SEC: i64 = 1_000_000_000;
+
+/// A Go `time.Time`: an instant (Unix seconds and nanoseconds, wide enough
+/// for Go's zero time, year 1) and the zone it is shown in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct GoTime {
+    pub(crate) secs: i64,
+    pub(crate) nanos: u32,
+    /// Seconds east of UTC.
+    pub(crate) offset: i32,
+    /// The zone's abbreviation; empty for a fixed offset without a name.
+    pub(crate) zone: &'static str,
+}
+
+/// Unix seconds of Go's zero time, 0001-01-01T00:00:00Z.
+const ZERO_TIME_SECS: i64 = -62_135_596_800;
+
+impl GoTime {
+    /// A UTC time from Unix nanoseconds.
+    pub(crate) fn utc_nanos(unix_nanos: i64) -> GoTime {
+        GoTime {
+            secs: unix_nanos.div_euclid(NANOS_PER_SEC),
+            nanos: unix_nanos.rem_euclid(NANOS_PER_SEC) as u32,
+            offset: 0,
+            zone: "UTC",
+        }
+    }
+
+    /// Go's zero `time.Time` (what a missing JSON time decodes to).
+    #[cfg(test)]
+    pub(crate) const ZERO: GoTime = GoTime { secs: ZERO_TIME_SECS, nanos: 0, offset: 0, zone: "UTC" };
+
+    /// Go's `UnixNano` (wrapping outside int64's range, as Go's is undefined there).
+    pub(crate) fn unix_nanos(self) -> i64 {
+        self.secs.wrapping_mul(NANOS_PER_SEC).wrapping_add(i64::from(self.nanos))
+    }
+
+    /// The same instant in UTC.
+    pub(crate) fn utc(self) -> GoTime {
+        GoTime { offset: 0, zone: "UTC", ..self }
+    }
+
+    /// Go's `IsZero`.
+    pub(crate) fn is_zero(self) -> bool {
+        self.secs == ZERO_TIME_SECS && self.nanos == 0
+    }
+
+    /// The same instant in the IANA zone `name` (Go's `time.LoadLocation`
+    /// and `In`: `""` and `"UTC"` are UTC, `"Local"` is this process's
+    /// zone, taken as UTC).
+    pub(crate) fn in_zone(self, name: &str) -> Result<GoTime, String> {
+        use chrono::{Offset as _, TimeZone as _};
+        use chrono_tz::OffsetName as _;
+        if matches!(name, "" | "UTC" | "Local") {
+            return Ok(self.utc());
+        }
+        let unknown = || format!("unknown time zone {name}");
+        // Go rejects names that could escape the zoneinfo directory.
+        if name.starts_with('/') || name.contains("..") || name.contains('\\') {
+            return Err(unknown());
+        }
+        let tz: chrono_tz::Tz = name.parse().map_err(|_| unknown())?;
+        let utc = chrono::DateTime::from_timestamp(self.secs, self.nanos).ok_or_else(unknown)?.naive_utc();
+        let off = tz.offset_from_utc_datetime(&utc);
+        let offset = off.fix().local_minus_utc();
+        let zone = match off.abbreviation() {
+            Some(a) => intern(a),
+            None => intern(&numeric_zone(offset)),
+        };
+        Ok(GoTime { offset, zone, ..self })
+    }
+
+    /// `self - other` in nanoseconds, saturating as Go's `Sub` does.
+    pub(crate) fn sub(self, other: GoTime) -> i64 {
+        let d = (i128::from(self.secs) - i128::from(other.secs)) * i128::from(NANOS_PER_SEC) + i128::from(self.nanos)
+            - i128::from(other.nanos);
+        d.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
+    }
+}
+
+/// `+0300`-style text of an offset (Go's name for a zone without an abbreviation).
+fn numeric_zone(offset: i32) -> String {
+    let sign = if offset < 0 { '-' } else { '+' };
+    let m = offset.unsigned_abs() / 60;
+    if m.is_multiple_of(60) { format!("{sign}{:02}", m / 60) } else { format!("{sign}{:02}{:02}", m / 60, m % 60) }
+}
+
+/// Zone abbreviations live as long as the process: there are a few hundred.
+fn intern(s: &str) -> &'static str {
+    use std::collections::HashSet;
+    use std::sync::{Mutex, OnceLock, PoisonError};
+    static NAMES: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
+    let mut names = NAMES.get_or_init(Default::default).lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(n) = names.get(s) {
+        return n;
+    }
+    let leaked: &'static str = Box::leak(s.to_string().into_boxed_str());
+    names.insert(leaked);
+    leaked
+}
+
+/// Parses an RFC 3339 time as Go's `time.Time.UnmarshalJSON` does: `Z` is
+/// UTC, a zero offset is this process's zone (UTC), any other offset a
+/// fixed zone without a name.
+#[cfg(test)]
+pub(crate) fn parse_rfc3339(s: &str) -> Result<GoTime, String> {
+    let bad = || format!("parsing time {}: not an RFC 3339 time", crate::gofmt::go_quote(s));
+    let dt = chrono::DateTime::parse_from_rfc3339(s).map_err(|_| bad())?;
+    let offset = dt.offset().local_minus_utc();
+    let zone = if offset == 0 { "UTC" } else { "" };
+    Ok(GoTime { secs: dt.timestamp(), nanos: dt.timestamp_subsec_nanos(), offset, zone })
+}
+
+/// Go's RFC 3339 text with nanoseconds (`time.RFC3339Nano`), as
+/// `MarshalJSON` writes it.
+pub(crate) fn rfc3339_nano(t: GoTime) -> String {
+    format(t, "2006-01-02T15:04:05.999999999Z07:00")
+}
 
 /// A UTC instant broken into civil fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,10 +175,10 @@ fn is_leap(y: i64) -> bool {
     y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)
 }
 
-/// Breaks Unix nanoseconds into UTC civil fields.
-pub(crate) fn civil(unix_nanos: i64) -> Civil {
-    let secs = unix_nanos.div_euclid(NANOS_PER_SEC);
-    let nanos = unix_nanos.rem_euclid(NANOS_PER_SEC) as u32;
+/// Breaks a time into civil fields in its zone.
+pub(crate) fn civil(t: GoTime) -> Civil {
+    let secs = t.secs + i64::from(t.offset);
+    let nanos = t.nanos;
     let days = secs.div_euclid(86_400);
     let sod = secs.rem_euclid(86_400) as u32;
     let (year, month, day) = civil_from_days(days);
@@ -78,9 +197,9 @@ pub(crate) fn civil(unix_nanos: i64) -> Civil {
     }
 }
 
-/// Go's `time.Time.String()` for a UTC time.
-pub(crate) fn time_string(unix_nanos: i64) -> String {
-    format(unix_nanos, "2006-01-02 15:04:05.999999999 -0700 MST")
+/// Go's `time.Time.String()` (without a monotonic clock reading).
+pub(crate) fn time_string(t: GoTime) -> String {
+    format(t, "2006-01-02 15:04:05.999999999 -0700 MST")
 }
 
 fn push_year(out: &mut String, y: i64) {
@@ -90,9 +209,9 @@ fn push_year(out: &mut String, y: i64) {
     let _ = write!(out, "{:04}", y.unsigned_abs());
 }
 
-/// Go's `time.Time.Format` for a UTC time.
-pub(crate) fn format(unix_nanos: i64, layout: &str) -> String {
-    let c = civil(unix_nanos);
+/// Go's `time.Time.Format`.
+pub(crate) fn format(t: GoTime, layout: &str) -> String {
+    let c = civil(t);
     let mut out = String::with_capacity(layout.len() + 10);
     let mut rest = layout;
     while !rest.is_empty() {
@@ -105,7 +224,7 @@ pub(crate) fn format(unix_nanos: i64, layout: &str) -> String {
                 continue;
             }
             Some(std) => {
-                write_std(&mut out, std, &c);
+                write_std(&mut out, std, &c, t);
                 rest = &rest[len..];
             }
         }
@@ -137,10 +256,8 @@ enum Std {
     Year,
     Pm(bool),
     Tz,
-    /// `Z07…`: "Z" for UTC.
-    IsoTz,
-    /// `-07…` offsets; the text to print for a zero offset.
-    NumTz(&'static str),
+    /// Numeric offsets: `Z07…` ("Z" for a zero offset) or `-07…`.
+    NumTz(NumTz),
     /// Fractional seconds: separator, digits, trailing zeros kept?
     Frac(char, usize, bool),
 }
@@ -183,16 +300,24 @@ fn std_chunk(s: &str) -> (Option<Std>, usize) {
         b'5' => (Std::Second, 1),
         b'P' if p("PM") => (Std::Pm(true), 2),
         b'p' if p("pm") => (Std::Pm(false), 2),
-        b'-' if p("-070000") => (Std::NumTz("+000000"), 7),
-        b'-' if p("-07:00:00") => (Std::NumTz("+00:00:00"), 9),
-        b'-' if p("-0700") => (Std::NumTz("+0000"), 5),
-        b'-' if p("-07:00") => (Std::NumTz("+00:00"), 6),
-        b'-' if p("-07") => (Std::NumTz("+00"), 3),
-        b'Z' if p("Z070000") => (Std::IsoTz, 7),
-        b'Z' if p("Z07:00:00") => (Std::IsoTz, 9),
-        b'Z' if p("Z0700") => (Std::IsoTz, 5),
-        b'Z' if p("Z07:00") => (Std::IsoTz, 6),
-        b'Z' if p("Z07") => (Std::IsoTz, 3),
+        b'-' | b'Z' => {
+            let iso = b[0] == b'Z';
+            let rest = &s[1..];
+            let (colon, minutes, seconds, len) = if rest.starts_with("070000") {
+                (false, true, true, 7)
+            } else if rest.starts_with("07:00:00") {
+                (true, true, true, 9)
+            } else if rest.starts_with("0700") {
+                (false, true, false, 5)
+            } else if rest.starts_with("07:00") {
+                (true, true, false, 6)
+            } else if rest.starts_with("07") {
+                (false, false, false, 3)
+            } else {
+                return (None, 1);
+            };
+            (Std::NumTz(NumTz { iso, colon, minutes, seconds }), len)
+        }
         sep @ (b'.' | b',') if b.len() >= 2 && (b[1] == b'0' || b[1] == b'9') => {
             let ch = b[1];
             let mut j = 1;
@@ -220,7 +345,16 @@ fn hour12(hour: u32) -> u32 {
     }
 }
 
-fn write_std(out: &mut String, std: Std, c: &Civil) {
+/// The shape of a numeric zone element.
+#[derive(Debug, Clone, Copy)]
+struct NumTz {
+    iso: bool,
+    colon: bool,
+    minutes: bool,
+    seconds: bool,
+}
+
+fn write_std(out: &mut String, std: Std, c: &Civil, t: GoTime) {
     let _ = match std {
         Std::LongMonth => write!(out, "{}", MONTHS[(c.month - 1) as usize]),
         Std::Month => write!(out, "{}", &MONTHS[(c.month - 1) as usize][..3]),
@@ -255,9 +389,31 @@ fn write_std(out: &mut String, std: Std, c: &Civil) {
                 (false, false) => "am",
             }
         ),
-        Std::Tz => write!(out, "UTC"),
-        Std::IsoTz => write!(out, "Z"),
-        Std::NumTz(zero) => write!(out, "{zero}"),
+        Std::Tz if !t.zone.is_empty() => write!(out, "{}", t.zone),
+        Std::Tz => {
+            let m = t.offset / 60;
+            let sign = if m < 0 { '-' } else { '+' };
+            write!(out, "{sign}{:02}{:02}", m.unsigned_abs() / 60, m.unsigned_abs() % 60)
+        }
+        Std::NumTz(NumTz { iso: true, .. }) if t.offset == 0 => write!(out, "Z"),
+        Std::NumTz(z) => {
+            let abs = t.offset.unsigned_abs();
+            out.push(if t.offset < 0 { '-' } else { '+' });
+            let _ = write!(out, "{:02}", abs / 3600);
+            if z.colon {
+                out.push(':');
+            }
+            if z.minutes {
+                let _ = write!(out, "{:02}", abs / 60 % 60);
+            }
+            if z.seconds {
+                if z.colon {
+                    out.push(':');
+                }
+                let _ = write!(out, "{:02}", abs % 60);
+            }
+            Ok(())
+        }
         Std::Frac(sep, n, keep_zeros) => {
             let digits = format!("{:09}", c.nanos);
             let mut frac = &digits[..n.min(9)];
@@ -278,19 +434,55 @@ fn write_std(out: &mut String, std: Std, c: &Civil) {
     };
 }
 
+/// Go's `time.Duration.String()` (`1h2m3.5s`, `1.5ms`, `0s`).
+pub(crate) fn duration_string(d: i64) -> String {
+    fn frac(v: u64, prec: usize) -> String {
+        let digits = format!("{v:0prec$}");
+        let digits = digits.trim_end_matches('0');
+        if digits.is_empty() { String::new() } else { format!(".{digits}") }
+    }
+    let u = d.unsigned_abs();
+    let sign = if d < 0 { "-" } else { "" };
+    if u == 0 {
+        return "0s".into();
+    }
+    if u < 1_000_000_000 {
+        let (unit, scale, prec) = if u < 1_000 {
+            ("ns", 1, 0)
+        } else if u < 1_000_000 {
+            ("\u{b5}s", 1_000, 3)
+        } else {
+            ("ms", 1_000_000, 6)
+        };
+        return format!("{sign}{}{}{unit}", u / scale, frac(u % scale, prec));
+    }
+    let f = frac(u % 1_000_000_000, 9);
+    let secs = u / 1_000_000_000;
+    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+    if h > 0 {
+        format!("{sign}{h}h{m}m{s}{f}s")
+    } else if m > 0 {
+        format!("{sign}{m}m{s}{f}s")
+    } else {
+        format!("{sign}{s}{f}s")
+    }
+}
+
 /// A `time.Time` method's result.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum MethodResult {
     Int(i64),
+    Bool(bool),
     Str(String),
-    /// The same instant (`UTC`, `Local`, `Round`…).
-    Time(i64),
+    /// The same instant (`UTC`, `Local`…).
+    Time(GoTime),
 }
 
 /// Calls a `time.Time` method; `Err` is Go's message for a missing method
 /// or wrong arguments.
-pub(crate) fn call_method(unix_nanos: i64, name: &str, args: &[String]) -> Result<MethodResult, String> {
-    let c = civil(unix_nanos);
+pub(crate) fn call_method(t: GoTime, name: &str, args: &[String], type_name: &str) -> Result<MethodResult, String> {
+    let c = civil(t);
+    let unix_nanos = t.unix_nanos();
     let want = |n: usize| -> Result<(), String> {
         if args.len() != n {
             return Err(format!("wrong number of args for {name}: want {n} got {}", args.len()));
@@ -300,12 +492,12 @@ pub(crate) fn call_method(unix_nanos: i64, name: &str, args: &[String]) -> Resul
     let r = match name {
         "Format" => {
             want(1)?;
-            MethodResult::Str(format(unix_nanos, &args[0]))
+            MethodResult::Str(format(t, &args[0]))
         }
-        "String" => MethodResult::Str(time_string(unix_nanos)),
-        "Unix" => MethodResult::Int(unix_nanos.div_euclid(NANOS_PER_SEC)),
-        "UnixMilli" => MethodResult::Int(unix_nanos.div_euclid(1_000_000)),
-        "UnixMicro" => MethodResult::Int(unix_nanos.div_euclid(1_000)),
+        "String" => MethodResult::Str(time_string(t)),
+        "Unix" => MethodResult::Int(t.secs),
+        "UnixMilli" => MethodResult::Int(t.secs.wrapping_mul(1_000).wrapping_add(i64::from(t.nanos / 1_000_000))),
+        "UnixMicro" => MethodResult::Int(t.secs.wrapping_mul(1_000_000).wrapping_add(i64::from(t.nanos / 1_000))),
         "UnixNano" => MethodResult::Int(unix_nanos),
         "Year" => MethodResult::Int(c.year),
         "Month" => MethodResult::Str(MONTHS[(c.month - 1) as usize].to_string()),
@@ -316,9 +508,9 @@ pub(crate) fn call_method(unix_nanos: i64, name: &str, args: &[String]) -> Resul
         "Nanosecond" => MethodResult::Int(i64::from(c.nanos)),
         "YearDay" => MethodResult::Int(i64::from(c.yday)),
         "Weekday" => MethodResult::Str(DAYS[c.weekday as usize].to_string()),
-        "UTC" | "Local" => MethodResult::Time(unix_nanos),
-        "IsZero" => MethodResult::Str("false".into()),
-        _ => return Err(format!("can't evaluate field {name} in type *time.Time")),
+        "UTC" | "Local" => MethodResult::Time(t.utc()),
+        "IsZero" => MethodResult::Bool(t.is_zero()),
+        _ => return Err(format!("can't evaluate field {name} in type {type_name}")),
     };
     if !matches!(name, "Format") {
         want(0)?;
@@ -332,23 +524,52 @@ mod tests {
 
     #[test]
     fn go_time_strings() {
-        assert_eq!(time_string(0), "1970-01-01 00:00:00 +0000 UTC");
-        assert_eq!(time_string(-1_000_000_000), "1969-12-31 23:59:59 +0000 UTC");
-        assert_eq!(time_string(1_435_065_584_128_000_000), "2015-06-23 13:19:44.128 +0000 UTC");
-        assert_eq!(time_string(9_223_372_036_000_000_000), "2262-04-11 23:47:16 +0000 UTC");
-        assert_eq!(time_string(-1_000_000), "1969-12-31 23:59:59.999 +0000 UTC");
+        let ts = |ns| time_string(GoTime::utc_nanos(ns));
+        assert_eq!(ts(0), "1970-01-01 00:00:00 +0000 UTC");
+        assert_eq!(ts(-1_000_000_000), "1969-12-31 23:59:59 +0000 UTC");
+        assert_eq!(ts(1_435_065_584_128_000_000), "2015-06-23 13:19:44.128 +0000 UTC");
+        assert_eq!(ts(9_223_372_036_000_000_000), "2262-04-11 23:47:16 +0000 UTC");
+        assert_eq!(ts(-1_000_000), "1969-12-31 23:59:59.999 +0000 UTC");
+        assert_eq!(time_string(GoTime::ZERO), "0001-01-01 00:00:00 +0000 UTC");
+    }
+
+    #[test]
+    fn durations() {
+        let d: Vec<String> =
+            [0, 1, 1_500, 1_500_000, 1_000_000_000, 61_500_000_000, 3_600_000_000_000, -90_000_000_000]
+                .map(duration_string)
+                .to_vec();
+        assert_eq!(d, ["0s", "1ns", "1.5\u{b5}s", "1.5ms", "1s", "1m1.5s", "1h0m0s", "-1m30s"]);
+    }
+
+    #[test]
+    fn zones() {
+        let t = parse_rfc3339("2015-06-23T13:19:44.128+02:30").unwrap();
+        assert_eq!(time_string(t), "2015-06-23 13:19:44.128 +0230 +0230");
+        assert_eq!(rfc3339_nano(t), "2015-06-23T13:19:44.128+02:30");
+        assert_eq!(format(t, "-07 Z07:00:00 -070000"), "+02 +02:30:00 +023000");
+        let z = parse_rfc3339("2015-06-23T13:19:44Z").unwrap();
+        assert_eq!(rfc3339_nano(z), "2015-06-23T13:19:44Z");
+        assert_eq!(time_string(parse_rfc3339("0001-01-01T00:00:00Z").unwrap()), "0001-01-01 00:00:00 +0000 UTC");
+        let ny = z.in_zone("America/New_York").unwrap();
+        assert_eq!(time_string(ny), "2015-06-23 09:19:44 -0400 EDT");
+        assert_eq!(time_string(z.in_zone("Asia/Kolkata").unwrap()), "2015-06-23 18:49:44 +0530 IST");
+        assert_eq!(z.in_zone("Mars/Olympus").err().as_deref(), Some("unknown time zone Mars/Olympus"));
+        assert!(parse_rfc3339("2015-06-23").is_err());
     }
 
     #[test]
     fn go_layouts() {
-        let t = 1_435_065_584_128_000_000; // Tue 2015-06-23 13:19:44.128 UTC
+        let t = GoTime::utc_nanos(1_435_065_584_128_000_000); // Tue 2015-06-23 13:19:44.128 UTC
         assert_eq!(format(t, "2006"), "2015");
         assert_eq!(format(t, "Mon Jan _2 15:04:05 MST 2006"), "Tue Jun 23 13:19:44 UTC 2015");
         assert_eq!(format(t, "2006-01-02T15:04:05.000Z07:00"), "2015-06-23T13:19:44.128Z");
         assert_eq!(format(t, "3:04PM Monday January 2 -0700 .999999 002"), "1:19PM Tuesday June 23 +0000 .128 174");
         assert_eq!(format(t, "Janus"), "Janus");
-        assert_eq!(call_method(t, "Unix", &[]), Ok(MethodResult::Int(1_435_065_584)));
-        assert_eq!(call_method(t, "Month", &[]), Ok(MethodResult::Str("June".into())));
-        assert!(call_method(t, "Nope", &[]).is_err());
+        let m = |name| call_method(t, name, &[], "*time.Time");
+        assert_eq!(m("Unix"), Ok(MethodResult::Int(1_435_065_584)));
+        assert_eq!(m("Month"), Ok(MethodResult::Str("June".into())));
+        assert_eq!(m("IsZero"), Ok(MethodResult::Bool(false)));
+        assert!(m("Nope").is_err());
     }
 }

@@ -1,9 +1,18 @@
 //! PromLake's Go `text/template` engine, for the ruler's alerting-rule
 //! labels and annotations (rendered exactly as Prometheus 3.5 renders them)
-//! and later for Alertmanager's notification templates.
+//! and for the alerting engine's notification templates (rendered exactly
+//! as Alertmanager 0.33 renders them).
 //!
 //! # What it does
 //!
+//! * [`NotificationTemplates`] is Alertmanager's `template.FromGlobs`: its
+//!   default templates ([`DEFAULT_TMPL`], [`EMAIL_TMPL`]) and the user's
+//!   template files; `execute_text` is `ExecuteTextString` over
+//!   [`NotificationData`] (Alertmanager's `template.Data`, whose `KV`,
+//!   `Pairs` and `Alerts` methods and `time.Time` fields templates call)
+//!   with Alertmanager's function map (`tz`, `date`, `toJson`, `dict`…).
+//!   Checked against the real `amtool template render` in
+//!   `tests/amtool_oracle.rs`.
 //! * [`check_alert_template`] is Prometheus's `ParseTest` (what `promtool
 //!   check rules` and rule loading run): it accepts exactly the templates
 //!   Go's `template.Parse` accepts with Prometheus's function map, and
@@ -49,12 +58,18 @@
 //!   [`Querier`] is served from a scoped thread only when the template
 //!   calls `query`.
 //!
-//! Known differences from Go: `title` approximates `x/text/cases` word
-//! breaking; regular expressions run on the `regex` crate (RE2 syntax, Perl
-//! classes kept ASCII as in Go); case mapping and `%q`'s printability use
-//! approximations of Go's Unicode tables; only `*time.Time` has methods; a
-//! `query` result keeps the [`Querier`]'s order (Prometheus: the storage's).
+//! Known differences from Go: `html/template`'s contextual escaping (what
+//! Alertmanager applies to HTML fields such as e-mail bodies) is not
+//! reproduced; a nil label map in notification data is an empty one;
+//! `now` carries no monotonic clock reading; `title` approximates
+//! `x/text/cases` word breaking; regular expressions run on the `regex`
+//! crate (RE2 syntax, Perl classes kept ASCII as in Go); case mapping and
+//! `%q`'s printability use approximations of Go's Unicode tables; times,
+//! durations and Alertmanager's data types have methods, other values
+//! none; a `query` result keeps the [`Querier`]'s order (Prometheus: the
+//! storage's).
 
+mod alertmanager;
 mod builtins;
 mod check;
 mod exec;
@@ -67,6 +82,10 @@ mod parser;
 mod prometheus;
 mod types;
 
+pub use alertmanager::{
+    ALERTMANAGER_FUNCTIONS, DEFAULT_TMPL, EMAIL_TMPL, NotificationAlert, NotificationData, NotificationTemplates,
+    NotificationTime, zero_time,
+};
 pub use check::{PROMETHEUS_FUNCTIONS, check_alert_template};
 
 /// Go's formatting of values, for other outputs that must match Go

@@ -207,7 +207,7 @@ impl TreeSet {
     }
 }
 
-fn is_empty_tree(list: &List) -> bool {
+pub(crate) fn is_empty_tree(list: &List) -> bool {
     list.nodes.iter().all(|n| matches!(n, Node::Text { text, .. } if text.trim_matches(is_go_space).is_empty()))
 }
 

@@ -180,12 +180,16 @@ struct Env {
 /// What a Go nil-pointer dereference panic reads as once recovered.
 const NIL_DEREFERENCE: &str = "runtime error: invalid memory address or nil pointer dereference";
 
-fn s(v: impl Into<Arc<str>>) -> Value {
+pub(crate) fn s(v: impl Into<Arc<str>>) -> Value {
     Value::String(v.into())
 }
 
 /// Prometheus's `convertToFloat` (`common/helpers/templates.ConvertToFloat`).
-fn convert_to_float(reg: &Registry, v: &Value) -> Result<f64, String> {
+pub(crate) fn convert_to_float(reg: &Registry, v: &Value) -> Result<f64, String> {
+    if let Some(Kind::Duration(d)) = reg.kind(v) {
+        // time.Duration.Seconds()
+        return Ok((d / 1_000_000_000) as f64 + (d % 1_000_000_000) as f64 / 1e9);
+    }
     match v {
         Value::Float(f) => Ok(*f),
         Value::String(s) => goconv::parse_float(s).map_err(|e| e.message(s)),
@@ -299,7 +303,7 @@ fn humanize_timestamp(v: f64) -> Result<String, String> {
     if v.is_nan() || v.is_infinite() {
         return Ok(g4(v));
     }
-    float_to_time(v).map(crate::gotime::time_string)
+    float_to_time(v).map(|ns| crate::gotime::time_string(crate::gotime::GoTime::utc_nanos(ns)))
 }
 
 /// `model.ParseDuration` (Prometheus durations: `1h30m`, `5d`, `1y`), in
@@ -326,7 +330,7 @@ fn strip_domain(host_port: &str) -> String {
     if port.is_empty() { host.to_string() } else { gostd::join_host_port(host, port) }
 }
 
-fn func(f: impl Fn(&Call<'_>, &[Value]) -> Result<Value, FnError> + Send + Sync + 'static) -> GoFunc {
+pub(crate) fn func(f: impl Fn(&Call<'_>, &[Value]) -> Result<Value, FnError> + Send + Sync + 'static) -> GoFunc {
     Arc::new(f)
 }
 
@@ -366,7 +370,7 @@ fn float_fn(name: &'static str, t: &mut FuncTable, f: fn(f64) -> Result<String, 
     );
 }
 
-fn string_fn(name: &'static str, t: &mut FuncTable, f: fn(&str) -> String) {
+pub(crate) fn string_fn(name: &'static str, t: &mut FuncTable, f: fn(&str) -> String) {
     t.insert(
         name,
         func(move |c, a| {
@@ -376,11 +380,46 @@ fn string_fn(name: &'static str, t: &mut FuncTable, f: fn(&str) -> String) {
     );
 }
 
+/// The functions Prometheus's and Alertmanager's templates both have,
+/// with the same Go implementation.
+pub(crate) fn shared_functions(t: &mut FuncTable) {
+    t.insert(
+        "reReplaceAll",
+        func(|c, a| {
+            c.arity(a, 3, false)?;
+            let (pattern, repl, text) = (c.str_arg(a, 0)?, c.str_arg(a, 1)?, c.str_arg(a, 2)?);
+            let re = gostd::compile(pattern).map_err(|e| FnError::Call(gostd::must_compile_panic(pattern, &e)))?;
+            Ok(s(gostd::replace_all(&re, text, repl)))
+        }),
+    );
+    t.insert(
+        "safeHtml",
+        func(|c, a| {
+            c.arity(a, 1, false)?;
+            Ok(s(c.str_arg(a, 0)?))
+        }),
+    );
+    t.insert(
+        "match",
+        func(|c, a| {
+            c.arity(a, 2, false)?;
+            let (pattern, text) = (c.str_arg(a, 0)?, c.str_arg(a, 1)?);
+            let re = gostd::compile(pattern).map_err(FnError::Call)?;
+            Ok(Value::Bool(re.is_match(text)))
+        }),
+    );
+    string_fn("title", t, gostd::title);
+    string_fn("toUpper", t, gostd::to_upper);
+    string_fn("toLower", t, gostd::to_lower);
+    float_fn("humanizeDuration", t, |v| Ok(humanize_duration(v)));
+}
+
 /// The functions of an alerting-rule template: Prometheus's, plus the Go
 /// builtins that need Go's formatting.
 fn function_table(env: Arc<Env>) -> FuncTable {
     let mut t = FuncTable::new();
     crate::builtins::register(&mut t);
+    shared_functions(&mut t);
 
     let e = Arc::clone(&env);
     t.insert(
@@ -452,34 +491,6 @@ fn function_table(env: Arc<Env>) -> FuncTable {
             Ok(c.reg().tag(Value::Map(Arc::new(m)), Kind::ArgsMap))
         }),
     );
-    t.insert(
-        "reReplaceAll",
-        func(|c, a| {
-            c.arity(a, 3, false)?;
-            let (pattern, repl, text) = (c.str_arg(a, 0)?, c.str_arg(a, 1)?, c.str_arg(a, 2)?);
-            let re = gostd::compile(pattern).map_err(|e| FnError::Call(gostd::must_compile_panic(pattern, &e)))?;
-            Ok(s(gostd::replace_all(&re, text, repl)))
-        }),
-    );
-    t.insert(
-        "safeHtml",
-        func(|c, a| {
-            c.arity(a, 1, false)?;
-            Ok(s(c.str_arg(a, 0)?))
-        }),
-    );
-    t.insert(
-        "match",
-        func(|c, a| {
-            c.arity(a, 2, false)?;
-            let (pattern, text) = (c.str_arg(a, 0)?, c.str_arg(a, 1)?);
-            let re = gostd::compile(pattern).map_err(FnError::Call)?;
-            Ok(Value::Bool(re.is_match(text)))
-        }),
-    );
-    string_fn("title", &mut t, gostd::title);
-    string_fn("toUpper", &mut t, gostd::to_upper);
-    string_fn("toLower", &mut t, gostd::to_lower);
     string_fn("graphLink", &mut t, |e| format!("/graph?g0.expr={}&g0.tab=0", gotmpl::url_encode(e)));
     string_fn("tableLink", &mut t, |e| format!("/graph?g0.expr={}&g0.tab=1", gotmpl::url_encode(e)));
     string_fn("stripPort", &mut t, |hp| gostd::split_host_port(hp).map_or(hp, |(h, _)| h).to_string());
@@ -500,7 +511,6 @@ fn function_table(env: Arc<Env>) -> FuncTable {
     );
     float_fn("humanize", &mut t, |v| Ok(humanize(v)));
     float_fn("humanize1024", &mut t, |v| Ok(humanize1024(v)));
-    float_fn("humanizeDuration", &mut t, |v| Ok(humanize_duration(v)));
     float_fn("humanizePercentage", &mut t, |v| Ok(format!("{}%", g4(v * 100.0))));
     float_fn("humanizeTimestamp", &mut t, humanize_timestamp);
     t.insert(

@@ -18,6 +18,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use gotmpl::Value;
 
+use crate::gotime::GoTime;
+
 /// The Go type of a tagged composite value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
@@ -31,8 +33,28 @@ pub(crate) enum Kind {
     Sample,
     /// `template.queryResult` (`[]*template.sample`).
     QueryResult,
-    /// `*time.Time`, UTC, holding Unix nanoseconds.
-    Time(i64),
+    /// `*time.Time`.
+    Time(GoTime),
+    /// `time.Time` (a value, as Alertmanager's data and functions hold it).
+    TimeValue(GoTime),
+    /// `time.Duration`, in nanoseconds.
+    Duration(i64),
+    /// Alertmanager's `template.Data`.
+    NotificationData,
+    /// Alertmanager's `template.Alert`.
+    NotificationAlert,
+    /// Alertmanager's `template.Alerts` (with `Firing` and `Resolved`).
+    Alerts,
+    /// `[]template.Alert` (what `Firing` and `Resolved` return).
+    AlertSlice,
+    /// Alertmanager's `template.KV` (a `map[string]string` with methods).
+    Kv,
+    /// Alertmanager's `template.Pairs`.
+    Pairs,
+    /// Alertmanager's `template.Pair`.
+    Pair,
+    /// `[]string`.
+    StringSlice,
 }
 
 impl Kind {
@@ -47,6 +69,16 @@ impl Kind {
             Kind::Sample => "*template.sample",
             Kind::QueryResult => "template.queryResult",
             Kind::Time(_) => "*time.Time",
+            Kind::TimeValue(_) => "time.Time",
+            Kind::Duration(_) => "time.Duration",
+            Kind::NotificationData => "template.Data",
+            Kind::NotificationAlert => "template.Alert",
+            Kind::Alerts => "template.Alerts",
+            Kind::AlertSlice => "[]template.Alert",
+            Kind::Kv => "template.KV",
+            Kind::Pairs => "template.Pairs",
+            Kind::Pair => "template.Pair",
+            Kind::StringSlice => "[]string",
         }
     }
 
@@ -55,8 +87,35 @@ impl Kind {
         match self {
             Kind::AlertData => Some(&["Labels", "ExternalLabels", "ExternalURL", "Value"]),
             Kind::Sample => Some(&["Labels", "Value"]),
+            Kind::NotificationData => Some(&[
+                "Receiver",
+                "Status",
+                "Alerts",
+                "NotificationReason",
+                "GroupLabels",
+                "CommonLabels",
+                "CommonAnnotations",
+                "ExternalURL",
+            ]),
+            Kind::NotificationAlert => {
+                Some(&["Status", "Labels", "Annotations", "StartsAt", "EndsAt", "GeneratorURL", "Fingerprint"])
+            }
+            Kind::Pair => Some(&["Name", "Value"]),
             _ => None,
         }
+    }
+
+    /// The time of `*time.Time` and `time.Time` values.
+    pub(crate) fn time(self) -> Option<GoTime> {
+        match self {
+            Kind::Time(t) | Kind::TimeValue(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    /// Maps whose missing keys read as `""` (`map[string]string` types).
+    pub(crate) fn is_string_map(self) -> bool {
+        matches!(self, Kind::StringMap | Kind::Kv)
     }
 }
 
