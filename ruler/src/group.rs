@@ -776,15 +776,18 @@ fn candidates(
     vector
         .into_iter()
         .map(|(labels, value)| {
-            let value = match value {
-                SampleValue::Float(f) => f,
-                SampleValue::Histogram(_) => 0.0,
+            // Prometheus's alert value is the sample's float (0 for a
+            // histogram); its templates see the histogram itself.
+            let (value, histogram) = match value {
+                SampleValue::Float(f) => (f, None),
+                SampleValue::Histogram(bytes) => (0.0, template_histogram(&bytes)),
             };
             let data = templates::AlertData {
                 labels: labels.iter().cloned().collect(),
                 external_labels: config.external_labels.clone(),
                 external_url: config.external_url.clone(),
                 value,
+                histogram,
             };
             let expand = |text: &str| -> String {
                 if !text.contains("{{") {
@@ -810,6 +813,32 @@ fn candidates(
             Candidate { labels: out.into_iter().collect::<Vec<_>>().into(), annotations: annotations.into(), value }
         })
         .collect()
+}
+
+/// A native histogram sample as alert templates see it (`$value` prints
+/// as Go's `FloatHistogram.String()`); `None` if the bytes do not decode.
+fn template_histogram(bytes: &[u8]) -> Option<templates::HistogramValue> {
+    let h = query_service::engine::histogram::FloatHistogram::decode(bytes).ok()?;
+    let g = |v: f64| templates::go::format_float(v, 'g', -1);
+    let mut text = format!("{{count:{}, sum:{}", g(h.count), g(h.sum));
+    for b in h.string_buckets() {
+        let (open, close) = match b.boundaries {
+            0 => ('(', ']'),
+            1 => ('[', ')'),
+            2 => ('(', ')'),
+            _ => ('[', ']'),
+        };
+        text.push_str(&format!(", {open}{},{}{close}:{}", g(b.lower), g(b.upper), g(b.count)));
+    }
+    text.push('}');
+    Some(templates::HistogramValue {
+        text,
+        schema: h.schema,
+        zero_threshold: h.zero_threshold,
+        zero_count: h.zero_count,
+        count: h.count,
+        sum: h.sum,
+    })
 }
 
 /// The templates' `query` function over the PromQL engine, at the

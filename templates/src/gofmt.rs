@@ -643,6 +643,13 @@ impl<'t> Printer<'t> {
             Some(Kind::Time(t) | Kind::TimeValue(t)) => gotime::time_string(t),
             Some(Kind::Duration(d)) => gotime::duration_string(d),
             Some(k @ (Kind::Kv | Kind::Pairs)) => crate::alertmanager::stringer(k, v),
+            Some(Kind::Histogram) => match v {
+                Value::Map(m) => match m.get("String") {
+                    Some(Value::String(s)) => s.to_string(),
+                    _ => String::new(),
+                },
+                _ => String::new(),
+            },
             _ => return false,
         };
         self.fmt_string(&s, verb, v);

@@ -94,6 +94,6 @@ pub mod go {
     pub use crate::gofmt::{format_float, go_quote};
 }
 pub use prometheus::{
-    AlertData, ExpandOptions, Querier, QuerySample, error_text, expand_alert_template, expand_alert_template_with,
-    expand_or_error_text,
+    AlertData, ExpandOptions, HistogramValue, Querier, QuerySample, error_text, expand_alert_template,
+    expand_alert_template_with, expand_or_error_text,
 };

@@ -27,6 +27,22 @@ pub struct AlertData {
     pub external_url: String,
     /// The sample value that fired the alert.
     pub value: f64,
+    /// When the alert's sample is a native histogram: `$value` is the
+    /// histogram (Go's `*histogram.FloatHistogram`) and `value` is unused.
+    pub histogram: Option<HistogramValue>,
+}
+
+/// A native histogram as alert templates see it: printed as Go's
+/// `FloatHistogram.String()`, with its scalar fields.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HistogramValue {
+    /// `FloatHistogram.String()`: `{count:4, sum:5, (0.5,1]:1, (1,2]:2}`.
+    pub text: String,
+    pub schema: i32,
+    pub zero_threshold: f64,
+    pub zero_count: f64,
+    pub count: f64,
+    pub sum: f64,
 }
 
 /// One sample of a `query` template function's result.
@@ -160,7 +176,21 @@ fn alert_data_value(reg: &Registry, data: &AlertData) -> Value {
     m.insert(Arc::from("Labels"), string_map(reg, &data.labels));
     m.insert(Arc::from("ExternalLabels"), string_map(reg, &data.external_labels));
     m.insert(Arc::from("ExternalURL"), Value::String(Arc::from(data.external_url.as_str())));
-    m.insert(Arc::from("Value"), Value::Float(data.value));
+    let value = match &data.histogram {
+        None => Value::Float(data.value),
+        Some(h) => {
+            let mut fields = BTreeMap::new();
+            fields.insert(Arc::from("Schema"), Value::Int(i64::from(h.schema)));
+            fields.insert(Arc::from("ZeroThreshold"), Value::Float(h.zero_threshold));
+            fields.insert(Arc::from("ZeroCount"), Value::Float(h.zero_count));
+            fields.insert(Arc::from("Count"), Value::Float(h.count));
+            fields.insert(Arc::from("Sum"), Value::Float(h.sum));
+            // The String method, called as a field (`$value.String`) or by printing.
+            fields.insert(Arc::from("String"), s(h.text.as_str()));
+            reg.tag(Value::Map(Arc::new(fields)), Kind::Histogram)
+        }
+    };
+    m.insert(Arc::from("Value"), value);
     reg.tag(Value::Map(Arc::new(m)), Kind::AlertData)
 }
 

@@ -55,6 +55,9 @@ pub(crate) enum Kind {
     Pair,
     /// `[]string`.
     StringSlice,
+    /// `*histogram.FloatHistogram` (an alert's native-histogram `$value`):
+    /// its scalar fields, and `String` holding its `String()`.
+    Histogram,
 }
 
 impl Kind {
@@ -79,6 +82,7 @@ impl Kind {
             Kind::Pairs => "template.Pairs",
             Kind::Pair => "template.Pair",
             Kind::StringSlice => "[]string",
+            Kind::Histogram => "*histogram.FloatHistogram",
         }
     }
 
@@ -101,6 +105,7 @@ impl Kind {
                 Some(&["Status", "Labels", "Annotations", "StartsAt", "EndsAt", "GeneratorURL", "Fingerprint"])
             }
             Kind::Pair => Some(&["Name", "Value"]),
+            Kind::Histogram => Some(&["Schema", "ZeroThreshold", "ZeroCount", "Count", "Sum", "String"]),
             _ => None,
         }
     }

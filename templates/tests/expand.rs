@@ -16,6 +16,7 @@ fn data(value: f64) -> AlertData {
         external_labels: labels(&[("cluster", "eu1")]),
         external_url: "http://prom.example.com:9090/prefix".into(),
         value,
+        histogram: None,
     }
 }
 

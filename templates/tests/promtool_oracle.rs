@@ -250,6 +250,7 @@ fn render(i: usize, text: &str, value: f64) -> String {
         external_labels: [("cluster".to_string(), "eu1".to_string())].into_iter().collect(),
         external_url: EXTERNAL_URL.into(),
         value,
+        histogram: None,
     };
     // promtool's rule manager has no external URL for the functions.
     let opts = ExpandOptions { ts_ms: EVAL_MS, querier: Some(&SeriesQuerier), external_url: None };

@@ -209,9 +209,21 @@ impl FloatHistogram {
     }
 
     /// The non-empty buckets from the lowest up — negative, zero, positive —
-    /// as Prometheus's `AllBucketIterator` gives them to its API.
+    /// as Prometheus's `AllBucketIterator` gives them to its API (buckets
+    /// overlapping the zero bucket end at the zero threshold).
     pub fn buckets(&self) -> Vec<Bucket> {
-        let zt = self.zero_threshold;
+        self.buckets_clipped(true)
+    }
+
+    /// The non-empty buckets from the lowest up as Prometheus's
+    /// `FloatHistogram.String()` lists them: the negative and positive
+    /// bucket iterators, whose bounds are not clipped to the zero bucket.
+    pub fn string_buckets(&self) -> Vec<Bucket> {
+        self.buckets_clipped(false)
+    }
+
+    fn buckets_clipped(&self, clip: bool) -> Vec<Bucket> {
+        let zt = if clip { self.zero_threshold } else { 0.0 };
         let mut out = Vec::new();
         for &(i, count) in self.negative.iter().rev() {
             let (mut lower, mut upper) = (-self.bound(i), -self.bound(i - 1));
@@ -224,6 +236,7 @@ impl FloatHistogram {
             out.push(Bucket { boundaries: 1, lower, upper, count });
         }
         if self.zero_count > 0.0 {
+            let zt = self.zero_threshold;
             out.push(Bucket { boundaries: 3, lower: -zt, upper: zt, count: self.zero_count });
         }
         for &(i, count) in &self.positive {
