@@ -48,6 +48,16 @@ pub fn action_for(
             };
             act(action, arns.rule_groups_namespace(&decode(id), &decode(name)))
         }
+        (_, ["workspaces", id, "alertmanager", "definition"]) => {
+            let action = match method {
+                "POST" => "aps:CreateAlertManagerDefinition",
+                "PUT" => "aps:PutAlertManagerDefinition",
+                "GET" => "aps:DescribeAlertManagerDefinition",
+                "DELETE" => "aps:DeleteAlertManagerDefinition",
+                _ => return None,
+            };
+            act(action, workspace(id))
+        }
         // PromLake's own metrics name workspaces: an operator's right.
         ("GET", ["metrics"]) => act("promlake:GetMetrics", "*".to_owned()),
         ("GET", ["tags", arn]) => act("aps:ListTagsForResource", decode(arn)),
@@ -113,6 +123,12 @@ mod tests {
         assert_eq!(a("GET", "/workspaces/ws-1/api/v1/series"), Some(("aps:GetSeries", ws.into())));
         assert_eq!(a("GET", "/workspaces/ws-1/api/v1/metadata"), Some(("aps:GetMetricMetadata", ws.into())));
         assert_eq!(a("GET", "/workspaces"), Some(("aps:ListWorkspaces", arns.workspace("*"))));
+        let def = "/workspaces/ws-1/alertmanager/definition";
+        assert_eq!(a("POST", def), Some(("aps:CreateAlertManagerDefinition", ws.into())));
+        assert_eq!(a("PUT", def), Some(("aps:PutAlertManagerDefinition", ws.into())));
+        assert_eq!(a("GET", def), Some(("aps:DescribeAlertManagerDefinition", ws.into())));
+        assert_eq!(a("DELETE", def), Some(("aps:DeleteAlertManagerDefinition", ws.into())));
+        assert_eq!(a("PATCH", def), None);
         assert_eq!(a("PATCH", "/workspaces/ws-1/configuration"), Some(("aps:UpdateWorkspaceConfiguration", ws.into())));
         assert_eq!(
             a("GET", "/tags/arn%3Aaws%3Aaps%3Aus-east-1%3A123456789012%3Aworkspace%2Fws-1"),

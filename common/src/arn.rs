@@ -32,6 +32,18 @@ impl ArnScheme {
         format!("arn:aws:aps:{}:{}:rulegroupsnamespace/", self.region, self.account_id)
     }
 
+    /// The key of a workspace's alert manager definition in the control
+    /// store: `…:alertmanagerdefinition/<workspaceId>` (AMP gives the
+    /// definition no ARN of its own; its API acts on the workspace's).
+    pub fn alert_manager_definition(&self, workspace_id: &str) -> String {
+        format!("{}{workspace_id}", self.all_alert_manager_definitions_prefix())
+    }
+
+    /// The key prefix of every workspace's alert manager definition.
+    pub fn all_alert_manager_definitions_prefix(&self) -> String {
+        format!("arn:aws:aps:{}:{}:alertmanagerdefinition/", self.region, self.account_id)
+    }
+
     /// The resource type of an ARN of this deployment (`Workspace`,
     /// `RuleGroupsNamespace`, …), `None` for another region's, account's or
     /// service's ARN, or an unknown type.

@@ -27,6 +27,7 @@
 //! - [`clock::Clock`]: injected time; [`duration`]: Prometheus's duration notation.
 //! - [`error::ErrorKind`]: what each crate's errors map to at the HTTP edge.
 
+pub mod alertmanager;
 pub mod arn;
 pub mod clock;
 pub mod control;

@@ -276,6 +276,73 @@ impl RulerLimitsOverride {
     }
 }
 
+/// Quotas of a workspace's alert manager definition, with AMP's defaults.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertingLimits {
+    /// Largest alert manager definition (the decoded `data`), bytes.
+    /// Default 1 MiB (AMP's "Alert manager definition file size").
+    pub max_definition_bytes: usize,
+    /// Most inhibition rules in a definition. Default 100 (AMP).
+    pub max_inhibition_rules: usize,
+    /// Most nodes of the routing tree, the root included. Default 100 (AMP).
+    pub max_route_nodes: usize,
+    /// Most template files in a definition. Default 100 (AMP).
+    pub max_templates: usize,
+    /// Longest `repeat_interval` of any route, seconds. Default 5 days (AMP).
+    pub max_repeat_interval_seconds: u64,
+}
+
+impl Default for AlertingLimits {
+    fn default() -> Self {
+        Self {
+            max_definition_bytes: 1 << 20,
+            max_inhibition_rules: 100,
+            max_route_nodes: 100,
+            max_templates: 100,
+            max_repeat_interval_seconds: 5 * 86_400,
+        }
+    }
+}
+
+/// Per-workspace overrides of [`AlertingLimits`].
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertingLimitsOverride {
+    /// See [`AlertingLimits::max_definition_bytes`].
+    pub max_definition_bytes: Option<usize>,
+    /// See [`AlertingLimits::max_inhibition_rules`].
+    pub max_inhibition_rules: Option<usize>,
+    /// See [`AlertingLimits::max_route_nodes`].
+    pub max_route_nodes: Option<usize>,
+    /// See [`AlertingLimits::max_templates`].
+    pub max_templates: Option<usize>,
+    /// See [`AlertingLimits::max_repeat_interval_seconds`].
+    pub max_repeat_interval_seconds: Option<u64>,
+}
+
+impl AlertingLimitsOverride {
+    fn apply(&self, base: &AlertingLimits) -> AlertingLimits {
+        AlertingLimits {
+            max_definition_bytes: self.max_definition_bytes.unwrap_or(base.max_definition_bytes),
+            max_inhibition_rules: self.max_inhibition_rules.unwrap_or(base.max_inhibition_rules),
+            max_route_nodes: self.max_route_nodes.unwrap_or(base.max_route_nodes),
+            max_templates: self.max_templates.unwrap_or(base.max_templates),
+            max_repeat_interval_seconds: self.max_repeat_interval_seconds.unwrap_or(base.max_repeat_interval_seconds),
+        }
+    }
+
+    fn or(&self, lower: &Self) -> Self {
+        Self {
+            max_definition_bytes: self.max_definition_bytes.or(lower.max_definition_bytes),
+            max_inhibition_rules: self.max_inhibition_rules.or(lower.max_inhibition_rules),
+            max_route_nodes: self.max_route_nodes.or(lower.max_route_nodes),
+            max_templates: self.max_templates.or(lower.max_templates),
+            max_repeat_interval_seconds: self.max_repeat_interval_seconds.or(lower.max_repeat_interval_seconds),
+        }
+    }
+}
+
 /// Limits of the query path (the Prometheus HTTP API and the engine).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -366,6 +433,8 @@ pub struct Limits {
     pub query: QueryLimits,
     /// Rule evaluation defaults.
     pub ruler: RulerLimits,
+    /// Alert manager definition quotas.
+    pub alerting: AlertingLimits,
     /// Per-workspace overrides, keyed by workspace id:
     /// `[limits.overrides."ws-…".ingest]`.
     pub overrides: HashMap<String, WorkspaceOverride>,
@@ -383,6 +452,8 @@ pub struct WorkspaceOverride {
     pub query: QueryLimitsOverride,
     /// Rule evaluation overrides.
     pub ruler: RulerLimitsOverride,
+    /// Alert manager definition quota overrides.
+    pub alerting: AlertingLimitsOverride,
 }
 
 impl WorkspaceOverride {
@@ -393,6 +464,7 @@ impl WorkspaceOverride {
             storage: self.storage.or(&lower.storage),
             query: self.query.or(&lower.query),
             ruler: self.ruler.or(&lower.ruler),
+            alerting: self.alerting.or(&lower.alerting),
         }
     }
 }
@@ -423,6 +495,8 @@ struct Resolved {
     query: HashMap<String, Arc<QueryLimits>>,
     ruler_default: Arc<RulerLimits>,
     ruler: HashMap<String, Arc<RulerLimits>>,
+    alerting_default: Arc<AlertingLimits>,
+    alerting: HashMap<String, Arc<AlertingLimits>>,
 }
 
 impl Resolved {
@@ -444,12 +518,15 @@ impl Resolved {
             query: HashMap::new(),
             ruler_default: Arc::new(limits.ruler.clone()),
             ruler: HashMap::new(),
+            alerting_default: Arc::new(limits.alerting.clone()),
+            alerting: HashMap::new(),
         };
         for (ws, o) in merged {
             resolved.ingest.insert(ws.to_owned(), Arc::new(o.ingest.apply(&limits.ingest)));
             resolved.storage.insert(ws.to_owned(), Arc::new(o.storage.apply(&limits.storage)));
             resolved.query.insert(ws.to_owned(), Arc::new(o.query.apply(&limits.query)));
             resolved.ruler.insert(ws.to_owned(), Arc::new(o.ruler.apply(&limits.ruler)));
+            resolved.alerting.insert(ws.to_owned(), Arc::new(o.alerting.apply(&limits.alerting)));
         }
         resolved
     }
@@ -523,6 +600,12 @@ impl Overrides {
         state.ruler.get(workspace_id).unwrap_or(&state.ruler_default).clone()
     }
 
+    /// Every alert manager definition quota of `workspace_id`.
+    pub fn alerting(&self, workspace_id: &str) -> Arc<AlertingLimits> {
+        let state = self.state.load();
+        state.alerting.get(workspace_id).unwrap_or(&state.alerting_default).clone()
+    }
+
     /// How long the lake keeps a workspace's samples, days.
     pub fn retention_period_days(&self, workspace_id: &str) -> u32 {
         self.storage(workspace_id).retention_period_days
@@ -559,6 +642,9 @@ mod tests {
         assert_eq!(o.query("ws-a").max_samples, 1000);
         assert_eq!(o.query("ws-a").timeout_seconds, 120);
         assert_eq!(o.query("ws-other").max_samples, 50_000_000);
+        assert_eq!(o.alerting("ws-a").max_route_nodes, 3);
+        assert_eq!(o.alerting("ws-a").max_templates, 100);
+        assert_eq!(o.alerting("ws-other").max_route_nodes, 100);
     }
 
     #[test]
@@ -592,6 +678,7 @@ mod tests {
         ov.ingest.ingestion_rate = Some(10.0);
         ov.storage.retention_period_days = Some(7);
         ov.query.max_samples = Some(1000);
+        ov.alerting.max_route_nodes = Some(3);
         limits.overrides.insert("ws-a".into(), ov);
         limits
     }

@@ -1,5 +1,5 @@
 //! HTTP routes of the control plane (workspaces, their configuration,
-//! rule groups namespaces, tags), with the paths, status codes and JSON
+//! rule groups namespaces, the alert manager definition, tags), with the paths, status codes and JSON
 //! members of AWS's `amp` service model (rest-json).
 
 use std::collections::BTreeMap;
@@ -15,6 +15,7 @@ use common::rules::RuleGroupsNamespaceRecord;
 use common::workspace::WorkspaceRecord;
 use serde_json::json;
 
+use crate::alertmanager::AlertManagerDefinitionRequest;
 use crate::error::Error;
 use crate::rule_groups::{CreateRuleGroupsNamespace, PutRuleGroupsNamespace};
 use crate::workspaces::{CreateWorkspace, UpdateAlias, UpdateConfiguration, WorkspaceService};
@@ -34,6 +35,13 @@ pub fn router(service: Arc<WorkspaceService>) -> Router {
         .route(
             "/workspaces/{workspace_id}/rulegroupsnamespaces/{name}",
             get(describe_rule_groups_namespace).put(put_rule_groups_namespace).delete(delete_rule_groups_namespace),
+        )
+        .route(
+            "/workspaces/{workspace_id}/alertmanager/definition",
+            post(create_alert_manager_definition)
+                .put(put_alert_manager_definition)
+                .get(describe_alert_manager_definition)
+                .delete(delete_alert_manager_definition),
         )
         .route("/tags/{resource_arn}", get(list_tags).post(tag_resource).delete(untag_resource))
         .with_state(service)
@@ -195,6 +203,53 @@ async fn delete_rule_groups_namespace(
 ) -> Result<Response, Error> {
     let params = Query::parse(query.as_deref());
     service.delete_rule_groups_namespace(&workspace_id, &name, params.one("clientToken")).await?;
+    Ok(StatusCode::ACCEPTED.into_response())
+}
+
+async fn create_alert_manager_definition(
+    State(service): Svc,
+    Path(workspace_id): Path<String>,
+    body: Bytes,
+) -> Result<Response, Error> {
+    let request = parse_body::<AlertManagerDefinitionRequest>(&body)?;
+    let d = service.create_alert_manager_definition(&workspace_id, request).await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({ "status": d.status }))).into_response())
+}
+
+async fn put_alert_manager_definition(
+    State(service): Svc,
+    Path(workspace_id): Path<String>,
+    body: Bytes,
+) -> Result<Response, Error> {
+    let request = parse_body::<AlertManagerDefinitionRequest>(&body)?;
+    let d = service.put_alert_manager_definition(&workspace_id, request).await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({ "status": d.status }))).into_response())
+}
+
+async fn describe_alert_manager_definition(
+    State(service): Svc,
+    Path(workspace_id): Path<String>,
+) -> Result<Response, Error> {
+    use base64::Engine as _;
+    let d = service.describe_alert_manager_definition(&workspace_id)?;
+    Ok(Json(json!({
+        "alertManagerDefinition": {
+            "status": d.status,
+            "data": base64::engine::general_purpose::STANDARD.encode(d.data.as_bytes()),
+            "createdAt": d.created_at,
+            "modifiedAt": d.modified_at,
+        }
+    }))
+    .into_response())
+}
+
+async fn delete_alert_manager_definition(
+    State(service): Svc,
+    Path(workspace_id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, Error> {
+    let params = Query::parse(query.as_deref());
+    service.delete_alert_manager_definition(&workspace_id, params.one("clientToken")).await?;
     Ok(StatusCode::ACCEPTED.into_response())
 }
 

@@ -25,8 +25,10 @@
 //! `ruleQueryOffsetInSeconds`, `limitsPerLabelSet` — enforced by the
 //! gateway), rule groups namespaces (create, put, describe, list, delete:
 //! Prometheus rules files validated as `promtool check rules` does, within
-//! the workspace's rule quotas; `rule_groups.rs`), tags of any resource
-//! (tag, untag, list).
+//! the workspace's rule quotas; `rule_groups.rs`), the alert manager
+//! definition (create, put, describe, delete: AMP's YAML document validated
+//! as `amtool check-config` does, within the workspace's alerting quotas;
+//! `alertmanager.rs`), tags of any resource (tag, untag, list).
 //!
 //! - Configuration values are stored in the workspace's record and applied
 //!   to the API layer of `common::limits::Overrides` — at once in the
@@ -46,6 +48,7 @@
 //!   place (`error.rs`); every request member is checked against the
 //!   model's constraints in one place (`validate.rs`).
 
+mod alertmanager;
 mod error;
 mod events;
 mod http;
@@ -54,6 +57,7 @@ mod store;
 mod validate;
 mod workspaces;
 
+pub use alertmanager::AlertManagerDefinitionRequest;
 pub use error::{Error, Result};
 pub use events::LogEvents;
 pub use http::router;

@@ -79,7 +79,7 @@ impl WorkspaceService {
         f.client_token(request.client_token.as_deref());
         let tags = request.tags.clone().unwrap_or_default();
         f.tags(&tags);
-        let data = decode_data(&mut f, request.data.as_deref());
+        let data = f.base64_text("data", request.data.as_deref(), "the rules file");
         f.finish()?;
         let _guard = self.lock.lock().await;
         self.describe_active(workspace_id)?;
@@ -133,7 +133,7 @@ impl WorkspaceService {
         let mut f = Fields::default();
         let name = namespace_name(&mut f, Some(name));
         f.client_token(request.client_token.as_deref());
-        let data = decode_data(&mut f, request.data.as_deref());
+        let data = f.base64_text("data", request.data.as_deref(), "the rules file");
         f.finish()?;
         let _guard = self.lock.lock().await;
         self.describe_active(workspace_id)?;
@@ -309,7 +309,7 @@ impl WorkspaceService {
         check_quotas(&limits, name, &groups, &others)
     }
 
-    fn now_seconds(&self) -> f64 {
+    pub(crate) fn now_seconds(&self) -> f64 {
         self.clock.now_ms() as f64 / 1000.0
     }
 
@@ -318,7 +318,7 @@ impl WorkspaceService {
         serde_json::from_value(doc).ok()
     }
 
-    async fn save_doc<T: serde::Serialize>(&self, arn: &str, doc: &T) -> Result<()> {
+    pub(crate) async fn save_doc<T: serde::Serialize>(&self, arn: &str, doc: &T) -> Result<()> {
         let doc = serde_json::to_value(doc).map_err(|e| Error::Internal(format!("encoding {arn}: {e}")))?;
         self.store.put(arn, doc).await?;
         Ok(())
@@ -422,23 +422,4 @@ fn namespace_name(f: &mut Fields, name: Option<&str>) -> String {
         );
     }
     name.to_owned()
-}
-
-/// The `data` blob: base64 of a UTF-8 rules file.
-fn decode_data(f: &mut Fields, data: Option<&str>) -> String {
-    use base64::Engine as _;
-    let Some(data) = data else {
-        f.bad("data", "Member must not be null");
-        return String::new();
-    };
-    match base64::engine::general_purpose::STANDARD.decode(data.trim()) {
-        Err(e) => {
-            f.bad("data", format!("data is not valid base64: {e}"));
-            String::new()
-        }
-        Ok(bytes) => String::from_utf8(bytes).unwrap_or_else(|_| {
-            f.bad("data", "the rules file is not UTF-8");
-            String::new()
-        }),
-    }
 }

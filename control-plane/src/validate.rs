@@ -31,6 +31,26 @@ impl Fields {
         }
     }
 
+    /// A required base64 blob member holding UTF-8 text (`what` names the
+    /// text in messages); `""` when it is bad.
+    pub(crate) fn base64_text(&mut self, field: &str, data: Option<&str>, what: &str) -> String {
+        use base64::Engine as _;
+        let Some(data) = data else {
+            self.bad(field, "Member must not be null");
+            return String::new();
+        };
+        match base64::engine::general_purpose::STANDARD.decode(data.trim()) {
+            Err(e) => {
+                self.bad(field, format!("{field} is not valid base64: {e}"));
+                String::new()
+            }
+            Ok(bytes) => String::from_utf8(bytes).unwrap_or_else(|_| {
+                self.bad(field, format!("{what} is not UTF-8"));
+                String::new()
+            }),
+        }
+    }
+
     /// An alias: 1–100 characters (after trimming, as AMP stores it).
     pub(crate) fn alias(&mut self, alias: Option<&str>) -> Option<String> {
         let alias = alias.map(|a| a.trim().to_owned());

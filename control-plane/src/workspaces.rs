@@ -478,6 +478,9 @@ impl WorkspaceService {
                     if let Err(error) = self.reconcile_rule_groups_namespaces(&w.workspace_id).await {
                         tracing::warn!(workspace = %w.workspace_id, %error, "Finishing rule groups namespace changes failed; will retry.");
                     }
+                    if let Err(error) = self.reconcile_alert_manager_definition(&w.workspace_id).await {
+                        tracing::warn!(workspace = %w.workspace_id, %error, "Finishing an alert manager definition change failed; will retry.");
+                    }
                 }
                 _ => {}
             }
@@ -514,6 +517,7 @@ impl WorkspaceService {
         }
         let _guard = self.lock.lock().await;
         self.delete_rule_groups_namespaces(&record.workspace_id).await?;
+        self.delete_alert_manager_definition_of(&record.workspace_id).await?;
         self.store.delete(&record.arn).await?;
         self.overrides.set_api_override(&record.workspace_id, None);
         tracing::info!(workspace = %record.workspace_id, "Workspace deleted with its data.");

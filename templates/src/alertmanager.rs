@@ -194,6 +194,15 @@ impl NotificationTemplates {
         Ok(t)
     }
 
+    /// Parses `text` as a template named `""` with Alertmanager's
+    /// functions (what a templated URL of a configuration must pass).
+    ///
+    /// # Errors
+    /// Go's parse error, e.g. `template: :1: unclosed action`.
+    pub fn check_text(text: &str) -> Result<(), String> {
+        parser::parse("", text, &is_defined).map(|_| ())
+    }
+
     /// Whether a template of this name is defined.
     #[must_use]
     pub fn is_defined(&self, name: &str) -> bool {

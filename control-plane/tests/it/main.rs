@@ -19,6 +19,7 @@ use control_plane::{
 use log_embedded::{EmbeddedLog, EmbeddedLogConfig};
 use serde_json::json;
 
+mod alertmanager;
 mod rule_groups;
 
 fn arns() -> ArnScheme {

@@ -47,16 +47,16 @@ fn rules(group: &str, n: usize) -> String {
     s
 }
 
-struct Fixture {
+pub(super) struct Fixture {
     _dir: tempfile::TempDir,
-    store: Arc<LogControlStore>,
-    clock: Arc<ManualClock>,
-    service: Arc<WorkspaceService>,
-    overrides: Arc<Overrides>,
-    ws: String,
+    pub(super) store: Arc<LogControlStore>,
+    pub(super) clock: Arc<ManualClock>,
+    pub(super) service: Arc<WorkspaceService>,
+    pub(super) overrides: Arc<Overrides>,
+    pub(super) ws: String,
 }
 
-async fn fixture() -> Fixture {
+pub(super) async fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(1_700_000_000_000);
     let log = EmbeddedLog::open(dir.path(), EmbeddedLogConfig::default()).unwrap();
