@@ -439,7 +439,9 @@ fn match_re(m: Option<BTreeMap<String, Option<GoStr>>>) -> Result<Vec<Matcher>, 
             return Err(format!("invalid label name {k:?}"));
         }
         let v = v.ok_or_else(|| format!("invalid regexp value for {k:?}"))?;
-        out.push(Matcher::new(&k, MatchType::Regexp, v.as_str())?);
+        // Alertmanager keeps a match_re value as its anchored form (what
+        // route keys and group keys print).
+        out.push(Matcher::new(&k, MatchType::Regexp, &format!("^(?:{})$", v.as_str()))?);
     }
     Ok(out)
 }
