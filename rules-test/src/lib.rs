@@ -19,9 +19,9 @@
 //! difference), then an empty line; the exit code is 1 when a file failed.
 //!
 //! Known differences: error texts of the engine and of the rule-file and
-//! YAML parsers are PromLake's own; `histogram` expectations in
-//! `exp_samples` are refused (not compared yet); `--debug` and `--diff` are
-//! not implemented.
+//! YAML parsers are PromLake's own; `--debug` and `--diff` are not
+//! implemented. `histogram` expectations in `exp_samples` are compared as
+//! promtool compares them, by their `TestExpression()` text.
 
 mod file;
 mod store;
@@ -33,6 +33,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use common::seams::{AlertSink, InstantValue, Labels, PromqlEngine, Sample, SampleValue, SeamError};
+use query_service::engine::histogram::FloatHistogram;
 use ruler::{AlertState, ManualGroup, RulerConfig, RulerSeams};
 use templates::go::{format_float, go_quote};
 
@@ -148,9 +149,10 @@ impl AlertSink for NoAlertmanager {
 /// An alert's labels and annotations, as compared.
 type LabelsAndAnnotations = (Vec<(String, String)>, Vec<(String, String)>);
 
-/// A sample as compared: labels, and the float value (`None`: a native
-/// histogram).
-type ParsedSample = (Vec<(String, String)>, Option<f64>);
+/// A sample as compared, as promtool's `parsedSample`: labels, the float
+/// value (0 for a histogram), and a native histogram's `TestExpression()`
+/// (empty for a float).
+type ParsedSample = (Vec<(String, String)>, f64, String);
 
 impl GroupRun<'_> {
     async fn test(&self, tg: &TestGroup, rule_files: &[PathBuf]) -> Vec<String> {
@@ -307,37 +309,40 @@ impl GroupRun<'_> {
             };
             let mut got: Vec<ParsedSample> = got
                 .into_iter()
-                .map(|(l, v)| {
-                    let v = match v {
-                        SampleValue::Float(f) => Some(f),
-                        SampleValue::Histogram(_) => None,
-                    };
-                    (l.to_vec(), v)
+                .map(|(l, v)| match v {
+                    SampleValue::Float(f) => (l.to_vec(), f, String::new()),
+                    SampleValue::Histogram(bytes) => {
+                        let text = FloatHistogram::decode(&bytes).map(|h| test_expression(&h)).unwrap_or_default();
+                        (l.to_vec(), 0.0, text)
+                    }
                 })
                 .collect();
             let mut exp = Vec::new();
             for s in &case.exp_samples {
-                let labels = query_service::promqltest::script::parse_series(&s.labels);
-                let problem = match (&labels, s.histogram.is_empty()) {
-                    (None, _) => Some("not a series description".to_owned()),
-                    (Some(_), false) => Some("histogram expectations are not supported by PromLake yet".to_owned()),
-                    (Some(_), true) => None,
-                };
-                if let Some(p) = problem {
-                    errors.push(format!("{where_}, err: labels {}: {p}", go_quote(&s.labels)));
+                let Some(labels) = query_service::promqltest::script::parse_series(&s.labels) else {
+                    errors.push(format!("{where_}, err: labels {}: not a series description", go_quote(&s.labels)));
                     continue 'cases;
-                }
-                exp.push((labels.unwrap_or_default(), Some(s.value)));
+                };
+                let histogram = if s.histogram.is_empty() {
+                    String::new()
+                } else {
+                    match expected_histogram(&s.histogram) {
+                        Ok(h) => h,
+                        Err(e) => {
+                            errors.push(format!("{where_}, err: labels {}: {e}", go_quote(&s.labels)));
+                            continue 'cases;
+                        }
+                    }
+                };
+                exp.push((labels, s.value, histogram));
             }
             exp.sort_by(|a, b| a.0.cmp(&b.0));
             got.sort_by(|a, b| a.0.cmp(&b.0));
             let same = exp.len() == got.len()
                 && exp.iter().zip(&got).all(|(e, g)| {
                     e.0 == g.0
-                        && match (e.1, g.1) {
-                            (Some(x), Some(y)) => x == y || (self.fuzzy && (x.next_up() == y || x.next_down() == y)),
-                            _ => false,
-                        }
+                        && e.2 == g.2
+                        && (e.1 == g.1 || (self.fuzzy && (e.1.next_up() == g.1 || e.1.next_down() == g.1)))
                 });
             if !same {
                 errors.push(format!(
@@ -358,21 +363,75 @@ impl GroupRun<'_> {
             let line = parse_series_line(&format!("{} {}", s.series, s.values), 1)
                 .map_err(|e| format!("error in input series {}: {}", go_quote(&s.series), e.message))?;
             let labels: Labels = line.labels.into();
+            let mut chunk = HistogramChunk::default();
             for (i, v) in line.values.into_iter().enumerate() {
                 let t = i as i64 * self.interval;
                 let value = match v {
                     None => continue,
-                    Some(Value::Float(f)) => SampleValue::Float(f),
-                    Some(Value::Stale) => SampleValue::Float(f64::from_bits(schemas::labels::STALE_NAN_BITS)),
-                    Some(Value::Histogram(h)) => SampleValue::Histogram(bytes::Bytes::from(
-                        query_service::promqltest::stream_histogram(&h, t).encode_to_vec(),
-                    )),
+                    Some(Value::Float(f)) => {
+                        chunk = HistogramChunk::default();
+                        SampleValue::Float(f)
+                    }
+                    Some(Value::Stale) => {
+                        chunk = HistogramChunk::default();
+                        SampleValue::Float(f64::from_bits(schemas::labels::STALE_NAN_BITS))
+                    }
+                    Some(Value::Histogram(h)) => {
+                        let mut proto = query_service::promqltest::stream_histogram(&h, t);
+                        chunk.append(&mut proto);
+                        SampleValue::Histogram(bytes::Bytes::from(proto.encode_to_vec()))
+                    }
                 };
                 store.add(labels.clone(), Sample { timestamp_ms: t, value });
             }
         }
         Ok(())
     }
+}
+
+/// The counter-reset hints Prometheus's TSDB gives the histograms it
+/// appends to a series (what promtool's test storage holds, and its
+/// `TestExpression()` prints): a sample continuing its chunk reads back
+/// `not_reset`; one that starts a chunk — the first of a series, one after
+/// a float or a stale marker, a counter reset, a layout that cannot follow
+/// (schema, zero width, custom bounds), the 121st of a chunk — keeps the
+/// hint it was written with; gauge histograms keep `gauge`.
+#[derive(Default)]
+struct HistogramChunk {
+    previous: Option<FloatHistogram>,
+    samples: usize,
+}
+
+impl HistogramChunk {
+    /// Samples per chunk before TSDB cuts a new one.
+    const MAX_SAMPLES: usize = 120;
+
+    fn append(&mut self, proto: &mut schemas::stream::Histogram) {
+        use schemas::stream::histogram::ResetHint;
+        let Ok(h) = FloatHistogram::from_proto(proto) else { return };
+        let continues = h.reset_hint != ResetHint::Gauge
+            && self.samples < Self::MAX_SAMPLES
+            && self.previous.as_ref().is_some_and(|p| {
+                let mut probe = h.clone();
+                probe.reset_hint = ResetHint::Unknown;
+                same_layout(p, &h) && !probe.is_reset_after(p)
+            });
+        if continues {
+            proto.reset_hint = ResetHint::No as i32;
+            self.samples += 1;
+        } else {
+            self.samples = 1;
+        }
+        self.previous = Some(h);
+    }
+}
+
+/// Whether `next` can be appended to the chunk `previous` is in without
+/// recoding it into a new one.
+fn same_layout(previous: &FloatHistogram, next: &FloatHistogram) -> bool {
+    previous.schema == next.schema
+        && previous.zero_threshold == next.zero_threshold
+        && previous.custom_values == next.custom_values
 }
 
 /// Prometheus's `labels.Labels.String()`: `{a="b", c="d"}`, names quoted
@@ -413,11 +472,94 @@ fn samples_string(samples: &[ParsedSample]) -> String {
     if samples.is_empty() {
         return "nil".into();
     }
-    let one = |(l, v): &ParsedSample| match v {
-        Some(v) => format!("{} {}", labels_string(l), format_float(*v, 'E', -1)),
-        None => format!("{} <native histogram>", labels_string(l)),
+    let one = |(l, v, h): &ParsedSample| {
+        if h.is_empty() {
+            format!("{} {}", labels_string(l), format_float(*v, 'E', -1))
+        } else {
+            format!("{} {h}", labels_string(l))
+        }
     };
     samples.iter().map(one).collect::<Vec<_>>().join(", ")
+}
+
+/// An `exp_samples` `histogram:` as promtool reads it (`ParseSeriesDesc`
+/// of `{} <histogram>`), as its `TestExpression()`.
+fn expected_histogram(text: &str) -> Result<String, String> {
+    use query_service::promqltest::script::{Value, parse_series_line};
+    let line = parse_series_line(&format!("{{}} {text}"), 1).map_err(|e| e.message)?;
+    match line.values.as_slice() {
+        [Some(Value::Histogram(h))] => {
+            FloatHistogram::from_proto(&query_service::promqltest::stream_histogram(h, 0)).map(|h| test_expression(&h))
+        }
+        [v] => Err(format!("expected histogram, got {}", sequence_value(v.as_ref()))),
+        values => Err(format!("expected 1 value, got {}", values.len())),
+    }
+}
+
+/// Go's `parser.SequenceValue.String()` of a non-histogram value: `_`, or
+/// the float with `%f`.
+fn sequence_value(v: Option<&query_service::promqltest::script::Value>) -> String {
+    use query_service::promqltest::script::Value;
+    let f = match v {
+        None => return "_".into(),
+        Some(Value::Float(f)) => *f,
+        Some(Value::Stale) | Some(Value::Histogram(_)) => f64::NAN,
+    };
+    if f.is_nan() {
+        "NaN".into()
+    } else if f.is_infinite() {
+        if f > 0.0 { "+Inf".into() } else { "-Inf".into() }
+    } else {
+        format!("{f:.6}")
+    }
+}
+
+/// Prometheus's `FloatHistogram.TestExpression()`: the histogram compacted
+/// to one positive and one negative span, in the series notation
+/// (`{{schema:1 count:4 sum:5 buckets:[1 2 1]}}`).
+fn test_expression(h: &FloatHistogram) -> String {
+    use schemas::stream::histogram::ResetHint;
+    let g = |v: f64| format_float(v, 'g', -1);
+    let mut res = Vec::new();
+    if h.schema != 0 {
+        res.push(format!("schema:{}", h.schema));
+    }
+    if h.count != 0.0 {
+        res.push(format!("count:{}", g(h.count)));
+    }
+    if h.sum != 0.0 {
+        res.push(format!("sum:{}", g(h.sum)));
+    }
+    if h.zero_count != 0.0 {
+        res.push(format!("z_bucket:{}", g(h.zero_count)));
+    }
+    if h.zero_threshold != 0.0 {
+        res.push(format!("z_bucket_w:{}", g(h.zero_threshold)));
+    }
+    if h.schema == query_service::engine::histogram::CUSTOM_BUCKETS_SCHEMA {
+        let values: Vec<String> = h.custom_values.iter().map(|v| g(*v)).collect();
+        res.push(format!("custom_values:[{}]", values.join(" ")));
+    }
+    match h.reset_hint {
+        ResetHint::Unknown => {}
+        ResetHint::Yes => res.push("counter_reset_hint:reset".into()),
+        ResetHint::No => res.push("counter_reset_hint:not_reset".into()),
+        ResetHint::Gauge => res.push("counter_reset_hint:gauge".into()),
+    }
+    for (buckets, offset_key, buckets_key) in
+        [(&h.positive, "offset", "buckets"), (&h.negative, "n_offset", "n_buckets")]
+    {
+        // Compacted: empty buckets at both ends dropped, the rest one span.
+        let kept: Vec<&(i32, f64)> = buckets.iter().filter(|(_, c)| *c != 0.0).collect();
+        let (Some(first), Some(last)) = (kept.first(), kept.last()) else { continue };
+        if first.0 != 0 {
+            res.push(format!("{offset_key}:{}", first.0));
+        }
+        let counts: Vec<String> =
+            (first.0..=last.0).map(|i| buckets.iter().find(|(j, _)| *j == i).map_or(0.0, |(_, c)| *c)).map(g).collect();
+        res.push(format!("{buckets_key}:[{}]", counts.join(" ")));
+    }
+    format!("{{{{{}}}}}", res.join(" "))
 }
 
 /// promtool's `indentLines`: every line but the first prefixed.
