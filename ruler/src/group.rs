@@ -272,18 +272,21 @@ pub(crate) struct GroupRun {
 impl GroupRun {
     /// Starts evaluating `spec`, its rules' last series taken from
     /// `previous` by name.
+    #[allow(clippy::too_many_arguments, reason = "the group's parts, passed once")]
     pub(crate) fn start(
         key: GroupKey,
         spec: GroupSpec,
         previous: Option<PreviousSeries>,
+        restore: bool,
         seams: RulerSeams,
         config: RulerConfig,
         metrics: Metrics,
         notifier: Arc<Notifier>,
     ) -> Self {
         // A fresh group restores its alerts' `for` state from
-        // `ALERTS_FOR_STATE`; a changed one carries its predecessor's alerts.
-        let fresh = previous.is_none();
+        // `ALERTS_FOR_STATE` when asked to (else it starts with none); a
+        // changed one carries its predecessor's alerts.
+        let fresh = previous.is_none() && restore;
         let mut previous = previous.unwrap_or_default();
         let state = Arc::new(Mutex::new(GroupState::new(&key, &spec, &mut previous, !fresh)));
         let cancel = CancellationToken::new();

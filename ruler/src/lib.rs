@@ -201,6 +201,9 @@ pub struct Ruler {
     /// Each namespace's parsed file, by ARN, with the `modifiedAt` and
     /// data it was parsed from: a file is parsed once per change.
     parsed: Mutex<HashMap<String, ParsedFile>>,
+    /// Every group the last sync saw (evaluated here or elsewhere); `None`
+    /// before the first sync.
+    known: Mutex<Option<std::collections::HashSet<GroupKey>>>,
 }
 
 impl Ruler {
@@ -216,6 +219,7 @@ impl Ruler {
             running: Mutex::default(),
             syncing: tokio::sync::Mutex::new(()),
             parsed: Mutex::default(),
+            known: Mutex::default(),
         })
     }
 
@@ -276,11 +280,24 @@ impl Ruler {
                 group::mark_stale(&self.seams, &key, previous).await;
             }
         }
+        // As Prometheus restores the `for` state of the groups it loads at
+        // start but not of groups added later: a group restores when this
+        // process starts, or when it moves here from another process (a
+        // restart of its evaluation); a group created since runs fresh.
+        let seen: std::collections::HashSet<GroupKey> = started
+            .iter()
+            .map(|(k, _)| k.clone())
+            .chain(self.lock().keys().cloned())
+            .chain(elsewhere.iter().cloned())
+            .collect();
+        let known = self.known.lock().unwrap_or_else(|p| p.into_inner()).replace(seen);
         for (key, spec) in started {
+            let restore = known.as_ref().is_none_or(|k| k.contains(&key));
             let run = GroupRun::start(
                 key.clone(),
                 spec,
                 carried.remove(&key),
+                restore,
                 self.seams.clone(),
                 self.config.clone(),
                 self.metrics.clone(),

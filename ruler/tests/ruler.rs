@@ -504,7 +504,8 @@ async fn a_restart_in_the_middle_of_for_keeps_the_time_already_pending() {
     // has been active for 59 min 50 s when the ruler went down 2 s ago
     // fires 10 s after the restart (the time remaining), not 1 h later.
     let config = RulerConfig { for_grace_period: Duration::from_secs(1), ..RulerConfig::default() };
-    let f = fixture_with(config, true);
+    // The group exists when the ruler starts (a restart): it restores.
+    let f = fixture_with(config, false);
     let rules = "groups:
   - name: g
     interval: 200ms
@@ -522,6 +523,7 @@ async fn a_restart_in_the_middle_of_for_keeps_the_time_already_pending() {
         samples: vec![Sample { timestamp_ms: down_at, value: SampleValue::Float(active_at as f64) }],
     });
     put_namespace(&f.store, "ns", rules, RuleGroupsNamespaceStatusCode::Active).await;
+    tokio::spawn(f.ruler.clone().run(f.shutdown.clone()));
     wait_for(&f, "the restoration", |f| alert_series(f).iter().any(|(n, _, _)| n == "ALERTS_FOR_STATE")).await;
     let alert = f.ruler.groups()[0].rules[0].alerts[0].clone();
     assert_eq!(alert.state, AlertState::Pending);
@@ -531,4 +533,38 @@ async fn a_restart_in_the_middle_of_for_keeps_the_time_already_pending() {
     let fires_in = alert.active_at_ms + 3_600_000 - common::clock::Clock::now_ms(&SystemClock);
     assert!((0..12_000).contains(&fires_in), "fires in {fires_in} ms");
     assert!(received(&f).is_empty(), "pending alerts are not sent");
+}
+
+#[tokio::test]
+async fn a_group_created_while_running_starts_fresh_as_in_prometheus() {
+    // Prometheus restores the `for` state only of the groups it loads at
+    // start: one added later starts fresh, writing ALERTS from its first
+    // evaluation, whatever ALERTS_FOR_STATE says.
+    let f = fixture_with(RulerConfig { for_grace_period: Duration::from_secs(1), ..RulerConfig::default() }, true);
+    put_workspace(&f.store).await;
+    // The ruler's first sync happens with no group.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let rules = "groups:
+  - name: g
+    interval: 200ms
+    rules:
+      - alert: Slow
+        expr: up == 0
+        for: 1h
+";
+    set(&f.engine, "up == 0", vec![(labels(&[("__name__", "up"), ("instance", "a")]), 0.0)]);
+    let now = common::clock::Clock::now_ms(&SystemClock);
+    f.reader.series.lock().unwrap().push(SelectedSeries {
+        labels: labels(&[("__name__", "ALERTS_FOR_STATE"), ("alertname", "Slow"), ("instance", "a")]),
+        samples: vec![Sample {
+            timestamp_ms: now - 2_000,
+            value: SampleValue::Float(((now - 3_000_000) / 1000) as f64),
+        }],
+    });
+    put_namespace(&f.store, "ns", rules, RuleGroupsNamespaceStatusCode::Active).await;
+    wait_for(&f, "ALERTS", |f| alert_series(f).iter().any(|(n, _, _)| n == "ALERTS_FOR_STATE")).await;
+    let status = f.ruler.groups();
+    let alert = &status[0].rules[0].alerts[0];
+    // Not restored: active since the group's first evaluation, not 50 min ago.
+    assert!(now - alert.active_at_ms < 5_000, "activeAt {} vs now {now}", alert.active_at_ms);
 }
