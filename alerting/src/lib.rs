@@ -5,8 +5,11 @@
 //!
 //! Built so far: the routing tree ([`routing`]), matched as Alertmanager's
 //! dispatcher does and checked against the real `amtool config routes
-//! test`. Not built yet: aggregation groups and their timers, inhibition,
-//! silences, the notification log, receivers, the v2 API (see the alerting
-//! issue).
+//! test`; aggregation groups, their flushes and the notification log's
+//! decision ([`dispatch`]) as pure state over explicit times. Not built
+//! yet: the engine that drives them (alert ingestion and merging, timers,
+//! persistence in the log), inhibition, silences, time intervals at
+//! notification time, receivers, the v2 API (see the alerting issue).
 
+pub mod dispatch;
 pub mod routing;

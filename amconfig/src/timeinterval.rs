@@ -11,25 +11,88 @@ use crate::yaml::GoStr;
 pub struct TimeIntervalSet {
     /// Its name, referred to by routes.
     pub name: String,
-    /// The intervals; the set is active when any of them is (none: always).
+    /// The intervals; the set is active when any of them is (none: never).
     pub intervals: Vec<TimeInterval>,
 }
 
-/// One interval: each list restricts it (an empty list does not).
+/// One interval: each list given restricts it (`None`: not given; a list
+/// given empty, as in Alertmanager, matches no time).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct TimeInterval {
     /// Minutes of the day `[start, end)`.
-    pub times: Vec<(u32, u32)>,
+    pub times: Option<Vec<(u32, u32)>>,
     /// Days of the week, 0 = Sunday, inclusive ranges.
-    pub weekdays: Vec<(u32, u32)>,
+    pub weekdays: Option<Vec<(u32, u32)>>,
     /// Days of the month, inclusive; negative counts from the month's end.
-    pub days_of_month: Vec<(i64, i64)>,
+    pub days_of_month: Option<Vec<(i64, i64)>>,
     /// Months, 1–12, inclusive ranges.
-    pub months: Vec<(i64, i64)>,
+    pub months: Option<Vec<(i64, i64)>>,
     /// Years, inclusive ranges.
-    pub years: Vec<(i64, i64)>,
+    pub years: Option<Vec<(i64, i64)>>,
     /// The zone the interval is read in (`None`: UTC).
     pub location: Option<chrono_tz::Tz>,
+}
+
+impl TimeIntervalSet {
+    /// Whether the set is active at `unix_ms` (any of its intervals is; a
+    /// set without intervals never is, as Alertmanager's `Intervener`).
+    pub fn contains(&self, unix_ms: i64) -> bool {
+        self.intervals.iter().any(|i| i.contains(unix_ms))
+    }
+}
+
+impl TimeInterval {
+    /// Alertmanager's `ContainsTime`: the time, read in the interval's
+    /// zone, is within every list given.
+    pub fn contains(&self, unix_ms: i64) -> bool {
+        use chrono::{Datelike as _, TimeZone as _, Timelike as _};
+        let Some(utc) = chrono::DateTime::from_timestamp_millis(unix_ms) else { return false };
+        let tz = self.location.unwrap_or(chrono_tz::UTC);
+        let t = utc.with_timezone(&tz);
+        let within = |list: &Option<Vec<(i64, i64)>>, v: i64| {
+            list.as_ref().is_none_or(|l| l.iter().any(|(b, e)| *b <= v && v <= *e))
+        };
+        if let Some(times) = &self.times {
+            let minute = t.hour() * 60 + t.minute();
+            if !times.iter().any(|(s, e)| *s <= minute && minute < *e) {
+                return false;
+            }
+        }
+        if let Some(days) = &self.days_of_month {
+            // Go's daysInMonth: whole days between this month's local
+            // midnight and the next's (a month with a DST change counts one
+            // day short, as there).
+            let month_start = |y: i32, m: u32| tz.with_ymd_and_hms(y, m, 1, 0, 0, 0).earliest();
+            let (ny, nm) = if t.month() == 12 { (t.year() + 1, 1) } else { (t.year(), t.month() + 1) };
+            let days_in_month = match (month_start(t.year(), t.month()), month_start(ny, nm)) {
+                (Some(a), Some(b)) => (b - a).num_hours() / 24,
+                _ => 30,
+            };
+            let day = i64::from(t.day());
+            let hit = days.iter().any(|(b, e)| {
+                let begin = if *b < 0 { days_in_month + b + 1 } else { *b };
+                let end = if *e < 0 { days_in_month + e + 1 } else { *e };
+                if begin > days_in_month {
+                    return false;
+                }
+                let clamp = |n: i64| n.clamp(-days_in_month, days_in_month);
+                clamp(begin) <= day && day <= clamp(end)
+            });
+            if !hit {
+                return false;
+            }
+        }
+        if !within(&self.months, i64::from(t.month())) {
+            return false;
+        }
+        if let Some(w) = &self.weekdays {
+            let wd = t.weekday().num_days_from_sunday();
+            if !w.iter().any(|(b, e)| *b <= wd && wd <= *e) {
+                return false;
+            }
+        }
+        within(&self.years, i64::from(t.year()))
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -154,21 +217,15 @@ fn month_name(m: i64) -> &'static str {
     usize::try_from(m - 1).ok().and_then(|i| MONTHS.get(i)).copied().unwrap_or("")
 }
 
-/// Go's `time.LoadLocation` over the IANA database.
+/// Go's `time.LoadLocation` (one implementation, in `templates`).
 pub(crate) fn location(name: &str) -> Result<Option<chrono_tz::Tz>, String> {
-    match name {
-        "" | "UTC" | "Local" => return Ok(None),
-        _ => {}
-    }
-    if name.starts_with(['/', '\\']) || name.split(['/', '\\']).any(|p| p == "..") {
-        return Err("time: invalid location name".into());
-    }
-    name.parse::<chrono_tz::Tz>().map(Some).map_err(|_| format!("unknown time zone {name}"))
+    templates::go::load_location(name)
 }
 
 impl RawInterval {
     fn check(self) -> Result<TimeInterval, String> {
         let mut out = TimeInterval::default();
+        let given = self.times.is_some();
         for t in self.times.unwrap_or_default() {
             let t = t.unwrap_or_default();
             let (Some(start), Some(end)) =
@@ -180,8 +237,12 @@ impl RawInterval {
             if start >= end {
                 return Err("start time cannot be equal or greater than end time".into());
             }
-            out.times.push((start, end));
+            out.times.get_or_insert_with(Vec::new).push((start, end));
         }
+        if given {
+            out.times.get_or_insert_with(Vec::new);
+        }
+        let given = self.weekdays.is_some();
         for w in self.weekdays.unwrap_or_default() {
             let (b, e) = range(w.as_str())?;
             let day = |d: &str| {
@@ -195,8 +256,12 @@ impl RawInterval {
             if b > e {
                 return Err("start day cannot be before end day".into());
             }
-            out.weekdays.push((b, e));
+            out.weekdays.get_or_insert_with(Vec::new).push((b, e));
         }
+        if given {
+            out.weekdays.get_or_insert_with(Vec::new);
+        }
+        let given = self.days_of_month.is_some();
         for d in self.days_of_month.unwrap_or_default() {
             let (b, e) = range(d.as_str())?;
             let (b, e) = (atoi(&b)?, atoi(&e)?);
@@ -212,23 +277,34 @@ impl RawInterval {
             if map(b) > map(e) {
                 return Err(format!("end day {e} is always before start day {b}"));
             }
-            out.days_of_month.push((b, e));
+            out.days_of_month.get_or_insert_with(Vec::new).push((b, e));
         }
+        if given {
+            out.days_of_month.get_or_insert_with(Vec::new);
+        }
+        let given = self.months.is_some();
         for m in self.months.unwrap_or_default() {
             let (b, e) = range(m.as_str())?;
             let (b, e) = (month(&b)?, month(&e)?);
             if b > e {
                 return Err(format!("end month {} is before start month {}", month_name(e), month_name(b)));
             }
-            out.months.push((b, e));
+            out.months.get_or_insert_with(Vec::new).push((b, e));
         }
+        if given {
+            out.months.get_or_insert_with(Vec::new);
+        }
+        let given = self.years.is_some();
         for y in self.years.unwrap_or_default() {
             let (b, e) = range(y.as_str())?;
             let (b, e) = (atoi(&b)?, atoi(&e)?);
             if b > e {
                 return Err(format!("end year {e} is before start year {b}"));
             }
-            out.years.push((b, e));
+            out.years.get_or_insert_with(Vec::new).push((b, e));
+        }
+        if given {
+            out.years.get_or_insert_with(Vec::new);
         }
         out.location = location(self.location.as_ref().map_or("", GoStr::as_str))?;
         Ok(out)
@@ -250,11 +326,40 @@ mod tests {
         )
         .unwrap();
         let i = &s.intervals[0];
-        assert_eq!(i.times, [(540, 1050)]);
-        assert_eq!(i.weekdays, [(1, 5)]);
-        assert_eq!(i.days_of_month, [(1, 5), (-3, -1)]);
-        assert_eq!(i.months, [(1, 3), (12, 12)]);
+        assert_eq!(i.times, Some(vec![(540, 1050)]));
+        assert_eq!(i.weekdays, Some(vec![(1, 5)]));
+        assert_eq!(i.days_of_month, Some(vec![(1, 5), (-3, -1)]));
+        assert_eq!(i.months, Some(vec![(1, 3), (12, 12)]));
         assert_eq!(i.location, Some(chrono_tz::Europe::Berlin));
+    }
+
+    fn ms(rfc3339: &str) -> i64 {
+        chrono::DateTime::parse_from_rfc3339(rfc3339).unwrap().timestamp_millis()
+    }
+
+    #[test]
+    fn containment_follows_alertmanagers_contains_time() {
+        let office = check(
+            "name: office\ntime_intervals:\n  - times: [{start_time: '09:00', end_time: '17:00'}]\n    weekdays: ['monday:friday']\n    location: Europe/Berlin\n",
+        )
+        .unwrap();
+        // Monday 2024-05-06: 08:30 UTC is 10:30 in Berlin (CEST).
+        assert!(office.contains(ms("2024-05-06T08:30:00Z")));
+        assert!(!office.contains(ms("2024-05-06T15:00:00Z")), "17:00 Berlin: end excluded");
+        assert!(!office.contains(ms("2024-05-05T08:30:00Z")), "Sunday");
+        let last_days = check("name: x\ntime_intervals:\n  - days_of_month: ['-2:-1']\n").unwrap();
+        assert!(last_days.contains(ms("2024-02-28T12:00:00Z")) && last_days.contains(ms("2024-02-29T12:00:00Z")));
+        assert!(!last_days.contains(ms("2024-02-27T12:00:00Z")));
+        let months =
+            check("name: x\ntime_intervals:\n  - months: ['december:december']\n    years: ['2024']\n").unwrap();
+        assert!(months.contains(ms("2024-12-31T23:59:00Z")) && !months.contains(ms("2025-12-01T00:00:00Z")));
+        // An empty list given matches no time; no interval at all: never.
+        assert!(!check("name: x\ntime_intervals:\n  - times: []\n").unwrap().contains(0));
+        assert!(check("name: x\ntime_intervals:\n  - {}\n").unwrap().contains(0));
+        assert!(!check("name: x\n").unwrap().contains(0));
+        // Go counts March in Berlin (a DST change) as 30 days: -1 is the 30th.
+        let last = check("name: x\ntime_intervals:\n  - days_of_month: ['-1']\n    location: Europe/Berlin\n").unwrap();
+        assert!(last.contains(ms("2024-03-30T12:00:00Z")) && !last.contains(ms("2024-03-31T12:00:00Z")));
     }
 
     #[test]
