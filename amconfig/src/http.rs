@@ -487,7 +487,8 @@ pub(crate) fn check_template_url(raw: &str) -> Result<(), String> {
         return Ok(());
     }
     if raw.contains("{{") {
-        return templates::NotificationTemplates::check_text(raw).map_err(|e| format!("invalid template syntax: {e}"));
+        return templates::NotificationTemplates::check_bare_text(raw)
+            .map_err(|e| format!("invalid template syntax: {e}"));
     }
     check_url(raw).map_err(|e| format!("invalid URL: {e}"))
 }

@@ -82,7 +82,9 @@ impl<'de> Visitor<'de> for ScalarText {
 
 impl<'de> Deserialize<'de> for GoStr {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(ScalarText).map(GoStr)
+        // As a string, a scalar keeps its source text (`1.10`, `0x1F`,
+        // `True`), as yaml.v2 gives it to a string field.
+        d.deserialize_string(ScalarText).map(GoStr)
     }
 }
 
@@ -254,8 +256,8 @@ mod tests {
 
     #[test]
     fn scalars_decode_as_go_does() {
-        let s: Vec<GoStr> = serde_norway::from_str("[5, 1.5, yes, text, true]").unwrap();
-        assert_eq!(s.iter().map(GoStr::as_str).collect::<Vec<_>>(), ["5", "1.5", "yes", "text", "true"]);
+        let s: Vec<GoStr> = serde_norway::from_str("[5, 1.10, yes, text, True, 0x1F]").unwrap();
+        assert_eq!(s.iter().map(GoStr::as_str).collect::<Vec<_>>(), ["5", "1.10", "yes", "text", "True", "0x1F"]);
         let b: Vec<GoBool> = serde_norway::from_str("[yes, off, true, N]").unwrap();
         assert_eq!(b, [GoBool(true), GoBool(false), GoBool(true), GoBool(false)]);
         assert!(serde_norway::from_str::<GoBool>("1").is_err());

@@ -100,6 +100,8 @@ fn cases() -> Vec<String> {
         with_receiver("    webhook_configs: [{url: http://a, url_file: /b}]\n"),
         with_receiver("    webhook_configs: [{url: 'ftp://a'}]\n"),
         with_receiver("    webhook_configs: [{url: 'http://x/{{ .Foo '}]\n"),
+        with_receiver("    webhook_configs: [{url: 'http://x/{{ .GroupLabels.team | toLower }}'}]\n"),
+        with_route("  routes:\n    - match: {version: 1.10}\n      receiver: s\n"),
         with_receiver("    webhook_configs: [{url: http://a, http_config: {bearer_token: a, bearer_token_file: b}}]\n"),
         with_receiver("    webhook_configs: [{url: http://a, http_config: {http_headers: {user-agent: {values: [x]}}}}]\n"),
         with_receiver("    webhook_configs: [{url: http://a, http_config: {authorization: {type: basic}}}]\n"),

@@ -87,12 +87,13 @@ impl WorkspaceService {
         Ok(answer)
     }
 
-    /// Replaces the workspace's alert manager definition (creating it when
-    /// there is none, as AMP's put does).
+    /// Replaces the workspace's alert manager definition (AMP's put updates
+    /// an existing one; create makes it).
     ///
     /// # Errors
     /// As [`WorkspaceService::create_alert_manager_definition`];
-    /// `Conflict` when the definition is being created, updated or deleted.
+    /// `NotFound` when there is none; `Conflict` when it is being created,
+    /// updated or deleted.
     pub async fn put_alert_manager_definition(
         &self,
         workspace_id: &str,
@@ -105,35 +106,21 @@ impl WorkspaceService {
         let _guard = self.lock.lock().await;
         self.describe_active(workspace_id)?;
         let now = self.now_seconds();
-        let existing = self.alert_manager_definition(workspace_id);
+        let existing = self.alert_manager_definition(workspace_id).ok_or_else(|| not_found(workspace_id))?;
         use AlertManagerDefinitionStatusCode::*;
-        if let Some(e) = &existing
-            && !matches!(e.status.status_code, Active | CreationFailed | UpdateFailed)
-        {
+        if !matches!(existing.status.status_code, Active | CreationFailed | UpdateFailed) {
             return Err(Error::Conflict {
-                message: format!("the alert manager definition is {:?}, not ACTIVE", e.status.status_code),
+                message: format!("the alert manager definition is {:?}, not ACTIVE", existing.status.status_code),
                 resource_id: workspace_id.to_owned(),
                 resource_type: "AlertManagerDefinition",
             });
         }
         self.check_definition(workspace_id, &data)?;
-        let mut record = match existing {
-            Some(mut e) => {
-                e.data = data;
-                e.modified_at = now;
-                e.client_token = request.client_token;
-                e.status = status(Updating, None);
-                e
-            }
-            None => AlertManagerDefinitionRecord {
-                workspace_id: workspace_id.to_owned(),
-                status: status(Creating, None),
-                data,
-                created_at: now,
-                modified_at: now,
-                client_token: request.client_token,
-            },
-        };
+        let mut record = existing;
+        record.data = data;
+        record.modified_at = now;
+        record.client_token = request.client_token;
+        record.status = status(Updating, None);
         let key = self.arns().alert_manager_definition(workspace_id);
         self.save_doc(&key, &record).await?;
         let answer = record.clone();

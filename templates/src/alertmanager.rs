@@ -194,13 +194,14 @@ impl NotificationTemplates {
         Ok(t)
     }
 
-    /// Parses `text` as a template named `""` with Alertmanager's
-    /// functions (what a templated URL of a configuration must pass).
+    /// Parses `text` as a bare Go template named `""` (Go's builtin
+    /// functions only): what Alertmanager's configuration check does with a
+    /// templated webhook URL.
     ///
     /// # Errors
     /// Go's parse error, e.g. `template: :1: unclosed action`.
-    pub fn check_text(text: &str) -> Result<(), String> {
-        parser::parse("", text, &is_defined).map(|_| ())
+    pub fn check_bare_text(text: &str) -> Result<(), String> {
+        parser::parse("", text, &|f| crate::check::GO_BUILTINS.contains(&f)).map(|_| ())
     }
 
     /// Whether a template of this name is defined.
@@ -402,9 +403,9 @@ pub(crate) fn call_method(
         }),
         (Kind::Duration(d), _) => match name {
             "String" => want(0).map(|()| s(gotime::duration_string(d))),
-            "Seconds" => want(0).map(|()| Value::Float((d / 1_000_000_000) as f64 + (d % 1_000_000_000) as f64 / 1e9)),
-            "Minutes" => want(0).map(|()| Value::Float(d as f64 / 6e10)),
-            "Hours" => want(0).map(|()| Value::Float(d as f64 / 3.6e12)),
+            "Seconds" => want(0).map(|()| Value::Float(gotime::duration_in(d, 1_000_000_000))),
+            "Minutes" => want(0).map(|()| Value::Float(gotime::duration_in(d, 60_000_000_000))),
+            "Hours" => want(0).map(|()| Value::Float(gotime::duration_in(d, 3_600_000_000_000))),
             "Milliseconds" => want(0).map(|()| Value::Int(d / 1_000_000)),
             "Microseconds" => want(0).map(|()| Value::Int(d / 1_000)),
             "Nanoseconds" => want(0).map(|()| Value::Int(d)),
@@ -429,9 +430,7 @@ fn now() -> GoTime {
 }
 
 fn duration_value(reg: &Registry, d: i64) -> Value {
-    let mut m = BTreeMap::new();
-    m.insert(Arc::from("Nanoseconds"), Value::Int(d));
-    reg.tag(Value::Map(Arc::new(m)), Kind::Duration(d))
+    reg.tag(Value::Map(Arc::new(BTreeMap::new())), Kind::Duration(d))
 }
 
 /// Alertmanager's `DefaultFuncs` with Go's builtins.
@@ -439,6 +438,8 @@ fn function_table() -> FuncTable {
     let mut t = FuncTable::new();
     crate::builtins::register(&mut t);
     shared_functions(&mut t);
+    // cases.Title(language.AmericanEnglish): the rest of each word lowered.
+    string_fn("title", &mut t, |x| crate::gostd::title(&crate::gostd::to_lower(x)));
     string_fn("trimSpace", &mut t, |x| x.trim_matches(char::is_whitespace).to_string());
     t.insert(
         "join",
@@ -588,6 +589,8 @@ fn json_string(v: &str, out: &mut String) {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
             '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => out.push_str(&format!("\\u{:04x}", c as u32)),
             c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
             c => out.push(c),
@@ -763,5 +766,6 @@ mod tests {
         assert_eq!(render("{{ trimSpace \"  x \" }}").unwrap(), "x");
         assert!(render("{{ join \",\" (list 1) }}").unwrap_err().contains("expected []string; got []interface {}"));
         assert_eq!(render("{{ humanizeDuration 90 }}").unwrap(), "1m 30s");
+        assert_eq!(render("{{ title \"CRITICAL disk\" }}").unwrap(), "Critical Disk");
     }
 }

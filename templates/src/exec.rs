@@ -631,9 +631,12 @@ impl Program {
     pub(crate) fn from_units(name: &str, units: &[Unit<'_>], funcs: &FuncTable) -> Program {
         let mut chosen: Vec<(String, usize, &List)> = Vec::new();
         for (u, unit) in units.iter().enumerate() {
+            // The template executed is the last text's own tree, even an
+            // empty one (Go executes the template it just parsed).
+            let executed = u + 1 == units.len();
             for (tname, list) in &unit.set.trees {
                 match chosen.iter_mut().find(|(n, _, _)| n == tname) {
-                    Some(_) if crate::parser::is_empty_tree(list) => {}
+                    Some(_) if crate::parser::is_empty_tree(list) && !(executed && tname == name) => {}
                     Some(slot) => *slot = (tname.clone(), u, list),
                     None => chosen.push((tname.clone(), u, list)),
                 }

@@ -59,16 +59,10 @@ impl GoTime {
     pub(crate) fn in_zone(self, name: &str) -> Result<GoTime, String> {
         use chrono::{Offset as _, TimeZone as _};
         use chrono_tz::OffsetName as _;
-        if matches!(name, "" | "UTC" | "Local") {
-            return Ok(self.utc());
-        }
-        let unknown = || format!("unknown time zone {name}");
-        // Go rejects names that could escape the zoneinfo directory.
-        if name.starts_with('/') || name.contains("..") || name.contains('\\') {
-            return Err(unknown());
-        }
-        let tz: chrono_tz::Tz = name.parse().map_err(|_| unknown())?;
-        let utc = chrono::DateTime::from_timestamp(self.secs, self.nanos).ok_or_else(unknown)?.naive_utc();
+        let Some(tz) = load_location(name)? else { return Ok(self.utc()) };
+        let utc = chrono::DateTime::from_timestamp(self.secs, self.nanos)
+            .ok_or_else(|| format!("unknown time zone {name}"))?
+            .naive_utc();
         let off = tz.offset_from_utc_datetime(&utc);
         let offset = off.fix().local_minus_utc();
         let zone = match off.abbreviation() {
@@ -84,6 +78,23 @@ impl GoTime {
             - i128::from(other.nanos);
         d.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
     }
+}
+
+/// Go's `time.LoadLocation` over the IANA database: `""`, `"UTC"` and
+/// `"Local"` (this process's zone, taken as UTC) are `None`; a name with
+/// `..` or starting with `/` or `\` is `time: invalid location name`; an
+/// unknown one `unknown time zone NAME`.
+///
+/// # Errors
+/// Go's messages.
+pub fn load_location(name: &str) -> Result<Option<chrono_tz::Tz>, String> {
+    if matches!(name, "" | "UTC" | "Local") {
+        return Ok(None);
+    }
+    if name.contains("..") || name.starts_with(['/', '\\']) {
+        return Err("time: invalid location name".into());
+    }
+    name.parse::<chrono_tz::Tz>().map(Some).map_err(|_| format!("unknown time zone {name}"))
 }
 
 /// `+0300`-style text of an offset (Go's name for a zone without an abbreviation).
@@ -432,6 +443,12 @@ fn write_std(out: &mut String, std: Std, c: &Civil, t: GoTime) {
             Ok(())
         }
     };
+}
+
+/// A `time.Duration` in a unit, as Go's `Seconds`/`Minutes`/`Hours` do it
+/// (whole units and the remainder apart, for precision).
+pub(crate) fn duration_in(d: i64, unit: i64) -> f64 {
+    (d / unit) as f64 + (d % unit) as f64 / unit as f64
 }
 
 /// Go's `time.Duration.String()` (`1h2m3.5s`, `1.5ms`, `0s`).

@@ -92,6 +92,7 @@ pub use check::{PROMETHEUS_FUNCTIONS, check_alert_template};
 /// programs' (`promlake rules test` prints as promtool).
 pub mod go {
     pub use crate::gofmt::{format_float, go_quote};
+    pub use crate::gotime::load_location;
 }
 pub use prometheus::{
     AlertData, ExpandOptions, HistogramValue, Querier, QuerySample, error_text, expand_alert_template,

@@ -217,8 +217,7 @@ pub(crate) fn s(v: impl Into<Arc<str>>) -> Value {
 /// Prometheus's `convertToFloat` (`common/helpers/templates.ConvertToFloat`).
 pub(crate) fn convert_to_float(reg: &Registry, v: &Value) -> Result<f64, String> {
     if let Some(Kind::Duration(d)) = reg.kind(v) {
-        // time.Duration.Seconds()
-        return Ok((d / 1_000_000_000) as f64 + (d % 1_000_000_000) as f64 / 1e9);
+        return Ok(crate::gotime::duration_in(d, 1_000_000_000));
     }
     match v {
         Value::Float(f) => Ok(*f),
@@ -438,7 +437,6 @@ pub(crate) fn shared_functions(t: &mut FuncTable) {
             Ok(Value::Bool(re.is_match(text)))
         }),
     );
-    string_fn("title", t, gostd::title);
     string_fn("toUpper", t, gostd::to_upper);
     string_fn("toLower", t, gostd::to_lower);
     float_fn("humanizeDuration", t, |v| Ok(humanize_duration(v)));
@@ -450,6 +448,8 @@ fn function_table(env: Arc<Env>) -> FuncTable {
     let mut t = FuncTable::new();
     crate::builtins::register(&mut t);
     shared_functions(&mut t);
+    // cases.Title(language.AmericanEnglish, cases.NoLower)
+    string_fn("title", &mut t, gostd::title);
 
     let e = Arc::clone(&env);
     t.insert(

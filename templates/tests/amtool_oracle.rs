@@ -135,6 +135,10 @@ fn cases() -> Vec<String> {
             "{{ range .Alerts }}{{ .StartsAt.Year }} {{ .StartsAt.Month }} {{ .StartsAt.Day }} {{ .StartsAt.Hour }} {{ .StartsAt.Weekday }} {{ .StartsAt.YearDay }}\n{{ end }}",
             // Functions.
             "{{ .CommonAnnotations.summary | toUpper }}|{{ \"HeLLo\" | toLower }}|{{ title \"hello wide world\" }}|{{ trimSpace \"  pad \\n \" }}",
+            "{{ title \"CRITICAL dISK full\" }}|{{ toJson \"a\\bb\\fc\\u0001\" }}",
+            " ",
+            "{{/* only a comment */}}",
+            "{{ define \"local\" }}L{{ end }}",
             "{{ join \", \" .CommonLabels.Values }}|{{ stringSlice \"a\" \"b\" | join \"+\" }}|{{ stringSlice }}",
             "{{ match \"^High\" .CommonLabels.alertname }} {{ match \"x+\" \"abc\" }}",
             "{{ reReplaceAll \"(\\\\w+):(\\\\d+)\" \"$2 on $1\" \"h1:9100\" }}|{{ reReplaceAll \"a\" \"${0}${0}\" \"banana\" }}",

@@ -74,10 +74,9 @@ async fn create_describe_put_delete_with_amps_states() {
     s.delete_alert_manager_definition(&f.ws, None).await.unwrap();
     assert!(matches!(s.describe_alert_manager_definition(&f.ws), Err(Error::NotFound { .. })));
     assert!(matches!(s.delete_alert_manager_definition(&f.ws, None).await, Err(Error::NotFound { .. })));
-    // Put creates a definition where there is none, as AMP's does.
-    let answer = s.put_alert_manager_definition(&f.ws, request(DEFINITION)).await.unwrap();
-    assert_eq!(answer.status.status_code, Status::Creating);
-    assert_eq!(s.describe_alert_manager_definition(&f.ws).unwrap().status.status_code, Status::Active);
+    // Put updates an existing definition only, as AMP's does.
+    let e = s.put_alert_manager_definition(&f.ws, request(DEFINITION)).await;
+    assert!(matches!(e, Err(Error::NotFound { .. })), "{e:?}");
     // Unknown workspace.
     let e = s.create_alert_manager_definition("ws-nope", request(DEFINITION)).await;
     assert!(matches!(e, Err(Error::NotFound { .. })), "{e:?}");

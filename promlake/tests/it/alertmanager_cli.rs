@@ -71,6 +71,12 @@ async fn the_aws_cli_manages_the_alert_manager_definition() {
     aws_ok(&server, &["delete-alert-manager-definition", "--workspace-id", &ws]);
     aws_err(&server, &["describe-alert-manager-definition", "--workspace-id", &ws], "ResourceNotFoundException");
     aws_err(&server, &["delete-alert-manager-definition", "--workspace-id", &ws], "ResourceNotFoundException");
+    // Put updates an existing definition; create makes one.
+    aws_err(
+        &server,
+        &["put-alert-manager-definition", "--workspace-id", &ws, "--data", &data],
+        "ResourceNotFoundException",
+    );
     aws_err(&server, &["describe-alert-manager-definition", "--workspace-id", "ws-nope"], "ResourceNotFoundException");
 }
 
