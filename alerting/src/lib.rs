@@ -6,10 +6,13 @@
 //! Built so far: the routing tree ([`routing`]), matched as Alertmanager's
 //! dispatcher does and checked against the real `amtool config routes
 //! test`; aggregation groups, their flushes and the notification log's
-//! decision ([`dispatch`]) as pure state over explicit times. Not built
-//! yet: the engine that drives them (alert ingestion and merging, timers,
+//! decision ([`dispatch`]) as pure state over explicit times; posted
+//! alerts checked and completed as `POST /api/v2/alerts` does
+//! ([`ingest`]). Not built
+//! yet: the engine that drives them (merging alerts, timers,
 //! persistence in the log), inhibition, silences, time intervals at
 //! notification time, receivers, the v2 API (see the alerting issue).
 
 pub mod dispatch;
+pub mod ingest;
 pub mod routing;
