@@ -8,11 +8,12 @@
 //! test`; aggregation groups, their flushes and the notification log's
 //! decision ([`dispatch`]) as pure state over explicit times; posted
 //! alerts checked and completed as `POST /api/v2/alerts` does
-//! ([`ingest`]). Not built
+//! ([`ingest`]); inhibition ([`inhibit`]). Not built
 //! yet: the engine that drives them (merging alerts, timers,
-//! persistence in the log), inhibition, silences, time intervals at
+//! persistence in the log), silences, time intervals at
 //! notification time, receivers, the v2 API (see the alerting issue).
 
 pub mod dispatch;
 pub mod ingest;
+pub mod inhibit;
 pub mod routing;
