@@ -272,14 +272,15 @@ pub fn needs_update(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn labels(pairs: &[(&str, &str)]) -> LabelSet {
+    pub(crate) fn labels(pairs: &[(&str, &str)]) -> LabelSet {
         pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
     }
 
-    fn alert(pairs: &[(&str, &str)], ends: Option<i64>, updated: i64) -> Alert {
+    /// An alert with these labels, end and update time.
+    pub(crate) fn alert(pairs: &[(&str, &str)], ends: Option<i64>, updated: i64) -> Alert {
         Alert {
             labels: labels(pairs),
             annotations: LabelSet::new(),

@@ -138,19 +138,10 @@ impl Inhibitor {
 mod tests {
     use super::*;
 
-    fn labels(pairs: &[(&str, &str)]) -> LabelSet {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
-    }
+    use crate::dispatch::tests::labels;
 
     fn alert(pairs: &[(&str, &str)], ends: Option<i64>) -> Alert {
-        Alert {
-            labels: labels(pairs),
-            annotations: LabelSet::new(),
-            starts_at_ms: 0,
-            ends_at_ms: ends,
-            generator_url: String::new(),
-            updated_at_ms: 0,
-        }
+        crate::dispatch::tests::alert(pairs, ends, 0)
     }
 
     fn inhibitor(rules: &str) -> Inhibitor {
