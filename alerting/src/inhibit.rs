@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 
-use amconfig::Matcher;
+use amconfig::{Matcher, matches_all as matches};
 
 use crate::dispatch::{Alert, fingerprint};
 use crate::routing::LabelSet;
@@ -28,10 +28,6 @@ struct Rule {
     sources: HashMap<u64, Alert>,
     /// `equal` labels' fingerprint → a source alert's fingerprint.
     index: HashMap<u64, u64>,
-}
-
-fn matches(ms: &[Matcher], labels: &LabelSet) -> bool {
-    ms.iter().all(|m| m.matches(labels.get(&m.name).map_or("", String::as_str)))
 }
 
 impl Rule {

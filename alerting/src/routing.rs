@@ -73,7 +73,7 @@ impl RouteNode {
 
     /// The nodes `labels` is routed to, in tree order.
     pub fn matches(&self, labels: &LabelSet) -> Vec<&RouteNode> {
-        if !self.matchers.iter().all(|m| m.matches(labels.get(&m.name).map_or("", String::as_str))) {
+        if !amconfig::matches_all(&self.matchers, labels) {
             return Vec::new();
         }
         let mut all = Vec::new();
@@ -164,14 +164,11 @@ pub fn matchers_string(ms: &[Matcher]) -> String {
 pub fn matcher_string(m: &Matcher) -> String {
     let reserved = |c: char| c.is_whitespace() || "{}!=~,\\\"'`".contains(c);
     if m.name.chars().any(reserved) {
-        return format!("{}{}{}", go_quote(&m.name), m.op.as_str(), go_quote(&m.value));
+        let q = templates::go::go_quote;
+        return format!("{}{}{}", q(&m.name), m.op.as_str(), q(&m.value));
     }
     let value = m.value.replace('\\', "\\\\").replace('\n', "\\n").replace('"', "\\\"");
     format!("{}{}\"{value}\"", m.name, m.op.as_str())
-}
-
-fn go_quote(s: &str) -> String {
-    templates::go::go_quote(s)
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use crate::http::{HttpClientConfig, TlsConfig, check_host_port, check_secret_url
 use crate::matchers::{MatchType, Matcher, compile_anchored, is_legacy_label_name, parse_matchers};
 use crate::receivers::{EmailConfig, RawReceiver, Receiver, SlackConfig};
 use crate::timeinterval::{RawSet, TimeIntervalSet};
-use crate::yaml::{GoBool, GoStr};
+use crate::yaml::{GoBool, GoStr, set};
 
 /// A checked Alertmanager configuration.
 #[derive(Debug, Clone)]
@@ -150,10 +150,6 @@ fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Resul
 
 fn text(v: Option<GoStr>) -> String {
     v.map(|s| s.0).unwrap_or_default()
-}
-
-fn set(v: &Option<GoStr>) -> bool {
-    v.as_ref().is_some_and(|s| !s.is_empty())
 }
 
 /// A URL member with a default: absent keeps the default, `null` clears it.

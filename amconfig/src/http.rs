@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use crate::yaml::{GoBool, GoStr};
+use crate::yaml::{GoBool, GoStr, set};
 
 /// `http_config`.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -182,10 +182,6 @@ pub struct TlsConfig {
     pub min_version: Option<GoStr>,
     #[serde(default)]
     pub max_version: Option<GoStr>,
-}
-
-fn set(v: &Option<GoStr>) -> bool {
-    v.as_ref().is_some_and(|s| !s.is_empty())
 }
 
 fn count(vs: &[&Option<GoStr>]) -> usize {

@@ -75,6 +75,11 @@ impl Matcher {
     }
 }
 
+/// Whether every matcher matches `labels` (a missing label is empty).
+pub fn matches_all(matchers: &[Matcher], labels: &std::collections::BTreeMap<String, String>) -> bool {
+    matchers.iter().all(|m| m.matches(labels.get(&m.name).map_or("", String::as_str)))
+}
+
 /// Compiles `^(?:pattern)$` as Go's RE2 would (the `regex` crate's syntax
 /// is RE2's, with Perl classes kept ASCII as Go has them).
 ///

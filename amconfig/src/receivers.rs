@@ -10,7 +10,7 @@ use serde::Deserialize;
 use crate::http::{
     HttpClientConfig, TlsConfig, canonical_header, check_host_port, check_secret_url, check_template_url, check_url,
 };
-use crate::yaml::{GoBool, GoDuration, GoStr};
+use crate::yaml::{GoBool, GoDuration, GoStr, set};
 
 /// The receiver types Alertmanager 0.33 has that PromLake does not deliver
 /// to (their `*_configs` keys).
@@ -208,10 +208,6 @@ pub struct WebhookConfig {
     pub timeout: Option<GoDuration>,
     #[serde(default)]
     pub payload: Option<serde_norway::Value>,
-}
-
-fn set(v: &Option<GoStr>) -> bool {
-    v.as_ref().is_some_and(|s| !s.is_empty())
 }
 
 impl WebhookConfig {

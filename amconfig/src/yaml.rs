@@ -88,6 +88,11 @@ impl<'de> Deserialize<'de> for GoStr {
     }
 }
 
+/// Whether an optional string member is given and not empty.
+pub(crate) fn set(v: &Option<GoStr>) -> bool {
+    v.as_ref().is_some_and(|s| !s.is_empty())
+}
+
 /// A boolean field: YAML 1.1's words (`yes`, `no`, `on`, `off`, `y`, `n`)
 /// as well as `true`/`false`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]

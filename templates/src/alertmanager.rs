@@ -71,16 +71,6 @@ pub fn zero_time() -> NotificationTime {
     chrono::DateTime::from_timestamp(-62_135_596_800, 0).unwrap_or_default().fixed_offset()
 }
 
-fn go_time(t: &NotificationTime) -> GoTime {
-    let offset = t.offset().local_minus_utc();
-    GoTime {
-        secs: t.timestamp(),
-        nanos: t.timestamp_subsec_nanos(),
-        offset,
-        zone: if offset == 0 { "UTC" } else { "" },
-    }
-}
-
 fn de_time<'de, D: Deserializer<'de>>(d: D) -> Result<NotificationTime, D::Error> {
     match Option::<String>::deserialize(d)? {
         None => Ok(zero_time()),
@@ -143,7 +133,7 @@ pub struct NotificationAlert {
 }
 
 fn ser_time<S: serde::Serializer>(t: &NotificationTime, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&gotime::rfc3339_nano(go_time(t)))
+    s.serialize_str(&gotime::rfc3339_nano(GoTime::from_fixed(t)))
 }
 
 /// Parsed notification templates: Alertmanager's defaults and the user's
@@ -257,8 +247,8 @@ fn alert_value(reg: &Registry, a: &NotificationAlert) -> Value {
     m.insert(Arc::from("Status"), s(a.status.as_str()));
     m.insert(Arc::from("Labels"), kv_value(reg, &a.labels));
     m.insert(Arc::from("Annotations"), kv_value(reg, &a.annotations));
-    m.insert(Arc::from("StartsAt"), time_val(reg, go_time(&a.starts_at)));
-    m.insert(Arc::from("EndsAt"), time_val(reg, go_time(&a.ends_at)));
+    m.insert(Arc::from("StartsAt"), time_val(reg, GoTime::from_fixed(&a.starts_at)));
+    m.insert(Arc::from("EndsAt"), time_val(reg, GoTime::from_fixed(&a.ends_at)));
     m.insert(Arc::from("GeneratorURL"), s(a.generator_url.as_str()));
     m.insert(Arc::from("Fingerprint"), s(a.fingerprint.as_str()));
     reg.tag(Value::Map(Arc::new(m)), Kind::NotificationAlert)

@@ -574,17 +574,20 @@ fn eval_field(call: &Call<'_>, receiver: &Value, field: &str, args: &[Value], la
 
 /// A `*time.Time` value in UTC.
 pub(crate) fn time_value(reg: &Registry, unix_nanos: i64) -> Value {
-    let t = crate::gotime::GoTime::utc_nanos(unix_nanos);
-    let mut m = BTreeMap::new();
-    m.insert(Arc::from("UnixNano"), Value::Int(unix_nanos));
-    reg.tag(Value::Map(Arc::new(m)), Kind::Time(t))
+    time_of_kind(reg, Kind::Time(crate::gotime::GoTime::utc_nanos(unix_nanos)))
 }
 
 /// A `time.Time` value.
 pub(crate) fn time_val(reg: &Registry, t: crate::gotime::GoTime) -> Value {
+    time_of_kind(reg, Kind::TimeValue(t))
+}
+
+/// A tagged time of `kind` (`Time` or `TimeValue`).
+fn time_of_kind(reg: &Registry, kind: Kind) -> Value {
+    let ns = kind.time().map_or(0, crate::gotime::GoTime::unix_nanos);
     let mut m = BTreeMap::new();
-    m.insert(Arc::from("UnixNano"), Value::Int(t.unix_nanos()));
-    reg.tag(Value::Map(Arc::new(m)), Kind::TimeValue(t))
+    m.insert(Arc::from("UnixNano"), Value::Int(ns));
+    reg.tag(Value::Map(Arc::new(m)), kind)
 }
 
 fn field_chain(call: &Call<'_>, fields: &[String], args: &[Value]) -> Result<Value, FnError> {

@@ -34,6 +34,14 @@ impl GoTime {
         }
     }
 
+    /// A time decoded from RFC 3339 as Go decodes it: a zero offset is UTC,
+    /// any other a fixed zone without a name.
+    pub(crate) fn from_fixed(t: &chrono::DateTime<chrono::FixedOffset>) -> GoTime {
+        let offset = t.offset().local_minus_utc();
+        let zone = if offset == 0 { "UTC" } else { "" };
+        GoTime { secs: t.timestamp(), nanos: t.timestamp_subsec_nanos(), offset, zone }
+    }
+
     /// Go's zero `time.Time` (what a missing JSON time decodes to).
     #[cfg(test)]
     pub(crate) const ZERO: GoTime = GoTime { secs: ZERO_TIME_SECS, nanos: 0, offset: 0, zone: "UTC" };
@@ -124,10 +132,7 @@ fn intern(s: &str) -> &'static str {
 #[cfg(test)]
 pub(crate) fn parse_rfc3339(s: &str) -> Result<GoTime, String> {
     let bad = || format!("parsing time {}: not an RFC 3339 time", crate::gofmt::go_quote(s));
-    let dt = chrono::DateTime::parse_from_rfc3339(s).map_err(|_| bad())?;
-    let offset = dt.offset().local_minus_utc();
-    let zone = if offset == 0 { "UTC" } else { "" };
-    Ok(GoTime { secs: dt.timestamp(), nanos: dt.timestamp_subsec_nanos(), offset, zone })
+    chrono::DateTime::parse_from_rfc3339(s).map(|dt| GoTime::from_fixed(&dt)).map_err(|_| bad())
 }
 
 /// Go's RFC 3339 text with nanoseconds (`time.RFC3339Nano`), as
