@@ -114,6 +114,9 @@ pub struct AggrGroup {
     pub next_flush_ms: i64,
     /// Flushes so far.
     pub flushes: u64,
+    /// Emptied by a notification: no alert joins it any more (a new
+    /// alert for its labels starts a new group).
+    pub destroyed: bool,
 }
 
 /// What a flush hands the notification pipeline.
@@ -142,6 +145,7 @@ impl AggrGroup {
             alerts: BTreeMap::new(),
             next_flush_ms: now_ms + wait,
             flushes: 0,
+            destroyed: false,
         }
     }
 
@@ -188,14 +192,16 @@ impl AggrGroup {
 
     /// After a successful notification: the resolved alerts it carried
     /// leave the group, unless they were updated since
-    /// (`DeleteIfNotModified`).
+    /// (`DeleteIfNotModified`); a group left empty is destroyed.
     pub fn notified(&mut self, resolved: &[Alert]) {
         for r in resolved {
             let fp = r.fingerprint();
-            if self.alerts.get(&fp).is_some_and(|a| a.updated_at_ms == r.updated_at_ms && a.ends_at_ms == r.ends_at_ms)
-            {
+            if self.alerts.get(&fp).is_some_and(|a| a.updated_at_ms == r.updated_at_ms) {
                 self.alerts.remove(&fp);
             }
+        }
+        if self.alerts.is_empty() {
+            self.destroyed = true;
         }
     }
 }

@@ -14,6 +14,10 @@
 //! notification time, receivers, the v2 API (see the alerting issue).
 
 pub mod dispatch;
+pub mod engine;
 pub mod ingest;
 pub mod inhibit;
+pub mod notify;
 pub mod routing;
+pub mod service;
+pub mod silence;

@@ -285,6 +285,11 @@ pub struct EmailThreading {
 }
 
 impl EmailConfig {
+    /// Whether resolved alerts are sent (default false).
+    pub fn send_resolved(&self) -> bool {
+        self.send_resolved.is_some_and(|b| b.0)
+    }
+
     fn check(&self) -> Result<(), String> {
         if let Some(t) = &self.tls_config {
             t.check()?;
@@ -440,6 +445,11 @@ pub struct SlackConfirm {
 }
 
 impl SlackConfig {
+    /// Whether resolved alerts are sent (default false).
+    pub fn send_resolved(&self) -> bool {
+        self.send_resolved.is_some_and(|b| b.0)
+    }
+
     fn check(&self) -> Result<(), String> {
         if let Some(h) = &self.http_config {
             h.check()?;
@@ -561,6 +571,11 @@ pub struct PagerdutyLink {
 }
 
 impl PagerdutyConfig {
+    /// Whether resolved alerts are sent (default true).
+    pub fn send_resolved(&self) -> bool {
+        self.send_resolved.is_none_or(|b| b.0)
+    }
+
     fn check(&self) -> Result<(), String> {
         if let Some(h) = &self.http_config {
             h.check()?;

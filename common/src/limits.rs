@@ -291,6 +291,15 @@ pub struct AlertingLimits {
     pub max_templates: usize,
     /// Longest `repeat_interval` of any route, seconds. Default 5 days (AMP).
     pub max_repeat_interval_seconds: u64,
+    /// Most firing alerts a workspace's Alertmanager holds; a new firing
+    /// alert over it is refused (429). Default 1,000 (AMP).
+    pub max_active_alerts: usize,
+    /// Largest total size of the alerts held (labels and annotations),
+    /// bytes; an alert over it is refused (429). Default 20 MiB (AMP).
+    pub max_alerts_bytes: usize,
+    /// Most aggregation groups; an alert that would start another is not
+    /// grouped (as Alertmanager's limit). Default 1,000 (AMP).
+    pub max_aggregation_groups: usize,
 }
 
 impl Default for AlertingLimits {
@@ -301,6 +310,9 @@ impl Default for AlertingLimits {
             max_route_nodes: 100,
             max_templates: 100,
             max_repeat_interval_seconds: 5 * 86_400,
+            max_active_alerts: 1_000,
+            max_alerts_bytes: 20 << 20,
+            max_aggregation_groups: 1_000,
         }
     }
 }
@@ -319,6 +331,12 @@ pub struct AlertingLimitsOverride {
     pub max_templates: Option<usize>,
     /// See [`AlertingLimits::max_repeat_interval_seconds`].
     pub max_repeat_interval_seconds: Option<u64>,
+    /// See [`AlertingLimits::max_active_alerts`].
+    pub max_active_alerts: Option<usize>,
+    /// See [`AlertingLimits::max_alerts_bytes`].
+    pub max_alerts_bytes: Option<usize>,
+    /// See [`AlertingLimits::max_aggregation_groups`].
+    pub max_aggregation_groups: Option<usize>,
 }
 
 impl AlertingLimitsOverride {
@@ -329,6 +347,9 @@ impl AlertingLimitsOverride {
             max_route_nodes: self.max_route_nodes.unwrap_or(base.max_route_nodes),
             max_templates: self.max_templates.unwrap_or(base.max_templates),
             max_repeat_interval_seconds: self.max_repeat_interval_seconds.unwrap_or(base.max_repeat_interval_seconds),
+            max_active_alerts: self.max_active_alerts.unwrap_or(base.max_active_alerts),
+            max_alerts_bytes: self.max_alerts_bytes.unwrap_or(base.max_alerts_bytes),
+            max_aggregation_groups: self.max_aggregation_groups.unwrap_or(base.max_aggregation_groups),
         }
     }
 
@@ -339,6 +360,9 @@ impl AlertingLimitsOverride {
             max_route_nodes: self.max_route_nodes.or(lower.max_route_nodes),
             max_templates: self.max_templates.or(lower.max_templates),
             max_repeat_interval_seconds: self.max_repeat_interval_seconds.or(lower.max_repeat_interval_seconds),
+            max_active_alerts: self.max_active_alerts.or(lower.max_active_alerts),
+            max_alerts_bytes: self.max_alerts_bytes.or(lower.max_alerts_bytes),
+            max_aggregation_groups: self.max_aggregation_groups.or(lower.max_aggregation_groups),
         }
     }
 }
