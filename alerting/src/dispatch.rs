@@ -234,15 +234,16 @@ impl NotifyReason {
         self != NotifyReason::DoNotNotify
     }
 
-    /// Its text in templates' `.NotificationReason`.
+    /// Its text in templates' `.NotificationReason` and the webhook's
+    /// `notification_reason` (`NotifyReason.String`).
     pub fn as_str(self) -> &'static str {
         match self {
-            NotifyReason::DoNotNotify => "do_not_notify",
-            NotifyReason::FirstNotification => "first_notification",
-            NotifyReason::NewAlertsInGroup => "new_alerts_in_group",
-            NotifyReason::AllAlertsResolved => "all_alerts_resolved",
-            NotifyReason::NewResolvedAlerts => "new_resolved_alerts",
-            NotifyReason::RepeatIntervalElapsed => "repeat_interval_elapsed",
+            NotifyReason::DoNotNotify => "none",
+            NotifyReason::FirstNotification => "first notification",
+            NotifyReason::NewAlertsInGroup => "new alerts added",
+            NotifyReason::AllAlertsResolved => "all alerts resolved",
+            NotifyReason::NewResolvedAlerts => "some alerts resolved",
+            NotifyReason::RepeatIntervalElapsed => "repeat interval elapsed",
         }
     }
 }
