@@ -68,7 +68,7 @@ pub fn labels_string(labels: &LabelSet) -> String {
 }
 
 /// Alertmanager's order of the alerts of a notification (`AlertSlice`).
-fn alert_order(a: &Alert, b: &Alert) -> std::cmp::Ordering {
+pub(crate) fn alert_order(a: &Alert, b: &Alert) -> std::cmp::Ordering {
     use std::cmp::Ordering;
     for key in ["job", "instance"] {
         match (a.labels.get(key), b.labels.get(key)) {
@@ -84,7 +84,7 @@ fn alert_order(a: &Alert, b: &Alert) -> std::cmp::Ordering {
 
 /// `LabelSet.Before`: fewer labels first, then the first differing name
 /// or value over the union of names.
-fn label_set_order(a: &LabelSet, b: &LabelSet) -> std::cmp::Ordering {
+pub(crate) fn label_set_order(a: &LabelSet, b: &LabelSet) -> std::cmp::Ordering {
     use std::cmp::Ordering;
     if a.len() != b.len() {
         return a.len().cmp(&b.len());

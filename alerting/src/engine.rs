@@ -201,7 +201,8 @@ pub struct LimitError(pub String);
 #[derive(Debug)]
 pub struct Engine {
     tree: RouteNode,
-    receivers: BTreeMap<String, Vec<Integration>>,
+    /// In configuration order.
+    receivers: Vec<(String, Vec<Integration>)>,
     time_intervals: BTreeMap<String, TimeIntervalSet>,
     external_url: String,
     limits: AlertingLimits,
@@ -320,9 +321,28 @@ impl Engine {
         }
     }
 
+    /// Runs a new configuration (Alertmanager's reload): the alerts,
+    /// silences and notification log are kept; the routing tree,
+    /// receivers, time intervals and inhibition rules are replaced and the
+    /// stored alerts routed again into new groups (an alert older than its
+    /// group's `group_wait` flushes at once; the log keeps what was sent).
+    pub fn reconfigure(&mut self, config: &Config, limits: AlertingLimits, now_ms: i64) {
+        self.tree = RouteNode::new(&config.route);
+        self.receivers = config.receivers.iter().map(|r| (r.name.clone(), integrations(r))).collect();
+        self.time_intervals = config.time_intervals.iter().map(|t| (t.name.clone(), t.clone())).collect();
+        self.inhibitor = Inhibitor::new(&config.inhibit_rules);
+        self.limits = limits;
+        self.groups.clear();
+        let alerts: Vec<Alert> = self.alerts.values().map(|s| s.alert.clone()).collect();
+        for a in &alerts {
+            self.inhibitor.observe(a);
+            self.route(a, now_ms);
+        }
+    }
+
     /// The integrations of a receiver.
     pub fn receiver_integrations(&self, receiver: &str) -> &[Integration] {
-        self.receivers.get(receiver).map_or(&[], Vec::as_slice)
+        self.receivers.iter().find(|(n, _)| n == receiver).map_or(&[], |(_, i)| i.as_slice())
     }
 
     /// The routing tree.
@@ -541,11 +561,15 @@ impl Engine {
         self.alerts.values()
     }
 
-    /// The receivers each alert's routes send to, by fingerprint.
+    /// The receivers of the routes `labels` matches, in tree order (one
+    /// per matching route, as Alertmanager lists them).
     pub fn receivers_of(&self, labels: &LabelSet) -> Vec<String> {
-        let mut out: Vec<String> = self.tree.matches(labels).iter().map(|n| n.opts.receiver.clone()).collect();
-        out.dedup();
-        out
+        self.tree.matches(labels).iter().map(|n| n.opts.receiver.clone()).collect()
+    }
+
+    /// The receivers' names, in configuration order.
+    pub fn receiver_names(&self) -> Vec<String> {
+        self.receivers.iter().map(|(n, _)| n.clone()).collect()
     }
 
     /// The fingerprint of the alert inhibiting `labels` at `now`, if any.

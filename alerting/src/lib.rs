@@ -3,24 +3,29 @@
 //! Alertmanager v2 API. The alert manager definition it runs is parsed and
 //! validated by `amconfig` (the control plane stores it).
 //!
-//! Built so far: the routing tree ([`routing`]), matched as Alertmanager's
-//! dispatcher does and checked against the real `amtool config routes
-//! test`; aggregation groups, their flushes and the notification log's
-//! decision ([`dispatch`]); posted alerts checked and completed as
-//! `POST /api/v2/alerts` does ([`ingest`]); inhibition ([`inhibit`]);
-//! silences ([`silence`]); the engine that merges, groups and runs the
-//! notification pipeline ([`engine`]); delivery with retries and the
-//! webhook integration ([`notify`]); one workspace's running
-//! Alertmanager ([`service`]), checked side by side with Alertmanager
-//! 0.33.1 (`tests/side_by_side.rs`). Not built yet: state kept in the log,
-//! the v2 API, the SNS/Slack/PagerDuty/email integrations (see the
-//! alerting issue).
+//! Data flow: the [`registry`] keeps one running [`service::Alertmanager`]
+//! per workspace whose definition is in effect; the v2 API ([`api`]) and
+//! the ruler's in-process `AlertSink` post alerts ([`ingest`]) to it; its
+//! [`engine`] merges and routes them ([`routing`]) into aggregation groups
+//! ([`dispatch`]), and at each due flush runs inhibition ([`inhibit`]),
+//! time intervals, silences ([`silence`]) and the notification log's
+//! decision; [`notify`] delivers the notifications with retries.
+//!
+//! Guarantees: notifications match Alertmanager 0.33.1's in content and
+//! timing (checked side by side, `tests/side_by_side.rs`); an integration
+//! is never notified twice for the same alerts within `repeat_interval`;
+//! one workspace's alerts and silences are never visible to another.
+//! Not built yet: state kept in the log (a restart loses alerts, silences
+//! and the notification log), one owner per workspace across processes,
+//! the SNS/Slack/PagerDuty/email integrations (see the alerting issue).
 
+pub mod api;
 pub mod dispatch;
 pub mod engine;
 pub mod ingest;
 pub mod inhibit;
 pub mod notify;
+pub mod registry;
 pub mod routing;
 pub mod service;
 pub mod silence;

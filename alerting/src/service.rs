@@ -56,13 +56,39 @@ pub enum PostOutcome {
 #[derive(Debug)]
 pub struct Alertmanager {
     engine: Mutex<Engine>,
-    templates: NotificationTemplates,
-    resolve_timeout_ms: i64,
+    /// What the definition changes: templates, resolve timeout, the
+    /// configuration's text.
+    settings: Mutex<Settings>,
+    started_ms: i64,
     notifier: Arc<dyn Notifier>,
     clock: Arc<dyn Clock>,
     wake: Arc<Notify>,
     errors: Mutex<VecDeque<DeliveryError>>,
     stop: CancellationToken,
+}
+
+#[derive(Debug, Clone)]
+struct Settings {
+    templates: Arc<NotificationTemplates>,
+    resolve_timeout_ms: i64,
+    /// The `alertmanager_config` text (the status API's `config.original`).
+    original: String,
+}
+
+impl Settings {
+    fn of(definition: &amconfig::Definition, data: &str) -> Self {
+        #[derive(serde::Deserialize)]
+        struct Raw {
+            #[serde(default)]
+            alertmanager_config: String,
+        }
+        let original = serde_norway::from_str::<Raw>(data).map(|r| r.alertmanager_config).unwrap_or_default();
+        Self {
+            templates: Arc::new(definition.templates.clone()),
+            resolve_timeout_ms: definition.config.global.resolve_timeout_ms,
+            original,
+        }
+    }
 }
 
 impl Drop for Alertmanager {
@@ -72,9 +98,11 @@ impl Drop for Alertmanager {
 }
 
 impl Alertmanager {
-    /// Starts the Alertmanager of a definition on the current runtime.
+    /// Starts the Alertmanager of a definition (parsed from `data`) on the
+    /// current runtime.
     pub fn start(
         definition: &amconfig::Definition,
+        data: &str,
         limits: AlertingLimits,
         external_url: &str,
         notifier: Arc<dyn Notifier>,
@@ -82,8 +110,8 @@ impl Alertmanager {
     ) -> Arc<Self> {
         let am = Arc::new(Self {
             engine: Mutex::new(Engine::new(&definition.config, limits, external_url)),
-            templates: definition.templates.clone(),
-            resolve_timeout_ms: definition.config.global.resolve_timeout_ms,
+            settings: Mutex::new(Settings::of(definition, data)),
+            started_ms: clock.now_ms(),
             notifier,
             clock,
             wake: Arc::new(Notify::new()),
@@ -97,6 +125,28 @@ impl Alertmanager {
     /// The engine, locked (never held across an await).
     pub fn engine(&self) -> MutexGuard<'_, Engine> {
         self.engine.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Applies a new definition (parsed from `data`), as Alertmanager's
+    /// reload.
+    pub fn reconfigure(&self, definition: &amconfig::Definition, data: &str, limits: AlertingLimits, now_ms: i64) {
+        *self.settings.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Settings::of(definition, data);
+        self.engine().reconfigure(&definition.config, limits, now_ms);
+        self.wake.notify_one();
+    }
+
+    fn settings(&self) -> Settings {
+        self.settings.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// The configuration's text, as uploaded.
+    pub fn original_config(&self) -> String {
+        self.settings().original
+    }
+
+    /// When it started, Unix milliseconds.
+    pub fn started_ms(&self) -> i64 {
+        self.started_ms
     }
 
     /// Stops its task (also on drop).
@@ -115,7 +165,7 @@ impl Alertmanager {
     /// [`BodyError`] for a body that is not an array of alerts.
     pub fn post_alerts(&self, body: &[u8]) -> Result<PostOutcome, BodyError> {
         let now = self.now_ms();
-        let outcome = ingest::accept(body, now, self.resolve_timeout_ms)?;
+        let outcome = ingest::accept(body, now, self.settings().resolve_timeout_ms)?;
         let put = self.engine().put(outcome.accepted, now);
         self.wake.notify_one();
         Ok(match (put, outcome.invalid) {
@@ -139,8 +189,9 @@ impl Alertmanager {
     async fn deliver_flush(&self, flush: Flush) {
         let timeout = Duration::from_millis(u64::try_from(flush.timeout_ms.max(1)).unwrap_or(u64::MAX));
         let deadline = tokio::time::Instant::now() + timeout;
+        let templates = self.settings().templates;
         let outcomes = futures::future::join_all(
-            flush.sends.iter().map(|s| deliver(self.notifier.as_ref(), s, &self.templates, deadline)),
+            flush.sends.iter().map(|s| deliver(self.notifier.as_ref(), s, &templates, deadline)),
         )
         .await;
         let now = self.now_ms();

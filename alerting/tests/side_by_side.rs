@@ -146,13 +146,11 @@ fn notifications_match_alertmanager_in_content_and_time() {
     let am = start_alertmanager(&am_config, &[&format!("--web.external-url={EXTERNAL_URL}")]);
     let rt = tokio::runtime::Runtime::new().unwrap_or_else(|e| panic!("{e}"));
     let _guard = rt.enter();
-    let definition = amconfig::parse_definition(&format!(
-        "alertmanager_config: |\n{}",
-        pl_config.lines().map(|l| format!("  {l}\n")).collect::<String>()
-    ))
-    .unwrap_or_else(|e| panic!("{e}"));
+    let data = format!("alertmanager_config: |\n{}", pl_config.lines().map(|l| format!("  {l}\n")).collect::<String>());
+    let definition = amconfig::parse_definition(&data).unwrap_or_else(|e| panic!("{e}"));
     let pl = alerting::service::Alertmanager::start(
         &definition,
+        &data,
         AlertingLimits::default(),
         EXTERNAL_URL,
         Arc::new(alerting::notify::HttpNotifier::new()),

@@ -46,7 +46,7 @@ use serde::Deserialize;
 
 pub use config::{Config, ConfigError, Global, InhibitRule, Route, parse_config};
 pub use http::{HttpClientConfig, TlsConfig};
-pub use matchers::{MatchType, Matcher, matches_all, parse_matchers};
+pub use matchers::{MatchType, Matcher, check_regexp, matches_all, parse_matchers};
 pub use receivers::{
     EmailConfig, PagerdutyConfig, Receiver, SUPPORTED_RECEIVER_TYPES, SlackConfig, SnsConfig,
     UNSUPPORTED_RECEIVER_TYPES, WebhookConfig,

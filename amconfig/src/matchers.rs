@@ -95,6 +95,21 @@ pub(crate) fn compile_anchored(pattern: &str) -> Result<Regex, String> {
         .map_err(|e| format!("error parsing regexp: {}", last_line(&e.to_string())))
 }
 
+/// `regexp.Compile`'s verdict on an unanchored pattern, with Go's message
+/// (`error parsing regexp: …`).
+///
+/// # Errors
+/// Go's message for a pattern it refuses.
+pub fn check_regexp(pattern: &str) -> Result<(), String> {
+    if let Err(e) = regex_syntax::ast::parse::Parser::new().parse(pattern) {
+        return Err(format!("error parsing regexp: {}", go_regexp_error(pattern, &e)));
+    }
+    regex::RegexBuilder::new(pattern)
+        .build()
+        .map(|_| ())
+        .map_err(|e| format!("error parsing regexp: {}", last_line(&e.to_string())))
+}
+
 /// Go's `regexp/syntax` wording (`missing closing ): `…``) of a parse error.
 fn go_regexp_error(anchored: &str, e: &regex_syntax::ast::Error) -> String {
     use regex_syntax::ast::ErrorKind as K;

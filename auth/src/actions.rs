@@ -58,6 +58,21 @@ pub fn action_for(
             };
             act(action, workspace(id))
         }
+        (_, ["workspaces", id, "alertmanager", "api", "v2", rest @ ..]) => {
+            let action = match (method, rest) {
+                ("GET", ["alerts"]) => "aps:ListAlertManagerAlerts",
+                ("POST", ["alerts"]) => "aps:CreateAlertManagerAlerts",
+                ("GET", ["alerts", "groups"]) => "aps:ListAlertManagerAlertGroups",
+                ("GET", ["silences"]) => "aps:ListAlertManagerSilences",
+                ("POST", ["silences"]) => "aps:PutAlertManagerSilences",
+                ("GET", ["silence", _]) => "aps:GetAlertManagerSilence",
+                ("DELETE", ["silence", _]) => "aps:DeleteAlertManagerSilence",
+                ("GET", ["status"]) => "aps:GetAlertManagerStatus",
+                ("GET", ["receivers"]) => "aps:ListAlertManagerReceivers",
+                _ => return None,
+            };
+            act(action, workspace(id))
+        }
         // PromLake's own metrics name workspaces: an operator's right.
         ("GET", ["metrics"]) => act("promlake:GetMetrics", "*".to_owned()),
         ("GET", ["tags", arn]) => act("aps:ListTagsForResource", decode(arn)),
@@ -118,6 +133,11 @@ mod tests {
         let a = |m: &str, p: &str| action_for(m, p, &arns, &owner).map(|a| (a.actions[0], a.resource));
         assert_eq!(a("POST", "/workspaces/ws-1/api/v1/remote_write"), Some(("aps:RemoteWrite", ws.into())));
         assert_eq!(a("GET", "/workspaces/ws-1/api/v1/query"), Some(("aps:QueryMetrics", ws.into())));
+        let am = "/workspaces/ws-1/alertmanager/api/v2";
+        assert_eq!(a("POST", &format!("{am}/alerts")), Some(("aps:CreateAlertManagerAlerts", ws.into())));
+        assert_eq!(a("GET", &format!("{am}/alerts/groups")), Some(("aps:ListAlertManagerAlertGroups", ws.into())));
+        assert_eq!(a("DELETE", &format!("{am}/silence/x")), Some(("aps:DeleteAlertManagerSilence", ws.into())));
+        assert_eq!(a("PUT", &format!("{am}/silences")), None);
         assert_eq!(a("POST", "/workspaces/ws-1/api/v1/query_range"), Some(("aps:QueryMetrics", ws.into())));
         assert_eq!(a("GET", "/workspaces/ws-1/api/v1/label/job/values"), Some(("aps:GetLabels", ws.into())));
         assert_eq!(a("GET", "/workspaces/ws-1/api/v1/series"), Some(("aps:GetSeries", ws.into())));

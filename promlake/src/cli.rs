@@ -204,6 +204,11 @@ impl Role {
         matches!(self, Role::All | Role::Gateway)
     }
 
+    /// Whether this role runs the workspaces' Alertmanagers.
+    pub fn runs_alerting(self) -> bool {
+        matches!(self, Role::All | Role::Alerting)
+    }
+
     /// Whether this role runs the stream workers (log → lake).
     pub fn runs_workers(self) -> bool {
         matches!(self, Role::All | Role::Worker)

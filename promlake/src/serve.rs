@@ -214,6 +214,23 @@ impl Server {
             workers = Some(started);
         }
 
+        // The workspaces' Alertmanagers (their definitions from the control
+        // plane); the ruler of this process sends them its alerts.
+        let mut alertmanagers = None;
+        if args.role.runs_alerting() {
+            let ams = alerting::registry::Alertmanagers::new(
+                store.clone(),
+                arns.clone(),
+                overrides.clone(),
+                clock.clone(),
+                Arc::new(alerting::notify::HttpNotifier::new()),
+                &format!("http://{}", args.listen),
+            );
+            ams.sync();
+            background.push(tokio::spawn(ams.clone().run(shutdown.clone())));
+            alertmanagers = Some(ams);
+        }
+
         let mut rule_states = None;
         // The ruler runs where the stream workers run: every group in the
         // one-process deployment; in a scaled-out one each worker process
@@ -259,13 +276,17 @@ impl Server {
                 )
                 .await
                 .context("creating the events topic")?,
-                alerts: Arc::new(
-                    ruler::AlertmanagerClient::new(
+                alerts: {
+                    let client = ruler::AlertmanagerClient::new(
                         config.ruler.alertmanager_url.clone(),
                         config.ruler.alertmanager_urls.clone(),
                     )
-                    .context("the Alertmanager client")?,
-                ),
+                    .context("the Alertmanager client")?;
+                    Arc::new(match &alertmanagers {
+                        Some(ams) => client.with_local(ams.clone()),
+                        None => client,
+                    })
+                },
             };
             let ruler_config = ruler::RulerConfig {
                 default_interval: Duration::from_secs(config.ruler.evaluation_interval_seconds.max(1)),
@@ -282,6 +303,9 @@ impl Server {
         }
 
         let mut router = Router::new();
+        if let Some(ams) = &alertmanagers {
+            router = router.merge(alerting::api::router(ams.clone()));
+        }
         if let Some(workers) = &workers {
             // The query API reads through this process's workers (tables and
             // the heads of the partitions it owns).

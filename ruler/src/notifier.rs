@@ -238,6 +238,8 @@ pub struct AlertmanagerClient {
     client: reqwest::Client,
     default_url: Option<String>,
     per_workspace: HashMap<String, String>,
+    /// The in-process Alertmanagers, for workspaces no URL is given for.
+    local: Option<Arc<dyn AlertSink>>,
 }
 
 impl AlertmanagerClient {
@@ -252,7 +254,15 @@ impl AlertmanagerClient {
             kind: ErrorKind::Internal,
             message: format!("building the Alertmanager client: {e}"),
         })?;
-        Ok(Self { client, default_url, per_workspace })
+        Ok(Self { client, default_url, per_workspace, local: None })
+    }
+
+    /// Sends the alerts of workspaces no URL is given for to `local` (the
+    /// Alertmanagers of this process) instead of dropping them.
+    #[must_use]
+    pub fn with_local(mut self, local: Arc<dyn AlertSink>) -> Self {
+        self.local = Some(local);
+        self
     }
 
     fn url(&self, workspace_id: &str) -> Option<String> {
@@ -265,7 +275,12 @@ impl AlertmanagerClient {
 #[async_trait]
 impl AlertSink for AlertmanagerClient {
     async fn send(&self, workspace_id: &str, alerts: serde_json::Value) -> Result<(), SeamError> {
-        let Some(url) = self.url(workspace_id) else { return Ok(()) };
+        let Some(url) = self.url(workspace_id) else {
+            return match &self.local {
+                Some(local) => local.send(workspace_id, alerts).await,
+                None => Ok(()),
+            };
+        };
         let unavailable = |message: String| SeamError { kind: ErrorKind::Unavailable, message };
         let body = serde_json::to_vec(&alerts).map_err(|e| unavailable(e.to_string()))?;
         let response = self

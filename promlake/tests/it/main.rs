@@ -4,6 +4,7 @@
 #![allow(unreachable_pub)]
 
 mod alerting_rules;
+mod alertmanager_api;
 mod alertmanager_cli;
 mod amp_cli;
 mod crash;

@@ -1,0 +1,492 @@
+//! The Alertmanager v2 API of each workspace, under
+//! `/workspaces/{id}/alertmanager/api/v2/`: `status`, `receivers`,
+//! `alerts` (GET with Alertmanager's filters, POST), `alerts/groups`,
+//! `silences` (GET, POST), `silence/{id}` (GET, DELETE). Shapes, filters,
+//! orders and messages are Alertmanager 0.33's; errors are JSON strings
+//! (go-swagger's `{"code","message"}` for bodies that do not decode).
+//! Every error is mapped to its status in one place (`ApiError`).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use amconfig::{MatchType, Matcher};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::{Value, json};
+
+use crate::dispatch::{Alert, alert_order, label_set_order};
+use crate::engine::Engine;
+use crate::registry::{Alertmanagers, Missing};
+use crate::service::{Alertmanager, PostOutcome};
+use crate::silence::{Silence, SilenceError, SilenceState};
+
+/// An API error: a status and Alertmanager's payload.
+#[derive(Debug)]
+struct ApiError {
+    status: StatusCode,
+    body: Value,
+}
+
+impl ApiError {
+    /// A JSON-string payload (how Alertmanager answers its own errors).
+    fn text(status: StatusCode, message: impl Into<String>) -> Self {
+        Self { status, body: Value::String(message.into()) }
+    }
+
+    /// go-swagger's `{"code","message"}` payload.
+    fn swagger(status: StatusCode, code: u16, message: impl Into<String>) -> Self {
+        Self { status, body: json!({"code": code, "message": message.into()}) }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, axum::Json(self.body)).into_response()
+    }
+}
+
+type Result<T> = std::result::Result<T, ApiError>;
+
+/// The Alertmanager release whose v2 API this reproduces.
+pub const API_VERSION: &str = "0.33.1";
+
+/// The routes of the v2 API.
+pub fn router(ams: Arc<Alertmanagers>) -> Router {
+    const P: &str = "/workspaces/{workspace_id}/alertmanager/api/v2";
+    Router::new()
+        .route(&format!("{P}/status"), get(status))
+        .route(&format!("{P}/receivers"), get(receivers))
+        .route(&format!("{P}/alerts"), get(get_alerts).post(post_alerts))
+        .route(&format!("{P}/alerts/groups"), get(get_groups))
+        .route(&format!("{P}/silences"), get(get_silences).post(post_silence))
+        .route(&format!("{P}/silence/{{silence_id}}"), get(get_silence).delete(delete_silence))
+        .with_state(ams)
+}
+
+fn workspace(ams: &Alertmanagers, workspace_id: &str) -> Result<Arc<Alertmanager>> {
+    ams.get(workspace_id).map_err(|m| match m {
+        Missing::Workspace => ApiError::text(StatusCode::NOT_FOUND, format!("workspace {workspace_id} not found")),
+        Missing::Definition => {
+            ApiError::text(StatusCode::NOT_FOUND, format!("workspace {workspace_id} has no alert manager definition"))
+        }
+    })
+}
+
+/// strfmt's `DateTime` text (RFC 3339 with milliseconds).
+fn date_time(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_default()
+}
+
+/// The query's parameters, repeated ones kept.
+fn params(q: Option<String>) -> Vec<(String, String)> {
+    form_urlencoded::parse(q.unwrap_or_default().as_bytes()).into_owned().collect()
+}
+
+fn flag(params: &[(String, String)], name: &str) -> Result<bool> {
+    match params.iter().rev().find(|(k, _)| k == name) {
+        None => Ok(true),
+        Some((_, v)) => v.parse::<bool>().map_err(|_| {
+            ApiError::swagger(StatusCode::BAD_REQUEST, 400, format!("{name} in query must be of type boolean: {v:?}"))
+        }),
+    }
+}
+
+/// `parseFilter`: each `filter` is one matcher.
+fn filters(params: &[(String, String)]) -> Result<Vec<Matcher>> {
+    let mut out = Vec::new();
+    for (_, f) in params.iter().filter(|(k, _)| k == "filter") {
+        let parsed = amconfig::parse_matchers(f).map_err(|e| ApiError::text(StatusCode::BAD_REQUEST, e))?;
+        if parsed.len() != 1 {
+            return Err(ApiError::text(StatusCode::BAD_REQUEST, format!("bad matcher format: {f}")));
+        }
+        out.extend(parsed);
+    }
+    Ok(out)
+}
+
+fn receiver_filter(params: &[(String, String)]) -> Result<Option<regex::Regex>> {
+    let Some((_, r)) = params.iter().find(|(k, _)| k == "receiver") else { return Ok(None) };
+    regex::Regex::new(&format!("^(?:{r})$"))
+        .map(Some)
+        .map_err(|e| ApiError::text(StatusCode::BAD_REQUEST, format!("failed to parse receiver param: {e}")))
+}
+
+/// An alert's status: (state, silenced by, inhibited by).
+type Status = (&'static str, Vec<String>, Vec<String>);
+
+/// An alert's status at `now`.
+fn alert_status(engine: &Engine, a: &Alert, now_ms: i64) -> Status {
+    let silenced = engine.silences.muting(&a.labels, now_ms);
+    let inhibited: Vec<String> =
+        engine.inhibited_by(&a.labels, now_ms).map(|fp| format!("{fp:016x}")).into_iter().collect();
+    let state = if silenced.is_empty() && inhibited.is_empty() { "active" } else { "suppressed" };
+    (state, silenced, inhibited)
+}
+
+/// `AlertToOpenAPIAlert`.
+fn gettable_alert(a: &Alert, status: Status, receivers: &[String]) -> Value {
+    let mut v = json!({
+        "labels": a.labels,
+        "annotations": a.annotations,
+        "startsAt": date_time(a.starts_at_ms),
+        "updatedAt": date_time(a.updated_at_ms),
+        "endsAt": a.ends_at_ms.map_or_else(|| "0001-01-01T00:00:00.000Z".to_owned(), date_time),
+        "fingerprint": format!("{:016x}", a.fingerprint()),
+        "receivers": receivers.iter().map(|r| json!({"name": r})).collect::<Vec<_>>(),
+        "status": {"state": status.0, "silencedBy": status.1, "inhibitedBy": status.2, "mutedBy": []},
+    });
+    if !a.generator_url.is_empty() {
+        v["generatorURL"] = json!(a.generator_url);
+    }
+    v
+}
+
+/// The `alertFilter` of the alert and group listings.
+struct AlertFilter {
+    matchers: Vec<Matcher>,
+    active: bool,
+    silenced: bool,
+    inhibited: bool,
+}
+
+impl AlertFilter {
+    fn new(params: &[(String, String)]) -> Result<Self> {
+        Ok(Self {
+            matchers: filters(params)?,
+            active: flag(params, "active")?,
+            silenced: flag(params, "silenced")?,
+            inhibited: flag(params, "inhibited")?,
+        })
+    }
+
+    /// The alert's status when it is listed.
+    fn admit(&self, engine: &Engine, a: &Alert, now_ms: i64) -> Option<Status> {
+        if a.ends_at_ms.is_some_and(|e| e < now_ms) || !amconfig::matches_all(&self.matchers, &a.labels) {
+            return None;
+        }
+        let status = alert_status(engine, a, now_ms);
+        let listed = (self.active || status.0 != "active")
+            && (self.silenced || status.1.is_empty())
+            && (self.inhibited || status.2.is_empty());
+        listed.then_some(status)
+    }
+}
+
+async fn status(State(ams): State<Arc<Alertmanagers>>, Path(ws): Path<String>) -> Result<Response> {
+    let am = workspace(&ams, &ws)?;
+    Ok(axum::Json(json!({
+        "cluster": {"status": "disabled", "peers": []},
+        "config": {"original": am.original_config()},
+        "uptime": date_time(am.started_ms()),
+        // The Alertmanager version whose API this is (amtool compares it
+        // with its own); PromLake's own version in `revision`.
+        "versionInfo": {
+            "branch": "", "buildDate": "", "buildUser": "", "goVersion": "",
+            "revision": concat!("promlake-", env!("CARGO_PKG_VERSION")), "version": API_VERSION,
+        },
+    }))
+    .into_response())
+}
+
+async fn receivers(State(ams): State<Arc<Alertmanagers>>, Path(ws): Path<String>) -> Result<Response> {
+    let am = workspace(&ams, &ws)?;
+    let names = am.engine().receiver_names();
+    Ok(axum::Json(names.iter().map(|n| json!({"name": n})).collect::<Vec<_>>()).into_response())
+}
+
+async fn get_alerts(
+    State(ams): State<Arc<Alertmanagers>>,
+    Path(ws): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Response> {
+    let am = workspace(&ams, &ws)?;
+    let params = params(q);
+    let filter = AlertFilter::new(&params)?;
+    let receiver = receiver_filter(&params)?;
+    let now = am.now_ms();
+    let engine = am.engine();
+    let mut out: Vec<(String, Value)> = Vec::new();
+    for s in engine.alerts() {
+        let a = &s.alert;
+        let receivers = engine.receivers_of(&a.labels);
+        if let Some(r) = &receiver
+            && !receivers.iter().any(|n| r.is_match(n))
+        {
+            continue;
+        }
+        let Some(status) = filter.admit(&engine, a, now) else { continue };
+        out.push((format!("{:016x}", a.fingerprint()), gettable_alert(a, status, &receivers)));
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(axum::Json(out.into_iter().map(|(_, v)| v).collect::<Vec<_>>()).into_response())
+}
+
+async fn post_alerts(State(ams): State<Arc<Alertmanagers>>, Path(ws): Path<String>, body: Bytes) -> Result<Response> {
+    let am = workspace(&ams, &ws)?;
+    match am.post_alerts(&body) {
+        Err(e) => {
+            let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
+            Err(ApiError::swagger(status, e.code, e.message))
+        }
+        Ok(PostOutcome::Stored) => Ok(StatusCode::OK.into_response()),
+        Ok(PostOutcome::Invalid(m)) => Err(ApiError::text(StatusCode::BAD_REQUEST, m)),
+        Ok(PostOutcome::Limited(m)) => Err(ApiError::text(StatusCode::TOO_MANY_REQUESTS, m)),
+    }
+}
+
+async fn get_groups(
+    State(ams): State<Arc<Alertmanagers>>,
+    Path(ws): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Response> {
+    let am = workspace(&ams, &ws)?;
+    let params = params(q);
+    let filter = AlertFilter::new(&params)?;
+    let receiver = receiver_filter(&params)?;
+    let now = am.now_ms();
+    let engine = am.engine();
+    // (group labels, receiver, alerts with status)
+    let mut groups = Vec::new();
+    let mut receivers_by_fp: BTreeMap<u64, Vec<String>> = BTreeMap::new();
+    for g in engine.groups() {
+        let name = &g.opts.receiver;
+        if receiver.as_ref().is_some_and(|r| !r.is_match(name)) {
+            continue;
+        }
+        let mut alerts: Vec<(Alert, Status)> = Vec::new();
+        for a in g.alerts() {
+            if let Some(status) = filter.admit(&engine, a, now) {
+                receivers_by_fp.entry(a.fingerprint()).or_default().push(name.clone());
+                alerts.push((a.clone(), status));
+            }
+        }
+        if alerts.is_empty() {
+            continue;
+        }
+        alerts.sort_by(|a, b| alert_order(&a.0, &b.0));
+        groups.push((g.labels.clone(), name.clone(), alerts));
+    }
+    for r in receivers_by_fp.values_mut() {
+        r.sort();
+    }
+    groups.sort_by(|a, b| if a.0 == b.0 { a.1.cmp(&b.1) } else { label_set_order(&a.0, &b.0) });
+    let out: Vec<Value> = groups
+        .into_iter()
+        .map(|(labels, receiver, alerts)| {
+            let alerts: Vec<Value> = alerts
+                .into_iter()
+                .map(|(a, status)| {
+                    let receivers = receivers_by_fp.get(&a.fingerprint()).cloned().unwrap_or_default();
+                    gettable_alert(&a, status, &receivers)
+                })
+                .collect();
+            json!({"labels": labels, "receiver": {"name": receiver}, "alerts": alerts})
+        })
+        .collect();
+    Ok(axum::Json(out).into_response())
+}
+
+/// `GettableSilence`.
+fn gettable_silence(s: &Silence, now_ms: i64) -> Value {
+    json!({
+        "id": s.id,
+        "status": {"state": s.state(now_ms).as_str()},
+        "updatedAt": date_time(s.updated_at_ms),
+        "comment": s.comment,
+        "createdBy": s.created_by,
+        "startsAt": date_time(s.starts_at_ms.unwrap_or(0)),
+        "endsAt": date_time(s.ends_at_ms),
+        "matchers": s.matchers.iter().map(|m| json!({
+            "name": m.name,
+            "value": m.value,
+            "isRegex": matches!(m.op, MatchType::Regexp | MatchType::NotRegexp),
+            "isEqual": matches!(m.op, MatchType::Equal | MatchType::Regexp),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+async fn get_silences(
+    State(ams): State<Arc<Alertmanagers>>,
+    Path(ws): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Response> {
+    let am = workspace(&ams, &ws)?;
+    let matchers = filters(&params(q))?;
+    let now = am.now_ms();
+    let engine = am.engine();
+    let mut list: Vec<&Silence> = engine
+        .silences
+        .all()
+        .filter(|s| {
+            matchers.iter().all(|f| s.matchers.iter().any(|m| m.name == f.name && m.op == f.op && m.value == f.value))
+        })
+        .collect();
+    let rank = |s: SilenceState| match s {
+        SilenceState::Active => 1,
+        SilenceState::Pending => 2,
+        SilenceState::Expired => 3,
+    };
+    list.sort_by(|a, b| {
+        let (sa, sb) = (a.state(now), b.state(now));
+        if sa != sb {
+            return rank(sa).cmp(&rank(sb));
+        }
+        match sa {
+            SilenceState::Active => a.ends_at_ms.cmp(&b.ends_at_ms),
+            SilenceState::Pending => a.starts_at_ms.cmp(&b.starts_at_ms),
+            SilenceState::Expired => b.ends_at_ms.cmp(&a.ends_at_ms),
+        }
+    });
+    Ok(axum::Json(list.into_iter().map(|s| gettable_silence(s, now)).collect::<Vec<_>>()).into_response())
+}
+
+/// A posted silence (`PostableSilence`).
+#[derive(Debug, serde::Deserialize)]
+struct PostableSilence {
+    #[serde(default)]
+    id: Option<String>,
+    matchers: Option<Vec<PostableMatcher>>,
+    #[serde(rename = "startsAt")]
+    starts_at: Option<String>,
+    #[serde(rename = "endsAt")]
+    ends_at: Option<String>,
+    #[serde(rename = "createdBy")]
+    created_by: Option<String>,
+    comment: Option<String>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct PostableMatcher {
+    name: Option<String>,
+    value: Option<String>,
+    #[serde(rename = "isRegex")]
+    is_regex: Option<bool>,
+    #[serde(default, rename = "isEqual")]
+    is_equal: Option<bool>,
+}
+
+fn parse_time(field: &str, t: &str) -> Result<i64> {
+    chrono::DateTime::parse_from_rfc3339(t).map(|t| t.timestamp_millis()).map_err(|_| {
+        ApiError::swagger(
+            StatusCode::BAD_REQUEST,
+            400,
+            format!("parsing silence body from \"\" failed, because parsing time {t:?}: {field} is not a date-time"),
+        )
+    })
+}
+
+async fn post_silence(State(ams): State<Arc<Alertmanagers>>, Path(ws): Path<String>, body: Bytes) -> Result<Response> {
+    let am = workspace(&ams, &ws)?;
+    let p: PostableSilence = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::swagger(StatusCode::BAD_REQUEST, 400, format!("parsing silence body from \"\" failed, because {e}"))
+    })?;
+    let required =
+        |name: &str| ApiError::swagger(StatusCode::UNPROCESSABLE_ENTITY, 602, format!("{name} in body is required"));
+    let matchers = p.matchers.ok_or_else(|| required("matchers"))?;
+    if matchers.is_empty() {
+        return Err(ApiError::swagger(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            612,
+            "matchers in body should have at least 1 items",
+        ));
+    }
+    let starts = parse_time("startsAt", &p.starts_at.ok_or_else(|| required("startsAt"))?)?;
+    let ends = parse_time("endsAt", &p.ends_at.ok_or_else(|| required("endsAt"))?)?;
+    let created_by = p.created_by.ok_or_else(|| required("createdBy"))?;
+    let comment = p.comment.ok_or_else(|| required("comment"))?;
+    if starts >= ends {
+        return Err(ApiError::text(
+            StatusCode::BAD_REQUEST,
+            "Failed to create silence: start time must be before end time",
+        ));
+    }
+    let now = am.now_ms();
+    if ends < now {
+        return Err(ApiError::text(StatusCode::BAD_REQUEST, "Failed to create silence: end time can't be in the past"));
+    }
+    // The matchers are checked as the silence is set (`validateMatcher`:
+    // the name, then an unanchored compile of a regular expression).
+    let mut converted = Vec::with_capacity(matchers.len());
+    for (i, m) in matchers.into_iter().enumerate() {
+        let name = m.name.ok_or_else(|| required(&format!("matchers.{i}.name")))?;
+        let value = m.value.ok_or_else(|| required(&format!("matchers.{i}.value")))?;
+        let regex = m.is_regex.ok_or_else(|| required(&format!("matchers.{i}.isRegex")))?;
+        let invalid = |why: String| {
+            ApiError::text(
+                StatusCode::BAD_REQUEST,
+                format!("invalid silence: invalid label matcher {i} in set 0: {why}"),
+            )
+        };
+        if name.is_empty() {
+            return Err(invalid(format!("invalid label name {name:?}")));
+        }
+        if regex && let Err(e) = amconfig::check_regexp(&value) {
+            return Err(invalid(format!("invalid regular expression {value:?}: {e}")));
+        }
+        let op = match (regex, m.is_equal.unwrap_or(true)) {
+            (false, true) => MatchType::Equal,
+            (false, false) => MatchType::NotEqual,
+            (true, true) => MatchType::Regexp,
+            (true, false) => MatchType::NotRegexp,
+        };
+        converted.push(Matcher::new(&name, op, &value).map_err(invalid)?);
+    }
+    let silence = Silence {
+        id: p.id.unwrap_or_default(),
+        matchers: converted,
+        starts_at_ms: Some(starts),
+        ends_at_ms: ends,
+        updated_at_ms: now,
+        created_by,
+        comment,
+    };
+    let id = am.engine().silences.set(silence, now, || uuid::Uuid::new_v4().to_string()).map_err(|e| match e {
+        SilenceError::NotFound => ApiError::text(StatusCode::NOT_FOUND, "not found"),
+        SilenceError::Invalid(m) => ApiError::text(StatusCode::BAD_REQUEST, m),
+    })?;
+    am.changed();
+    Ok(axum::Json(json!({"silenceID": id})).into_response())
+}
+
+fn silence_id(id: &str) -> Result<()> {
+    uuid::Uuid::parse_str(id).map(|_| ()).map_err(|_| {
+        ApiError::swagger(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            605,
+            format!("silenceID in path must be of type uuid: {id:?}"),
+        )
+    })
+}
+
+async fn get_silence(
+    State(ams): State<Arc<Alertmanagers>>,
+    Path((ws, id)): Path<(String, String)>,
+) -> Result<Response> {
+    let am = workspace(&ams, &ws)?;
+    silence_id(&id)?;
+    let now = am.now_ms();
+    let engine = am.engine();
+    let s = engine.silences.get(&id).ok_or(ApiError { status: StatusCode::NOT_FOUND, body: Value::Null })?;
+    Ok(axum::Json(gettable_silence(s, now)).into_response())
+}
+
+async fn delete_silence(
+    State(ams): State<Arc<Alertmanagers>>,
+    Path((ws, id)): Path<(String, String)>,
+) -> Result<Response> {
+    let am = workspace(&ams, &ws)?;
+    silence_id(&id)?;
+    let now = am.now_ms();
+    am.engine().silences.expire(&id, now).map_err(|e| match e {
+        SilenceError::NotFound => ApiError::text(StatusCode::NOT_FOUND, "silence not found"),
+        SilenceError::Invalid(m) => ApiError::text(StatusCode::INTERNAL_SERVER_ERROR, m),
+    })?;
+    am.changed();
+    Ok(StatusCode::OK.into_response())
+}
