@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 use crate::dispatch::{Alert, alert_order, label_set_order};
 use crate::engine::Engine;
 use crate::registry::{Alertmanagers, Missing};
-use crate::service::{Alertmanager, PostOutcome};
+use crate::service::{Alertmanager, PostOutcome, SilenceRefused};
 use crate::silence::{Silence, SilenceError, SilenceState};
 
 /// An API error: a status and Alertmanager's payload.
@@ -122,7 +122,7 @@ type Status = (&'static str, Vec<String>, Vec<String>);
 
 /// An alert's status at `now`.
 fn alert_status(engine: &Engine, a: &Alert, now_ms: i64) -> Status {
-    let silenced = engine.silences.muting(&a.labels, now_ms);
+    let silenced = engine.silences().muting(&a.labels, now_ms);
     let inhibited: Vec<String> =
         engine.inhibited_by(&a.labels, now_ms).map(|fp| format!("{fp:016x}")).into_iter().collect();
     let state = if silenced.is_empty() && inhibited.is_empty() { "active" } else { "suppressed" };
@@ -229,7 +229,7 @@ async fn get_alerts(
 
 async fn post_alerts(State(ams): State<Arc<Alertmanagers>>, Path(ws): Path<String>, body: Bytes) -> Result<Response> {
     let am = workspace(&ams, &ws)?;
-    match am.post_alerts(&body) {
+    match am.post_alerts(&body).await {
         Err(e) => {
             let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
             Err(ApiError::swagger(status, e.code, e.message))
@@ -237,6 +237,7 @@ async fn post_alerts(State(ams): State<Arc<Alertmanagers>>, Path(ws): Path<Strin
         Ok(PostOutcome::Stored) => Ok(StatusCode::OK.into_response()),
         Ok(PostOutcome::Invalid(m)) => Err(ApiError::text(StatusCode::BAD_REQUEST, m)),
         Ok(PostOutcome::Limited(m)) => Err(ApiError::text(StatusCode::TOO_MANY_REQUESTS, m)),
+        Ok(PostOutcome::Unavailable(m)) => Err(ApiError::text(StatusCode::SERVICE_UNAVAILABLE, m)),
     }
 }
 
@@ -321,7 +322,7 @@ async fn get_silences(
     let now = am.now_ms();
     let engine = am.engine();
     let mut list: Vec<&Silence> = engine
-        .silences
+        .silences()
         .all()
         .filter(|s| {
             matchers.iter().all(|f| s.matchers.iter().any(|m| m.name == f.name && m.op == f.op && m.value == f.value))
@@ -446,12 +447,17 @@ async fn post_silence(State(ams): State<Arc<Alertmanagers>>, Path(ws): Path<Stri
         created_by,
         comment,
     };
-    let id = am.engine().silences.set(silence, now, || uuid::Uuid::new_v4().to_string()).map_err(|e| match e {
-        SilenceError::NotFound => ApiError::text(StatusCode::NOT_FOUND, "not found"),
-        SilenceError::Invalid(m) => ApiError::text(StatusCode::BAD_REQUEST, m),
-    })?;
-    am.changed();
+    let id = am.set_silence(silence).await.map_err(|e| refused(e, "not found"))?;
     Ok(axum::Json(json!({"silenceID": id})).into_response())
+}
+
+/// A refused silence change as Alertmanager answers it.
+fn refused(e: SilenceRefused, not_found: &str) -> ApiError {
+    match e {
+        SilenceRefused::Silence(SilenceError::NotFound) => ApiError::text(StatusCode::NOT_FOUND, not_found),
+        SilenceRefused::Silence(SilenceError::Invalid(m)) => ApiError::text(StatusCode::BAD_REQUEST, m),
+        SilenceRefused::Unavailable(m) => ApiError::text(StatusCode::SERVICE_UNAVAILABLE, m),
+    }
 }
 
 fn silence_id(id: &str) -> Result<()> {
@@ -472,7 +478,7 @@ async fn get_silence(
     silence_id(&id)?;
     let now = am.now_ms();
     let engine = am.engine();
-    let s = engine.silences.get(&id).ok_or(ApiError { status: StatusCode::NOT_FOUND, body: Value::Null })?;
+    let s = engine.silences().get(&id).ok_or(ApiError { status: StatusCode::NOT_FOUND, body: Value::Null })?;
     Ok(axum::Json(gettable_silence(s, now)).into_response())
 }
 
@@ -482,11 +488,6 @@ async fn delete_silence(
 ) -> Result<Response> {
     let am = workspace(&ams, &ws)?;
     silence_id(&id)?;
-    let now = am.now_ms();
-    am.engine().silences.expire(&id, now).map_err(|e| match e {
-        SilenceError::NotFound => ApiError::text(StatusCode::NOT_FOUND, "silence not found"),
-        SilenceError::Invalid(m) => ApiError::text(StatusCode::INTERNAL_SERVER_ERROR, m),
-    })?;
-    am.changed();
+    am.expire_silence(&id).await.map_err(|e| refused(e, "silence not found"))?;
     Ok(StatusCode::OK.into_response())
 }

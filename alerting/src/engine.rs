@@ -39,7 +39,7 @@ use crate::dispatch::{AggrGroup, Alert, LogEntry, NotifyReason, fingerprint, nee
 use crate::ingest::Accepted;
 use crate::inhibit::Inhibitor;
 use crate::routing::{LabelSet, RouteNode};
-use crate::silence::{DEFAULT_RETENTION_MS, Silences};
+use crate::silence::{DEFAULT_RETENTION_MS, Silence, SilenceError, Silences};
 
 /// A receiver's integration: one entry of one of its `*_configs`.
 #[derive(Debug, Clone)]
@@ -209,10 +209,27 @@ pub struct Engine {
     alerts: BTreeMap<u64, StoredAlert>,
     groups: BTreeMap<GroupId, Group>,
     inhibitor: Inhibitor,
-    /// The workspace's silences.
-    pub silences: Silences,
+    silences: Silences,
     nflog: BTreeMap<LogKey, StoredEntry>,
     last_update_ms: i64,
+    /// What changed since [`Engine::take_changes`] last ran.
+    dirty: Dirty,
+}
+
+#[derive(Debug, Default)]
+struct Dirty {
+    alerts: BTreeSet<u64>,
+    silences: BTreeSet<String>,
+    log: BTreeSet<LogKey>,
+}
+
+/// A change of the engine's durable state: the new value, or `None` when
+/// it is gone.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    Alert(u64, Option<StoredAlert>),
+    Silence(String, Option<Silence>),
+    Log(LogKey, Option<StoredEntry>),
 }
 
 /// Alertmanager's `alert.Alert.Merge` of `old` (stored) and `new` at
@@ -318,6 +335,7 @@ impl Engine {
             silences: Silences::new(DEFAULT_RETENTION_MS, 0),
             nflog: BTreeMap::new(),
             last_update_ms: i64::MIN,
+            dirty: Dirty::default(),
         }
     }
 
@@ -378,6 +396,7 @@ impl Engine {
                 continue;
             }
             self.alerts.insert(fp, new.clone());
+            self.dirty.alerts.insert(fp);
             self.inhibitor.observe(&new.alert);
             self.route(&new.alert, now_ms);
         }
@@ -522,6 +541,7 @@ impl Engine {
 
     fn log(&mut self, log: PendingLog, now_ms: i64) {
         let entry = LogEntry { firing: log.firing, resolved: log.resolved, timestamp_ms: now_ms };
+        self.dirty.log.insert(log.key.clone());
         self.nflog.insert(log.key, StoredEntry { entry, expires_at_ms: now_ms + log.expiry_ms });
     }
 
@@ -550,10 +570,108 @@ impl Engine {
     /// collects them every `--alerts.gc-interval`), resolved inhibition
     /// sources go, expired silences and log entries are forgotten.
     pub fn collect(&mut self, now_ms: i64) {
-        self.alerts.retain(|_, s| !s.alert.resolved_at(now_ms));
+        let Self { alerts, nflog, dirty, .. } = self;
+        alerts.retain(|fp, s| {
+            let keep = !s.alert.resolved_at(now_ms);
+            if !keep {
+                dirty.alerts.insert(*fp);
+            }
+            keep
+        });
+        nflog.retain(|k, e| {
+            let keep = e.expires_at_ms > now_ms;
+            if !keep {
+                dirty.log.insert(k.clone());
+            }
+            keep
+        });
         self.inhibitor.collect(now_ms);
-        self.silences.collect(now_ms);
-        self.nflog.retain(|_, e| e.expires_at_ms > now_ms);
+        self.dirty.silences.extend(self.silences.collect(now_ms));
+    }
+
+    /// The workspace's silences (changed through [`Self::set_silence`] and
+    /// [`Self::expire_silence`]).
+    pub fn silences(&self) -> &Silences {
+        &self.silences
+    }
+
+    /// Creates or updates a silence at `now` (see [`Silences::set`]).
+    ///
+    /// # Errors
+    /// [`SilenceError`] with Alertmanager's message.
+    pub fn set_silence(
+        &mut self,
+        s: Silence,
+        now_ms: i64,
+        new_id: impl FnOnce() -> String,
+    ) -> Result<String, SilenceError> {
+        let previous = s.id.clone();
+        let id = self.silences.set(s, now_ms, new_id)?;
+        self.dirty.silences.insert(id.clone());
+        if !previous.is_empty() {
+            self.dirty.silences.insert(previous);
+        }
+        Ok(id)
+    }
+
+    /// Expires a silence at `now`.
+    ///
+    /// # Errors
+    /// [`SilenceError::NotFound`].
+    pub fn expire_silence(&mut self, id: &str, now_ms: i64) -> Result<(), SilenceError> {
+        self.silences.expire(id, now_ms)?;
+        self.dirty.silences.insert(id.to_owned());
+        Ok(())
+    }
+
+    /// The durable state's changes since the last call, current values.
+    pub fn take_changes(&mut self) -> Vec<Change> {
+        let dirty = std::mem::take(&mut self.dirty);
+        let mut out = Vec::new();
+        out.extend(dirty.alerts.into_iter().map(|fp| Change::Alert(fp, self.alerts.get(&fp).cloned())));
+        out.extend(dirty.silences.into_iter().map(|id| {
+            let v = self.silences.get(&id).cloned();
+            Change::Silence(id, v)
+        }));
+        out.extend(dirty.log.into_iter().map(|k| {
+            let v = self.nflog.get(&k).cloned();
+            Change::Log(k, v)
+        }));
+        out
+    }
+
+    /// Every durable item as a deletion (the workspace is going away).
+    pub fn all_as_deleted(&self) -> Vec<Change> {
+        let mut out: Vec<Change> = self.alerts.keys().map(|fp| Change::Alert(*fp, None)).collect();
+        out.extend(self.silences.all().map(|s| Change::Silence(s.id.clone(), None)));
+        out.extend(self.nflog.keys().map(|k| Change::Log(k.clone(), None)));
+        out
+    }
+
+    /// Restores durable state read back from the log at `now`: alerts are
+    /// routed again (those older than their group's `group_wait` flush at
+    /// once; the restored log keeps what was already sent from going out
+    /// again).
+    pub fn restore(&mut self, changes: Vec<Change>, now_ms: i64) {
+        let mut alerts = Vec::new();
+        for c in changes {
+            match c {
+                Change::Alert(fp, Some(a)) => {
+                    self.last_update_ms = self.last_update_ms.max(a.alert.updated_at_ms);
+                    alerts.push(a.alert.clone());
+                    self.alerts.insert(fp, a);
+                }
+                Change::Silence(_, Some(s)) => self.silences.restore(s),
+                Change::Log(k, Some(e)) => {
+                    self.nflog.insert(k, e);
+                }
+                _ => {}
+            }
+        }
+        for a in &alerts {
+            self.inhibitor.observe(a);
+            self.route(a, now_ms);
+        }
     }
 
     /// The stored alerts.
@@ -689,21 +807,20 @@ inhibit_rules:
         let sent = flush_ok(&mut e, 10_000);
         assert_eq!(sent[0].1, st(&[("c", "firing")]), "the warning is inhibited");
         // A silence on the critical alert: nothing left to send.
-        e.silences
-            .set(
-                crate::silence::Silence {
-                    id: String::new(),
-                    matchers: amconfig::parse_matchers("{severity=\"critical\"}").unwrap(),
-                    starts_at_ms: None,
-                    ends_at_ms: 1_000_000,
-                    updated_at_ms: 0,
-                    created_by: "t".into(),
-                    comment: "t".into(),
-                },
-                20_000,
-                || "s1".into(),
-            )
-            .unwrap();
+        e.set_silence(
+            crate::silence::Silence {
+                id: String::new(),
+                matchers: amconfig::parse_matchers("{severity=\"critical\"}").unwrap(),
+                starts_at_ms: None,
+                ends_at_ms: 1_000_000,
+                updated_at_ms: 0,
+                created_by: "t".into(),
+                comment: "t".into(),
+            },
+            20_000,
+            || "s1".into(),
+        )
+        .unwrap();
         // The critical one resolves while silenced: the warning fires
         // again (no longer inhibited) and is the only alert sent.
         e.put(vec![posted(&crit, 0, Some(30_000))], 30_000).unwrap();

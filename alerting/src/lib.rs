@@ -15,9 +15,10 @@
 //! timing (checked side by side, `tests/side_by_side.rs`); an integration
 //! is never notified twice for the same alerts within `repeat_interval`;
 //! one workspace's alerts and silences are never visible to another.
-//! Not built yet: state kept in the log (a restart loses alerts, silences
-//! and the notification log), one owner per workspace across processes,
-//! the SNS/Slack/PagerDuty/email integrations (see the alerting issue).
+//! Alerts, silences and the notification log are kept in the log
+//! ([`state`]) and restored at start. Not built yet: one owner per
+//! workspace across processes, the SNS/Slack/PagerDuty/email integrations
+//! (see the alerting issue).
 
 pub mod api;
 pub mod dispatch;
@@ -29,3 +30,4 @@ pub mod registry;
 pub mod routing;
 pub mod service;
 pub mod silence;
+pub mod state;

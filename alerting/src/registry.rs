@@ -21,8 +21,10 @@ use common::seams::{AlertSink, SeamError};
 use common::workspace::WorkspaceRecord;
 use tokio_util::sync::CancellationToken;
 
+use crate::engine::Change;
 use crate::notify::Notifier;
 use crate::service::{Alertmanager, PostOutcome};
+use crate::state::StateStore;
 
 /// How often definitions are read.
 const SYNC_INTERVAL: Duration = Duration::from_secs(1);
@@ -42,10 +44,16 @@ pub struct Alertmanagers {
     overrides: Arc<Overrides>,
     clock: Arc<dyn Clock>,
     notifier: Arc<dyn Notifier>,
+    state: Arc<dyn StateStore>,
     /// What templates see as `.ExternalURL`: this base and
     /// `/workspaces/{id}/alertmanager`.
     external_base: String,
     running: Mutex<BTreeMap<String, Running>>,
+    /// The state read from the log at the first sync, until each
+    /// workspace's Alertmanager starts from it.
+    restored: tokio::sync::Mutex<Option<BTreeMap<String, Vec<Change>>>>,
+    /// One sync at a time.
+    syncing: tokio::sync::Mutex<()>,
 }
 
 /// Why a workspace's Alertmanager is not there.
@@ -59,13 +67,15 @@ pub enum Missing {
 
 impl Alertmanagers {
     /// The registry; call [`Self::sync`] (or run [`Self::run`]) to start
-    /// the workspaces' Alertmanagers.
+    /// the workspaces' Alertmanagers, from the state kept in `state`.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         store: Arc<dyn ControlPlaneStore>,
         arns: ArnScheme,
         overrides: Arc<Overrides>,
         clock: Arc<dyn Clock>,
         notifier: Arc<dyn Notifier>,
+        state: Arc<dyn StateStore>,
         external_base: &str,
     ) -> Arc<Self> {
         Arc::new(Self {
@@ -74,8 +84,11 @@ impl Alertmanagers {
             overrides,
             clock,
             notifier,
+            state,
             external_base: external_base.trim_end_matches('/').to_owned(),
             running: Mutex::new(BTreeMap::new()),
+            restored: tokio::sync::Mutex::new(None),
+            syncing: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -101,8 +114,32 @@ impl Alertmanagers {
         if self.workspace_active(workspace_id) { Err(Missing::Definition) } else { Err(Missing::Workspace) }
     }
 
-    /// Brings the running Alertmanagers in step with the control plane.
-    pub fn sync(&self) {
+    /// Brings the running Alertmanagers in step with the control plane
+    /// (reading the stored state first, once).
+    ///
+    /// # Errors
+    /// The stored state could not be read (nothing is started then).
+    pub async fn sync(&self) -> Result<(), String> {
+        let _one_at_a_time = self.syncing.lock().await;
+        let mut restored = self.restored.lock().await;
+        if restored.is_none() {
+            *restored = Some(self.state.load().await?);
+        }
+        let (left, removed) = self.sync_with(restored.take().unwrap_or_default());
+        *restored = Some(left);
+        drop(restored);
+        for am in removed {
+            am.forget().await;
+        }
+        Ok(())
+    }
+
+    /// One pass: returns the restored state not used yet and the
+    /// Alertmanagers removed (to forget).
+    fn sync_with(
+        &self,
+        mut restored: BTreeMap<String, Vec<Change>>,
+    ) -> (BTreeMap<String, Vec<Change>>, Vec<Arc<Alertmanager>>) {
         let mut desired: BTreeMap<String, String> = BTreeMap::new();
         for (_, doc) in self.store.list(&self.arns.all_alert_manager_definitions_prefix()) {
             let Ok(record) = serde_json::from_value::<AlertManagerDefinitionRecord>(doc) else { continue };
@@ -112,10 +149,12 @@ impl Alertmanagers {
         }
         let now = self.clock.now_ms();
         let mut running = self.lock();
+        let mut removed = Vec::new();
         running.retain(|ws, r| {
             let keep = desired.contains_key(ws);
             if !keep {
                 r.am.stop();
+                removed.push(r.am.clone());
                 tracing::info!(workspace = %ws, "Stopped the workspace's Alertmanager.");
             }
             keep
@@ -142,24 +181,30 @@ impl Alertmanagers {
                 }
                 None => {
                     let am = Alertmanager::start(
+                        &ws,
                         &definition,
                         &data,
                         limits,
                         &format!("{}/workspaces/{ws}/alertmanager", self.external_base),
                         self.notifier.clone(),
                         self.clock.clone(),
+                        self.state.clone(),
+                        restored.remove(&ws).unwrap_or_default(),
                     );
                     tracing::info!(workspace = %ws, "Started the workspace's Alertmanager.");
                     running.insert(ws, Running { data, am });
                 }
             }
         }
+        (restored, removed)
     }
 
     /// Syncs every second until `stop`.
     pub async fn run(self: Arc<Self>, stop: CancellationToken) {
         loop {
-            self.sync();
+            if let Err(e) = self.sync().await {
+                tracing::warn!(error = %e, "Could not read the alerting state; retrying.");
+            }
             tokio::select! {
                 () = tokio::time::sleep(SYNC_INTERVAL) => {}
                 () = stop.cancelled() => break,
@@ -180,10 +225,11 @@ impl AlertSink for Alertmanagers {
         let Ok(am) = self.get(workspace_id) else { return Ok(()) };
         let body =
             serde_json::to_vec(&alerts).map_err(|e| SeamError { kind: ErrorKind::Internal, message: e.to_string() })?;
-        match am.post_alerts(&body) {
+        match am.post_alerts(&body).await {
             Ok(PostOutcome::Stored) => Ok(()),
             Ok(PostOutcome::Invalid(m)) => Err(SeamError { kind: ErrorKind::BadData, message: m }),
             Ok(PostOutcome::Limited(m)) => Err(SeamError { kind: ErrorKind::LimitExceeded, message: m }),
+            Ok(PostOutcome::Unavailable(m)) => Err(SeamError { kind: ErrorKind::Unavailable, message: m }),
             Err(e) => Err(SeamError { kind: ErrorKind::BadData, message: e.message }),
         }
     }

@@ -21,9 +21,11 @@ use templates::NotificationTemplates;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::engine::{Engine, Flush, LimitError};
+use crate::engine::{Change, Engine, Flush, LimitError};
 use crate::ingest::{self, BodyError};
 use crate::notify::{Notifier, deliver};
+use crate::silence::{Silence, SilenceError};
+use crate::state::StateStore;
 
 /// How often resolved alerts and expired state are collected
 /// (Alertmanager's `--alerts.gc-interval`).
@@ -50,12 +52,28 @@ pub enum PostOutcome {
     Invalid(String),
     /// Some refused by a limit (429); the others stored.
     Limited(String),
+    /// Not made durable (503): the client should send them again.
+    Unavailable(String),
+}
+
+/// Why a silence was not set or expired.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SilenceRefused {
+    /// Refused by the silences (404, 400).
+    Silence(SilenceError),
+    /// Not made durable (503).
+    Unavailable(String),
 }
 
 /// One workspace's running Alertmanager.
 #[derive(Debug)]
 pub struct Alertmanager {
+    workspace_id: String,
     engine: Mutex<Engine>,
+    /// Where its state is kept, and the lock that keeps its changes in
+    /// order: a change is saved before the next one is made.
+    state: Arc<dyn StateStore>,
+    persist: tokio::sync::Mutex<()>,
     /// What the definition changes: templates, resolve timeout, the
     /// configuration's text.
     settings: Mutex<Settings>,
@@ -98,18 +116,28 @@ impl Drop for Alertmanager {
 }
 
 impl Alertmanager {
-    /// Starts the Alertmanager of a definition (parsed from `data`) on the
-    /// current runtime.
+    /// Starts a workspace's Alertmanager running a definition (parsed from
+    /// `data`) on the current runtime, from the state `restored` from the
+    /// log.
+    #[allow(clippy::too_many_arguments)]
     pub fn start(
+        workspace_id: &str,
         definition: &amconfig::Definition,
         data: &str,
         limits: AlertingLimits,
         external_url: &str,
         notifier: Arc<dyn Notifier>,
         clock: Arc<dyn Clock>,
+        state: Arc<dyn StateStore>,
+        restored: Vec<Change>,
     ) -> Arc<Self> {
+        let mut engine = Engine::new(&definition.config, limits, external_url);
+        engine.restore(restored, clock.now_ms());
         let am = Arc::new(Self {
-            engine: Mutex::new(Engine::new(&definition.config, limits, external_url)),
+            workspace_id: workspace_id.to_owned(),
+            engine: Mutex::new(engine),
+            state,
+            persist: tokio::sync::Mutex::new(()),
             settings: Mutex::new(Settings::of(definition, data)),
             started_ms: clock.now_ms(),
             notifier,
@@ -159,26 +187,78 @@ impl Alertmanager {
         self.clock.now_ms()
     }
 
-    /// `POST /api/v2/alerts` with `body`.
+    /// Saves the engine's changes (holding the persist lock).
+    async fn save(&self) -> Result<(), String> {
+        let changes = self.engine().take_changes();
+        self.state.save(&self.workspace_id, changes).await
+    }
+
+    /// `POST /api/v2/alerts` with `body`: answered once the stored alerts
+    /// are durable.
     ///
     /// # Errors
     /// [`BodyError`] for a body that is not an array of alerts.
-    pub fn post_alerts(&self, body: &[u8]) -> Result<PostOutcome, BodyError> {
+    pub async fn post_alerts(&self, body: &[u8]) -> Result<PostOutcome, BodyError> {
+        let _order = self.persist.lock().await;
         let now = self.now_ms();
         let outcome = ingest::accept(body, now, self.settings().resolve_timeout_ms)?;
         let put = self.engine().put(outcome.accepted, now);
+        let saved = self.save().await;
         self.wake.notify_one();
-        Ok(match (put, outcome.invalid) {
-            (Err(LimitError(m)), _) => PostOutcome::Limited(m),
-            (Ok(()), Some(m)) => PostOutcome::Invalid(m),
-            (Ok(()), None) => PostOutcome::Stored,
+        Ok(match (saved, put, outcome.invalid) {
+            (Err(e), _, _) => PostOutcome::Unavailable(e),
+            (Ok(()), Err(LimitError(m)), _) => PostOutcome::Limited(m),
+            (Ok(()), Ok(()), Some(m)) => PostOutcome::Invalid(m),
+            (Ok(()), Ok(()), None) => PostOutcome::Stored,
         })
     }
 
-    /// Wakes the task (after a change that may make a flush due or mute
-    /// alerts, such as a silence).
-    pub fn changed(&self) {
+    /// Creates or updates a silence (answered once durable); its id.
+    ///
+    /// # Errors
+    /// [`SilenceRefused`].
+    pub async fn set_silence(&self, silence: Silence) -> Result<String, SilenceRefused> {
+        let _order = self.persist.lock().await;
+        let now = self.now_ms();
+        let id = self
+            .engine()
+            .set_silence(silence, now, || uuid::Uuid::new_v4().to_string())
+            .map_err(SilenceRefused::Silence)?;
+        self.save().await.map_err(SilenceRefused::Unavailable)?;
         self.wake.notify_one();
+        Ok(id)
+    }
+
+    /// Expires a silence (answered once durable).
+    ///
+    /// # Errors
+    /// [`SilenceRefused`].
+    pub async fn expire_silence(&self, id: &str) -> Result<(), SilenceRefused> {
+        let _order = self.persist.lock().await;
+        let now = self.now_ms();
+        self.engine().expire_silence(id, now).map_err(SilenceRefused::Silence)?;
+        self.save().await.map_err(SilenceRefused::Unavailable)?;
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// Stops it and deletes its state from the log (its workspace or
+    /// definition is gone).
+    pub async fn forget(&self) {
+        self.stop();
+        let _order = self.persist.lock().await;
+        let gone = self.engine().all_as_deleted();
+        if let Err(e) = self.state.save(&self.workspace_id, gone).await {
+            tracing::warn!(workspace = %self.workspace_id, error = %e, "Could not delete the alerting state.");
+        }
+    }
+
+    /// Saves what changed in the background work (deliveries, collection).
+    async fn save_quietly(&self) {
+        let _order = self.persist.lock().await;
+        if let Err(e) = self.save().await {
+            tracing::warn!(workspace = %self.workspace_id, error = %e, "Could not save the alerting state.");
+        }
     }
 
     /// The most recent delivery errors, oldest first.
@@ -213,6 +293,7 @@ impl Alertmanager {
             delivered.push(outcome.is_ok());
         }
         self.engine().complete(&flush.group, flush.number, &delivered, now);
+        self.save_quietly().await;
         self.wake.notify_one();
     }
 }
@@ -222,17 +303,22 @@ async fn run(am: std::sync::Weak<Alertmanager>, wake: Arc<Notify>, stop: Cancell
     loop {
         let Some(me) = am.upgrade() else { return };
         let now = me.now_ms();
-        let (flushes, next) = {
+        let (flushes, next, collected) = {
             let mut engine = me.engine();
             let flushes = engine.flush_due(now);
-            let collect_at = *last_collect.get_or_insert(now) + COLLECT_INTERVAL_MS;
-            if now >= collect_at {
+            let mut collect_at = *last_collect.get_or_insert(now) + COLLECT_INTERVAL_MS;
+            let collected = now >= collect_at;
+            if collected {
                 engine.collect(now);
                 last_collect = Some(now);
+                collect_at = now + COLLECT_INTERVAL_MS;
             }
             let next = engine.next_due_ms().map_or(collect_at, |t| t.min(collect_at));
-            (flushes, next)
+            (flushes, next, collected)
         };
+        if collected {
+            me.save_quietly().await;
+        }
         for f in flushes {
             let me = me.clone();
             tokio::spawn(async move { me.deliver_flush(f).await });

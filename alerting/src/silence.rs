@@ -234,12 +234,16 @@ impl Silences {
             .collect()
     }
 
-    /// Forgets the silences that ended more than the retention ago (`GC`).
-    pub fn collect(&mut self, now_ms: i64) -> usize {
-        let before = self.by_id.len();
+    /// Forgets the silences that ended more than the retention ago (`GC`);
+    /// returns their ids.
+    pub fn collect(&mut self, now_ms: i64) -> Vec<String> {
         let retention = self.retention_ms;
-        self.by_id.retain(|_, s| s.ends_at_ms + retention > now_ms);
-        before - self.by_id.len()
+        let gone: Vec<String> =
+            self.by_id.values().filter(|s| s.ends_at_ms + retention <= now_ms).map(|s| s.id.clone()).collect();
+        for id in &gone {
+            self.by_id.remove(id);
+        }
+        gone
     }
 
     /// Restores a silence as it was stored (from the log).
@@ -310,7 +314,7 @@ mod tests {
         st.expire(&p, 9_000).unwrap();
         let p = st.get(&p).unwrap();
         assert_eq!((p.starts_at_ms, p.ends_at_ms), (Some(9_000), 9_000));
-        assert_eq!(st.collect(9_000 + DEFAULT_RETENTION_MS + 1), 2);
+        assert_eq!(st.collect(9_000 + DEFAULT_RETENTION_MS + 1).len(), 2);
     }
 
     #[test]

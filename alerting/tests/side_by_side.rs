@@ -149,12 +149,15 @@ fn notifications_match_alertmanager_in_content_and_time() {
     let data = format!("alertmanager_config: |\n{}", pl_config.lines().map(|l| format!("  {l}\n")).collect::<String>());
     let definition = amconfig::parse_definition(&data).unwrap_or_else(|e| panic!("{e}"));
     let pl = alerting::service::Alertmanager::start(
+        "ws-1",
         &definition,
         &data,
         AlertingLimits::default(),
         EXTERNAL_URL,
         Arc::new(alerting::notify::HttpNotifier::new()),
         Arc::new(SystemClock),
+        Arc::new(alerting::state::InMemory),
+        Vec::new(),
     );
 
     let start = now_ms();
@@ -198,7 +201,7 @@ fn notifications_match_alertmanager_in_content_and_time() {
                 let body = serde_json::to_vec(&body).unwrap_or_default();
                 let answer = http("POST", &format!("{}/api/v2/alerts", am.url), &body);
                 assert_eq!(answer.map(|a| a.0), Some(200));
-                assert_eq!(pl.post_alerts(&body), Ok(alerting::service::PostOutcome::Stored));
+                assert_eq!(rt.block_on(pl.post_alerts(&body)), Ok(alerting::service::PostOutcome::Stored));
             }
             Step::Silence(name) => {
                 let ends = rfc3339(now + 3_600_000);
@@ -219,14 +222,12 @@ fn notifications_match_alertmanager_in_content_and_time() {
                     created_by: "test".into(),
                     comment: "mid-stream".into(),
                 };
-                pl_silence = pl.engine().silences.set(silence, now, || "s1".into()).unwrap_or_default();
-                pl.changed();
+                pl_silence = rt.block_on(pl.set_silence(silence)).unwrap_or_else(|e| panic!("{e:?}"));
             }
             Step::Expire => {
                 let answer = http("DELETE", &format!("{}/api/v2/silence/{am_silence}", am.url), b"");
                 assert_eq!(answer.map(|a| a.0), Some(200));
-                pl.engine().silences.expire(&pl_silence, now).unwrap_or_else(|e| panic!("{e}"));
-                pl.changed();
+                rt.block_on(pl.expire_silence(&pl_silence)).unwrap_or_else(|e| panic!("{e:?}"));
             }
         }
     }

@@ -218,15 +218,20 @@ impl Server {
         // plane); the ruler of this process sends them its alerts.
         let mut alertmanagers = None;
         if args.role.runs_alerting() {
+            let state = alerting::state::LogState::open(log.clone(), clock.clone())
+                .await
+                .map_err(anyhow::Error::msg)
+                .context("opening the alerting state topic")?;
             let ams = alerting::registry::Alertmanagers::new(
                 store.clone(),
                 arns.clone(),
                 overrides.clone(),
                 clock.clone(),
                 Arc::new(alerting::notify::HttpNotifier::new()),
+                Arc::new(state),
                 &format!("http://{}", args.listen),
             );
-            ams.sync();
+            ams.sync().await.map_err(anyhow::Error::msg).context("restoring the Alertmanagers' state")?;
             background.push(tokio::spawn(ams.clone().run(shutdown.clone())));
             alertmanagers = Some(ams);
         }
