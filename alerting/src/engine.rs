@@ -63,8 +63,24 @@ pub enum IntegrationConfig {
 }
 
 /// A receiver's integrations in Alertmanager's order
-/// (`BuildReceiverIntegrations`: email, pagerduty, slack, webhook, sns).
-pub fn integrations(r: &amconfig::Receiver) -> Vec<Integration> {
+/// (`BuildReceiverIntegrations`: email, pagerduty, slack, webhook, sns),
+/// completed from the configuration's `global` section where Alertmanager
+/// falls back to it (`http_config`, `pagerduty_url`).
+pub fn integrations(r: &amconfig::Receiver, global: &amconfig::Global) -> Vec<Integration> {
+    let mut r = r.clone();
+    for c in &mut r.pagerduty_configs {
+        if c.url.is_none() {
+            c.url = global.pagerduty_url.clone();
+        }
+        c.http_config.get_or_insert_with(|| global.http_config.clone());
+    }
+    for c in &mut r.webhook_configs {
+        c.http_config.get_or_insert_with(|| global.http_config.clone());
+    }
+    for c in &mut r.sns_configs {
+        c.http_config.get_or_insert_with(|| global.http_config.clone());
+    }
+    let r = &r;
     let mut out = Vec::new();
     for (i, c) in r.email_configs.iter().enumerate() {
         out.push(Integration {
@@ -325,7 +341,7 @@ impl Engine {
     pub fn new(config: &Config, limits: AlertingLimits, external_url: &str) -> Self {
         Self {
             tree: RouteNode::new(&config.route),
-            receivers: config.receivers.iter().map(|r| (r.name.clone(), integrations(r))).collect(),
+            receivers: config.receivers.iter().map(|r| (r.name.clone(), integrations(r, &config.global))).collect(),
             time_intervals: config.time_intervals.iter().map(|t| (t.name.clone(), t.clone())).collect(),
             external_url: external_url.to_owned(),
             limits,
@@ -346,7 +362,7 @@ impl Engine {
     /// group's `group_wait` flushes at once; the log keeps what was sent).
     pub fn reconfigure(&mut self, config: &Config, limits: AlertingLimits, now_ms: i64) {
         self.tree = RouteNode::new(&config.route);
-        self.receivers = config.receivers.iter().map(|r| (r.name.clone(), integrations(r))).collect();
+        self.receivers = config.receivers.iter().map(|r| (r.name.clone(), integrations(r, &config.global))).collect();
         self.time_intervals = config.time_intervals.iter().map(|t| (t.name.clone(), t.clone())).collect();
         self.inhibitor = Inhibitor::new(&config.inhibit_rules);
         self.limits = limits;

@@ -107,7 +107,8 @@ fn start_sink(t0: Instant) -> (String, Arc<Mutex<Vec<Received>>>) {
                     let path = head.split_whitespace().nth(1).unwrap_or("").to_owned();
                     let value: Value = serde_json::from_str(&body[..len]).unwrap_or(Value::Null);
                     sink.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push((at, path, value));
-                    let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                    // Slack wants the body `ok`; the others ignore it.
+                    let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
                     return;
                 }
             });
@@ -137,12 +138,17 @@ enum Step {
     Expire,
 }
 
-#[test]
-fn notifications_match_alertmanager_in_content_and_time() {
+/// What each side sent: (seconds since the start, receiver path, body).
+type Sent = Vec<(f64, String, Value)>;
+
+/// Runs `config` (with `{SINK}`/`{SIDE}` placeholders) on both sides,
+/// drives `steps` (built from the stream's start time) and collects what
+/// each sent within `seconds`.
+fn run_side_by_side(config: &str, steps: impl FnOnce(i64) -> Vec<(f64, Step)>, seconds: u64) -> (Sent, Sent) {
     let t0 = Instant::now();
     let (sink, got) = start_sink(t0);
-    let am_config = CONFIG.replace("{SINK}", &sink).replace("{SIDE}", "am");
-    let pl_config = CONFIG.replace("{SINK}", &sink).replace("{SIDE}", "pl");
+    let am_config = config.replace("{SINK}", &sink).replace("{SIDE}", "am");
+    let pl_config = config.replace("{SINK}", &sink).replace("{SIDE}", "pl");
     let am = start_alertmanager(&am_config, &[&format!("--web.external-url={EXTERNAL_URL}")]);
     let rt = tokio::runtime::Runtime::new().unwrap_or_else(|e| panic!("{e}"));
     let _guard = rt.enter();
@@ -159,31 +165,12 @@ fn notifications_match_alertmanager_in_content_and_time() {
         Arc::new(alerting::state::InMemory),
         Vec::new(),
     );
-
+    let t0 = Instant::now();
     let start = now_ms();
-    let alert = |labels: Value| json!({"labels": labels, "annotations": {"summary": "s"}, "startsAt": rfc3339(start)});
-    let disk = |i: &str| alert(json!({"alertname": "Disk", "instance": i, "team": "db"}));
-    let down = alert(json!({"alertname": "Down", "instance": "x", "severity": "page"}));
-    let slow = alert(json!({"alertname": "Slow", "severity": "warning", "cluster": "eu"}));
-    let crit = alert(json!({"alertname": "Crit", "severity": "critical", "cluster": "eu"}));
-    let muted = alert(json!({"alertname": "Muted", "team": "muted"}));
-    let night = alert(json!({"alertname": "Night", "team": "night"}));
-    let steps: Vec<(f64, Step)> = vec![
-        (0.0, Step::Post(vec![(disk("a"), false), (disk("b"), false), (down.clone(), false)])),
-        (0.0, Step::Post(vec![(muted, false), (night, false)])),
-        (0.5, Step::Post(vec![(slow, false), (crit.clone(), false)])),
-        (3.5, Step::Post(vec![(disk("c"), false)])),
-        (4.0, Step::Silence("Down")),
-        (7.5, Step::Post(vec![(disk("b"), true)])),
-        (8.0, Step::Expire),
-        (8.5, Step::Post(vec![(crit, true)])),
-        (14.0, Step::Post(vec![(down, true)])),
-    ];
     let mut am_silence = String::new();
     let mut pl_silence = String::new();
-    for (at, step) in steps {
-        let due = Duration::from_secs_f64(at);
-        if let Some(wait) = due.checked_sub(t0.elapsed().saturating_sub(Duration::ZERO)) {
+    for (at, step) in steps(start) {
+        if let Some(wait) = Duration::from_secs_f64(at).checked_sub(t0.elapsed()) {
             std::thread::sleep(wait);
         }
         let now = now_ms();
@@ -231,17 +218,25 @@ fn notifications_match_alertmanager_in_content_and_time() {
             }
         }
     }
-    std::thread::sleep(Duration::from_secs(20).saturating_sub(t0.elapsed()));
+    std::thread::sleep(Duration::from_secs(seconds).saturating_sub(t0.elapsed()));
+    for e in pl.delivery_errors() {
+        eprintln!("PromLake's delivery error: {e:?}");
+    }
     let got = got.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
-    let side = |s: &str| -> Vec<(f64, String, Value)> {
+    let side = |s: &str| -> Sent {
         got.iter()
             .filter_map(|(t, p, v)| p.strip_prefix(&format!("/{s}/")).map(|r| (*t, r.to_owned(), v.clone())))
             .collect()
     };
-    let (theirs, mut ours) = (side("am"), side("pl"));
-    assert!(theirs.len() >= 8, "Alertmanager sent too little to compare: {theirs:#?}");
+    (side("am"), side("pl"))
+}
+
+/// The differences between what Alertmanager and PromLake sent: the same
+/// bodies to the same receivers, within 1 s of each other.
+fn differences(theirs: &Sent, ours: &Sent) -> Vec<String> {
+    let mut ours = ours.clone();
     let mut problems = Vec::new();
-    for (t, r, v) in &theirs {
+    for (t, r, v) in theirs {
         match ours.iter().position(|(_, r2, v2)| r2 == r && v2 == v) {
             Some(i) => {
                 let (t2, _, _) = ours.remove(i);
@@ -255,6 +250,35 @@ fn notifications_match_alertmanager_in_content_and_time() {
     for (t, r, v) in &ours {
         problems.push(format!("only PromLake sent, at {t:.2}s to {r}: {v}"));
     }
+    problems
+}
+
+#[test]
+fn notifications_match_alertmanager_in_content_and_time() {
+    let steps = |start: i64| {
+        let alert =
+            |labels: Value| json!({"labels": labels, "annotations": {"summary": "s"}, "startsAt": rfc3339(start)});
+        let disk = |i: &str| alert(json!({"alertname": "Disk", "instance": i, "team": "db"}));
+        let down = alert(json!({"alertname": "Down", "instance": "x", "severity": "page"}));
+        let slow = alert(json!({"alertname": "Slow", "severity": "warning", "cluster": "eu"}));
+        let crit = alert(json!({"alertname": "Crit", "severity": "critical", "cluster": "eu"}));
+        let muted = alert(json!({"alertname": "Muted", "team": "muted"}));
+        let night = alert(json!({"alertname": "Night", "team": "night"}));
+        vec![
+            (0.0, Step::Post(vec![(disk("a"), false), (disk("b"), false), (down.clone(), false)])),
+            (0.0, Step::Post(vec![(muted, false), (night, false)])),
+            (0.5, Step::Post(vec![(slow, false), (crit.clone(), false)])),
+            (3.5, Step::Post(vec![(disk("c"), false)])),
+            (4.0, Step::Silence("Down")),
+            (7.5, Step::Post(vec![(disk("b"), true)])),
+            (8.0, Step::Expire),
+            (8.5, Step::Post(vec![(crit, true)])),
+            (14.0, Step::Post(vec![(down, true)])),
+        ]
+    };
+    let (theirs, ours) = run_side_by_side(CONFIG, steps, 20);
+    assert!(theirs.len() >= 8, "Alertmanager sent too little to compare: {theirs:#?}");
+    let problems = differences(&theirs, &ours);
     assert!(problems.is_empty(), "{} differences:\n{}", problems.len(), problems.join("\n"));
     // The stream exercised what it is meant to: max_alerts truncation,
     // a resolved notification, the inhibited alert once its source resolved.
@@ -265,4 +289,178 @@ fn notifications_match_alertmanager_in_content_and_time() {
     assert!(
         !all.iter().any(|v| v["commonLabels"]["team"] == json!("muted") || v["commonLabels"]["team"] == json!("night"))
     );
+}
+
+const RECEIVERS: &str = r#"
+route:
+  receiver: slack
+  group_by: [alertname]
+  group_wait: 1s
+  group_interval: 3s
+  routes:
+    - matchers: ['severity="page"']
+      receiver: pager
+receivers:
+  - name: slack
+    slack_configs:
+      - api_url: '{SINK}/{SIDE}/slack'
+        channel: '#alerts'
+        send_resolved: true
+        fields: [{title: 'Instance', value: '{{ .CommonLabels.instance }}'}, {title: Count, value: '{{ len .Alerts }}', short: true}]
+        actions: [{type: button, text: 'Runbook', url: 'http://runbook/{{ .GroupLabels.alertname }}'}]
+  - name: pager
+    pagerduty_configs:
+      - routing_key: 'key-{{ .GroupLabels.alertname }}'
+        url: '{SINK}/{SIDE}/pagerduty'
+        severity: '{{ .CommonLabels.severity }}'
+        class: disk
+        details: {instance: '{{ .CommonLabels.instance }}', count: '{{ len .Alerts }}'}
+        links: [{href: 'http://dash/{{ .GroupLabels.alertname }}', text: dashboard}]
+"#;
+
+#[test]
+fn slack_and_pagerduty_payloads_match_alertmanager() {
+    let steps = |start: i64| {
+        let alert = |labels: Value| json!({"labels": labels, "annotations": {"summary": "<b>disk</b> & more", "description": "d"}, "startsAt": rfc3339(start)});
+        let disk = |i: &str| alert(json!({"alertname": "Disk", "instance": i, "severity": "warning"}));
+        let down = alert(json!({"alertname": "Down", "instance": "x", "severity": "page"}));
+        vec![
+            (0.0, Step::Post(vec![(disk("a"), false), (disk("b"), false), (down.clone(), false)])),
+            (2.0, Step::Post(vec![(disk("b"), true), (down, true)])),
+        ]
+    };
+    let (theirs, ours) = run_side_by_side(RECEIVERS, steps, 6);
+    let receivers: std::collections::BTreeSet<&str> = theirs.iter().map(|(_, r, _)| r.as_str()).collect();
+    assert_eq!(receivers, ["pagerduty", "slack"].into(), "{theirs:#?}");
+    assert!(theirs.iter().any(|(_, _, v)| v["event_action"] == "resolve"), "{theirs:#?}");
+    let problems = differences(&theirs, &ours);
+    assert!(problems.is_empty(), "{} differences:\n{}", problems.len(), problems.join("\n"));
+}
+
+/// moto's SNS behind a botocore signature check (`sns_server.py`).
+struct SnsServer {
+    child: std::process::Child,
+    port: u64,
+    topic_arn: String,
+    queue_url: String,
+}
+
+impl Drop for SnsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const SNS_KEY: &str = "AKIDPROMLAKETEST";
+const SNS_SECRET: &str = "promlake-test-secret";
+
+fn python() -> std::path::PathBuf {
+    common::testing::env_or_setup_script("PROMLAKE_PYTHON", "scripts/python-env")
+}
+
+fn sns_server() -> SnsServer {
+    use std::io::BufRead as _;
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sns_server.py");
+    let mut child = std::process::Command::new(python())
+        .arg(&script)
+        .args([SNS_KEY, SNS_SECRET, "us-east-1"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("start sns_server.py: {e}"));
+    let mut line = String::new();
+    let stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
+    std::io::BufReader::new(stdout).read_line(&mut line).unwrap_or_else(|e| panic!("{e}"));
+    let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("sns_server.py said {line:?}: {e}"));
+    SnsServer {
+        child,
+        port: v["port"].as_u64().unwrap_or_default(),
+        topic_arn: v["topic_arn"].as_str().unwrap_or_default().to_owned(),
+        queue_url: v["queue_url"].as_str().unwrap_or_default().to_owned(),
+    }
+}
+
+impl SnsServer {
+    /// The first `n` notifications the queue received (SNS's JSON envelopes).
+    fn receive(&self, n: usize) -> Vec<Value> {
+        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sns_server.py");
+        let out = std::process::Command::new(python())
+            .arg(&script)
+            .args(["receive", &self.port.to_string(), &self.queue_url, &n.to_string()])
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)))
+    }
+}
+
+#[test]
+fn sns_messages_are_signed_and_match_alertmanager() {
+    let sns = sns_server();
+    let config = format!(
+        "route: {{receiver: sns, group_by: [alertname], group_wait: 1s}}
+receivers:
+  - name: sns
+    sns_configs:
+      - api_url: 'http://127.0.0.1:{}'
+        topic_arn: '{}'
+        sigv4: {{region: us-east-1, access_key: {SNS_KEY}, secret_key: {SNS_SECRET}}}
+        attributes: {{team: '{{{{ .CommonLabels.team }}}}', status: '{{{{ .Status }}}}'}}
+",
+        sns.port, sns.topic_arn
+    );
+    let steps = |start: i64| {
+        let alert = json!({"labels": {"alertname": "Disk", "instance": "a", "team": "db"},
+            "annotations": {"summary": "disk full", "description": "d"}, "startsAt": rfc3339(start)});
+        vec![(0.0, Step::Post(vec![(alert, false)]))]
+    };
+    let _ = run_side_by_side(&config, steps, 3);
+    let messages = sns.receive(2);
+    assert_eq!(messages.len(), 2, "both sides' notifications reach the queue: {messages:#?}");
+    let essence = |m: &Value| (m["Subject"].clone(), m["Message"].clone(), m["MessageAttributes"].clone());
+    assert_eq!(essence(&messages[0]), essence(&messages[1]), "PromLake's and Alertmanager's differ");
+    assert_eq!(messages[0]["Subject"], "[FIRING:1] Disk (a db)");
+    assert_eq!(messages[0]["MessageAttributes"]["team"]["Value"], "db");
+}
+
+#[test]
+fn a_bad_signature_is_refused_and_recorded_not_retried() {
+    let sns = sns_server();
+    let config = format!(
+        "route: {{receiver: sns, group_wait: 0s}}
+receivers:
+  - name: sns
+    sns_configs:
+      - api_url: 'http://127.0.0.1:{}'
+        topic_arn: '{}'
+        sigv4: {{region: us-east-1, access_key: {SNS_KEY}, secret_key: wrong-secret}}
+",
+        sns.port, sns.topic_arn
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap_or_else(|e| panic!("{e}"));
+    let _guard = rt.enter();
+    let data = format!("alertmanager_config: |\n{}", config.lines().map(|l| format!("  {l}\n")).collect::<String>());
+    let definition = amconfig::parse_definition(&data).unwrap_or_else(|e| panic!("{e}"));
+    let pl = alerting::service::Alertmanager::start(
+        "ws-1",
+        &definition,
+        &data,
+        AlertingLimits::default(),
+        EXTERNAL_URL,
+        Arc::new(alerting::notify::HttpNotifier::new()),
+        Arc::new(SystemClock),
+        Arc::new(alerting::state::InMemory),
+        Vec::new(),
+    );
+    let body = json!([{"labels": {"alertname": "A"}}]).to_string();
+    assert_eq!(rt.block_on(pl.post_alerts(body.as_bytes())), Ok(alerting::service::PostOutcome::Stored));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while pl.delivery_errors().is_empty() {
+        assert!(Instant::now() < deadline, "no delivery error recorded");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let errors = pl.delivery_errors();
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert!(errors[0].message.contains("unrecoverable error after 1 attempts: unexpected status code 403: The request signature we calculated does not match"), "{errors:#?}");
+    assert!(sns.receive(1).is_empty(), "nothing was published");
 }
