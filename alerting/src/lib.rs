@@ -17,8 +17,7 @@
 //! one workspace's alerts and silences are never visible to another.
 //! Alerts, silences and the notification log are kept in the log
 //! ([`state`]) and restored at start. Not built yet: one owner per
-//! workspace across processes, the email integration (see the alerting
-//! issue).
+//! workspace across processes (see the alerting issue).
 
 pub mod api;
 pub mod dispatch;

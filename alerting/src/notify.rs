@@ -12,9 +12,10 @@
 //! PagerDuty (Events API v2 and v1: dedup key from the group key, details
 //! rendered and re-read as YAML, summary truncation, the 512 KB event
 //! limit); Amazon SNS (a SigV4-signed `Publish` with Alertmanager's
-//! message, subject, attributes, FIFO ids and size limits). The email
-//! integration is refused at delivery with an error naming it until it is
-//! built.
+//! message, subject, attributes, FIFO ids and size limits); email (SMTP
+//! with STARTTLS or implicit TLS and AUTH, Alertmanager's headers and
+//! multipart message; its HTML part is rendered with text/template rules:
+//! html/template's escaping is not reproduced).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -746,6 +747,199 @@ impl HttpNotifier {
     }
 }
 
+/// Go's `mime.QEncoding.Encode("utf-8", v)`: unchanged when printable
+/// ASCII, else encoded words of at most 75 characters.
+fn q_encode(v: &str) -> String {
+    if v.chars().all(|c| c == '\t' || (' '..='~').contains(&c)) {
+        return v.to_owned();
+    }
+    let mut words = Vec::new();
+    let mut word = String::new();
+    for c in v.chars() {
+        let mut enc = String::new();
+        if c == ' ' {
+            enc.push('_');
+        } else if c.is_ascii_alphanumeric() || "!*+-/".contains(c) {
+            enc.push(c);
+        } else {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                enc.push_str(&format!("={b:02X}"));
+            }
+        }
+        // "=?utf-8?q?" + word + "?=" within 75 characters.
+        if 12 + word.len() + enc.len() > 75 {
+            words.push(std::mem::take(&mut word));
+        }
+        word.push_str(&enc);
+    }
+    words.push(word);
+    words.iter().map(|w| format!("=?utf-8?q?{w}?=")).collect::<Vec<_>>().join(" ")
+}
+
+/// The addresses of an RFC 5322 address list (`Name <a@b>` or `a@b`).
+fn address_list(list: &str) -> Result<Vec<lettre::Address>, String> {
+    let mut out = Vec::new();
+    let (mut depth, mut quoted, mut start) = (0, false, 0);
+    let mut parts = Vec::new();
+    for (i, c) in list.char_indices() {
+        match c {
+            '"' => quoted = !quoted,
+            '<' if !quoted => depth += 1,
+            '>' if !quoted => depth -= 1,
+            ',' if !quoted && depth == 0 => {
+                parts.push(&list[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&list[start..]);
+    for p in parts {
+        let p = p.trim();
+        if p.is_empty() {
+            return Err("mail: no address".into());
+        }
+        let addr = match (p.rfind('<'), p.rfind('>')) {
+            (Some(a), Some(b)) if a < b => &p[a + 1..b],
+            _ => p,
+        };
+        out.push(addr.trim().parse::<lettre::Address>().map_err(|e| format!("mail: {e}"))?);
+    }
+    Ok(out)
+}
+
+/// The email integration's `Notify`: SMTP to the smarthost (implicit TLS
+/// for port 465 or `force_implicit_tls`, else STARTTLS unless
+/// `require_tls: false`; AUTH when a username is set), one
+/// `multipart/alternative` message with the text and HTML parts.
+async fn email(
+    send: &Notification,
+    c: &amconfig::EmailConfig,
+    templates: &NotificationTemplates,
+) -> Result<(), NotifyError> {
+    use lettre::transport::smtp::authentication::{Credentials, Mechanism};
+    use lettre::transport::smtp::client::{Tls, TlsParameters};
+    use lettre::transport::smtp::extension::ClientId;
+    use lettre::{AsyncSmtpTransport, AsyncTransport as _, Tokio1Executor};
+    let retry = |message: String| NotifyError { retry: true, message };
+    let (data, _) = send.data(0);
+    let smarthost = c.smarthost.as_ref().map_or("", |s| s.as_str());
+    let (host, port) = smarthost.rsplit_once(':').unwrap_or((smarthost, "25"));
+    let port: u16 = port.parse().map_err(|_| NotifyError::permanent(format!("invalid smarthost {smarthost:?}")))?;
+    let implicit = c.force_implicit_tls.map_or(port == 465, |b| b.0);
+    let tls = c.tls_config.clone().unwrap_or_default();
+    let server_name = tls.server_name.as_ref().filter(|s| !s.is_empty()).map_or(host, |s| s.as_str());
+    let insecure = tls.insecure_skip_verify.is_some_and(|b| b.0);
+    let mut params = TlsParameters::builder(server_name.to_owned())
+        .dangerous_accept_invalid_certs(insecure)
+        .dangerous_accept_invalid_hostnames(insecure);
+    if let Some(ca) = tls.ca.as_ref().filter(|c| !c.is_empty()) {
+        let cert = lettre::transport::smtp::client::Certificate::from_pem(ca.as_str().as_bytes())
+            .map_err(|e| NotifyError::permanent(format!("parse TLS configuration: {e}")))?;
+        params = params.add_root_certificate(cert);
+    }
+    let params = params.build_rustls().map_err(|e| NotifyError::permanent(format!("parse TLS configuration: {e}")))?;
+    let mode = if implicit {
+        Tls::Wrapper(params)
+    } else if c.require_tls.is_none_or(|b| b.0) {
+        Tls::Required(params)
+    } else {
+        Tls::None
+    };
+    let hello = c.hello.as_ref().filter(|h| !h.is_empty()).map_or("localhost", |h| h.as_str());
+    let mut transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
+        .port(port)
+        .tls(mode)
+        .hello_name(ClientId::Domain(hello.to_owned()))
+        .timeout(Some(Duration::from_secs(60)));
+    if let Some(user) = c.auth_username.as_ref().filter(|u| !u.is_empty()) {
+        let password = c.auth_password.as_ref().map_or("", |p| p.as_str());
+        transport = transport
+            .credentials(Credentials::new(user.as_str().to_owned(), password.to_owned()))
+            .authentication(vec![Mechanism::Plain, Mechanism::Login]);
+    }
+    let transport = transport.build();
+
+    let mut t = Tmpl::new(templates, &data);
+    let from = c.from.as_ref().map(|f| t.text(f.as_str())).unwrap_or_default();
+    if let Some(e) = t.err.take() {
+        return Err(NotifyError::permanent(format!("execute 'from' template: {e}")));
+    }
+    let to = c.to.as_ref().map(|f| t.text(f.as_str())).unwrap_or_default();
+    if let Some(e) = t.err.take() {
+        return Err(NotifyError::permanent(format!("execute 'to' template: {e}")));
+    }
+    let senders = address_list(&from).map_err(|e| NotifyError::permanent(format!("parse 'from' addresses: {e}")))?;
+    if senders.len() != 1 {
+        return Err(NotifyError::permanent(format!("must be exactly one 'from' address (got: {})", senders.len())));
+    }
+    let recipients = address_list(&to).map_err(|e| NotifyError::permanent(format!("parse 'to' addresses: {e}")))?;
+
+    // Headers: the configured ones (names canonical), with Subject, To and
+    // From defaulted.
+    let mut headers: BTreeMap<String, String> = BTreeMap::new();
+    for (k, v) in c.headers.iter().flatten() {
+        headers.insert(canonical_header(k), v.as_str().to_owned());
+    }
+    headers.entry("Subject".into()).or_insert_with(|| "{{ template \"email.default.subject\" . }}".into());
+    headers.entry("To".into()).or_insert_with(|| c.to.as_ref().map(|v| v.as_str().to_owned()).unwrap_or_default());
+    headers.entry("From".into()).or_insert_with(|| c.from.as_ref().map(|v| v.as_str().to_owned()).unwrap_or_default());
+    let mut message = String::new();
+    for (k, v) in &headers {
+        let value = templates
+            .execute_text(v, &data)
+            .map_err(|e| NotifyError::permanent(format!("execute {k:?} header template: {e}")))?;
+        message.push_str(&format!("{k}: {}\r\n", q_encode(&value)));
+    }
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    if !headers.contains_key("Message-Id") {
+        message.push_str(&format!("Message-Id: <{}.{}@{hello}>\r\n", now.as_nanos(), rand::random::<u64>()));
+    }
+    let boundary: String = (0..30).map(|_| format!("{:02x}", rand::random::<u8>())).collect();
+    message.push_str(&format!(
+        "Date: {}\r\n",
+        chrono::DateTime::from_timestamp_millis(i64::try_from(now.as_millis()).unwrap_or(0))
+            .unwrap_or_default()
+            .format("%a, %d %b %Y %H:%M:%S %z")
+    ));
+    message.push_str(&format!("Content-Type: multipart/alternative;  boundary={boundary}\r\n"));
+    message.push_str("MIME-Version: 1.0\r\n\r\n");
+    let html = c.html.as_ref().map_or("{{ template \"email.default.html\" . }}", |h| h.as_str());
+    let mut first = true;
+    for (text, kind) in [(c.text.as_ref().map_or("", |t| t.as_str()), "plain"), (html, "html")] {
+        if text.is_empty() {
+            continue;
+        }
+        let body = templates
+            .execute_text(text, &data)
+            .map_err(|e| NotifyError::permanent(format!("execute {kind} template: {e}")))?;
+        message.push_str(if first { "--" } else { "\r\n--" });
+        first = false;
+        message.push_str(&format!(
+            "{boundary}\r\nContent-Transfer-Encoding: quoted-printable\r\nContent-Type: text/{kind}; charset=UTF-8\r\n\r\n"
+        ));
+        message.push_str(&quoted_printable::encode_to_str(body.replace("\r\n", "\n").replace('\n', "\r\n")));
+    }
+    message.push_str(&format!("\r\n--{boundary}--\r\n"));
+    let envelope = lettre::address::Envelope::new(senders.into_iter().next(), recipients)
+        .map_err(|e| NotifyError::permanent(format!("parse 'to' addresses: {e}")))?;
+    transport.send_raw(&envelope, message.as_bytes()).await.map_err(|e| retry(format!("send the message: {e}")))?;
+    Ok(())
+}
+
+/// `textproto.CanonicalMIMEHeaderKey`: `content-type` → `Content-Type`.
+fn canonical_header(k: &str) -> String {
+    k.split('-')
+        .map(|w| {
+            let mut cs = w.chars();
+            cs.next()
+                .map_or_else(String::new, |f| f.to_ascii_uppercase().to_string() + &cs.as_str().to_ascii_lowercase())
+        })
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
 /// PagerDuty's `details`: the configured ones over Alertmanager's
 /// defaults (`firing`, `resolved`, `num_firing`, `num_resolved`), each
 /// rendered and re-read as YAML (`DeepCopyWithTemplate`).
@@ -778,7 +972,7 @@ impl Notifier for HttpNotifier {
             IntegrationConfig::Webhook(c) => self.webhook(send, c, templates).await,
             IntegrationConfig::Slack(c) => self.slack(send, c, templates).await,
             IntegrationConfig::Pagerduty(c) => self.pagerduty(send, c, templates).await,
-            IntegrationConfig::Email(_) => Err(NotifyError::permanent("email delivery is not built yet")),
+            IntegrationConfig::Email(c) => email(send, c, templates).await,
             IntegrationConfig::Sns(c) => self.sns(send, c, templates).await,
         }
     }

@@ -464,3 +464,97 @@ receivers:
     assert!(errors[0].message.contains("unrecoverable error after 1 attempts: unexpected status code 403: The request signature we calculated does not match"), "{errors:#?}");
     assert!(sns.receive(1).is_empty(), "nothing was published");
 }
+
+/// aiosmtpd with STARTTLS and AUTH required (`smtp_server.py`), the
+/// messages it received.
+struct SmtpServer {
+    child: std::process::Child,
+    port: u64,
+    received: Arc<std::sync::Mutex<Vec<Value>>>,
+}
+
+impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn smtp_server(user: &str, password: &str) -> SmtpServer {
+    use std::io::BufRead as _;
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/smtp_server.py");
+    let mut child = std::process::Command::new(python())
+        .arg(&script)
+        .args([user, password])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("start smtp_server.py: {e}"));
+    let stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    let first = lines.next().and_then(Result::ok).unwrap_or_default();
+    let v: Value = serde_json::from_str(&first).unwrap_or_else(|e| panic!("smtp_server.py said {first:?}: {e}"));
+    let received = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = received.clone();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                sink.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(v);
+            }
+        }
+    });
+    SmtpServer { child, port: v["port"].as_u64().unwrap_or_default(), received }
+}
+
+#[test]
+fn emails_go_through_starttls_and_auth_and_match_alertmanager() {
+    let smtp = smtp_server("alert", "s3cret");
+    let config = format!(
+        "route: {{receiver: mail, group_by: [alertname], group_wait: 1s, group_interval: 2s}}
+receivers:
+  - name: mail
+    email_configs:
+      - to: 'oncall@example.org, Team <team@example.org>'
+        from: 'Alertmanager <am@example.org>'
+        smarthost: '127.0.0.1:{}'
+        auth_username: alert
+        auth_password: s3cret
+        tls_config: {{insecure_skip_verify: true}}
+        text: '{{{{ template \"email.default.subject\" . }}}}{{{{ range .Alerts }}}} {{{{ .Labels.instance }}}}{{{{ end }}}} – été'
+        headers: {{x-team: 'ops {{{{ .GroupLabels.alertname }}}} ☎'}}
+",
+        smtp.port
+    );
+    let steps = |start: i64| {
+        let alert = |i: &str| json!({"labels": {"alertname": "Disk", "instance": i}, "annotations": {"summary": "full"}, "startsAt": rfc3339(start)});
+        vec![(0.0, Step::Post(vec![(alert("a"), false), (alert("b"), false)]))]
+    };
+    let _ = run_side_by_side(&config, steps, 4);
+    let got = smtp.received.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+    assert_eq!(got.len(), 2, "one email from each side: {got:#?}");
+    let essence = |m: &Value| {
+        let text = m["parts"].as_array().and_then(|p| p.iter().find(|p| p["content_type"] == "text/plain")).cloned();
+        (
+            m["mail_from"].clone(),
+            m["rcpt_tos"].clone(),
+            m["subject"].clone(),
+            m["from"].clone(),
+            m["to"].clone(),
+            m["headers"]["X-Team"].clone(),
+            m["content_type"].clone(),
+            text,
+            m["parts"].as_array().map(|p| p.iter().map(|p| p["content_type"].clone()).collect::<Vec<_>>()),
+        )
+    };
+    assert_eq!(essence(&got[0]), essence(&got[1]), "PromLake's and Alertmanager's emails differ");
+    assert_eq!(got[0]["subject"], "[FIRING:2] Disk ");
+    assert_eq!(got[0]["rcpt_tos"], json!(["oncall@example.org", "team@example.org"]));
+    assert_eq!(got[0]["headers"]["X-Team"], "ops Disk ☎");
+    // The HTML parts (html/template's escaping is not reproduced) both
+    // list the alerts.
+    for m in &got {
+        let html = m["parts"].as_array().and_then(|p| p.iter().find(|p| p["content_type"] == "text/html")).cloned();
+        let html = html.map(|h| h["body"].as_str().unwrap_or_default().to_owned()).unwrap_or_default();
+        assert!(html.contains("[FIRING:2] Disk") && html.contains("instance = b"), "{html}");
+    }
+}
