@@ -201,16 +201,16 @@ impl NotificationTemplates {
     }
 
     /// `Template.ExecuteTextString`: `text` parsed as a template named `""`
-    /// over this set, executed with `data` as dot. An empty text renders
-    /// as empty without being parsed.
+    /// over this set, executed with `data` as dot. A text without actions
+    /// (no `{{`) renders as itself without being parsed, as Go's would.
     ///
     /// # Errors
     ///
     /// Go's parse or execution error text, e.g. `template: :1:3: executing
     /// "" at <.Foo>: can't evaluate field Foo in type template.Data`.
     pub fn execute_text(&self, text: &str, data: &NotificationData) -> Result<String, String> {
-        if text.is_empty() {
-            return Ok(String::new());
+        if !text.contains("{{") {
+            return Ok(text.to_owned());
         }
         let set = parser::parse("", text, &is_defined)?;
         let mut units: Vec<Unit<'_>> =
