@@ -91,9 +91,16 @@ fn params(q: Option<String>) -> Vec<(String, String)> {
 fn flag(params: &[(String, String)], name: &str) -> Result<bool> {
     match params.iter().rev().find(|(k, _)| k == name) {
         None => Ok(true),
-        Some((_, v)) => v.parse::<bool>().map_err(|_| {
-            ApiError::swagger(StatusCode::BAD_REQUEST, 400, format!("{name} in query must be of type boolean: {v:?}"))
-        }),
+        // Go's strconv.ParseBool.
+        Some((_, v)) => match v.as_str() {
+            "1" | "t" | "T" | "TRUE" | "true" | "True" => Ok(true),
+            "0" | "f" | "F" | "FALSE" | "false" | "False" => Ok(false),
+            _ => Err(ApiError::swagger(
+                StatusCode::BAD_REQUEST,
+                400,
+                format!("{name} in query must be of type boolean: {v:?}"),
+            )),
+        },
     }
 }
 

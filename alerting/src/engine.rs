@@ -170,7 +170,7 @@ impl Notification {
 #[derive(Debug, Clone)]
 pub struct Flush {
     pub group: GroupId,
-    /// The flush's number within its group.
+    /// The flush's number (engine-wide, never reused).
     pub number: u64,
     pub sends: Vec<Notification>,
     /// How long the sends may take (the group's `group_interval`).
@@ -185,9 +185,10 @@ struct PendingLog {
     expiry_ms: i64,
 }
 
+/// A flush whose sends are under way, by its engine-wide number.
 #[derive(Debug, Clone)]
 struct InFlight {
-    number: u64,
+    group: GroupId,
     resolved: Vec<Alert>,
     /// One per send, in order.
     logs: Vec<PendingLog>,
@@ -196,7 +197,9 @@ struct InFlight {
 #[derive(Debug, Clone)]
 struct Group {
     ag: AggrGroup,
-    in_flight: Option<InFlight>,
+    /// The number of its flush under way: it does not flush again before
+    /// that one completes.
+    busy: Option<u64>,
 }
 
 /// A notification-log key: group key, receiver, integration name and index.
@@ -228,6 +231,10 @@ pub struct Engine {
     silences: Silences,
     nflog: BTreeMap<LogKey, StoredEntry>,
     last_update_ms: i64,
+    /// Flushes under way, by number (numbers are never reused, so a
+    /// delivery that outlives a reload is still recorded).
+    in_flight: BTreeMap<u64, InFlight>,
+    next_flush: u64,
     /// What changed since [`Engine::take_changes`] last ran.
     dirty: Dirty,
 }
@@ -339,6 +346,7 @@ impl Engine {
     /// The engine of a configuration; `external_url` is what templates see
     /// as `.ExternalURL`.
     pub fn new(config: &Config, limits: AlertingLimits, external_url: &str) -> Self {
+        let max_silences = limits.max_silences;
         Self {
             tree: RouteNode::new(&config.route),
             receivers: config.receivers.iter().map(|r| (r.name.clone(), integrations(r, &config.global))).collect(),
@@ -348,9 +356,11 @@ impl Engine {
             alerts: BTreeMap::new(),
             groups: BTreeMap::new(),
             inhibitor: Inhibitor::new(&config.inhibit_rules),
-            silences: Silences::new(DEFAULT_RETENTION_MS, 0),
+            silences: Silences::new(DEFAULT_RETENTION_MS, max_silences),
             nflog: BTreeMap::new(),
             last_update_ms: i64::MIN,
+            in_flight: BTreeMap::new(),
+            next_flush: 1,
             dirty: Dirty::default(),
         }
     }
@@ -365,12 +375,20 @@ impl Engine {
         self.receivers = config.receivers.iter().map(|r| (r.name.clone(), integrations(r, &config.global))).collect();
         self.time_intervals = config.time_intervals.iter().map(|t| (t.name.clone(), t.clone())).collect();
         self.inhibitor = Inhibitor::new(&config.inhibit_rules);
+        self.silences.set_limit(limits.max_silences);
         self.limits = limits;
         self.groups.clear();
         let alerts: Vec<Alert> = self.alerts.values().map(|s| s.alert.clone()).collect();
         for a in &alerts {
             self.inhibitor.observe(a);
             self.route(a, now_ms);
+        }
+        // A group whose previous incarnation is still delivering waits for
+        // that delivery (and its log entries) before it flushes.
+        for (number, f) in &self.in_flight {
+            if let Some(g) = self.groups.get_mut(&f.group) {
+                g.busy = Some(*number);
+            }
         }
     }
 
@@ -443,14 +461,14 @@ impl Engine {
                 Some(g) if !g.ag.destroyed => g.ag.insert(alert.clone()),
                 _ => {
                     let live = groups.values().filter(|g| !g.ag.destroyed).count();
-                    if live >= limits.max_aggregation_groups {
+                    if limits.max_aggregation_groups > 0 && live >= limits.max_aggregation_groups {
                         // As Alertmanager: the alert stays stored but is
                         // not grouped under this route.
                         continue;
                     }
                     let mut ag = AggrGroup::new(node, alert, now_ms);
                     ag.insert(alert.clone());
-                    groups.insert(id, Group { ag, in_flight: None });
+                    groups.insert(id, Group { ag, busy: None });
                 }
             }
         }
@@ -458,7 +476,7 @@ impl Engine {
 
     /// When a group is next due (for the runtime's timer).
     pub fn next_due_ms(&self) -> Option<i64> {
-        self.groups.values().filter(|g| g.in_flight.is_none() && !g.ag.destroyed).map(|g| g.ag.next_flush_ms).min()
+        self.groups.values().filter(|g| g.busy.is_none() && !g.ag.destroyed).map(|g| g.ag.next_flush_ms).min()
     }
 
     /// Flushes every due group at `now`; returns the flushes with sends to
@@ -467,7 +485,7 @@ impl Engine {
         let due: Vec<GroupId> = self
             .groups
             .iter()
-            .filter(|(_, g)| g.in_flight.is_none() && !g.ag.destroyed && g.ag.next_flush_ms <= now_ms)
+            .filter(|(_, g)| g.busy.is_none() && !g.ag.destroyed && g.ag.next_flush_ms <= now_ms)
             .map(|(id, _)| id.clone())
             .collect();
         let mut out = Vec::new();
@@ -482,11 +500,13 @@ impl Engine {
     fn flush_group(&mut self, id: &GroupId, now_ms: i64) -> Option<Flush> {
         let g = self.groups.get_mut(id)?;
         let flush = g.ag.flush(now_ms)?;
-        let number = g.ag.flushes;
+        let number = self.next_flush;
+        self.next_flush += 1;
+        g.busy = Some(number);
         let group_labels = g.ag.labels.clone();
         let opts = g.ag.opts.clone();
-        let in_flight = InFlight { number, resolved: flush.resolved.clone(), logs: Vec::new() };
-        g.in_flight = Some(in_flight);
+        self.in_flight
+            .insert(number, InFlight { group: id.clone(), resolved: flush.resolved.clone(), logs: Vec::new() });
         // The pipeline: inhibition, time intervals, silences.
         let mut alerts: Vec<Alert> =
             flush.alerts.into_iter().filter(|a| self.inhibitor.mutes(&a.labels, now_ms).is_none()).collect();
@@ -544,8 +564,7 @@ impl Engine {
                 logs.push(log);
             }
         }
-        let g = self.groups.get_mut(id)?;
-        if let Some(f) = g.in_flight.as_mut() {
+        if let Some(f) = self.in_flight.get_mut(&number) {
             f.logs = logs;
         }
         if sends.is_empty() {
@@ -562,11 +581,11 @@ impl Engine {
     }
 
     /// The outcome of a flush's sends (`delivered[i]` for `sends[i]`) at
-    /// `now`: delivered integrations are logged; when all were, the
-    /// resolved alerts the flush carried leave their group.
+    /// `now`: delivered integrations are logged (even when a reload
+    /// replaced the group since); when all were, the resolved alerts the
+    /// flush carried leave their group.
     pub fn complete(&mut self, group: &GroupId, number: u64, delivered: &[bool], now_ms: i64) {
-        let Some(g) = self.groups.get_mut(group) else { return };
-        let Some(f) = g.in_flight.take_if(|f| f.number == number) else { return };
+        let Some(f) = self.in_flight.remove(&number) else { return };
         let all = delivered.iter().all(|d| *d) && delivered.len() == f.logs.len();
         for (log, ok) in f.logs.into_iter().zip(delivered) {
             if *ok {
@@ -574,6 +593,10 @@ impl Engine {
             }
         }
         let Some(g) = self.groups.get_mut(group) else { return };
+        if g.busy != Some(number) {
+            return;
+        }
+        g.busy = None;
         if all {
             g.ag.notified(&f.resolved);
             if g.ag.destroyed {
@@ -654,6 +677,24 @@ impl Engine {
             Change::Log(k, v)
         }));
         out
+    }
+
+    /// Marks changes as not saved yet (their save failed): the next
+    /// [`Self::take_changes`] returns them again, with current values.
+    pub fn unsaved(&mut self, changes: &[Change]) {
+        for c in changes {
+            match c {
+                Change::Alert(fp, _) => {
+                    self.dirty.alerts.insert(*fp);
+                }
+                Change::Silence(id, _) => {
+                    self.dirty.silences.insert(id.clone());
+                }
+                Change::Log(k, _) => {
+                    self.dirty.log.insert(k.clone());
+                }
+            }
+        }
     }
 
     /// Every durable item as a deletion (the workspace is going away).
@@ -870,5 +911,35 @@ inhibit_rules:
         e.put(vec![posted(&[("alertname", "A")], 0, None)], 1).unwrap();
         e.put(vec![posted(&[("alertname", "C")], 0, Some(1))], 2).unwrap();
         assert_eq!(e.alerts().count(), 2);
+    }
+
+    #[test]
+    fn a_reload_during_a_delivery_neither_repeats_nor_loses_it() {
+        let mut e = engine();
+        let a = [("alertname", "Disk"), ("instance", "a")];
+        e.put(vec![posted(&a, 0, Some(10_000_000))], 0).unwrap();
+        let flushes = e.flush_due(10_000);
+        assert_eq!(flushes.len(), 1);
+        let f = &flushes[0];
+        // The definition is reloaded while the delivery is under way: the
+        // rebuilt group waits for it instead of sending the same again.
+        e.reconfigure(&amconfig::parse_config(CONFIG).unwrap(), AlertingLimits::default(), 20_000);
+        assert!(e.flush_due(20_000).is_empty(), "the same notification sent twice");
+        e.complete(&f.group, f.number, &vec![true; f.sends.len()], 21_000);
+        assert_eq!(e.notification_log().len(), 2, "both integrations' deliveries logged");
+        // The rebuilt group flushes again, and the log says all was sent.
+        let later: Vec<Flush> = e.flush_due(100_000);
+        assert!(later.iter().all(|f| f.sends.is_empty()), "repeated after the reload: {later:?}");
+    }
+
+    #[test]
+    fn changes_whose_save_failed_are_saved_again() {
+        let mut e = engine();
+        e.put(vec![posted(&[("alertname", "A")], 0, None)], 0).unwrap();
+        let changes = e.take_changes();
+        assert_eq!(changes.len(), 1);
+        assert!(e.take_changes().is_empty());
+        e.unsaved(&changes);
+        assert_eq!(e.take_changes(), changes);
     }
 }

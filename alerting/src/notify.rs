@@ -150,7 +150,7 @@ impl HttpNotifier {
             return Err(NotifyError::permanent("webhook URL is empty after templating"));
         }
         let req = self.post_json(&url, &body, c.timeout.as_ref(), c.http_config.as_ref())?;
-        let resp = req.send().await.map_err(|e| NotifyError { retry: true, message: redact(&e.to_string(), &url) })?;
+        let resp = req.send().await.map_err(|e| NotifyError { retry: true, message: redact(e) })?;
         check_status(resp).await
     }
 }
@@ -195,9 +195,9 @@ async fn check_status(resp: reqwest::Response) -> Result<(), NotifyError> {
     Err(NotifyError { retry: status / 100 == 5, message })
 }
 
-/// Leaves the URL (which may hold credentials) out of an error.
-fn redact(err: &str, url: &str) -> String {
-    err.replace(url, "<redacted>")
+/// A request's error without its URL (which may hold credentials).
+fn redact(err: reqwest::Error) -> String {
+    err.without_url().to_string()
 }
 
 /// `DeepCopyWithTemplate`: every string (and map key) rendered; a rendered
@@ -350,7 +350,7 @@ impl HttpNotifier {
             req = req.header("Authorization", format!("Bearer {}", token.as_str()));
         }
         let in_channel = |m: String| format!("channel {channel:?}: {m}");
-        let resp = req.send().await.map_err(|e| NotifyError { retry: true, message: redact(&e.to_string(), &url) })?;
+        let resp = req.send().await.map_err(|e| NotifyError { retry: true, message: redact(e) })?;
         let json = resp
             .headers()
             .get("content-type")
@@ -511,10 +511,10 @@ impl HttpNotifier {
             }
         }
         let req = self.post_json(&url, &Json::Object(body), c.timeout.as_ref(), c.http_config.as_ref())?;
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| NotifyError { retry: true, message: format!("failed to post message to PagerDuty: {e}") })?;
+        let resp = req.send().await.map_err(|e| NotifyError {
+            retry: true,
+            message: format!("failed to post message to PagerDuty: {}", redact(e)),
+        })?;
         let status = resp.status().as_u16();
         if status / 100 == 2 {
             return Ok(());
@@ -558,9 +558,9 @@ impl HttpNotifier {
 }
 
 /// The AWS credentials and region of an SNS integration: its `sigv4`
-/// section, else the process's environment (`AWS_REGION` or
-/// `AWS_DEFAULT_REGION`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
-/// `AWS_SESSION_TOKEN`), as the AWS SDK's default chain reads them.
+/// section's keys (required: in a multi-tenant service the process's own
+/// AWS credentials are not lent to tenants), its region else the
+/// process's `AWS_REGION` or `AWS_DEFAULT_REGION`.
 fn aws_identity(c: &amconfig::SnsConfig) -> Result<(String, aws_credential_types::Credentials), NotifyError> {
     let sigv4 = c.sigv4.clone().unwrap_or_default();
     let set = |v: &Option<amconfig::GoStr>| v.as_ref().filter(|s| !s.is_empty()).map(|s| s.as_str().to_owned());
@@ -575,19 +575,10 @@ fn aws_identity(c: &amconfig::SnsConfig) -> Result<(String, aws_credential_types
             retry: true,
             message: "region not configured in sns.sigv4.region or in default credentials chain".into(),
         })?;
-    let (key, secret, token) = match (set(&sigv4.access_key), set(&sigv4.secret_key)) {
-        (Some(k), Some(s)) => (k, s, None),
-        _ => match (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) {
-            (Some(k), Some(s)) => (k, s, env("AWS_SESSION_TOKEN")),
-            _ => {
-                return Err(NotifyError {
-                    retry: true,
-                    message: "failed to create SNS client: no AWS credentials".into(),
-                });
-            }
-        },
+    let (Some(key), Some(secret)) = (set(&sigv4.access_key), set(&sigv4.secret_key)) else {
+        return Err(NotifyError::permanent("sns_configs need sigv4.access_key and sigv4.secret_key"));
     };
-    Ok((region, aws_credential_types::Credentials::new(key, secret, token, None, "promlake")))
+    Ok((region, aws_credential_types::Credentials::new(key, secret, None, None, "promlake")))
 }
 
 /// SigV4 headers for a request to `service` (`authorization`,
@@ -729,7 +720,7 @@ impl HttpNotifier {
         if let Some(h) = &c.http_config {
             req = apply_http_config(req, h);
         }
-        let resp = req.send().await.map_err(|e| retry(redact(&e.to_string(), &url)))?;
+        let resp = req.send().await.map_err(|e| retry(redact(e)))?;
         let status = resp.status().as_u16();
         if status / 100 == 2 {
             return Ok(());

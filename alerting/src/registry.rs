@@ -33,6 +33,8 @@ const SYNC_INTERVAL: Duration = Duration::from_secs(1);
 struct Running {
     /// The definition's text it runs.
     data: String,
+    /// The limits it runs with.
+    limits: common::limits::AlertingLimits,
     am: Arc<Alertmanager>,
 }
 
@@ -160,7 +162,8 @@ impl Alertmanagers {
             keep
         });
         for (ws, data) in desired {
-            if running.get(&ws).is_some_and(|r| r.data == data) {
+            let limits = (*self.overrides.alerting(&ws)).clone();
+            if running.get(&ws).is_some_and(|r| r.data == data && r.limits == limits) {
                 continue;
             }
             // Definitions were validated when put; one that no longer
@@ -172,11 +175,11 @@ impl Alertmanagers {
                     continue;
                 }
             };
-            let limits = (*self.overrides.alerting(&ws)).clone();
             match running.get_mut(&ws) {
                 Some(r) => {
-                    r.am.reconfigure(&definition, &data, limits, now);
+                    r.am.reconfigure(&definition, &data, limits.clone(), now);
                     r.data = data;
+                    r.limits = limits;
                     tracing::info!(workspace = %ws, "Applied the workspace's new alert manager definition.");
                 }
                 None => {
@@ -184,7 +187,7 @@ impl Alertmanagers {
                         &ws,
                         &definition,
                         &data,
-                        limits,
+                        limits.clone(),
                         &format!("{}/workspaces/{ws}/alertmanager", self.external_base),
                         self.notifier.clone(),
                         self.clock.clone(),
@@ -192,7 +195,7 @@ impl Alertmanagers {
                         restored.remove(&ws).unwrap_or_default(),
                     );
                     tracing::info!(workspace = %ws, "Started the workspace's Alertmanager.");
-                    running.insert(ws, Running { data, am });
+                    running.insert(ws, Running { data, limits, am });
                 }
             }
         }

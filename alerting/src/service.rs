@@ -56,6 +56,61 @@ pub enum PostOutcome {
     Unavailable(String),
 }
 
+/// The configuration's text with its secrets shown as `<secret>`, as
+/// Alertmanager's `Config.String()` shows them: passwords, keys and tokens,
+/// credentials of `http_config`, Slack's `api_url` and webhooks' `url`.
+fn mask_secrets(yaml: &str) -> String {
+    use serde_norway::Value as Y;
+    const SECRETS: &[&str] = &[
+        "password",
+        "auth_password",
+        "auth_secret",
+        "smtp_auth_password",
+        "smtp_auth_secret",
+        "slack_api_url",
+        "slack_app_token",
+        "app_token",
+        "routing_key",
+        "service_key",
+        "secret_key",
+        "credentials",
+        "bearer_token",
+        "client_secret",
+        "api_key",
+        "opsgenie_api_key",
+        "victorops_api_key",
+        "wechat_api_secret",
+        "bot_token",
+        "token",
+    ];
+    fn walk(v: &mut Y, parent: &str) {
+        match v {
+            Y::Mapping(m) => {
+                for (k, x) in m.iter_mut() {
+                    let key = k.as_str().unwrap_or_default().to_owned();
+                    let secret = SECRETS.contains(&key.as_str())
+                        || (parent == "slack_configs" && key == "api_url")
+                        || (parent == "webhook_configs" && key == "url");
+                    if secret && !x.is_null() {
+                        *x = Y::String("<secret>".into());
+                    } else {
+                        walk(x, &key);
+                    }
+                }
+            }
+            Y::Sequence(items) => items.iter_mut().for_each(|x| walk(x, parent)),
+            _ => {}
+        }
+    }
+    match serde_norway::from_str::<Y>(yaml) {
+        Ok(mut v) => {
+            walk(&mut v, "");
+            serde_norway::to_string(&v).unwrap_or_default()
+        }
+        Err(_) => String::new(),
+    }
+}
+
 /// Why a silence was not set or expired.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SilenceRefused {
@@ -74,6 +129,8 @@ pub struct Alertmanager {
     /// order: a change is saved before the next one is made.
     state: Arc<dyn StateStore>,
     persist: tokio::sync::Mutex<()>,
+    /// Forgotten: its state is deleted, nothing more is saved.
+    gone: std::sync::atomic::AtomicBool,
     /// What the definition changes: templates, resolve timeout, the
     /// configuration's text.
     settings: Mutex<Settings>,
@@ -89,7 +146,8 @@ pub struct Alertmanager {
 struct Settings {
     templates: Arc<NotificationTemplates>,
     resolve_timeout_ms: i64,
-    /// The `alertmanager_config` text (the status API's `config.original`).
+    /// The `alertmanager_config` text, secrets masked (the status API's
+    /// `config.original`).
     original: String,
 }
 
@@ -100,7 +158,8 @@ impl Settings {
             #[serde(default)]
             alertmanager_config: String,
         }
-        let original = serde_norway::from_str::<Raw>(data).map(|r| r.alertmanager_config).unwrap_or_default();
+        let original =
+            mask_secrets(&serde_norway::from_str::<Raw>(data).map(|r| r.alertmanager_config).unwrap_or_default());
         Self {
             templates: Arc::new(definition.templates.clone()),
             resolve_timeout_ms: definition.config.global.resolve_timeout_ms,
@@ -138,6 +197,7 @@ impl Alertmanager {
             engine: Mutex::new(engine),
             state,
             persist: tokio::sync::Mutex::new(()),
+            gone: std::sync::atomic::AtomicBool::new(false),
             settings: Mutex::new(Settings::of(definition, data)),
             started_ms: clock.now_ms(),
             notifier,
@@ -167,7 +227,7 @@ impl Alertmanager {
         self.settings.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
-    /// The configuration's text, as uploaded.
+    /// The configuration's text, secrets masked.
     pub fn original_config(&self) -> String {
         self.settings().original
     }
@@ -187,10 +247,21 @@ impl Alertmanager {
         self.clock.now_ms()
     }
 
-    /// Saves the engine's changes (holding the persist lock).
+    /// Saves the engine's changes (holding the persist lock); changes
+    /// whose save failed are saved with the next ones. Nothing is saved
+    /// once the Alertmanager is forgotten.
     async fn save(&self) -> Result<(), String> {
+        if self.gone.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err("the workspace's alert manager definition was removed".into());
+        }
         let changes = self.engine().take_changes();
-        self.state.save(&self.workspace_id, changes).await
+        match self.state.save(&self.workspace_id, changes.clone()).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                self.engine().unsaved(&changes);
+                Err(e)
+            }
+        }
     }
 
     /// `POST /api/v2/alerts` with `body`: answered once the stored alerts
@@ -247,6 +318,7 @@ impl Alertmanager {
     pub async fn forget(&self) {
         self.stop();
         let _order = self.persist.lock().await;
+        self.gone.store(true, std::sync::atomic::Ordering::SeqCst);
         let gone = self.engine().all_as_deleted();
         if let Err(e) = self.state.save(&self.workspace_id, gone).await {
             tracing::warn!(workspace = %self.workspace_id, error = %e, "Could not delete the alerting state.");
@@ -270,10 +342,14 @@ impl Alertmanager {
         let timeout = Duration::from_millis(u64::try_from(flush.timeout_ms.max(1)).unwrap_or(u64::MAX));
         let deadline = tokio::time::Instant::now() + timeout;
         let templates = self.settings().templates;
-        let outcomes = futures::future::join_all(
+        let sending = futures::future::join_all(
             flush.sends.iter().map(|s| deliver(self.notifier.as_ref(), s, &templates, deadline)),
-        )
-        .await;
+        );
+        // Stopped (its definition or workspace is gone): deliveries end.
+        let outcomes = tokio::select! {
+            outcomes = sending => outcomes,
+            () = self.stop.cancelled() => return,
+        };
         let now = self.now_ms();
         let mut delivered = Vec::with_capacity(outcomes.len());
         for (send, outcome) in flush.sends.iter().zip(outcomes) {
@@ -317,7 +393,9 @@ async fn run(am: std::sync::Weak<Alertmanager>, wake: Arc<Notify>, stop: Cancell
             (flushes, next, collected)
         };
         if collected {
-            me.save_quietly().await;
+            // In the background: a slow log never holds up the flushes.
+            let me = me.clone();
+            tokio::spawn(async move { me.save_quietly().await });
         }
         for f in flushes {
             let me = me.clone();
@@ -330,6 +408,21 @@ async fn run(am: std::sync::Weak<Alertmanager>, wake: Arc<Notify>, stop: Cancell
             () = tokio::time::sleep(wait) => {}
             () = woken => {}
             () = stop.cancelled() => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_status_config_hides_secrets() {
+        let text = "global: {smtp_auth_password: pw}\nreceivers:\n  - name: a\n    webhook_configs: [{url: 'http://x/hook?token=1'}]\n    slack_configs: [{api_url: 'https://hooks.slack.com/T/1', channel: '#c'}]\n    sns_configs: [{api_url: 'http://sns', sigv4: {access_key: AK, secret_key: SK}}]\n    pagerduty_configs: [{routing_key: rk}]\n";
+        let masked = super::mask_secrets(text);
+        for secret in ["pw", "token=1", "hooks.slack.com", "SK", "rk"] {
+            assert!(!masked.contains(secret), "{secret} shown in {masked}");
+        }
+        for kept in ["http://sns", "AK", "#c"] {
+            assert!(masked.contains(kept), "{kept} hidden in {masked}");
         }
     }
 }

@@ -152,6 +152,11 @@ impl Silences {
         Self { by_id: BTreeMap::new(), retention_ms, max_silences }
     }
 
+    /// Changes the most silences kept (0: no limit).
+    pub fn set_limit(&mut self, max_silences: usize) {
+        self.max_silences = max_silences;
+    }
+
     /// Creates or updates a silence at `now` (`Silences.Set`), returning
     /// its id; `new_id` names a silence that must be created.
     ///

@@ -298,8 +298,12 @@ pub struct AlertingLimits {
     /// bytes; an alert over it is refused (429). Default 20 MiB (AMP).
     pub max_alerts_bytes: usize,
     /// Most aggregation groups; an alert that would start another is not
-    /// grouped (as Alertmanager's limit). Default 1,000 (AMP).
+    /// grouped (as Alertmanager's limit; 0: no limit). Default 1,000 (AMP).
     pub max_aggregation_groups: usize,
+    /// Most silences a workspace keeps, expired ones included (as
+    /// Alertmanager's `--silences.max-silences`; 0: no limit). Default
+    /// 1,000.
+    pub max_silences: usize,
 }
 
 impl Default for AlertingLimits {
@@ -313,6 +317,7 @@ impl Default for AlertingLimits {
             max_active_alerts: 1_000,
             max_alerts_bytes: 20 << 20,
             max_aggregation_groups: 1_000,
+            max_silences: 1_000,
         }
     }
 }
@@ -337,6 +342,8 @@ pub struct AlertingLimitsOverride {
     pub max_alerts_bytes: Option<usize>,
     /// See [`AlertingLimits::max_aggregation_groups`].
     pub max_aggregation_groups: Option<usize>,
+    /// See [`AlertingLimits::max_silences`].
+    pub max_silences: Option<usize>,
 }
 
 impl AlertingLimitsOverride {
@@ -350,6 +357,7 @@ impl AlertingLimitsOverride {
             max_active_alerts: self.max_active_alerts.unwrap_or(base.max_active_alerts),
             max_alerts_bytes: self.max_alerts_bytes.unwrap_or(base.max_alerts_bytes),
             max_aggregation_groups: self.max_aggregation_groups.unwrap_or(base.max_aggregation_groups),
+            max_silences: self.max_silences.unwrap_or(base.max_silences),
         }
     }
 
@@ -363,6 +371,7 @@ impl AlertingLimitsOverride {
             max_active_alerts: self.max_active_alerts.or(lower.max_active_alerts),
             max_alerts_bytes: self.max_alerts_bytes.or(lower.max_alerts_bytes),
             max_aggregation_groups: self.max_aggregation_groups.or(lower.max_aggregation_groups),
+            max_silences: self.max_silences.or(lower.max_silences),
         }
     }
 }
