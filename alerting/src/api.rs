@@ -185,6 +185,17 @@ impl AlertFilter {
     }
 }
 
+/// The workspace and the filters of an alert or group listing.
+fn listing(
+    ams: &Alertmanagers,
+    ws: &str,
+    q: Option<String>,
+) -> Result<(Arc<Alertmanager>, AlertFilter, Option<regex::Regex>)> {
+    let am = workspace(ams, ws)?;
+    let params = params(q);
+    Ok((am, AlertFilter::new(&params)?, receiver_filter(&params)?))
+}
+
 async fn status(State(ams): State<Arc<Alertmanagers>>, Path(ws): Path<String>) -> Result<Response> {
     let am = workspace(&ams, &ws)?;
     Ok(axum::Json(json!({
@@ -212,10 +223,7 @@ async fn get_alerts(
     Path(ws): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Result<Response> {
-    let am = workspace(&ams, &ws)?;
-    let params = params(q);
-    let filter = AlertFilter::new(&params)?;
-    let receiver = receiver_filter(&params)?;
+    let (am, filter, receiver) = listing(&ams, &ws, q)?;
     let now = am.now_ms();
     let engine = am.engine();
     let mut out: Vec<(String, Value)> = Vec::new();
@@ -253,10 +261,7 @@ async fn get_groups(
     Path(ws): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Result<Response> {
-    let am = workspace(&ams, &ws)?;
-    let params = params(q);
-    let filter = AlertFilter::new(&params)?;
-    let receiver = receiver_filter(&params)?;
+    let (am, filter, receiver) = listing(&ams, &ws, q)?;
     let now = am.now_ms();
     let engine = am.engine();
     // (group labels, receiver, alerts with status)

@@ -138,6 +138,23 @@ enum Step {
     Expire,
 }
 
+/// PromLake's Alertmanager running `config` (on the entered runtime).
+fn start_promlake(config: &str) -> Arc<alerting::service::Alertmanager> {
+    let data = format!("alertmanager_config: |\n{}", config.lines().map(|l| format!("  {l}\n")).collect::<String>());
+    let definition = amconfig::parse_definition(&data).unwrap_or_else(|e| panic!("{e}"));
+    alerting::service::Alertmanager::start(
+        "ws-1",
+        &definition,
+        &data,
+        AlertingLimits::default(),
+        EXTERNAL_URL,
+        Arc::new(alerting::notify::HttpNotifier::new()),
+        Arc::new(SystemClock),
+        Arc::new(alerting::state::InMemory),
+        Vec::new(),
+    )
+}
+
 /// What each side sent: (seconds since the start, receiver path, body).
 type Sent = Vec<(f64, String, Value)>;
 
@@ -152,19 +169,7 @@ fn run_side_by_side(config: &str, steps: impl FnOnce(i64) -> Vec<(f64, Step)>, s
     let am = start_alertmanager(&am_config, &[&format!("--web.external-url={EXTERNAL_URL}")]);
     let rt = tokio::runtime::Runtime::new().unwrap_or_else(|e| panic!("{e}"));
     let _guard = rt.enter();
-    let data = format!("alertmanager_config: |\n{}", pl_config.lines().map(|l| format!("  {l}\n")).collect::<String>());
-    let definition = amconfig::parse_definition(&data).unwrap_or_else(|e| panic!("{e}"));
-    let pl = alerting::service::Alertmanager::start(
-        "ws-1",
-        &definition,
-        &data,
-        AlertingLimits::default(),
-        EXTERNAL_URL,
-        Arc::new(alerting::notify::HttpNotifier::new()),
-        Arc::new(SystemClock),
-        Arc::new(alerting::state::InMemory),
-        Vec::new(),
-    );
+    let pl = start_promlake(&pl_config);
     let t0 = Instant::now();
     let start = now_ms();
     let mut am_silence = String::new();
@@ -439,19 +444,7 @@ receivers:
     );
     let rt = tokio::runtime::Runtime::new().unwrap_or_else(|e| panic!("{e}"));
     let _guard = rt.enter();
-    let data = format!("alertmanager_config: |\n{}", config.lines().map(|l| format!("  {l}\n")).collect::<String>());
-    let definition = amconfig::parse_definition(&data).unwrap_or_else(|e| panic!("{e}"));
-    let pl = alerting::service::Alertmanager::start(
-        "ws-1",
-        &definition,
-        &data,
-        AlertingLimits::default(),
-        EXTERNAL_URL,
-        Arc::new(alerting::notify::HttpNotifier::new()),
-        Arc::new(SystemClock),
-        Arc::new(alerting::state::InMemory),
-        Vec::new(),
-    );
+    let pl = start_promlake(&config);
     let body = json!([{"labels": {"alertname": "A"}}]).to_string();
     assert_eq!(rt.block_on(pl.post_alerts(body.as_bytes())), Ok(alerting::service::PostOutcome::Stored));
     let deadline = Instant::now() + Duration::from_secs(20);
