@@ -2,9 +2,10 @@
 //! workspace whose alert manager definition is in effect, kept in step
 //! with the control plane (read every second, as the ruler reads rule
 //! namespaces). A changed definition is applied as Alertmanager's reload
-//! (alerts, silences and notification log kept); a removed definition or
-//! workspace stops its Alertmanager. Also the ruler's in-process
-//! [`AlertSink`].
+//! (alerts, silences and notification log kept); a change that failed
+//! (`UPDATE_FAILED`) leaves the running one as it was; a removed definition
+//! or workspace stops its Alertmanager and deletes its state. Also the
+//! ruler's in-process [`AlertSink`].
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -143,17 +144,28 @@ impl Alertmanagers {
         mut restored: BTreeMap<String, Vec<Change>>,
     ) -> (BTreeMap<String, Vec<Change>>, Vec<Arc<Alertmanager>>) {
         let mut desired: BTreeMap<String, String> = BTreeMap::new();
+        // Workspaces whose definition exists but is not in effect (a change
+        // that failed): their running Alertmanager goes on as it was.
+        let mut failed: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
         for (_, doc) in self.store.list(&self.arns.all_alert_manager_definitions_prefix()) {
             let Ok(record) = serde_json::from_value::<AlertManagerDefinitionRecord>(doc) else { continue };
-            if record.is_in_effect() && self.workspace_active(&record.workspace_id) {
+            if !self.workspace_active(&record.workspace_id) {
+                continue;
+            }
+            if record.is_in_effect() {
                 desired.insert(record.workspace_id, record.data);
+            } else if matches!(
+                record.status.status_code,
+                common::alertmanager::AlertManagerDefinitionStatusCode::UpdateFailed
+            ) {
+                failed.insert(record.workspace_id);
             }
         }
         let now = self.clock.now_ms();
         let mut running = self.lock();
         let mut removed = Vec::new();
         running.retain(|ws, r| {
-            let keep = desired.contains_key(ws);
+            let keep = desired.contains_key(ws) || failed.contains(ws);
             if !keep {
                 r.am.stop();
                 removed.push(r.am.clone());
@@ -235,5 +247,49 @@ impl AlertSink for Alertmanagers {
             Ok(PostOutcome::Unavailable(m)) => Err(SeamError { kind: ErrorKind::Unavailable, message: m }),
             Err(e) => Err(SeamError { kind: ErrorKind::BadData, message: e.message }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use common::clock::SystemClock;
+    use common::control::MemoryControlStore;
+
+    #[tokio::test]
+    async fn alertmanagers_follow_the_definitions_and_survive_a_failed_update() {
+        let store = Arc::new(MemoryControlStore::default());
+        let arns = ArnScheme { region: "us-east-1".into(), account_id: "123456789012".into() };
+        let ws = serde_json::json!({"workspaceId": "ws-1", "arn": arns.workspace("ws-1"), "status": "ACTIVE",
+            "createdAt": 0.0, "samplesTopic": "promlake.ws.ws-1.samples"});
+        store.put(&arns.workspace("ws-1"), ws).await.unwrap();
+        let definition = |code: &str| {
+            serde_json::json!({"workspaceId": "ws-1", "status": {"statusCode": code},
+                "data": "alertmanager_config: |\n  route: {receiver: r}\n  receivers: [{name: r}]\n",
+                "createdAt": 0.0, "modifiedAt": 0.0})
+        };
+        let ams = Alertmanagers::new(
+            store.clone(),
+            arns.clone(),
+            Arc::new(Overrides::new(&common::limits::Limits::default())),
+            Arc::new(SystemClock),
+            Arc::new(crate::notify::HttpNotifier::new()),
+            Arc::new(crate::state::InMemory),
+            "http://promlake",
+        );
+        ams.sync().await.unwrap();
+        assert_eq!(ams.get("ws-1").err(), Some(Missing::Definition));
+        assert_eq!(ams.get("ws-2").err(), Some(Missing::Workspace));
+        store.put(&arns.alert_manager_definition("ws-1"), definition("ACTIVE")).await.unwrap();
+        ams.sync().await.unwrap();
+        let running = ams.get("ws-1").unwrap();
+        // A failed update leaves the running Alertmanager as it was.
+        store.put(&arns.alert_manager_definition("ws-1"), definition("UPDATE_FAILED")).await.unwrap();
+        ams.sync().await.unwrap();
+        assert!(Arc::ptr_eq(&running, &ams.get("ws-1").unwrap()));
+        store.delete(&arns.alert_manager_definition("ws-1")).await.unwrap();
+        ams.sync().await.unwrap();
+        assert_eq!(ams.get("ws-1").err(), Some(Missing::Definition));
     }
 }
