@@ -14,9 +14,7 @@
 
 mod support;
 
-use std::io::{Read as _, Write as _};
-use std::net::TcpListener;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::clock::SystemClock;
@@ -68,55 +66,6 @@ receivers:
 
 const EXTERNAL_URL: &str = "http://alertmanager.test";
 
-/// A notification as received: seconds since the start, side, body.
-type Received = (f64, String, Value);
-
-/// A webhook sink recording what it receives.
-fn start_sink(t0: Instant) -> (String, Arc<Mutex<Vec<Received>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind: {e}"));
-    let url = format!("http://{}", listener.local_addr().unwrap_or_else(|e| panic!("{e}")));
-    let got = Arc::new(Mutex::new(Vec::new()));
-    let sink = got.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut s) = stream else { continue };
-            let sink = sink.clone();
-            std::thread::spawn(move || {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 8192];
-                loop {
-                    let Ok(n) = s.read(&mut chunk) else { return };
-                    if n == 0 {
-                        return;
-                    }
-                    buf.extend_from_slice(&chunk[..n]);
-                    let text = String::from_utf8_lossy(&buf).into_owned();
-                    let Some((head, body)) = text.split_once("\r\n\r\n") else { continue };
-                    let len = head
-                        .lines()
-                        .find_map(|l| {
-                            l.to_ascii_lowercase()
-                                .strip_prefix("content-length:")
-                                .map(|v| v.trim().parse().unwrap_or(0))
-                        })
-                        .unwrap_or(0usize);
-                    if body.len() < len {
-                        continue;
-                    }
-                    let at = t0.elapsed().as_secs_f64();
-                    let path = head.split_whitespace().nth(1).unwrap_or("").to_owned();
-                    let value: Value = serde_json::from_str(&body[..len]).unwrap_or(Value::Null);
-                    sink.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push((at, path, value));
-                    // Slack wants the body `ok`; the others ignore it.
-                    let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
-                    return;
-                }
-            });
-        }
-    });
-    (url, got)
-}
-
 fn rfc3339(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
@@ -162,10 +111,11 @@ type Sent = Vec<(f64, String, Value)>;
 /// drives `steps` (built from the stream's start time) and collects what
 /// each sent within `seconds`.
 fn run_side_by_side(config: &str, steps: impl FnOnce(i64) -> Vec<(f64, Step)>, seconds: u64) -> (Sent, Sent) {
-    let t0 = Instant::now();
-    let (sink, got) = start_sink(t0);
-    let am_config = config.replace("{SINK}", &sink).replace("{SIDE}", "am");
-    let pl_config = config.replace("{SINK}", &sink).replace("{SIDE}", "pl");
+    let started = Instant::now();
+    let sink = common::testing::WebhookSink::start();
+    let sink_url = sink.url();
+    let am_config = config.replace("{SINK}", &sink_url).replace("{SIDE}", "am");
+    let pl_config = config.replace("{SINK}", &sink_url).replace("{SIDE}", "pl");
     let am = start_alertmanager(&am_config, &[&format!("--web.external-url={EXTERNAL_URL}")]);
     let rt = tokio::runtime::Runtime::new().unwrap_or_else(|e| panic!("{e}"));
     let _guard = rt.enter();
@@ -227,10 +177,13 @@ fn run_side_by_side(config: &str, steps: impl FnOnce(i64) -> Vec<(f64, Step)>, s
     for e in pl.delivery_errors() {
         eprintln!("PromLake's delivery error: {e:?}");
     }
-    let got = got.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+    let got = sink.received();
     let side = |s: &str| -> Sent {
         got.iter()
-            .filter_map(|(t, p, v)| p.strip_prefix(&format!("/{s}/")).map(|r| (*t, r.to_owned(), v.clone())))
+            .filter_map(|(p, at, v)| {
+                let t = at.saturating_duration_since(started).as_secs_f64();
+                p.strip_prefix(&format!("/{s}/")).map(|r| (t, r.to_owned(), v.clone()))
+            })
             .collect()
     };
     (side("am"), side("pl"))

@@ -26,9 +26,9 @@ use base64::Engine as _;
 use benchmarks::cli::{Machine, load_average, promlake_bin, reference_bin_dir, repo_root};
 use benchmarks::targets::{Binaries, Kind, PROMLAKE_CONFIG, Target, proc_memory, proc_usage};
 use clap::Parser;
+use common::testing::WebhookSink;
 use futures::StreamExt as _;
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 /// Notification latency and throughput: PromLake's Alertmanagers against Alertmanager processes.
 #[derive(Debug, Parser)]
@@ -66,55 +66,24 @@ struct Args {
     reference_bin_dir: Option<PathBuf>,
 }
 
-/// What the sink received: (path, arrival, the group's alertname, alert fingerprints).
-type Received = Arc<Mutex<Vec<(String, Instant, String, Vec<String>)>>>;
+/// A notification as the sink received it: (path, arrival, the group's
+/// alertname, alert fingerprints).
+type Notified = (String, Instant, String, Vec<String>);
 
-async fn start_sink() -> anyhow::Result<(u16, Received)> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let port = listener.local_addr()?.port();
-    let got: Received = Arc::new(Mutex::new(Vec::new()));
-    let record = got.clone();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = listener.accept().await {
-            let record = record.clone();
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = vec![0u8; 65536];
-                loop {
-                    let Ok(n) = s.read(&mut chunk).await else { return };
-                    if n == 0 {
-                        return;
-                    }
-                    buf.extend_from_slice(&chunk[..n]);
-                    let Some(split) = buf.windows(4).position(|w| w == b"\r\n\r\n") else { continue };
-                    let head = String::from_utf8_lossy(&buf[..split]).to_string();
-                    let len: usize = head
-                        .lines()
-                        .find_map(|l| {
-                            l.to_ascii_lowercase()
-                                .strip_prefix("content-length:")
-                                .map(|v| v.trim().parse().unwrap_or(0))
-                        })
-                        .unwrap_or(0);
-                    if buf.len() < split + 4 + len {
-                        continue;
-                    }
-                    let at = Instant::now();
-                    let path = head.split_whitespace().nth(1).unwrap_or("").to_owned();
-                    let v: Value = serde_json::from_slice(&buf[split + 4..split + 4 + len]).unwrap_or(Value::Null);
-                    let fps = v["alerts"]
-                        .as_array()
-                        .map(|a| a.iter().filter_map(|a| a["fingerprint"].as_str().map(str::to_owned)).collect())
-                        .unwrap_or_default();
-                    let group = v["groupLabels"]["alertname"].as_str().unwrap_or_default().to_owned();
-                    record.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push((path, at, group, fps));
-                    let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").await;
-                    return;
-                }
-            });
-        }
-    });
-    Ok((port, got))
+/// What `sink` received on `paths`.
+fn notified(sink: &WebhookSink, paths: &std::collections::HashSet<&String>) -> Vec<Notified> {
+    sink.received()
+        .into_iter()
+        .filter(|(p, _, _)| paths.contains(p))
+        .map(|(path, at, v)| {
+            let fps = v["alerts"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|a| a["fingerprint"].as_str().map(str::to_owned)).collect())
+                .unwrap_or_default();
+            let group = v["groupLabels"]["alertname"].as_str().unwrap_or_default().to_owned();
+            (path, at, group, fps)
+        })
+        .collect()
 }
 
 fn config(args: &Args, sink_port: u16, path: &str) -> String {
@@ -149,7 +118,7 @@ async fn run(
     args: &Args,
     http: &reqwest::Client,
     targets: &[(String, String)],
-    received: &Received,
+    sink: &WebhookSink,
     pids: &[u32],
 ) -> anyhow::Result<Figures> {
     let cpu_before: f64 = pids.iter().map(|p| proc_usage(*p).0).sum();
@@ -207,11 +176,10 @@ async fn run(
     let paths: std::collections::HashSet<&String> = targets.iter().map(|(p, _)| p).collect();
     loop {
         let seen = {
-            let got = received.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             let mut seen: std::collections::HashSet<(String, String)> = std::collections::HashSet::new();
-            for (path, _, _, fps) in got.iter().filter(|(p, _, _, _)| paths.contains(p)) {
+            for (path, _, _, fps) in notified(sink, &paths) {
                 for fp in fps {
-                    seen.insert((path.clone(), fp.clone()));
+                    seen.insert((path.clone(), fp));
                 }
             }
             seen.len()
@@ -225,13 +193,7 @@ async fn run(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let complete_s = started.elapsed().as_secs_f64();
-    let got: Vec<_> = received
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .iter()
-        .filter(|(p, _, _, _)| paths.contains(p))
-        .cloned()
-        .collect();
+    let got = notified(sink, &paths);
     let first = first.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
     let wait = Duration::from_millis(args.group_wait_ms);
     let mut latency_ms = Vec::new();
@@ -288,7 +250,8 @@ async fn main() -> anyhow::Result<()> {
         args.group_interval_ms,
         load_average()
     );
-    let (sink_port, received) = start_sink().await?;
+    let sink = WebhookSink::start();
+    let sink_port = sink.port;
 
     // PromLake: the workspaces and their definitions.
     let promlake = Target::start_with_config(Kind::PromLake, &bins, None, PROMLAKE_CONFIG).await?;
@@ -329,7 +292,7 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     let pl_pid = promlake.pid().context("PromLake's pid")?;
-    let pl = run(&args, &http, &pl_targets, &received, &[pl_pid]).await?;
+    let pl = run(&args, &http, &pl_targets, &sink, &[pl_pid]).await?;
     drop(promlake);
 
     // Alertmanager: one process per workspace configuration.
@@ -364,7 +327,7 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     let am_pids: Vec<u32> = ams.iter().filter_map(tokio::process::Child::id).collect();
-    let am = run(&args, &http, &am_targets, &received, &am_pids).await?;
+    let am = run(&args, &http, &am_targets, &sink, &am_pids).await?;
 
     println!();
     println!(

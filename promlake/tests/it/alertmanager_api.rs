@@ -10,6 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
+use common::testing::WebhookSink;
 use serde_json::{Value, json};
 
 use crate::harness::{Process, TestServer, client, free_port, reference_bin, wait_http};
@@ -118,53 +119,11 @@ async fn put_definition(server: &TestServer, ws: &str, config: &str) {
     }
 }
 
-/// A webhook sink counting what each path receives.
-async fn sink() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<(String, Value)>>>) {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let record = got.clone();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = listener.accept().await {
-            let record = record.clone();
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 8192];
-                while let Ok(n) = s.read(&mut chunk).await {
-                    if n == 0 {
-                        return;
-                    }
-                    buf.extend_from_slice(&chunk[..n]);
-                    let text = String::from_utf8_lossy(&buf).into_owned();
-                    let Some((head, body)) = text.split_once("\r\n\r\n") else { continue };
-                    let len: usize = head
-                        .lines()
-                        .find_map(|l| {
-                            l.to_ascii_lowercase()
-                                .strip_prefix("content-length:")
-                                .map(|v| v.trim().parse().unwrap_or(0))
-                        })
-                        .unwrap_or(0);
-                    if body.len() < len {
-                        continue;
-                    }
-                    let path = head.split_whitespace().nth(1).unwrap_or("").to_owned();
-                    let v = serde_json::from_str(&body[..len]).unwrap_or(Value::Null);
-                    record.lock().unwrap().push((path, v));
-                    let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").await;
-                    return;
-                }
-            });
-        }
-    });
-    (port, got)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn amtool_works_against_promlake_as_against_alertmanager() {
     let dir = tempfile::tempdir().unwrap();
-    let (sink_port, received) = sink().await;
+    let sink = WebhookSink::start();
+    let sink_port = sink.port;
     let config = CONFIG.replace("SINK", &sink_port.to_string());
     let (_am, am_url) = alertmanager(&dir.path().join("am"), &config).await;
     let server = TestServer::spawn(&dir.path().join("pl"));
@@ -298,7 +257,7 @@ async fn amtool_works_against_promlake_as_against_alertmanager() {
     // The page went out to the pager's webhook from both.
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let pages = received.lock().unwrap().iter().filter(|(p, _)| p == "/pager").count();
+        let pages = sink.received().iter().filter(|(p, _, _)| p == "/pager").count();
         if pages >= 2 {
             break;
         }
@@ -310,7 +269,8 @@ async fn amtool_works_against_promlake_as_against_alertmanager() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_rulers_alerts_reach_the_workspaces_alertmanager_and_its_receiver() {
     let dir = tempfile::tempdir().unwrap();
-    let (sink_port, received) = sink().await;
+    let sink = WebhookSink::start();
+    let sink_port = sink.port;
     let config_file = dir.path().join("promlake.toml");
     std::fs::write(&config_file, "[ruler]\nevaluation_interval_seconds = 1\n").unwrap();
     let server = TestServer::spawn_with(&dir.path().join("pl"), &["--config", config_file.to_str().unwrap()]);
@@ -320,7 +280,7 @@ async fn the_rulers_alerts_reach_the_workspaces_alertmanager_and_its_receiver() 
     server.create_rule_groups_namespace(&ws, "alerts", rules).await;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let page = received.lock().unwrap().iter().find(|(p, _)| p == "/pager").map(|(_, v)| v.clone());
+        let page = sink.received().into_iter().find(|(p, _, _)| p == "/pager").map(|(_, _, v)| v);
         if let Some(v) = page {
             assert_eq!(v["groupLabels"], json!({"alertname": "AlwaysFiring"}), "{v}");
             assert_eq!(v["alerts"][0]["annotations"]["summary"], "value 1", "{v}");
@@ -355,12 +315,10 @@ async fn post_alerts(url: &str, alerts: &[&[(&str, &str)]]) {
 }
 
 /// The alert names of each notification received so far.
-fn notified(received: &std::sync::Mutex<Vec<(String, Value)>>) -> Vec<Vec<String>> {
-    received
-        .lock()
-        .unwrap()
+fn notified(sink: &WebhookSink) -> Vec<Vec<String>> {
+    sink.received()
         .iter()
-        .map(|(_, v)| {
+        .map(|(_, _, v)| {
             v["alerts"]
                 .as_array()
                 .unwrap()
@@ -371,10 +329,10 @@ fn notified(received: &std::sync::Mutex<Vec<(String, Value)>>) -> Vec<Vec<String
         .collect()
 }
 
-async fn wait_notifications(received: &std::sync::Mutex<Vec<(String, Value)>>, n: usize) {
+async fn wait_notifications(sink: &WebhookSink, n: usize) {
     let deadline = Instant::now() + Duration::from_secs(30);
-    while notified(received).len() < n {
-        assert!(Instant::now() < deadline, "waited for {n} notifications: {:?}", notified(received));
+    while notified(sink).len() < n {
+        assert!(Instant::now() < deadline, "waited for {n} notifications: {:?}", notified(sink));
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -383,7 +341,8 @@ async fn wait_notifications(received: &std::sync::Mutex<Vec<(String, Value)>>, n
 async fn a_restart_mid_group_loses_and_repeats_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("pl");
-    let (sink_port, received) = sink().await;
+    let sink = WebhookSink::start();
+    let sink_port = sink.port;
     let config = format!(
         "route:\n  receiver: team\n  group_by: [alertname]\n  group_wait: 2s\n  group_interval: 4s\n  repeat_interval: 1h\nreceivers:\n  - name: team\n    webhook_configs: [{{url: 'http://127.0.0.1:{sink_port}/team'}}]\n"
     );
@@ -396,7 +355,7 @@ async fn a_restart_mid_group_loses_and_repeats_nothing() {
         &[&[("alertname", "Disk"), ("instance", "a")], &[("alertname", "Disk"), ("instance", "b")]],
     )
     .await;
-    wait_notifications(&received, 1).await;
+    wait_notifications(&sink, 1).await;
     // A new alert joins the group and a silence is added; the process dies
     // before the group's next flush.
     post_alerts(&am(&server), &[&[("alertname", "Disk"), ("instance", "c")]]).await;
@@ -407,8 +366,8 @@ async fn a_restart_mid_group_loses_and_repeats_nothing() {
 
     let mut server = TestServer::spawn(&data);
     // The restored group notifies the new alert once, with the others.
-    wait_notifications(&received, 2).await;
-    assert_eq!(notified(&received)[1], ["a", "b", "c"]);
+    wait_notifications(&sink, 2).await;
+    assert_eq!(notified(&sink)[1], ["a", "b", "c"]);
     let (ok, out) = amtool(&am(&server), &["silence", "query", "-q"]);
     assert!(ok && out.trim() == silence_id, "the silence did not survive: {out}");
     let (ok, out) = amtool(&am(&server), &["alert", "query", "-o", "json"]);
@@ -420,5 +379,5 @@ async fn a_restart_mid_group_loses_and_repeats_nothing() {
     let server = TestServer::spawn(&data);
     wait_http(&format!("{}/workspaces/{ws}/alertmanager/api/v2/status", server.url)).await;
     tokio::time::sleep(Duration::from_secs(6)).await;
-    assert_eq!(notified(&received).len(), 2, "a notification was repeated: {:?}", notified(&received));
+    assert_eq!(notified(&sink).len(), 2, "a notification was repeated: {:?}", notified(&sink));
 }
