@@ -5,6 +5,12 @@
 //! orders and messages are Alertmanager 0.33's; errors are JSON strings
 //! (go-swagger's `{"code","message"}` for bodies that do not decode).
 //! Every error is mapped to its status in one place (`ApiError`).
+//!
+//! Scaled out, a request for a workspace whose Alertmanager runs in
+//! another alerting process is forwarded there as it came (method, path,
+//! headers — a SigV4 signature stays valid — and body), marked with
+//! [`FORWARDED_HEADER`] so that it is never forwarded twice; when no
+//! process can take it (ownership is moving) it is answered 503.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -54,6 +60,13 @@ type Result<T> = std::result::Result<T, ApiError>;
 /// The Alertmanager release whose v2 API this reproduces.
 pub const API_VERSION: &str = "0.33.1";
 
+/// Marks a request forwarded to the process running its workspace's
+/// Alertmanager.
+pub const FORWARDED_HEADER: &str = "x-promlake-forwarded";
+
+/// How long a forwarded request may take.
+const FORWARD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// The routes of the v2 API.
 pub fn router(ams: Arc<Alertmanagers>) -> Router {
     const P: &str = "/workspaces/{workspace_id}/alertmanager/api/v2";
@@ -64,7 +77,75 @@ pub fn router(ams: Arc<Alertmanagers>) -> Router {
         .route(&format!("{P}/alerts/groups"), get(get_groups))
         .route(&format!("{P}/silences"), get(get_silences).post(post_silence))
         .route(&format!("{P}/silence/{{silence_id}}"), get(get_silence).delete(delete_silence))
+        .route_layer(axum::middleware::from_fn_with_state(ams.clone(), forward_elsewhere))
         .with_state(ams)
+}
+
+/// Forwards a request for a workspace run by another process to it.
+async fn forward_elsewhere(
+    State(ams): State<Arc<Alertmanagers>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let path = request.uri().path();
+    let ws = path.strip_prefix("/workspaces/").and_then(|rest| rest.split('/').next()).unwrap_or_default().to_owned();
+    if !matches!(ams.get(&ws), Err(Missing::Elsewhere)) {
+        return next.run(request).await;
+    }
+    let moving = || moving(&ws).into_response();
+    let Some(owner) = ams.owner_url(&ws).filter(|_| !request.headers().contains_key(FORWARDED_HEADER)) else {
+        return moving();
+    };
+    let limit = ams.limits(&ws).max_alerts_bytes;
+    match forward(&owner, request, limit).await {
+        Ok(response) => response,
+        Err(e) => {
+            tracing::warn!(workspace = %ws, owner = %owner, error = %e, "Could not forward an Alertmanager API request.");
+            moving()
+        }
+    }
+}
+
+/// 503: no process can answer for the workspace's Alertmanager now.
+fn moving(workspace_id: &str) -> ApiError {
+    ApiError::text(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("the Alertmanager of workspace {workspace_id} is moving between processes; retry"),
+    )
+}
+
+/// Sends `request` to `base` and returns its answer.
+async fn forward(base: &str, request: axum::extract::Request, limit: usize) -> std::result::Result<Response, String> {
+    static CLIENT: std::sync::LazyLock<reqwest::Client> = std::sync::LazyLock::new(|| {
+        reqwest::Client::builder().timeout(FORWARD_TIMEOUT).build().unwrap_or_else(|_| reqwest::Client::new())
+    });
+    let (parts, body) = request.into_parts();
+    let Ok(body) = axum::body::to_bytes(body, limit).await else {
+        return Ok(ApiError::text(StatusCode::PAYLOAD_TOO_LARGE, "request body too large").into_response());
+    };
+    let url = format!("{base}{}", parts.uri.path_and_query().map_or("", |p| p.as_str()));
+    let mut headers = parts.headers;
+    for hop in
+        [axum::http::header::CONNECTION, axum::http::header::TRANSFER_ENCODING, axum::http::header::CONTENT_LENGTH]
+    {
+        headers.remove(hop);
+    }
+    headers.insert(FORWARDED_HEADER, axum::http::HeaderValue::from_static("1"));
+    let answer = CLIENT
+        .request(parts.method, &url)
+        .headers(headers)
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| format!("{url}: {e}"))?;
+    let status = answer.status();
+    let content_type = answer.headers().get(axum::http::header::CONTENT_TYPE).cloned();
+    let bytes = answer.bytes().await.map_err(|e| format!("{url}: {e}"))?;
+    let mut response = (status, bytes).into_response();
+    if let Some(ct) = content_type {
+        response.headers_mut().insert(axum::http::header::CONTENT_TYPE, ct);
+    }
+    Ok(response)
 }
 
 fn workspace(ams: &Alertmanagers, workspace_id: &str) -> Result<Arc<Alertmanager>> {
@@ -73,6 +154,8 @@ fn workspace(ams: &Alertmanagers, workspace_id: &str) -> Result<Arc<Alertmanager
         Missing::Definition => {
             ApiError::text(StatusCode::NOT_FOUND, format!("workspace {workspace_id} has no alert manager definition"))
         }
+        // (Forwarded requests that reach a process no longer running it.)
+        Missing::Elsewhere => moving(workspace_id),
     })
 }
 

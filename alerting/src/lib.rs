@@ -16,8 +16,11 @@
 //! is never notified twice for the same alerts within `repeat_interval`;
 //! one workspace's alerts and silences are never visible to another.
 //! Alerts, silences and the notification log are kept in the log
-//! ([`state`]) and restored at start. Not built yet: one owner per
-//! workspace across processes (see the alerting issue).
+//! ([`state`]) and restored at start. Scaled out, each workspace's
+//! Alertmanager runs in one process at a time, the owner of its state's
+//! partition ([`registry`]); a successor resumes from the log; the others
+//! forward its API requests ([`api`]) and send it their rulers' alerts
+//! through the log's inbox ([`state`]).
 
 pub mod api;
 pub mod dispatch;

@@ -139,7 +139,12 @@ pub struct Alertmanager {
     clock: Arc<dyn Clock>,
     wake: Arc<Notify>,
     errors: Mutex<VecDeque<DeliveryError>>,
+    /// Ends its task and the deliveries in flight.
     stop: CancellationToken,
+    /// Ends its task only (no new flushes): a child of `stop`.
+    pause: CancellationToken,
+    /// Deliveries in flight.
+    delivering: std::sync::atomic::AtomicUsize,
 }
 
 #[derive(Debug, Clone)]
@@ -192,6 +197,7 @@ impl Alertmanager {
     ) -> Arc<Self> {
         let mut engine = Engine::new(&definition.config, limits, external_url);
         engine.restore(restored, clock.now_ms());
+        let stop = CancellationToken::new();
         let am = Arc::new(Self {
             workspace_id: workspace_id.to_owned(),
             engine: Mutex::new(engine),
@@ -204,9 +210,11 @@ impl Alertmanager {
             clock,
             wake: Arc::new(Notify::new()),
             errors: Mutex::new(VecDeque::new()),
-            stop: CancellationToken::new(),
+            stop: stop.clone(),
+            pause: stop.child_token(),
+            delivering: std::sync::atomic::AtomicUsize::new(0),
         });
-        tokio::spawn(run(Arc::downgrade(&am), am.wake.clone(), am.stop.clone()));
+        tokio::spawn(run(Arc::downgrade(&am), am.wake.clone(), am.pause.clone()));
         am
     }
 
@@ -252,16 +260,29 @@ impl Alertmanager {
     /// once the Alertmanager is forgotten.
     async fn save(&self) -> Result<(), String> {
         if self.gone.load(std::sync::atomic::Ordering::SeqCst) {
-            return Err("the workspace's alert manager definition was removed".into());
+            return Err("the workspace's Alertmanager stopped in this process (its definition was removed, or \
+                        another process took the workspace over); retry"
+                .into());
         }
-        let changes = self.engine().take_changes();
-        match self.state.save(&self.workspace_id, changes.clone()).await {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                self.engine().unsaved(&changes);
-                Err(e)
+        /// Marks the changes unsaved again unless they were saved: also
+        /// when the save is dropped half-way (a client that hung up, a
+        /// task stopped), so that the next save writes them.
+        struct Pending<'a> {
+            am: &'a Alertmanager,
+            changes: Vec<Change>,
+            saved: bool,
+        }
+        impl Drop for Pending<'_> {
+            fn drop(&mut self) {
+                if !self.saved {
+                    self.am.engine().unsaved(&self.changes);
+                }
             }
         }
+        let mut pending = Pending { am: self, changes: self.engine().take_changes(), saved: false };
+        self.state.save(&self.workspace_id, pending.changes.clone()).await?;
+        pending.saved = true;
+        Ok(())
     }
 
     /// `POST /api/v2/alerts` with `body`: answered once the stored alerts
@@ -325,6 +346,25 @@ impl Alertmanager {
         }
     }
 
+    /// Hands the workspace over to another process: no new flushes, the
+    /// deliveries in flight finish (for up to `grace`, then they are
+    /// abandoned: the successor sends them again), what changed is saved,
+    /// and nothing is saved after this returns (so a successor reading the
+    /// state from now on reads all of it). The state is kept.
+    pub async fn release(&self, grace: Duration) {
+        self.pause.cancel();
+        let deadline = tokio::time::Instant::now() + grace;
+        while self.delivering.load(std::sync::atomic::Ordering::SeqCst) > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        self.stop();
+        let _order = self.persist.lock().await;
+        if let Err(e) = self.save().await {
+            tracing::warn!(workspace = %self.workspace_id, error = %e, "Could not save the alerting state before handing it over.");
+        }
+        self.gone.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
     /// Saves what changed in the background work (deliveries, collection).
     async fn save_quietly(&self) {
         let _order = self.persist.lock().await;
@@ -339,6 +379,14 @@ impl Alertmanager {
     }
 
     async fn deliver_flush(&self, flush: Flush) {
+        /// Counts the delivery out however it ends.
+        struct InFlight<'a>(&'a std::sync::atomic::AtomicUsize);
+        impl Drop for InFlight<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+        let _in_flight = InFlight(&self.delivering);
         let timeout = Duration::from_millis(u64::try_from(flush.timeout_ms.max(1)).unwrap_or(u64::MAX));
         let deadline = tokio::time::Instant::now() + timeout;
         let templates = self.settings().templates;
@@ -374,7 +422,8 @@ impl Alertmanager {
     }
 }
 
-async fn run(am: std::sync::Weak<Alertmanager>, wake: Arc<Notify>, stop: CancellationToken) {
+/// The task: flushes groups when due until `pause` (or its parent `stop`).
+async fn run(am: std::sync::Weak<Alertmanager>, wake: Arc<Notify>, pause: CancellationToken) {
     let mut last_collect = None;
     loop {
         let Some(me) = am.upgrade() else { return };
@@ -399,6 +448,7 @@ async fn run(am: std::sync::Weak<Alertmanager>, wake: Arc<Notify>, stop: Cancell
         }
         for f in flushes {
             let me = me.clone();
+            me.delivering.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             tokio::spawn(async move { me.deliver_flush(f).await });
         }
         let wait = Duration::from_millis(u64::try_from((next - me.now_ms()).max(0)).unwrap_or(0));
@@ -407,13 +457,88 @@ async fn run(am: std::sync::Weak<Alertmanager>, wake: Arc<Notify>, stop: Cancell
         tokio::select! {
             () = tokio::time::sleep(wait) => {}
             () = woken => {}
-            () = stop.cancelled() => return,
+            () = pause.cancelled() => return,
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::state::{InboxBatch, Loaded};
+
+    /// Saves that hang until released, recording what was saved.
+    #[derive(Debug)]
+    struct SlowState {
+        release: tokio::sync::Semaphore,
+        saved: Mutex<Vec<Change>>,
+    }
+
+    #[async_trait]
+    impl StateStore for SlowState {
+        fn partitions(&self) -> u32 {
+            1
+        }
+        async fn save(&self, _: &str, changes: Vec<Change>) -> Result<(), String> {
+            let _permit = self.release.acquire().await.map_err(|e| e.to_string())?;
+            self.saved.lock().unwrap().extend(changes);
+            Ok(())
+        }
+        async fn load(&self, _: u32) -> Result<Loaded, String> {
+            Ok(Loaded::default())
+        }
+        async fn post_inbox(&self, _: &str, _: Vec<u8>) -> Result<(), String> {
+            Ok(())
+        }
+        async fn tail_inbox(&self, _: u32, from: u64, _: Duration) -> Result<(Vec<InboxBatch>, u64), String> {
+            Ok((Vec::new(), from))
+        }
+        async fn delete_inbox(&self, _: &InboxBatch) -> Result<(), String> {
+            Ok(())
+        }
+    }
+
+    /// A post whose save is abandoned (the client hung up) leaves its
+    /// alert to the next save: stored alerts are never left unsaved.
+    #[tokio::test]
+    async fn an_abandoned_save_is_saved_with_the_next_changes() {
+        let data = "alertmanager_config: |\n  route: {receiver: r}\n  receivers: [{name: r}]\n";
+        let definition = amconfig::parse_definition(data).unwrap();
+        let state = Arc::new(SlowState { release: tokio::sync::Semaphore::new(0), saved: Mutex::new(Vec::new()) });
+        let am = Alertmanager::start(
+            "ws-1",
+            &definition,
+            data,
+            AlertingLimits::default(),
+            "http://am",
+            Arc::new(crate::notify::HttpNotifier::new()),
+            Arc::new(common::clock::SystemClock),
+            state.clone(),
+            Vec::new(),
+        );
+        let first = am.post_alerts(br#"[{"labels": {"alertname": "A"}}]"#);
+        assert!(tokio::time::timeout(Duration::from_millis(50), first).await.is_err(), "the save hangs");
+        state.release.add_permits(10);
+        let second = am.post_alerts(br#"[{"labels": {"alertname": "B"}}]"#).await.unwrap();
+        assert_eq!(second, PostOutcome::Stored);
+        let saved: Vec<String> = state
+            .saved
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|c| match c {
+                Change::Alert(_, Some(a)) => a.alert.labels.get("alertname").cloned(),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(saved.len(), 2, "{saved:?}");
+        assert!(saved.contains(&"A".to_owned()) && saved.contains(&"B".to_owned()), "{saved:?}");
+    }
+
     #[test]
     fn the_status_config_hides_secrets() {
         let text = "global: {smtp_auth_password: pw}\nreceivers:\n  - name: a\n    webhook_configs: [{url: 'http://x/hook?token=1'}]\n    slack_configs: [{api_url: 'https://hooks.slack.com/T/1', channel: '#c'}]\n    sns_configs: [{api_url: 'http://sns', sigv4: {access_key: AK, secret_key: SK}}]\n    pagerduty_configs: [{routing_key: rk}]\n";

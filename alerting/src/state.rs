@@ -2,7 +2,19 @@
 //! entries — kept in the log's compacted `_alerting` topic, one record per
 //! item (key `<workspace>\n<kind>\n<id>`, value its JSON; a tombstone when
 //! it is gone), so that a restart, or a successor process, resumes where
-//! the last one stopped.
+//! the last one stopped. A workspace's records all go to one partition,
+//! [`schemas::topics::alerting_partition`]: partitions are what alerting
+//! processes share out (see `crate::registry`), and a process taking a
+//! partition over reads just that partition's state.
+//!
+//! Alerts for a workspace whose Alertmanager runs in another process (the
+//! ruler of a process that does not own the workspace) go to its
+//! partition's *inbox*: a record `<workspace>\ni\n<id>` holding the posted
+//! batch, durable before the sender is answered. The owner tails its
+//! partitions, applies each batch to the workspace's Alertmanager (which
+//! saves the alerts as its own), then deletes the inbox record; a crash in
+//! between applies the batch again, which changes nothing (alerts merge by
+//! fingerprint).
 //!
 //! A posted alert or silence is answered only once its record is durable;
 //! a notification-log entry is written right after its delivery (a crash
@@ -27,10 +39,43 @@ use crate::silence::Silence;
 /// Where the Alertmanagers' state is kept (the seam the tests replace).
 #[async_trait]
 pub trait StateStore: Send + Sync + std::fmt::Debug {
+    /// The partitions the state is split into (a workspace's state is all
+    /// in [`schemas::topics::alerting_partition`] of them).
+    fn partitions(&self) -> u32;
     /// Makes a workspace's changes durable.
     async fn save(&self, workspace_id: &str, changes: Vec<Change>) -> Result<(), String>;
-    /// Every workspace's stored state.
-    async fn load(&self) -> Result<BTreeMap<String, Vec<Change>>, String>;
+    /// The stored state of the workspaces of one partition, with the
+    /// inbox batches not applied yet.
+    async fn load(&self, partition: u32) -> Result<Loaded, String>;
+    /// Posts alerts (a v2 API body) to the workspace's inbox; returns once
+    /// durable.
+    async fn post_inbox(&self, workspace_id: &str, alerts: Vec<u8>) -> Result<(), String>;
+    /// Inbox batches posted to `partition` at or after offset `from` (waiting
+    /// up to `wait` for some), and the offset to read from next.
+    async fn tail_inbox(&self, partition: u32, from: u64, wait: Duration) -> Result<(Vec<InboxBatch>, u64), String>;
+    /// Deletes an applied inbox batch.
+    async fn delete_inbox(&self, batch: &InboxBatch) -> Result<(), String>;
+}
+
+/// A partition's stored state ([`StateStore::load`]).
+#[derive(Debug, Default)]
+pub struct Loaded {
+    /// Each workspace's alerts, silences and notification-log entries.
+    pub state: BTreeMap<String, Vec<Change>>,
+    /// Inbox batches not applied yet, oldest first.
+    pub inbox: Vec<InboxBatch>,
+    /// The offset after what was read (where the inbox is tailed from).
+    pub next: u64,
+}
+
+/// Alerts posted to a workspace's inbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboxBatch {
+    pub workspace_id: String,
+    /// Its record key's id.
+    pub id: String,
+    /// The alerts: a v2 API `POST /alerts` body.
+    pub alerts: Vec<u8>,
 }
 
 /// No durable state (tests, and engines that need none).
@@ -39,12 +84,29 @@ pub struct InMemory;
 
 #[async_trait]
 impl StateStore for InMemory {
+    fn partitions(&self) -> u32 {
+        1
+    }
+
     async fn save(&self, _: &str, _: Vec<Change>) -> Result<(), String> {
         Ok(())
     }
 
-    async fn load(&self) -> Result<BTreeMap<String, Vec<Change>>, String> {
-        Ok(BTreeMap::new())
+    async fn load(&self, _: u32) -> Result<Loaded, String> {
+        Ok(Loaded::default())
+    }
+
+    async fn post_inbox(&self, _: &str, _: Vec<u8>) -> Result<(), String> {
+        Err("no inbox: this process keeps no alerting state".into())
+    }
+
+    async fn tail_inbox(&self, _: u32, from: u64, wait: Duration) -> Result<(Vec<InboxBatch>, u64), String> {
+        tokio::time::sleep(wait).await;
+        Ok((Vec::new(), from))
+    }
+
+    async fn delete_inbox(&self, _: &InboxBatch) -> Result<(), String> {
+        Ok(())
     }
 }
 
@@ -53,20 +115,24 @@ impl StateStore for InMemory {
 pub struct LogState {
     log: Arc<dyn Log>,
     clock: Arc<dyn Clock>,
+    /// The topic's partition count.
+    partitions: u32,
 }
 
 const FETCH_BYTES: usize = 4 << 20;
 
 impl LogState {
-    /// The state in `log` (the topic is created when missing).
+    /// The state in `log` (the topic is created with
+    /// [`schemas::topics::ALERTING_PARTITIONS`] when missing; an existing
+    /// one keeps its partitions).
     ///
     /// # Errors
     /// The log's error.
     pub async fn open(log: Arc<dyn Log>, clock: Arc<dyn Clock>) -> Result<Self, String> {
-        log.ensure_topic(schemas::topics::ALERTING_TOPIC, TopicSpec { partitions: 1, cleanup: CleanupPolicy::Compact })
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok(Self { log, clock })
+        let spec = TopicSpec { partitions: schemas::topics::ALERTING_PARTITIONS, cleanup: CleanupPolicy::Compact };
+        let partitions =
+            log.ensure_topic(schemas::topics::ALERTING_TOPIC, spec).await.map_err(|e| e.to_string())?.max(1);
+        Ok(Self { log, clock, partitions })
     }
 }
 
@@ -231,8 +297,32 @@ fn decode(key: &str, value: &[u8]) -> Option<(String, Change)> {
     Some((ws.to_owned(), change))
 }
 
+impl LogState {
+    /// Appends to the workspace's partition (durable on return).
+    async fn append(&self, workspace_id: &str, records: Vec<Record>) -> Result<(), String> {
+        let partition = schemas::topics::alerting_partition(workspace_id, self.partitions);
+        self.log
+            .append(schemas::topics::ALERTING_TOPIC, partition, records)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// An inbox record as a batch (`None`: another kind of record).
+fn inbox_batch(key: &[u8], value: &[u8]) -> Option<InboxBatch> {
+    let key = std::str::from_utf8(key).ok()?;
+    let mut parts = key.splitn(3, '\n');
+    let (ws, kind, id) = (parts.next()?, parts.next()?, parts.next()?);
+    (kind == "i").then(|| InboxBatch { workspace_id: ws.to_owned(), id: id.to_owned(), alerts: value.to_vec() })
+}
+
 #[async_trait]
 impl StateStore for LogState {
+    fn partitions(&self) -> u32 {
+        self.partitions
+    }
+
     async fn save(&self, workspace_id: &str, changes: Vec<Change>) -> Result<(), String> {
         if changes.is_empty() {
             return Ok(());
@@ -243,37 +333,85 @@ impl StateStore for LogState {
             let (key, value) = encode(workspace_id, c)?;
             records.push(Record { key: Some(Bytes::from(key)), value: value.map(Bytes::from), timestamp_ms: now });
         }
-        self.log.append(schemas::topics::ALERTING_TOPIC, 0, records).await.map(|_| ()).map_err(|e| e.to_string())
+        self.append(workspace_id, records).await
     }
 
-    async fn load(&self) -> Result<BTreeMap<String, Vec<Change>>, String> {
+    async fn post_inbox(&self, workspace_id: &str, alerts: Vec<u8>) -> Result<(), String> {
+        let key = format!("{workspace_id}\ni\n{}", uuid::Uuid::new_v4());
+        let now = self.clock.now_ms();
+        self.append(
+            workspace_id,
+            vec![Record { key: Some(Bytes::from(key)), value: Some(alerts.into()), timestamp_ms: now }],
+        )
+        .await
+    }
+
+    async fn tail_inbox(&self, partition: u32, from: u64, wait: Duration) -> Result<(Vec<InboxBatch>, u64), String> {
+        let fetched = self
+            .log
+            .fetch(schemas::topics::ALERTING_TOPIC, partition, from, FETCH_BYTES, wait)
+            .await
+            .map_err(|e| e.to_string())?;
+        let next = fetched.records.last().map_or(from, |r| r.offset + 1);
+        let batches =
+            fetched.records.into_iter().filter_map(|r| inbox_batch(r.key.as_deref()?, r.value.as_deref()?)).collect();
+        Ok((batches, next))
+    }
+
+    async fn delete_inbox(&self, batch: &InboxBatch) -> Result<(), String> {
+        let key = format!("{}\ni\n{}", batch.workspace_id, batch.id);
+        let now = self.clock.now_ms();
+        self.append(&batch.workspace_id, vec![Record { key: Some(Bytes::from(key)), value: None, timestamp_ms: now }])
+            .await
+    }
+
+    async fn load(&self, partition: u32) -> Result<Loaded, String> {
+        const TOPIC: &str = schemas::topics::ALERTING_TOPIC;
+        // Everything up to the end as of now (what a predecessor saved
+        // before handing the partition over is below it).
+        let end = self.log.offsets(TOPIC, partition).await.map_err(|e| e.to_string())?.high_watermark;
         // The newest record of each key wins; tombstones delete.
-        let mut latest: BTreeMap<String, Option<Bytes>> = BTreeMap::new();
+        let mut latest: BTreeMap<String, (u64, Option<Bytes>)> = BTreeMap::new();
         let mut next = 0;
-        loop {
+        let mut empty = 0;
+        while next < end {
             let fetched = self
                 .log
-                .fetch(schemas::topics::ALERTING_TOPIC, 0, next, FETCH_BYTES, Duration::ZERO)
+                .fetch(TOPIC, partition, next, FETCH_BYTES, Duration::from_millis(100))
                 .await
                 .map_err(|e| e.to_string())?;
             if fetched.records.is_empty() {
-                break;
+                // A broker may answer a fetch with nothing for a while; the
+                // state is never read in part.
+                empty += 1;
+                if empty > 50 {
+                    return Err(format!("{TOPIC}/{partition}: nothing readable at offset {next}, below its end {end}"));
+                }
+                continue;
             }
+            empty = 0;
             for r in fetched.records {
                 next = r.offset + 1;
                 if let Some(k) = r.key {
-                    latest.insert(String::from_utf8_lossy(&k).into_owned(), r.value);
+                    latest.insert(String::from_utf8_lossy(&k).into_owned(), (r.offset, r.value));
                 }
             }
         }
-        let mut out: BTreeMap<String, Vec<Change>> = BTreeMap::new();
-        for (key, value) in latest {
+        let mut out = Loaded { next, ..Loaded::default() };
+        let mut inbox = Vec::new();
+        for (key, (offset, value)) in latest {
             let Some(value) = value else { continue };
+            if let Some(batch) = inbox_batch(key.as_bytes(), &value) {
+                inbox.push((offset, batch));
+                continue;
+            }
             match decode(&key, &value) {
-                Some((ws, change)) => out.entry(ws).or_default().push(change),
+                Some((ws, change)) => out.state.entry(ws).or_default().push(change),
                 None => tracing::warn!(key = %key.replace('\n', "/"), "Skipped an unreadable alerting state record."),
             }
         }
+        inbox.sort_by_key(|(offset, _)| *offset);
+        out.inbox = inbox.into_iter().map(|(_, b)| b).collect();
         Ok(out)
     }
 }
@@ -321,12 +459,47 @@ mod tests {
         state.save("ws-2", vec![Change::Silence("s-1".into(), Some(silence))]).await.unwrap();
         state.save("ws-2", vec![Change::Silence("s-1".into(), None)]).await.unwrap();
         let reopened = LogState::open(log, clock).await.unwrap();
-        let loaded = reopened.load().await.unwrap();
+        assert_eq!(reopened.partitions(), schemas::topics::ALERTING_PARTITIONS);
+        let home = schemas::topics::alerting_partition("ws-1", reopened.partitions());
+        let mut loaded = BTreeMap::new();
+        for p in 0..reopened.partitions() {
+            let part = reopened.load(p).await.unwrap().state;
+            // A workspace's state is in its partition only.
+            assert!(part.keys().all(|ws| p == home && ws == "ws-1"), "partition {p}: {:?}", part.keys());
+            loaded.extend(part);
+        }
         assert_eq!(loaded.keys().collect::<Vec<_>>(), ["ws-1"], "ws-2's silence was deleted");
         let mut got = loaded["ws-1"].clone();
         got.sort_by_key(|c| format!("{c:?}"));
         let mut want = all;
         want.sort_by_key(|c| format!("{c:?}"));
         assert_eq!(got, want);
+    }
+
+    #[tokio::test]
+    async fn inbox_batches_are_loaded_tailed_and_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let log: Arc<dyn Log> =
+            log_embedded::EmbeddedLog::open(dir.path(), log_embedded::EmbeddedLogConfig::default()).unwrap();
+        let state = LogState::open(log, Arc::new(common::clock::SystemClock)).await.unwrap();
+        let p = schemas::topics::alerting_partition("ws-1", state.partitions());
+        state.save("ws-1", vec![Change::Silence("s-1".into(), None)]).await.unwrap();
+        state.post_inbox("ws-1", b"[1]".to_vec()).await.unwrap();
+        state.post_inbox("ws-1", b"[2]".to_vec()).await.unwrap();
+        let loaded = state.load(p).await.unwrap();
+        assert_eq!(loaded.inbox.iter().map(|b| b.alerts.as_slice()).collect::<Vec<_>>(), [b"[1]", b"[2]"]);
+        assert!(loaded.inbox.iter().all(|b| b.workspace_id == "ws-1"));
+        assert_eq!(loaded.next, 3);
+        // Tailing from the start finds the same batches, in order.
+        let (tailed, next) = state.tail_inbox(p, 0, Duration::ZERO).await.unwrap();
+        assert_eq!(tailed, loaded.inbox);
+        assert_eq!(next, 3);
+        state.delete_inbox(&loaded.inbox[0]).await.unwrap();
+        let left = state.load(p).await.unwrap().inbox;
+        assert_eq!(left, loaded.inbox[1..]);
+        // A tail past the end waits, then finds nothing new.
+        let (none, next) = state.tail_inbox(p, 4, Duration::from_millis(10)).await.unwrap();
+        assert!(none.is_empty());
+        assert_eq!(next, 4);
     }
 }

@@ -44,6 +44,13 @@ impl ArnScheme {
         format!("arn:aws:aps:{}:{}:alertmanagerdefinition/", self.region, self.account_id)
     }
 
+    /// The control-store key naming the process that runs the
+    /// Alertmanagers of `_alerting` partition `partition` (not a resource:
+    /// where requests for its workspaces are forwarded).
+    pub fn alerting_partition_owner(&self, partition: u32) -> String {
+        format!("arn:aws:aps:{}:{}:alertingpartition/{partition}", self.region, self.account_id)
+    }
+
     /// The resource type of an ARN of this deployment (`Workspace`,
     /// `RuleGroupsNamespace`, …), `None` for another region's, account's or
     /// service's ARN, or an unknown type.

@@ -11,8 +11,8 @@
 //! ```
 //!
 //! Two implementations:
-//! - the stream workers' own `AllPartitions`: one process owns every
-//!   partition of the topics it watches (the embedded log, `--role all`);
+//! - [`AllPartitions`]: one process owns every partition of the topics it
+//!   watches (the embedded log, `--role all`);
 //! - `log_kafka::KafkaMembership`: a Kafka consumer group, whose rebalances
 //!   move partitions between the member processes.
 //!
@@ -22,11 +22,12 @@
 //! [`PartitionOwner::revoked`] and waits (up to a bound) for it to return
 //! before the partitions can be given to another member.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex as StdMutex};
 
 use async_trait::async_trait;
 
-use crate::log::LogResult;
+use crate::log::{Log, LogError, LogResult};
 
 /// A partition of a topic.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -99,4 +100,90 @@ pub trait Membership: Send + Sync + std::fmt::Debug + 'static {
     /// A Kafka member leaves its group, so the others take its partitions
     /// over at once instead of after the session timeout.
     async fn leave(&self);
+}
+
+/// Owns every partition of the watched topics; nothing is ever revoked
+/// except by [`Membership::unwatch_topic`] and [`Membership::leave`].
+#[derive(Debug)]
+pub struct AllPartitions {
+    log: Arc<dyn Log>,
+    state: StdMutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    owner: Option<Arc<dyn PartitionOwner>>,
+    /// Partition count of each watched topic.
+    topics: BTreeMap<String, u32>,
+}
+
+impl std::fmt::Debug for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("State").field("joined", &self.owner.is_some()).field("topics", &self.topics).finish()
+    }
+}
+
+impl AllPartitions {
+    /// Ownership of every partition of `log`'s watched topics.
+    pub fn new(log: Arc<dyn Log>) -> Self {
+        Self { log, state: StdMutex::new(State::default()) }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn partitions(topic: &str, count: u32) -> Vec<TopicPartition> {
+    (0..count).map(|p| TopicPartition::new(topic, p)).collect()
+}
+
+#[async_trait]
+impl Membership for AllPartitions {
+    async fn join(&self, owner: Arc<dyn PartitionOwner>) -> LogResult<()> {
+        let mut state = self.state();
+        if state.owner.is_some() {
+            return Err(LogError::Broker { context: "joining".into(), message: "already joined".into() });
+        }
+        state.owner = Some(owner);
+        Ok(())
+    }
+
+    /// Assigns every partition of `topic` (its count read from the log).
+    async fn watch_topic(&self, topic: &str) -> LogResult<()> {
+        let count = self.log.partition_count(topic).await?;
+        let (owner, added) = {
+            let mut state = self.state();
+            let known = state.topics.insert(topic.to_owned(), count).unwrap_or(0);
+            (state.owner.clone(), partitions(topic, count).split_off(known.min(count) as usize))
+        };
+        if let Some(owner) = owner
+            && !added.is_empty()
+        {
+            owner.assigned(added).await;
+        }
+        Ok(())
+    }
+
+    async fn unwatch_topic(&self, topic: &str) -> LogResult<()> {
+        let (owner, count) = {
+            let mut state = self.state();
+            (state.owner.clone(), state.topics.remove(topic))
+        };
+        if let (Some(owner), Some(count)) = (owner, count) {
+            owner.revoked(partitions(topic, count)).await;
+        }
+        Ok(())
+    }
+
+    async fn leave(&self) {
+        let (owner, topics) = {
+            let mut state = self.state();
+            (state.owner.take(), std::mem::take(&mut state.topics))
+        };
+        if let Some(owner) = owner {
+            let all = topics.iter().flat_map(|(t, &n)| partitions(t, n)).collect();
+            owner.revoked(all).await;
+        }
+    }
 }

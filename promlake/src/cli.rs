@@ -172,6 +172,13 @@ pub struct ServeArgs {
     /// region and account, limits and their per-workspace overrides.
     #[arg(long, env = "PROMLAKE_CONFIG")]
     pub config: Option<PathBuf>,
+
+    /// The URL other PromLake processes reach this one at (scaled out,
+    /// Alertmanager API requests are forwarded to the alerting process
+    /// running the workspace). Default: `http://` and the address served
+    /// on, with this host's name when serving on every interface.
+    #[arg(long, env = "PROMLAKE_ADVERTISE_URL")]
+    pub advertise_url: Option<String>,
 }
 
 /// Authentication modes.

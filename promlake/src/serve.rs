@@ -73,6 +73,9 @@ pub struct Server {
     background: Vec<JoinHandle<()>>,
     log: Arc<dyn Log>,
     workers: Option<Arc<StreamWorkers>>,
+    /// How this process shares the workspaces' Alertmanagers with the other
+    /// alerting processes (left first at shutdown: a graceful handover).
+    alerting: Option<Arc<dyn Membership>>,
     /// Held while the process runs: one process per data directory.
     _data_dir_lock: std::fs::File,
 }
@@ -217,6 +220,7 @@ impl Server {
         // The workspaces' Alertmanagers (their definitions from the control
         // plane); the ruler of this process sends them its alerts.
         let mut alertmanagers = None;
+        let mut alerting_membership = None;
         if args.role.runs_alerting() {
             let state = alerting::state::LogState::open(log.clone(), clock.clone())
                 .await
@@ -231,9 +235,25 @@ impl Server {
                 Arc::new(state),
                 &format!("http://{}", args.listen),
             );
+            // One owner per workspace: this process runs the workspaces of
+            // the `_alerting` partitions it owns (all of them on the
+            // embedded log; its share of a consumer group on Kafka).
+            let membership: Arc<dyn Membership> = match &kafka_config {
+                Some(kafka) => Arc::new(
+                    KafkaMembership::new(kafka, alerting::registry::MEMBERSHIP_GROUP)
+                        .context("creating the alerting consumer-group member")?,
+                ),
+                None => Arc::new(AllPartitions::new(log.clone())),
+            };
+            membership.join(ams.clone()).await.context("joining the alerting membership")?;
+            membership
+                .watch_topic(schemas::topics::ALERTING_TOPIC)
+                .await
+                .context("watching the alerting state topic")?;
             ams.sync().await.map_err(anyhow::Error::msg).context("restoring the Alertmanagers' state")?;
             background.push(tokio::spawn(ams.clone().run(shutdown.clone())));
             alertmanagers = Some(ams);
+            alerting_membership = Some(membership);
         }
 
         let mut rule_states = None;
@@ -289,6 +309,19 @@ impl Server {
                     .context("the Alertmanager client")?;
                     Arc::new(match &alertmanagers {
                         Some(ams) => client.with_local(ams.clone()),
+                        // Scaled out, through the log to the alerting
+                        // processes.
+                        None if kafka_config.is_some() => {
+                            let state = alerting::state::LogState::open(log.clone(), clock.clone())
+                                .await
+                                .map_err(anyhow::Error::msg)
+                                .context("opening the alerting state topic")?;
+                            client.with_local(Arc::new(alerting::registry::InboxSink::new(
+                                store.clone(),
+                                arns.clone(),
+                                Arc::new(state),
+                            )))
+                        }
                         None => client,
                     })
                 },
@@ -379,6 +412,9 @@ impl Server {
             .await
             .with_context(|| format!("listening on {}", args.listen))?;
         let addr = listener.local_addr()?;
+        if let Some(ams) = &alertmanagers {
+            ams.advertise(&args.advertise_url.clone().unwrap_or_else(|| default_advertise_url(addr)));
+        }
         if let Some(keys) = &keys
             && args.role.runs_gateway()
         {
@@ -389,7 +425,16 @@ impl Server {
             axum::serve(listener, router).with_graceful_shutdown(async move { token.cancelled().await }).await
         });
         tracing::info!(%addr, data_dir = %args.data_dir.display(), log = %config.log, role = ?args.role, "PromLake is serving.");
-        Ok(Self { addr, shutdown, http, background, log, workers, _data_dir_lock: data_dir_lock })
+        Ok(Self {
+            addr,
+            shutdown,
+            http,
+            background,
+            log,
+            workers,
+            alerting: alerting_membership,
+            _data_dir_lock: data_dir_lock,
+        })
     }
 
     /// Stops accepting connections, lets requests in flight finish, stops
@@ -398,6 +443,11 @@ impl Server {
     /// # Errors
     /// When the HTTP server failed or the log cannot be closed cleanly.
     pub async fn shutdown(self) -> anyhow::Result<()> {
+        if let Some(alerting) = &self.alerting {
+            // Hands this process's workspaces over (deliveries finish, state
+            // saved) before anything stops.
+            alerting.leave().await;
+        }
         self.shutdown.cancel();
         let served = self.http.await.context("HTTP server task")?;
         for task in self.background {
@@ -525,6 +575,21 @@ async fn watch_workspaces(
             }
         }
     }
+}
+
+/// `http://<addr>`, with this host's name for an unspecified (every
+/// interface) address.
+fn default_advertise_url(addr: SocketAddr) -> String {
+    if !addr.ip().is_unspecified() {
+        return format!("http://{addr}");
+    }
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned());
+    format!("http://{host}:{}", addr.port())
 }
 
 /// Finishes interrupted workspace creations and deletions, periodically.

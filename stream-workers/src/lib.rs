@@ -129,7 +129,7 @@ mod failpoint;
 mod head;
 pub mod lake;
 pub mod maintenance;
-mod membership;
+
 mod metrics;
 pub mod read;
 pub mod rewrite;
@@ -139,12 +139,12 @@ pub mod worker;
 mod workers;
 pub mod writer;
 
+pub use common::membership::AllPartitions;
 pub use compaction::{CompactionPolicy, CompactionReport};
 pub use config::StreamWorkersConfig;
 pub use error::{Error, Result};
 pub use lake::{LakeLocation, S3Config};
 pub use maintenance::{MaintenanceReport, VacuumPolicy, VacuumReport};
-pub use membership::AllPartitions;
 pub use rewrite::{RewritePolicy, RewriteReport};
 pub use tables::TableKind;
 pub use worker::{CONSUMER_GROUP, MEMBERSHIP_GROUP, PartitionWorker};

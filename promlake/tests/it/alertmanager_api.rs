@@ -9,7 +9,6 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
 use common::testing::WebhookSink;
 use serde_json::{Value, json};
 
@@ -91,17 +90,7 @@ fn normalized(text: &str) -> Value {
 }
 
 async fn put_definition(server: &TestServer, ws: &str, config: &str) {
-    let indented: String = config.lines().map(|l| format!("  {l}\n")).collect();
-    let data = format!("alertmanager_config: |\n{indented}");
-    let body = json!({"data": base64::engine::general_purpose::STANDARD.encode(data)});
-    let resp = client()
-        .post(format!("{}/workspaces/{ws}/alertmanager/definition", server.url))
-        .header("content-type", "application/json")
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 202, "{}", resp.text().await.unwrap());
+    server.create_alert_manager_definition(ws, config).await;
     // In effect once the Alertmanagers' next sync has started it.
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {

@@ -142,6 +142,24 @@ impl TestServer {
         }
     }
 
+    /// Creates the workspace's alert manager definition from `config` (an
+    /// Alertmanager configuration file), expecting 202; it is in effect
+    /// once a process owning the workspace has synced.
+    pub async fn create_alert_manager_definition(&self, ws: &str, config: &str) {
+        use base64::Engine as _;
+        let indented: String = config.lines().map(|l| format!("  {l}\n")).collect();
+        let data = format!("alertmanager_config: |\n{indented}");
+        let body = serde_json::json!({"data": base64::engine::general_purpose::STANDARD.encode(data)});
+        let resp = client()
+            .post(format!("{}/workspaces/{ws}/alertmanager/definition", self.url))
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 202, "{}", resp.text().await.unwrap());
+    }
+
     /// The value of a metric sample in `/metrics` (0 when absent).
     pub async fn metric(&self, name_and_labels: &str) -> f64 {
         let text = client().get(format!("{}/metrics", self.url)).send().await.unwrap().text().await.unwrap();

@@ -113,15 +113,18 @@ async fn committed(worker: &TestServer, ws: &str) -> f64 {
     worker.metric(&format!("promlake_stream_samples_committed_total{{workspace=\"{ws}\"}}")).await
 }
 
-/// A mock Kafka cluster with `_control`, and a gateway and two workers on
-/// it sharing a lake under `dir`, their config `extra` appended. The mock
+/// A mock Kafka cluster with `_control` (and `_alerting`, 4 partitions),
+/// and a gateway and two processes of `role` (`worker`, `alerting`) on it
+/// sharing a lake under `dir`, their config `extra` appended. The mock
 /// must outlive the processes.
 async fn cluster(
     dir: &std::path::Path,
     extra: &str,
+    role: &str,
 ) -> (MockCluster<'static, DefaultProducerContext>, TestServer, TestServer, TestServer) {
     let mock: MockCluster<'static, DefaultProducerContext> = MockCluster::new(1).expect("mock cluster");
     mock.create_topic(schemas::topics::CONTROL_TOPIC, 1, 1).expect("create _control");
+    mock.create_topic(schemas::topics::ALERTING_TOPIC, 4, 1).expect("create _alerting");
     let config_path = dir.join("promlake.toml");
     std::fs::write(&config_path, format!("{}{extra}", config(&mock.bootstrap_servers(), &dir.join("lake")))).unwrap();
     let config_arg = config_path.to_str().unwrap().to_owned();
@@ -133,7 +136,7 @@ async fn cluster(
         })
     };
     let (gateway, w1, w2) =
-        tokio::join!(spawn("gateway", "gateway"), spawn("worker-1", "worker"), spawn("worker-2", "worker"));
+        tokio::join!(spawn("gateway", "gateway"), spawn(&format!("{role}-1"), role), spawn(&format!("{role}-2"), role));
     (mock, gateway.unwrap(), w1.unwrap(), w2.unwrap())
 }
 
@@ -141,7 +144,7 @@ async fn cluster(
 async fn a_gateway_and_two_workers_with_one_killed_mid_stream_keep_each_sample_once() {
     let dir = tempfile::tempdir().unwrap();
     // Dropped last: it must outlive the processes.
-    let (mock, gateway, mut w1, mut w2) = cluster(dir.path(), "").await;
+    let (mock, gateway, mut w1, mut w2) = cluster(dir.path(), "", "worker").await;
     let lake = dir.path().join("lake");
 
     let ws = gateway.create_workspace("scaled-out").await;
@@ -257,7 +260,8 @@ async fn evaluating(worker: &TestServer, ws: &str, groups: usize) -> HashSet<usi
 async fn rule_groups_are_split_between_workers_and_move_with_their_partitions() {
     const GROUPS: usize = 8;
     let dir = tempfile::tempdir().unwrap();
-    let (mock, gateway, mut w1, w2) = cluster(dir.path(), "\n[ruler]\nevaluation_interval_seconds = 1\n").await;
+    let (mock, gateway, mut w1, w2) =
+        cluster(dir.path(), "\n[ruler]\nevaluation_interval_seconds = 1\n", "worker").await;
     let ws = gateway.create_workspace("scaled-out-rules").await;
     let rules: String = (0..GROUPS)
         .map(|g| format!("  - name: g{g}\n    rules:\n      - record: r_g{g}\n        expr: vector({g})\n"))
@@ -301,5 +305,103 @@ async fn rule_groups_are_split_between_workers_and_move_with_their_partitions() 
         assert!(Instant::now() < deadline, "worker 2 evaluates only {e2:?} after worker 1 died");
     }
     drop((gateway, w2, dir));
+    drop(mock);
+}
+
+/// Whether `server` runs the workspace's Alertmanager: a request marked
+/// as forwarded is answered there (503 where another process runs it:
+/// forwarded requests are not forwarded again).
+async fn runs_alertmanager(server: &TestServer, ws: &str) -> bool {
+    let url = format!("{}/workspaces/{ws}/alertmanager/api/v2/status", server.url);
+    client().get(url).header("x-promlake-forwarded", "1").send().await.is_ok_and(|r| r.status() == 200)
+}
+
+/// Scaled out, each workspace's Alertmanager runs in exactly one alerting
+/// process (the owner of its `_alerting` partition); the API of the other
+/// forwards to it. One is SIGKILLed with alerts posted and their groups
+/// still waiting: the other takes its workspaces over from the log, and
+/// every workspace's group is notified exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alertmanagers_are_split_between_alerting_processes_and_resume_in_the_survivor() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mock, gateway, mut a1, a2) = cluster(dir.path(), "", "alerting").await;
+    let sink = common::testing::WebhookSink::start();
+    let config = |ws: &str| {
+        format!(
+            "route: {{receiver: r, group_wait: 4s, group_interval: 1h, repeat_interval: 4h}}\n\
+             receivers: [{{name: r, webhook_configs: [{{url: '{}/{ws}'}}]}}]\n",
+            sink.url()
+        )
+    };
+
+    // Workspaces until each process runs at least one (a workspace's
+    // partition is a hash of its id).
+    let mut owners: Vec<(String, bool)> = Vec::new();
+    while owners.len() < 4 || owners.iter().all(|(_, first)| *first) || owners.iter().all(|(_, first)| !*first) {
+        assert!(owners.len() < 24, "the processes did not split the workspaces: {owners:?}");
+        let ws = gateway.create_workspace(&format!("alerting-{}", owners.len())).await;
+        gateway.create_alert_manager_definition(&ws, &config(&ws)).await;
+        let deadline = Instant::now() + PATIENCE;
+        let first = loop {
+            let (in1, in2) = tokio::join!(runs_alertmanager(&a1, &ws), runs_alertmanager(&a2, &ws));
+            assert!(!(in1 && in2), "{ws} runs in both processes");
+            if in1 || in2 {
+                break in1;
+            }
+            assert!(Instant::now() < deadline, "no process runs the Alertmanager of {ws}");
+            tokio::time::sleep(PACE).await;
+        };
+        owners.push((ws, first));
+    }
+
+    // An alert to each, posted to the process NOT running it: forwarded.
+    for (ws, first) in &owners {
+        let server = if *first { &a2 } else { &a1 };
+        let resp = client()
+            .post(format!("{}/workspaces/{ws}/alertmanager/api/v2/alerts", server.url))
+            .header("content-type", "application/json")
+            .body(format!(r#"[{{"labels": {{"alertname": "Scaled", "workspace": "{ws}"}}}}]"#))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    }
+    // Process 1 dies while its groups wait: the survivor runs them all.
+    a1.kill();
+    let deadline = Instant::now() + PATIENCE;
+    for (ws, _) in &owners {
+        while !runs_alertmanager(&a2, ws).await {
+            assert!(Instant::now() < deadline, "the survivor did not take {ws} over");
+            tokio::time::sleep(PACE).await;
+        }
+    }
+    let deadline = Instant::now() + PATIENCE;
+    while sink.received().len() < owners.len() {
+        assert!(Instant::now() < deadline, "notifications missing: {:?}", sink.received());
+        tokio::time::sleep(PACE).await;
+    }
+    // The survivor has every workspace's alert (through its API).
+    for (ws, _) in &owners {
+        let url = format!("{}/workspaces/{ws}/alertmanager/api/v2/alerts", a2.url);
+        let alerts: serde_json::Value =
+            serde_json::from_str(&client().get(url).send().await.unwrap().text().await.unwrap()).unwrap();
+        assert_eq!(alerts.as_array().map(Vec::len), Some(1), "{ws}: {alerts}");
+        assert_eq!(alerts[0]["labels"]["workspace"], ws.as_str(), "{alerts}");
+    }
+    // Nothing more comes (group_interval is an hour).
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let received = sink.received();
+    let mut notified: Vec<String> =
+        received.iter().map(|(path, _, _)| path.trim_start_matches('/').to_owned()).collect();
+    notified.sort();
+    let mut expected: Vec<String> = owners.iter().map(|(ws, _)| ws.clone()).collect();
+    expected.sort();
+    assert_eq!(notified, expected, "each workspace once: {received:?}");
+    for (path, _, body) in &received {
+        assert_eq!(body["alerts"].as_array().map(Vec::len), Some(1), "{body}");
+        assert_eq!(body["alerts"][0]["labels"]["workspace"], path.trim_start_matches('/'), "{body}");
+        assert_eq!(body["alerts"][0]["status"], "firing", "{body}");
+    }
+    drop((gateway, a2, dir));
     drop(mock);
 }
