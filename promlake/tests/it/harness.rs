@@ -42,6 +42,11 @@ impl TestServer {
         Self::spawn_auth(data_dir, "sigv4", &[], &[])
     }
 
+    /// Starts PromLake with SigV4 authentication and `extra` arguments.
+    pub fn spawn_sigv4_with(data_dir: &Path, extra: &[&str]) -> Self {
+        Self::spawn_auth(data_dir, "sigv4", extra, &[])
+    }
+
     fn spawn_auth(data_dir: &Path, auth: &str, extra: &[&str], env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_promlake"))
             .args(["serve", "--listen", "127.0.0.1:0", "--auth", auth, "--data-dir"])

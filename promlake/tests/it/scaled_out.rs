@@ -20,6 +20,7 @@ use prost::Message;
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;
 use schemas::prompb;
+use serde_json::{Value, json};
 
 use crate::harness::{TestServer, client, post_remote_write, read_lake_with_python};
 
@@ -403,5 +404,97 @@ async fn alertmanagers_are_split_between_alerting_processes_and_resume_in_the_su
         assert_eq!(body["alerts"][0]["status"], "firing", "{body}");
     }
     drop((gateway, a2, dir));
+    drop(mock);
+}
+
+/// Scaled out with SigV4: a request signed by botocore for a workspace run
+/// by the other alerting process is forwarded with its signature and
+/// accepted there; a tampered one is refused where it arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_alertmanager_requests_are_forwarded_with_their_signature() {
+    use base64::Engine as _;
+
+    use crate::sigv4::{credentials, signed};
+
+    let dir = tempfile::tempdir().unwrap();
+    let mock: MockCluster<'static, DefaultProducerContext> = MockCluster::new(1).expect("mock cluster");
+    mock.create_topic(schemas::topics::CONTROL_TOPIC, 1, 1).expect("create _control");
+    mock.create_topic(schemas::topics::ALERTING_TOPIC, 4, 1).expect("create _alerting");
+    let config_path = dir.path().join("promlake.toml");
+    // Every process verifies with the same master key.
+    let auth = format!("\n[auth]\nmaster_key_file = \"{}\"\n", dir.path().join("master.key").display());
+    std::fs::write(&config_path, format!("{}{auth}", config(&mock.bootstrap_servers(), &dir.path().join("lake"))))
+        .unwrap();
+    let config_arg = config_path.to_str().unwrap().to_owned();
+    let spawn = |name: &str, role: &str| {
+        let data = dir.path().join(name);
+        let args = ["--config".to_owned(), config_arg.clone(), "--role".to_owned(), role.to_owned()];
+        tokio::task::spawn_blocking(move || {
+            TestServer::spawn_sigv4_with(&data, &args.iter().map(String::as_str).collect::<Vec<_>>())
+        })
+    };
+    // The gateway first: it creates the master key and the admin's key pair.
+    let gateway = spawn("gateway", "gateway").await.unwrap();
+    let (a1, a2) = tokio::join!(spawn("alerting-1", "alerting"), spawn("alerting-2", "alerting"));
+    let (a1, a2) = (a1.unwrap(), a2.unwrap());
+    let (key_id, secret) = credentials(&dir.path().join("gateway"));
+    let call = |server: &TestServer, method: &str, path: &str, body: Option<String>, extra: Value| {
+        let mut headers = json!({"Content-Type": "application/json"});
+        for (k, v) in extra.as_object().into_iter().flatten() {
+            headers[k] = v.clone();
+        }
+        let spec = json!({"url": format!("{}{path}", server.url), "method": method, "body": body,
+            "headers": headers, "access_key": key_id, "secret_key": secret});
+        let (status, _, text) = signed(spec);
+        (status, text)
+    };
+
+    let (status, body) = call(&gateway, "POST", "/workspaces", Some(r#"{"alias":"signed"}"#.into()), json!({}));
+    assert_eq!(status, 202, "{body}");
+    let ws = serde_json::from_str::<Value>(&body).unwrap()["workspaceId"].as_str().unwrap().to_owned();
+    let data = "alertmanager_config: |\n  route: {receiver: r}\n  receivers: [{name: r}]\n";
+    let definition = json!({"data": base64::engine::general_purpose::STANDARD.encode(data)}).to_string();
+    let (status, body) =
+        call(&gateway, "POST", &format!("/workspaces/{ws}/alertmanager/definition"), Some(definition), json!({}));
+    assert_eq!(status, 202, "{body}");
+
+    // Which process runs it: a request marked as forwarded is answered only
+    // there.
+    let status_path = format!("/workspaces/{ws}/alertmanager/api/v2/status");
+    let own = json!({"x-promlake-forwarded": "1"});
+    let deadline = Instant::now() + PATIENCE;
+    let (owner, other) = loop {
+        let in1 = call(&a1, "GET", &status_path, None, own.clone()).0 == 200;
+        let in2 = call(&a2, "GET", &status_path, None, own.clone()).0 == 200;
+        assert!(!(in1 && in2), "{ws} runs in both processes");
+        if in1 || in2 {
+            break if in1 { (&a1, &a2) } else { (&a2, &a1) };
+        }
+        assert!(Instant::now() < deadline, "no process runs the Alertmanager of {ws}");
+        tokio::time::sleep(PACE).await;
+    };
+
+    // Signed requests to the other process: forwarded, verified, answered.
+    let alerts_path = format!("/workspaces/{ws}/alertmanager/api/v2/alerts");
+    let alert = r#"[{"labels": {"alertname": "Signed"}}]"#.to_owned();
+    let (status, body) = call(other, "POST", &alerts_path, Some(alert.clone()), json!({}));
+    assert_eq!(status, 200, "{body}");
+    for (server, headers) in [(other, json!({})), (owner, own.clone())] {
+        let (status, body) = call(server, "GET", &alerts_path, None, headers);
+        assert_eq!(status, 200, "{body}");
+        let listed: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+        assert_eq!(listed[0]["labels"]["alertname"], "Signed", "{listed}");
+    }
+    // Tampered: refused by the process it reached, nothing stored.
+    let spec = json!({"url": format!("{}{alerts_path}", other.url), "method": "POST",
+        "body": r#"[{"labels": {"alertname": "Tampered"}}]"#, "headers": {"Content-Type": "application/json"},
+        "access_key": key_id, "secret_key": secret, "tamper": "body"});
+    let (status, headers, body) = signed(spec);
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(headers["x-amzn-errortype"], "SignatureDoesNotMatch", "{body}");
+    let (_, body) = call(owner, "GET", &alerts_path, None, own);
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap().as_array().map(Vec::len), Some(1), "{body}");
+    drop((gateway, a1, a2, dir));
     drop(mock);
 }
