@@ -114,21 +114,56 @@ fn moving(workspace_id: &str) -> ApiError {
     )
 }
 
-/// Sends `request` to `base` and returns its answer.
+/// Headers that belong to one connection, not to the request.
+const HOP_BY_HOP: [&str; 8] =
+    ["connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade", "content-length"];
+
+/// Copies `from` without its hop-by-hop headers (and those its
+/// `Connection` names).
+fn end_to_end(from: &axum::http::HeaderMap) -> axum::http::HeaderMap {
+    let named: Vec<String> = from
+        .get_all(axum::http::header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(',').map(|n| n.trim().to_ascii_lowercase()))
+        .collect();
+    let mut out = from.clone();
+    for name in HOP_BY_HOP.iter().copied().chain(named.iter().map(String::as_str)) {
+        out.remove(name);
+    }
+    out
+}
+
+/// Sends `request` to `base` and returns its answer (status, headers and
+/// body).
 async fn forward(base: &str, request: axum::extract::Request, limit: usize) -> std::result::Result<Response, String> {
     static CLIENT: std::sync::LazyLock<reqwest::Client> = std::sync::LazyLock::new(|| {
-        reqwest::Client::builder().timeout(FORWARD_TIMEOUT).build().unwrap_or_else(|_| reqwest::Client::new())
+        reqwest::Client::builder()
+            .timeout(FORWARD_TIMEOUT)
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap_or_else(|_| reqwest::Client::new())
     });
     let (parts, body) = request.into_parts();
-    let Ok(body) = axum::body::to_bytes(body, limit).await else {
-        return Ok(ApiError::text(StatusCode::PAYLOAD_TOO_LARGE, "request body too large").into_response());
+    let body = match axum::body::to_bytes(body, limit).await {
+        Ok(body) => body,
+        Err(e) if std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>()) => {
+            return Ok(ApiError::text(StatusCode::PAYLOAD_TOO_LARGE, "request body too large").into_response());
+        }
+        Err(e) => {
+            return Ok(
+                ApiError::text(StatusCode::BAD_REQUEST, format!("reading the request body: {e}")).into_response()
+            );
+        }
     };
     let url = format!("{base}{}", parts.uri.path_and_query().map_or("", |p| p.as_str()));
-    let mut headers = parts.headers;
-    for hop in
-        [axum::http::header::CONNECTION, axum::http::header::TRANSFER_ENCODING, axum::http::header::CONTENT_LENGTH]
+    let mut headers = end_to_end(&parts.headers);
+    // The host the client signed (an HTTP/2 request names it in the URI).
+    if !headers.contains_key(axum::http::header::HOST)
+        && let Some(host) = parts.uri.authority().and_then(|a| axum::http::HeaderValue::from_str(a.as_str()).ok())
     {
-        headers.remove(hop);
+        headers.insert(axum::http::header::HOST, host);
     }
     headers.insert(FORWARDED_HEADER, axum::http::HeaderValue::from_static("1"));
     let answer = CLIENT
@@ -139,12 +174,10 @@ async fn forward(base: &str, request: axum::extract::Request, limit: usize) -> s
         .await
         .map_err(|e| format!("{url}: {e}"))?;
     let status = answer.status();
-    let content_type = answer.headers().get(axum::http::header::CONTENT_TYPE).cloned();
+    let headers = end_to_end(answer.headers());
     let bytes = answer.bytes().await.map_err(|e| format!("{url}: {e}"))?;
     let mut response = (status, bytes).into_response();
-    if let Some(ct) = content_type {
-        response.headers_mut().insert(axum::http::header::CONTENT_TYPE, ct);
-    }
+    *response.headers_mut() = headers;
     Ok(response)
 }
 

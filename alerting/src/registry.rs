@@ -83,8 +83,10 @@ pub struct Alertmanagers {
     /// The state read from owned partitions, until each workspace's
     /// Alertmanager starts from it.
     restored: tokio::sync::Mutex<BTreeMap<String, Vec<Change>>>,
-    /// One sync (or revocation) at a time.
+    /// One sync pass (or revocation) at a time.
     syncing: tokio::sync::Mutex<()>,
+    /// One reader of assigned partitions at a time.
+    loading: tokio::sync::Mutex<()>,
     /// Wakes [`Self::run`] for an early sync (partitions were assigned).
     wake: tokio::sync::Notify,
     /// The URL other processes reach this one at, announced for the
@@ -141,6 +143,7 @@ impl Alertmanagers {
             partitions: Mutex::new(Partitions::default()),
             restored: tokio::sync::Mutex::new(BTreeMap::new()),
             syncing: tokio::sync::Mutex::new(()),
+            loading: tokio::sync::Mutex::new(()),
             wake: tokio::sync::Notify::new(),
             advertised: Mutex::new(None),
         })
@@ -219,14 +222,17 @@ impl Alertmanagers {
     /// # Errors
     /// [`Missing`]: no such active workspace, or no definition in effect.
     pub fn get(&self, workspace_id: &str) -> Result<Arc<Alertmanager>, Missing> {
-        if let Some(r) = self.lock().get(workspace_id) {
-            return Ok(r.am.clone());
-        }
+        let owns = {
+            // Ownership read under `running`, as a sync pass changes both.
+            let running = self.lock();
+            if let Some(r) = running.get(workspace_id) {
+                return Ok(r.am.clone());
+            }
+            self.owns(workspace_id)
+        };
         if !self.workspace_active(workspace_id) {
             Err(Missing::Workspace)
-        } else if !self.owns(workspace_id)
-            && self.store.get(&self.arns.alert_manager_definition(workspace_id)).is_some()
-        {
+        } else if !owns && self.store.get(&self.arns.alert_manager_definition(workspace_id)).is_some() {
             Err(Missing::Elsewhere)
         } else {
             Err(Missing::Definition)
@@ -240,32 +246,46 @@ impl Alertmanagers {
     /// The state of an assigned partition could not be read (its
     /// workspaces start at a later sync, once it is read).
     pub async fn sync(self: &Arc<Self>) -> Result<(), String> {
-        let _one_at_a_time = self.syncing.lock().await;
-        let mut restored = self.restored.lock().await;
+        // Partitions are read outside the `syncing` lock: a revocation
+        // never waits for them.
+        let loading = self.loading.lock().await;
         let pending: Vec<u32> = self.partitions().pending.iter().copied().collect();
         let mut failed = None;
-        let mut inboxes = Vec::new();
+        let mut loaded = Vec::new();
         for p in pending {
             match self.state.load(p).await {
-                Ok(loaded) => {
-                    restored.extend(loaded.state);
-                    let stop = CancellationToken::new();
-                    let mut partitions = self.partitions();
-                    partitions.pending.remove(&p);
-                    partitions.owned.insert(p);
-                    partitions.inboxes.insert(p, stop.clone());
-                    inboxes.push((p, loaded.next, loaded.inbox, stop));
-                    tracing::info!(partition = p, "Took over the alerting partition's workspaces.");
-                }
+                Ok(state) => loaded.push((p, state)),
                 Err(e) => failed = Some(format!("reading the state of alerting partition {p}: {e}")),
             }
         }
-        let removed = self.sync_with(&mut restored);
-        drop(restored);
-        // Inboxes are applied once their workspaces' Alertmanagers run.
-        for (p, next, batches, stop) in inboxes {
-            tokio::spawn(follow_inbox(Arc::downgrade(self), p, next, batches.into(), stop));
+        drop(loading);
+        let one_at_a_time = self.syncing.lock().await;
+        let mut restored = self.restored.lock().await;
+        let mut taken = Vec::new();
+        let mut inboxes = Vec::new();
+        {
+            let partitions = self.partitions();
+            for (p, state) in loaded {
+                // (Revoked while it was read: not ours.)
+                if !partitions.pending.contains(&p) {
+                    continue;
+                }
+                restored.extend(state.state);
+                taken.push(p);
+                inboxes.push((p, state.next, state.inbox));
+            }
         }
+        let removed = self.sync_with(&mut restored, &taken);
+        drop(restored);
+        // Inboxes are applied once their workspaces' Alertmanagers run (a
+        // revocation, waiting for `syncing`, finds their stop tokens).
+        for (p, next, batches) in inboxes {
+            let stop = CancellationToken::new();
+            self.partitions().inboxes.insert(p, stop.clone());
+            tokio::spawn(follow_inbox(Arc::downgrade(self), p, next, batches.into(), stop));
+            tracing::info!(partition = p, "Took over the alerting partition's workspaces.");
+        }
+        drop(one_at_a_time);
         for am in removed {
             am.forget().await;
         }
@@ -273,6 +293,27 @@ impl Alertmanagers {
             failed.get_or_insert(e);
         }
         failed.map_or(Ok(()), Err)
+    }
+
+    /// Syncs until this process owns the partitions assigned to it (or
+    /// `patience` ends): a process on Kafka waits for its first assignment
+    /// before it serves, so that it does not answer for its workspaces as
+    /// if another process ran them.
+    pub async fn wait_for_assignment(self: &Arc<Self>, patience: Duration) {
+        let deadline = tokio::time::Instant::now() + patience;
+        loop {
+            if let Err(e) = self.sync().await {
+                tracing::warn!(error = %e, "Could not read the alerting state; retrying.");
+            }
+            let done = {
+                let p = self.partitions();
+                p.pending.is_empty() && !p.owned.is_empty()
+            };
+            if done || tokio::time::Instant::now() >= deadline {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// Applies an inbox batch to its workspace's Alertmanager here, then
@@ -297,10 +338,12 @@ impl Alertmanagers {
         self.state.delete_inbox(batch).await
     }
 
-    /// One pass, taking the restored state it uses; returns the
-    /// Alertmanagers removed (to forget).
-    fn sync_with(&self, restored: &mut BTreeMap<String, Vec<Change>>) -> Vec<Arc<Alertmanager>> {
-        let owned = self.partitions().owned.clone();
+    /// One pass, taking the restored state it uses and taking over the
+    /// partitions `taken` (read, still assigned); returns the Alertmanagers
+    /// removed (to forget).
+    fn sync_with(&self, restored: &mut BTreeMap<String, Vec<Change>>, taken: &[u32]) -> Vec<Arc<Alertmanager>> {
+        let mut owned = self.partitions().owned.clone();
+        owned.extend(taken);
         let mut desired: BTreeMap<String, String> = BTreeMap::new();
         // Workspaces whose definition exists but is not in effect (a change
         // that failed): their running Alertmanager goes on as it was.
@@ -371,13 +414,22 @@ impl Alertmanagers {
                 }
             }
         }
+        // Owned once their Alertmanagers run (`get` holds `running` first:
+        // it never sees a partition owned and its workspace not started).
+        {
+            let mut partitions = self.partitions();
+            for p in taken {
+                partitions.pending.remove(p);
+                partitions.owned.insert(*p);
+            }
+        }
         removed
     }
 
     /// Hands over the Alertmanagers of `partitions` (each stops flushing,
     /// lets its deliveries finish, saves) and forgets their restored state.
     async fn release(&self, partitions: &std::collections::BTreeSet<u32>) {
-        let _one_at_a_time = self.syncing.lock().await;
+        // Not ours from now: a sync reading them does not take them.
         {
             let mut mine = self.partitions();
             for p in partitions {
@@ -385,6 +437,8 @@ impl Alertmanagers {
                 mine.owned.remove(p);
             }
         }
+        // A sync pass starting Alertmanagers ends first (it is short).
+        let one_at_a_time = self.syncing.lock().await;
         self.restored.lock().await.retain(|ws, _| !partitions.contains(&self.partition_of(ws)));
         {
             let mut mine = self.partitions();
@@ -400,6 +454,7 @@ impl Alertmanagers {
                 running.keys().filter(|ws| partitions.contains(&self.partition_of(ws))).cloned().collect();
             names.into_iter().filter_map(|ws| running.remove(&ws).map(|r| (ws, r.am))).collect()
         };
+        drop(one_at_a_time);
         futures::future::join_all(leaving.iter().map(|(ws, am)| async move {
             am.release(HANDOVER_GRACE).await;
             tracing::info!(workspace = %ws, "Handed the workspace's Alertmanager over.");
@@ -695,6 +750,8 @@ mod tests {
         while sink.received().is_empty() && std::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        // (A second one, were it sent, would follow at once.)
+        tokio::time::sleep(Duration::from_secs(1)).await;
         let sent = sink.received();
         assert_eq!(sent.len(), 1, "{sent:?}");
         let names: Vec<&str> =
@@ -708,5 +765,39 @@ mod tests {
         assert!(a.get("ws-1").is_ok());
         tokio::time::sleep(Duration::from_secs(3)).await;
         assert_eq!(sink.received().len(), 1, "{:?}", sink.received());
+    }
+
+    /// A process without Alertmanagers sends the ruler's alerts to the
+    /// workspace's inbox when its definition is in effect, and drops them
+    /// otherwise.
+    #[tokio::test]
+    async fn the_inbox_sink_posts_only_for_workspaces_with_a_definition_in_effect() {
+        let dir = tempfile::tempdir().unwrap();
+        let log: Arc<dyn common::log::Log> =
+            log_embedded::EmbeddedLog::open(dir.path(), log_embedded::EmbeddedLogConfig::default()).unwrap();
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let state = Arc::new(crate::state::LogState::open(log, clock).await.unwrap());
+        let store = Arc::new(MemoryControlStore::default());
+        let arns = ArnScheme { region: "us-east-1".into(), account_id: "123456789012".into() };
+        let definition = |code: &str| {
+            serde_json::json!({"workspaceId": "ws-1", "status": {"statusCode": code},
+                "data": "alertmanager_config: |\n  route: {receiver: r}\n  receivers: [{name: r}]\n",
+                "createdAt": 0.0, "modifiedAt": 0.0})
+        };
+        let sink = InboxSink::new(store.clone(), arns.clone(), state.clone());
+        let alerts = serde_json::json!([{"labels": {"alertname": "A"}}]);
+        let inbox = || async {
+            let p = schemas::topics::alerting_partition("ws-1", state.partitions());
+            state.load(p).await.unwrap().inbox
+        };
+        sink.send("ws-1", alerts.clone()).await.unwrap();
+        store.put(&arns.alert_manager_definition("ws-1"), definition("CREATING")).await.unwrap();
+        sink.send("ws-1", alerts.clone()).await.unwrap();
+        assert!(inbox().await.is_empty(), "no definition in effect: dropped");
+        store.put(&arns.alert_manager_definition("ws-1"), definition("ACTIVE")).await.unwrap();
+        sink.send("ws-1", alerts.clone()).await.unwrap();
+        let posted = inbox().await;
+        assert_eq!(posted.len(), 1);
+        assert_eq!(serde_json::from_slice::<serde_json::Value>(&posted[0].alerts).unwrap(), alerts);
     }
 }

@@ -353,6 +353,8 @@ impl Alertmanager {
     /// state from now on reads all of it). The state is kept.
     pub async fn release(&self, grace: Duration) {
         self.pause.cancel();
+        // (The task counts its deliveries under this lock: none starts after.)
+        drop(self.engine());
         let deadline = tokio::time::Instant::now() + grace;
         while self.delivering.load(std::sync::atomic::Ordering::SeqCst) > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -430,7 +432,14 @@ async fn run(am: std::sync::Weak<Alertmanager>, wake: Arc<Notify>, pause: Cancel
         let now = me.now_ms();
         let (flushes, next, collected) = {
             let mut engine = me.engine();
+            // Checked under the engine's lock, with the deliveries counted
+            // in it: a release that cancelled `pause` and then took the lock
+            // sees every delivery started.
+            if pause.is_cancelled() {
+                return;
+            }
             let flushes = engine.flush_due(now);
+            me.delivering.fetch_add(flushes.len(), std::sync::atomic::Ordering::SeqCst);
             let mut collect_at = *last_collect.get_or_insert(now) + COLLECT_INTERVAL_MS;
             let collected = now >= collect_at;
             if collected {
@@ -448,7 +457,6 @@ async fn run(am: std::sync::Weak<Alertmanager>, wake: Arc<Notify>, pause: Cancel
         }
         for f in flushes {
             let me = me.clone();
-            me.delivering.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             tokio::spawn(async move { me.deliver_flush(f).await });
         }
         let wait = Duration::from_millis(u64::try_from((next - me.now_ms()).max(0)).unwrap_or(0));

@@ -13,8 +13,8 @@
 //! batch, durable before the sender is answered. The owner tails its
 //! partitions, applies each batch to the workspace's Alertmanager (which
 //! saves the alerts as its own), then deletes the inbox record; a crash in
-//! between applies the batch again, which changes nothing (alerts merge by
-//! fingerprint).
+//! between applies the batch again: the same alerts merged again by
+//! fingerprint (their update time refreshed).
 //!
 //! A posted alert or silence is answered only once its record is durable;
 //! a notification-log entry is written right after its delivery (a crash

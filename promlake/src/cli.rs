@@ -175,8 +175,9 @@ pub struct ServeArgs {
 
     /// The URL other PromLake processes reach this one at (scaled out,
     /// Alertmanager API requests are forwarded to the alerting process
-    /// running the workspace). Default: `http://` and the address served
-    /// on, with this host's name when serving on every interface.
+    /// running the workspace): this process's own address, not a load
+    /// balancer's. Default: `http://` and the address served on, with this
+    /// host's name when serving on every interface.
     #[arg(long, env = "PROMLAKE_ADVERTISE_URL")]
     pub advertise_url: Option<String>,
 }

@@ -250,7 +250,14 @@ impl Server {
                 .watch_topic(schemas::topics::ALERTING_TOPIC)
                 .await
                 .context("watching the alerting state topic")?;
-            ams.sync().await.map_err(anyhow::Error::msg).context("restoring the Alertmanagers' state")?;
+            if kafka_config.is_some() {
+                // The group assigns partitions a moment after joining: wait
+                // for them (bounded: with more processes than partitions,
+                // none may come) rather than answer as if others ran them.
+                ams.wait_for_assignment(ALERTING_ASSIGNMENT_PATIENCE).await;
+            } else {
+                ams.sync().await.map_err(anyhow::Error::msg).context("restoring the Alertmanagers' state")?;
+            }
             background.push(tokio::spawn(ams.clone().run(shutdown.clone())));
             alertmanagers = Some(ams);
             alerting_membership = Some(membership);
@@ -519,6 +526,10 @@ fn lock_data_dir(dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
         Err(std::fs::TryLockError::Error(e)) => Err(e).with_context(|| format!("locking {}", path.display())),
     }
 }
+
+/// How long an alerting process on Kafka waits for its first partitions
+/// before it serves.
+const ALERTING_ASSIGNMENT_PATIENCE: Duration = Duration::from_secs(15);
 
 /// How often the stream workers look for new workspaces in the control plane.
 const WORKSPACE_WATCH_INTERVAL: Duration = Duration::from_millis(500);

@@ -355,17 +355,28 @@ async fn alertmanagers_are_split_between_alerting_processes_and_resume_in_the_su
         owners.push((ws, first));
     }
 
-    // An alert to each, posted to the process NOT running it: forwarded.
+    // An alert to each, posted to the process NOT running it: forwarded
+    // (503 only while a late rebalance moves it: sent again).
     for (ws, first) in &owners {
         let server = if *first { &a2 } else { &a1 };
-        let resp = client()
-            .post(format!("{}/workspaces/{ws}/alertmanager/api/v2/alerts", server.url))
-            .header("content-type", "application/json")
-            .body(format!(r#"[{{"labels": {{"alertname": "Scaled", "workspace": "{ws}"}}}}]"#))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let resp = client()
+                .post(format!("{}/workspaces/{ws}/alertmanager/api/v2/alerts", server.url))
+                .header("content-type", "application/json")
+                .body(format!(r#"[{{"labels": {{"alertname": "Scaled", "workspace": "{ws}"}}}}]"#))
+                .send()
+                .await
+                .unwrap();
+            let status = resp.status();
+            let text = resp.text().await.unwrap();
+            if status == 200 {
+                break;
+            }
+            assert_eq!(status, 503, "{text}");
+            assert!(Instant::now() < deadline, "{ws}: {text}");
+            tokio::time::sleep(PACE).await;
+        }
     }
     // Process 1 dies while its groups wait: the survivor runs them all.
     a1.kill();
