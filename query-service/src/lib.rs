@@ -35,7 +35,8 @@
 //! of a histogram source (histograms summed and averaged in DataFusion's
 //! aggregate, [`engine::aggregates`]), `topk`/`bottomk`/`quantile` of one
 //! (histograms ignored with Prometheus's info), `limitk`/`limit_ratio` of
-//! one (histograms kept) — is planned with histogram
+//! one (histograms kept), `and`/`or`/`unless` with one on a side (samples
+//! kept whole) — is planned with histogram
 //! rows: returned when it is the whole query (`histogram`/`histograms` in
 //! the JSON), evaluated by `histogram_count`, `_sum`, `_avg`, `_stddev`,
 //! `_stdvar`, `_quantile`, `_fraction`. Under other expressions an
@@ -43,8 +44,8 @@
 //! them, drops mixed groups with the warning); the histogram rows it
 //! yields are left out there.
 //!
-//! Not built yet: histograms under other expressions (`count_values`, set
-//! operators, arithmetic and comparisons, subqueries:
+//! Not built yet: histograms under other expressions (`count_values`,
+//! arithmetic and comparisons, subqueries:
 //! their histogram samples are left out), the other
 //! annotations and positions in their texts, `step()`/`range()` in
 //! duration expressions, exemplars. Delayed name removal is an engine

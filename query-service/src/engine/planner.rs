@@ -107,6 +107,20 @@ fn group_labels(agg: &AggregateExpr) -> Expr {
     }
 }
 
+/// The matching key of a binary operator's sides: the `on` labels, or all
+/// but the `ignoring` ones and the metric name.
+fn match_key(b: &BinaryExpr) -> LabelsOp {
+    match b.modifier.as_ref().and_then(|m| m.matching.as_ref()) {
+        Some(LabelModifier::Include(names)) => LabelsOp::Keep(names.labels.clone()),
+        Some(LabelModifier::Exclude(names)) => {
+            let mut n = names.labels.clone();
+            n.push(labels::METRIC_NAME.to_owned());
+            LabelsOp::Drop(n)
+        }
+        None => LabelsOp::Drop(vec![labels::METRIC_NAME.to_owned()]),
+    }
+}
+
 /// The grouping of an aggregation evaluated by the vector-function node.
 fn vec_grouping(agg: &AggregateExpr) -> Grouping {
     match &agg.modifier {
@@ -372,9 +386,13 @@ impl Planner {
 
     /// The plan of an expression whose native histograms PromLake evaluates
     /// (a selector; a range function of a range selector; an aggregation of
-    /// one of these), with histogram rows; `None` for other expressions.
+    /// one of these; a set operator with one of these on a side), with
+    /// histogram rows; `None` for other expressions.
     fn histogram_source(&self, e: &PExpr) -> Option<Result<LogicalPlan, QueryError>> {
         match strip_parens(e) {
+            PExpr::Binary(b) if matches!(b.op.to_string().as_str(), "and" | "or" | "unless") => {
+                self.histogram_set_operation(b)
+            }
             PExpr::VectorSelector(vs) => Some(self.selector_with(vs, false, true)),
             PExpr::Call(call) => {
                 let function = RangeFn::from_name(call.func.name)?;
@@ -384,6 +402,44 @@ impl Planner {
             PExpr::Aggregate(agg) => self.histogram_aggregation(agg),
             _ => None,
         }
+    }
+
+    /// `and`, `or` or `unless` with a histogram source on a side: set
+    /// operators keep whole samples, histograms as floats (the other side,
+    /// if it is no histogram source, gets a null [`HIST`] column).
+    fn histogram_set_operation(&self, b: &BinaryExpr) -> Option<Result<LogicalPlan, QueryError>> {
+        let (l, r) = (self.histogram_source(&b.lhs), self.histogram_source(&b.rhs));
+        if l.is_none() && r.is_none() {
+            return None;
+        }
+        let side = |source: Option<Result<LogicalPlan, QueryError>>, e: &PExpr| -> Result<LogicalPlan, QueryError> {
+            let plan = match source {
+                Some(p) => p?,
+                None => match self.plan(e)? {
+                    Planned::Vector(p) => LogicalPlanBuilder::from(p)
+                        .project(vec![col(LABELS), col(TS), col(VALUE), lit(ScalarValue::Binary(None)).alias(HIST)])
+                        .and_then(LogicalPlanBuilder::build)
+                        .map_err(df)?,
+                    _ => {
+                        return Err(QueryError::BadData(format!("set operator {} not allowed with a scalar", b.op)));
+                    }
+                },
+            };
+            // One schema on both sides (a scan's labels are dictionary-encoded).
+            LogicalPlanBuilder::from(plan)
+                .project(vec![
+                    datafusion::logical_expr::cast(col(LABELS), DataType::Binary).alias(LABELS),
+                    col(TS),
+                    col(VALUE),
+                    col(HIST),
+                ])
+                .and_then(LogicalPlanBuilder::build)
+                .map_err(df)
+        };
+        Some((|| {
+            let (l, r) = (side(l, &b.lhs)?, side(r, &b.rhs)?);
+            self.set_operation(b, l, r, &b.op.to_string(), true)
+        })())
     }
 
     /// An aggregation of a histogram source, planned with its histogram
@@ -846,6 +902,58 @@ impl Planner {
         Ok(Planned::Vector(p))
     }
 
+    /// `and`, `or` or `unless` of two vector plans (`hist`: both have a
+    /// [`HIST`] column, kept).
+    fn set_operation(
+        &self,
+        b: &BinaryExpr,
+        l: LogicalPlan,
+        r: LogicalPlan,
+        op: &str,
+        hist: bool,
+    ) -> Result<LogicalPlan, QueryError> {
+        let key_op = match_key(b);
+        let keyed = |p: LogicalPlan, alias: &str| -> Result<LogicalPlan, QueryError> {
+            let mut columns = vec![col(LABELS), col(TS), col(VALUE)];
+            if hist {
+                columns.push(col(HIST));
+            }
+            columns.push(labels_udf(key_op.clone()).call(vec![col(LABELS)]).alias("key"));
+            LogicalPlanBuilder::from(p)
+                .project(columns)
+                .and_then(|b| b.alias(alias))
+                .and_then(LogicalPlanBuilder::build)
+                .map_err(df)
+        };
+        let out = |side: &str| {
+            let mut columns = vec![
+                col(format!("{side}.labels")).alias(LABELS),
+                col(format!("{side}.ts")).alias(TS),
+                col(format!("{side}.value")).alias(VALUE),
+            ];
+            if hist {
+                columns.push(col(format!("{side}.{HIST}")).alias(HIST));
+            }
+            columns
+        };
+        let (lk, rk) = (keyed(l.clone(), "l")?, keyed(r, "r")?);
+        if op == "or" {
+            // lhs, plus the rhs series whose key no lhs series has at that step.
+            let missing = LogicalPlanBuilder::from(rk)
+                .join(lk, JoinType::LeftAnti, (vec!["r.key", "r.ts"], vec!["l.key", "l.ts"]), None)
+                .and_then(|b| b.project(out("r")))
+                .and_then(LogicalPlanBuilder::build)
+                .map_err(df)?;
+            return LogicalPlanBuilder::from(l).union(missing).and_then(LogicalPlanBuilder::build).map_err(df);
+        }
+        let jt = if op == "and" { JoinType::LeftSemi } else { JoinType::LeftAnti };
+        LogicalPlanBuilder::from(lk)
+            .join(rk, jt, (vec!["l.key", "l.ts"], vec!["r.key", "r.ts"]), None)
+            .and_then(|b| b.project(out("l")))
+            .and_then(LogicalPlanBuilder::build)
+            .map_err(df)
+    }
+
     fn vector_vector(
         &self,
         b: &BinaryExpr,
@@ -858,15 +966,7 @@ impl Planner {
         let modifier = b.modifier.as_ref();
         let card = modifier.map(|m| &m.card);
         let matching = modifier.and_then(|m| m.matching.as_ref());
-        let key_op = match matching {
-            Some(LabelModifier::Include(names)) => LabelsOp::Keep(names.labels.clone()),
-            Some(LabelModifier::Exclude(names)) => {
-                let mut n = names.labels.clone();
-                n.push(labels::METRIC_NAME.to_owned());
-                LabelsOp::Drop(n)
-            }
-            None => LabelsOp::Drop(vec![labels::METRIC_NAME.to_owned()]),
-        };
+        let key_op = match_key(b);
         let keyed = |p: LogicalPlan, alias: &str| -> Result<LogicalPlan, QueryError> {
             LogicalPlanBuilder::from(p)
                 .project(vec![
@@ -879,42 +979,11 @@ impl Planner {
                 .and_then(LogicalPlanBuilder::build)
                 .map_err(df)
         };
+        if matches!(op, "and" | "or" | "unless") {
+            return self.set_operation(b, l, r, op, false).map(Planned::Vector);
+        }
         let (lk, rk) = (keyed(l.clone(), "l")?, keyed(r.clone(), "r")?);
         let on = (vec!["l.key", "l.ts"], vec!["r.key", "r.ts"]);
-        match op {
-            "and" | "unless" => {
-                let jt = if op == "and" { JoinType::LeftSemi } else { JoinType::LeftAnti };
-                let p = LogicalPlanBuilder::from(lk)
-                    .join(rk, jt, on, None)
-                    .and_then(|b| {
-                        b.project(vec![
-                            col("l.labels").alias(LABELS),
-                            col("l.ts").alias(TS),
-                            col("l.value").alias(VALUE),
-                        ])
-                    })
-                    .and_then(LogicalPlanBuilder::build)
-                    .map_err(df)?;
-                return Ok(Planned::Vector(p));
-            }
-            "or" => {
-                // lhs, plus the rhs series whose key no lhs series has at that step.
-                let missing = LogicalPlanBuilder::from(rk)
-                    .join(lk, JoinType::LeftAnti, (vec!["r.key", "r.ts"], vec!["l.key", "l.ts"]), None)
-                    .and_then(|b| {
-                        b.project(vec![
-                            col("r.labels").alias(LABELS),
-                            col("r.ts").alias(TS),
-                            col("r.value").alias(VALUE),
-                        ])
-                    })
-                    .and_then(LogicalPlanBuilder::build)
-                    .map_err(df)?;
-                let p = LogicalPlanBuilder::from(l).union(missing).and_then(LogicalPlanBuilder::build).map_err(df)?;
-                return Ok(Planned::Vector(p));
-            }
-            _ => {}
-        }
         if let Some(VectorMatchCardinality::ManyToOne(include) | VectorMatchCardinality::OneToMany(include)) = card {
             // Many-to-one: the result has the "many" side's labels (without the
             // name for arithmetic and `bool`), plus the `group_x` labels taken
