@@ -1073,6 +1073,27 @@ fn range_function(
                     vs.push(s.vs[i]);
                 }
             }
+            // Only the window's last samples count for these, floats or
+            // histograms (Prometheus's `instantValue`, `last_over_time`):
+            // histograms after floats make a histogram result.
+            let last = match function {
+                RangeFn::Irate | RangeFn::Idelta => 2,
+                RangeFn::LastOverTime => 1,
+                _ => 0,
+            };
+            if last > 0 {
+                let mut tail: Vec<i64> =
+                    ts.iter().rev().take(last).chain(hist_ts.iter().rev().take(last)).copied().collect();
+                tail.sort_unstable();
+                if let Some(&from) = tail.len().checked_sub(last).and_then(|i| tail.get(i)) {
+                    let floats = ts.partition_point(|&x| x < from);
+                    ts.drain(..floats);
+                    vs.drain(..floats);
+                    let histograms = hist_ts.partition_point(|&x| x < from);
+                    hist_ts.drain(..histograms);
+                    hist.drain(..histograms);
+                }
+            }
             if histograms && vs.is_empty() && !hist.is_empty() {
                 // A window of histograms: a histogram result.
                 if let Some(e) = hist_errors.first() {
