@@ -44,8 +44,10 @@
 //! them, drops mixed groups with the warning); the histogram rows it
 //! yields are left out there.
 //!
-//! Not built yet: histograms under other expressions (`count_values`,
-//! arithmetic and comparisons, subqueries:
+//! `count_values` counts a histogram source's histograms by their text.
+//!
+//! Not built yet: histograms under other expressions (arithmetic and
+//! comparisons, subqueries:
 //! their histogram samples are left out), the other
 //! annotations and positions in their texts, `step()`/`range()` in
 //! duration expressions, exemplars. Delayed name removal is an engine

@@ -252,6 +252,49 @@ impl FloatHistogram {
 }
 
 impl FloatHistogram {
+    /// Prometheus's `FloatHistogram.String()`: `{count:N, sum:S, bucket:count…}`
+    /// with Go's `%g` numbers, buckets from the lowest up (how `count_values`
+    /// names a histogram's value).
+    pub fn go_string(&self) -> String {
+        let mut out = format!("{{count:{}, sum:{}", go_g(self.count), go_g(self.sum));
+        for b in self.string_buckets() {
+            let (open, close) = match b.boundaries {
+                0 => ('(', ']'),
+                1 => ('[', ')'),
+                2 => ('(', ')'),
+                _ => ('[', ']'),
+            };
+            out.push_str(&format!(", {open}{},{}{close}:{}", go_g(b.lower), go_g(b.upper), go_g(b.count)));
+        }
+        out.push('}');
+        out
+    }
+}
+
+/// Go's `%g` (and `%v`) of a float64: the shortest digits that read back,
+/// in exponent form (`1e+06`, `1.5e-05`) when the exponent is below -4 or
+/// at least 6 (the width of `%e` Go uses for shortest forms).
+fn go_g(v: f64) -> String {
+    if v.is_nan() {
+        return "NaN".into();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 { "+Inf".into() } else { "-Inf".into() };
+    }
+    if v == 0.0 {
+        return if v.is_sign_negative() { "-0".into() } else { "0".into() };
+    }
+    // Rust's `{:e}` gives the shortest round-trip digits: `d.ddde±x`.
+    let e = format!("{v:e}");
+    let (mantissa, exp) = e.split_once('e').unwrap_or((&e, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    if (-4..6).contains(&exp) {
+        return v.to_string();
+    }
+    format!("{mantissa}e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs())
+}
+
+impl FloatHistogram {
     /// `histogram_quantile(q, h)` of a native histogram (Prometheus's
     /// `HistogramQuantile`): linear interpolation in custom and zero
     /// buckets, exponential in exponential ones. The bool: NaN observations
@@ -640,6 +683,28 @@ fn reduce(buckets: &[(i32, f64)], from: i32, to: i32) -> Vec<(i32, f64)> {
 
 #[cfg(test)]
 mod tests {
+    /// Go's `fmt.Sprintf("%g", v)` for these values.
+    #[test]
+    fn floats_print_as_go_percent_g() {
+        let cases = [
+            (1e6, "1e+06"),
+            (123456.0, "123456"),
+            (1234567.0, "1.234567e+06"),
+            (0.0001, "0.0001"),
+            (0.00001, "1e-05"),
+            (1.5e-7, "1.5e-07"),
+            (-2.5, "-2.5"),
+            (0.001, "0.001"),
+            (1e21, "1e+21"),
+            (f64::INFINITY, "+Inf"),
+            (f64::NEG_INFINITY, "-Inf"),
+            (0.0, "0"),
+        ];
+        for (v, want) in cases {
+            assert_eq!(super::go_g(v), want, "{v}");
+        }
+    }
+
     use super::*;
     use schemas::stream::BucketSpan;
 

@@ -789,6 +789,11 @@ impl Planner {
             let Planned::String(label) = self.plan(param)? else {
                 return Err(QueryError::BadData("count_values needs a string parameter".into()));
             };
+            // Histograms are counted too (by their text).
+            let input = match self.histogram_source(&agg.expr) {
+                Some(p) => p?,
+                None => input,
+            };
             return self.vector_fn_of(input, VecFn::CountValues { label, grouping: vec_grouping });
         }
         let prom = |kind| super::aggregates::udaf(kind).call(vec![col(VALUE)]);

@@ -314,6 +314,16 @@ impl VecFn {
         out: &mut Vec<Row>,
         notes: &mut Annotations,
     ) -> Result<(), String> {
+        if let VecFn::CountValues { label, grouping } = self {
+            // A histogram's value is its `String()` text.
+            let mut counts: BTreeMap<(i64, Vec<u8>), f64> = BTreeMap::new();
+            for (l, t, h) in histograms {
+                let text = FloatHistogram::decode(&h)?.go_string();
+                *counts.entry((t, labels::set(&grouping.key(&l), label, &text))).or_default() += 1.0;
+            }
+            out.extend(counts.into_iter().map(|((t, l), c)| (l, t, c)));
+            return Ok(());
+        }
         for (l, t, h) in histograms {
             let h = FloatHistogram::decode(&h)?;
             let name = || labels::get(&l, METRIC_NAME).unwrap_or("").to_owned();
