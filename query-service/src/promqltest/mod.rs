@@ -10,6 +10,7 @@
 //! their reason; every other eval passes or fails.
 
 pub mod compare;
+pub mod nhcb;
 pub mod script;
 
 use std::collections::HashMap;
@@ -175,7 +176,12 @@ impl Runner {
                         loaded = false;
                     }
                 }
-                Command::Load { interval_ms, series, .. } => {
+                Command::Load { interval_ms, mut series, nhcb, .. } => {
+                    if nhcb {
+                        // The classic histograms also as custom-bucket ones.
+                        let converted = nhcb::convert(&series);
+                        series.extend(converted);
+                    }
                     self.load(&ws, &topic, interval_ms, &series).await?;
                     loaded = true;
                 }
