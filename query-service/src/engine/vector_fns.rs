@@ -324,6 +324,12 @@ impl VecFn {
             out.extend(counts.into_iter().map(|((t, l), c)| (l, t, c)));
             return Ok(());
         }
+        if let VecFn::HistogramQuantile(q) = self
+            && !histograms.is_empty()
+            && !(0.0..=1.0).contains(&q.get())
+        {
+            notes.warnings.insert(invalid_quantile(q.get()));
+        }
         for (l, t, h) in histograms {
             let h = FloatHistogram::decode(&h)?;
             let name = || labels::get(&l, METRIC_NAME).unwrap_or("").to_owned();
