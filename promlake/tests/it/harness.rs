@@ -126,14 +126,7 @@ impl TestServer {
         use base64::Engine as _;
         let http = client();
         let body = serde_json::json!({"name": name, "data": base64::engine::general_purpose::STANDARD.encode(rules)});
-        let resp = http
-            .post(format!("{}/workspaces/{ws}/rulegroupsnamespaces", self.url))
-            .header("content-type", "application/json")
-            .body(body.to_string())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 202, "{}", resp.text().await.unwrap());
+        self.post_accepted(&format!("/workspaces/{ws}/rulegroupsnamespaces"), &body).await;
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let url = format!("{}/workspaces/{ws}/rulegroupsnamespaces/{name}", self.url);
@@ -155,8 +148,13 @@ impl TestServer {
         let indented: String = config.lines().map(|l| format!("  {l}\n")).collect();
         let data = format!("alertmanager_config: |\n{indented}");
         let body = serde_json::json!({"data": base64::engine::general_purpose::STANDARD.encode(data)});
+        self.post_accepted(&format!("/workspaces/{ws}/alertmanager/definition"), &body).await;
+    }
+
+    /// POSTs `body` (JSON) to `path`, expecting 202 Accepted.
+    async fn post_accepted(&self, path: &str, body: &serde_json::Value) {
         let resp = client()
-            .post(format!("{}/workspaces/{ws}/alertmanager/definition", self.url))
+            .post(format!("{}{path}", self.url))
             .header("content-type", "application/json")
             .body(body.to_string())
             .send()

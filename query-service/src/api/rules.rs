@@ -199,7 +199,7 @@ fn alert_json(a: &ActiveAlert) -> Value {
         "annotations": a.annotations,
         "state": a.state,
         "activeAt": go_time(Some(a.active_at_ms)),
-        "value": go_format_e(a.value),
+        "value": crate::engine::vector_fns::go_format_e(a.value),
     });
     if let Some(t) = a.keep_firing_since_ms {
         v["keepFiringSince"] = go_time(Some(t)).into();
@@ -229,33 +229,18 @@ fn go_time(ms: Option<i64>) -> String {
     out
 }
 
-/// Go's `strconv.FormatFloat(v, 'e', -1, 64)`: the shortest digits in
-/// exponent form with a signed, at least two-digit exponent (`1e+01`).
-fn go_format_e(v: f64) -> String {
-    if v.is_nan() {
-        return "NaN".into();
-    }
-    if v.is_infinite() {
-        return if v > 0.0 { "+Inf".into() } else { "-Inf".into() };
-    }
-    let s = format!("{v:e}");
-    let (mantissa, exp) = s.split_once('e').unwrap_or((&s, "0"));
-    let (sign, digits) = exp.strip_prefix('-').map_or(("+", exp), |d| ("-", d));
-    format!("{mantissa}e{sign}{digits:0>2}")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn go_formats() {
-        assert_eq!(go_format_e(10.0), "1e+01");
-        assert_eq!(go_format_e(0.0), "0e+00");
-        assert_eq!(go_format_e(-1.5e-7), "-1.5e-07");
-        assert_eq!(go_format_e(123456.789), "1.23456789e+05");
-        assert_eq!(go_format_e(1e100), "1e+100");
-        assert_eq!(go_format_e(f64::INFINITY), "+Inf");
+        assert_eq!(crate::engine::vector_fns::go_format_e(10.0), "1e+01");
+        assert_eq!(crate::engine::vector_fns::go_format_e(0.0), "0e+00");
+        assert_eq!(crate::engine::vector_fns::go_format_e(-1.5e-7), "-1.5e-07");
+        assert_eq!(crate::engine::vector_fns::go_format_e(123456.789), "1.23456789e+05");
+        assert_eq!(crate::engine::vector_fns::go_format_e(1e100), "1e+100");
+        assert_eq!(crate::engine::vector_fns::go_format_e(f64::INFINITY), "+Inf");
         assert_eq!(go_time(None), "0001-01-01T00:00:00Z");
         assert_eq!(go_time(Some(1_500)), "1970-01-01T00:00:01.5Z");
         assert_eq!(go_time(Some(2_000)), "1970-01-01T00:00:02Z");

@@ -284,14 +284,9 @@ fn go_g(v: f64) -> String {
     if v == 0.0 {
         return if v.is_sign_negative() { "-0".into() } else { "0".into() };
     }
-    // Rust's `{:e}` gives the shortest round-trip digits: `d.ddde±x`.
-    let e = format!("{v:e}");
-    let (mantissa, exp) = e.split_once('e').unwrap_or((&e, "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    if (-4..6).contains(&exp) {
-        return v.to_string();
-    }
-    format!("{mantissa}e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs())
+    // The decimal exponent of the shortest round-trip digits.
+    let exp: i32 = format!("{v:e}").split_once('e').and_then(|(_, x)| x.parse().ok()).unwrap_or(0);
+    if (-4..6).contains(&exp) { v.to_string() } else { super::vector_fns::go_format_e(v) }
 }
 
 impl FloatHistogram {

@@ -658,6 +658,21 @@ pub fn go_format(v: f64) -> String {
     }
 }
 
+/// Go's `strconv.FormatFloat(v, 'e', -1, 64)`: the shortest digits in
+/// exponent form with a signed, at least two-digit exponent (`1e+01`).
+pub fn go_format_e(v: f64) -> String {
+    if v.is_nan() {
+        return "NaN".into();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 { "+Inf".into() } else { "-Inf".into() };
+    }
+    let s = format!("{v:e}");
+    let (mantissa, exp) = s.split_once('e').unwrap_or((&s, "0"));
+    let (sign, digits) = exp.strip_prefix('-').map_or(("+", exp), |d| ("-", d));
+    format!("{mantissa}e{sign}{digits:0>2}")
+}
+
 /// Prometheus's `labels.Hash()`: xxhash64 of `name 0xff value 0xff`… .
 fn prometheus_hash(l: &[u8]) -> u64 {
     let mut buf = Vec::with_capacity(l.len());
