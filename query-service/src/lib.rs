@@ -47,7 +47,7 @@
 //! `count_values` counts a histogram source's histograms by their text.
 //!
 //! Not built yet: histograms under other expressions (arithmetic and
-//! comparisons, subqueries:
+//! comparisons, subqueries, set operators under those:
 //! their histogram samples are left out), the other
 //! annotations and positions in their texts, `step()`/`range()` in
 //! duration expressions, exemplars. Delayed name removal is an engine

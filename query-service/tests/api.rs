@@ -529,6 +529,19 @@ async fn aggregations_over_native_histograms_answer_as_prometheus() {
     let expected = ((0.5f64.sqrt() - 2.0).powi(2) + 3.0 * (2f64.sqrt() - 2.0).powi(2)) / 4.0;
     let got: f64 = values(&body)[0].as_str().unwrap().parse().unwrap();
     assert!((got - expected).abs() < 1e-12, "{got} vs {expected}: {body}");
+    // Set operators keep histograms whole, beside floats; `topk` (floats
+    // only) on a side still plans.
+    let (_, body) = api.get(&query(r#"m{k="h"} or m{k="f"}"#)).await;
+    let result = body["data"]["result"].as_array().unwrap();
+    assert_eq!(result.len(), 2, "{body}");
+    assert!(result.iter().any(|r| r["histogram"][1]["count"] == json!("4")), "{body}");
+    for (q, n) in
+        [("topk(1, m) or vector(0)", 2), ("quantile(0.5, m) and on() m", 1), ("count(m unless m{k=\"f\"})", 1)]
+    {
+        let (status, body) = api.get(&query(q)).await;
+        assert_eq!(status, StatusCode::OK, "{q}: {body}");
+        assert_eq!(body["data"]["result"].as_array().map(Vec::len), Some(n), "{q}: {body}");
+    }
 }
 
 #[tokio::test]

@@ -235,7 +235,7 @@ impl FloatHistogram {
             }
             out.push(Bucket { boundaries: 1, lower, upper, count });
         }
-        if self.zero_count > 0.0 {
+        if self.zero_count != 0.0 {
             let zt = self.zero_threshold;
             out.push(Bucket { boundaries: 3, lower: -zt, upper: zt, count: self.zero_count });
         }

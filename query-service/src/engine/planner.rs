@@ -416,14 +416,17 @@ impl Planner {
             let plan = match source {
                 Some(p) => p?,
                 None => match self.plan(e)? {
-                    Planned::Vector(p) => LogicalPlanBuilder::from(p)
-                        .project(vec![col(LABELS), col(TS), col(VALUE), lit(ScalarValue::Binary(None)).alias(HIST)])
-                        .and_then(LogicalPlanBuilder::build)
-                        .map_err(df)?,
+                    Planned::Vector(p) => p,
                     _ => {
                         return Err(QueryError::BadData(format!("set operator {} not allowed with a scalar", b.op)));
                     }
                 },
+            };
+            // (Some histogram sources — `topk`, `quantile` — yield floats only.)
+            let hist = if plan.schema().has_column_with_unqualified_name(HIST) {
+                col(HIST)
+            } else {
+                lit(ScalarValue::Binary(None)).alias(HIST)
             };
             // One schema on both sides (a scan's labels are dictionary-encoded).
             LogicalPlanBuilder::from(plan)
@@ -431,7 +434,7 @@ impl Planner {
                     datafusion::logical_expr::cast(col(LABELS), DataType::Binary).alias(LABELS),
                     col(TS),
                     col(VALUE),
-                    col(HIST),
+                    hist,
                 ])
                 .and_then(LogicalPlanBuilder::build)
                 .map_err(df)

@@ -1,7 +1,10 @@
 //! `load_with_nhcb` (FORMAT.md §2.3): the classic histograms of a load
 //! block — `<base>_bucket{le=…}`, `<base>_count`, `<base>_sum` series —
 //! also as native histograms with custom buckets, named `<base>` without
-//! `le`, one per slot where the block has bucket samples.
+//! `le`, one per slot where any of its series has a sample. Bounds that
+//! parse to the same number (`0.2`, `2e-1`) are one bucket. (Prometheus's
+//! converter also refuses non-cumulative buckets and stale markers; the
+//! scripts have none.)
 
 use std::collections::BTreeMap;
 
@@ -49,16 +52,22 @@ pub fn convert(series: &[SeriesLine]) -> Vec<SeriesLine> {
     };
     let mut out = Vec::new();
     for ((base, others), mut classic) in classics {
-        if classic.buckets.is_empty() {
-            continue;
-        }
         classic.buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
-        let slots = classic.buckets.iter().map(|(_, v)| v.len()).max().unwrap_or(0);
+        let slots = classic
+            .buckets
+            .iter()
+            .map(|(_, v)| v.len())
+            .chain(classic.count.map(<[_]>::len))
+            .chain(classic.sum.map(<[_]>::len))
+            .max()
+            .unwrap_or(0);
         let mut values = Vec::with_capacity(slots);
         for k in 0..slots {
-            let cumulative: Vec<(f64, f64)> =
+            let mut cumulative: Vec<(f64, f64)> =
                 classic.buckets.iter().filter_map(|(le, v)| float(Some(v), k).map(|c| (*le, c))).collect();
-            if cumulative.is_empty() {
+            // Equal bounds spelled differently are one bucket.
+            cumulative.dedup_by(|later, earlier| later.0 == earlier.0);
+            if cumulative.is_empty() && float(classic.count, k).is_none() && float(classic.sum, k).is_none() {
                 values.push(None);
                 continue;
             }
@@ -74,7 +83,7 @@ pub fn convert(series: &[SeriesLine]) -> Vec<SeriesLine> {
                 buckets.push(c - previous);
                 previous = *c;
             }
-            if cumulative.last().is_some_and(|(le, _)| le.is_finite()) {
+            if cumulative.last().is_none_or(|(le, _)| le.is_finite()) {
                 // The `+Inf` bucket from the total count.
                 buckets.push(count - previous);
             }
@@ -120,10 +129,19 @@ mod tests {
             // A bound that is no number: skipped.
             line(&[("__name__", "x_bucket"), ("le", "big")], &[Some(1.0)]),
             line(&[("__name__", "plain")], &[Some(1.0)]),
+            // Equal bounds spelled differently; a summary-like pair.
+            line(&[("__name__", "d_bucket"), ("le", "0.2")], &[Some(1.0)]),
+            line(&[("__name__", "d_bucket"), ("le", "2e-1")], &[Some(1.0)]),
+            line(&[("__name__", "s_count")], &[Some(3.0)]),
+            line(&[("__name__", "s_sum")], &[Some(9.0)]),
         ];
         let out = convert(&series);
-        assert_eq!(out.len(), 2, "{out:?}");
-        let (g, h) = (&out[0], &out[1]);
+        assert_eq!(out.len(), 4, "{out:?}");
+        let (d, g, h, s) = (&out[0], &out[1], &out[2], &out[3]);
+        let Some(Value::Histogram(d0)) = &d.values[0] else { panic!("{d:?}") };
+        assert_eq!((d0.custom_values.as_slice(), d0.buckets.as_slice()), (&[0.2][..], &[1.0, 0.0][..]));
+        let Some(Value::Histogram(s0)) = &s.values[0] else { panic!("{s:?}") };
+        assert_eq!((s0.count, s0.sum, s0.custom_values.len(), s0.buckets.as_slice()), (3.0, 9.0, 0, &[3.0][..]));
         assert_eq!(h.labels, [("__name__".to_owned(), "h".to_owned()), ("job".to_owned(), "a".to_owned())]);
         let Some(Value::Histogram(h0)) = &h.values[0] else { panic!("{h:?}") };
         assert_eq!((h0.schema, h0.count, h0.sum), (-53, 4.0, 3.5));
