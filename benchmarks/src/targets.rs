@@ -70,6 +70,20 @@ pub struct Binaries {
 }
 
 impl Binaries {
+    /// The release `promlake` (which must exist) and the reference folder,
+    /// from the command line's options or their defaults.
+    ///
+    /// # Errors
+    /// `promlake` is not built, or the reference folder is not found.
+    pub fn locate(promlake: Option<&std::path::Path>, reference: Option<&std::path::Path>) -> anyhow::Result<Self> {
+        let bins =
+            Self { promlake: crate::cli::promlake_bin(promlake), reference: crate::cli::reference_bin_dir(reference)? };
+        if !bins.promlake.exists() {
+            anyhow::bail!("{} not found: cargo build --release -p promlake -p benchmarks", bins.promlake.display());
+        }
+        Ok(bins)
+    }
+
     /// The first line `kind`'s binary prints for its version flag; for
     /// Debian's VictoriaMetrics build, which prints an empty version, the
     /// first line of the package's changelog (`Debian package victoriametrics

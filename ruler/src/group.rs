@@ -822,20 +822,8 @@ fn candidates(
 /// as Go's `FloatHistogram.String()`); `None` if the bytes do not decode.
 fn template_histogram(bytes: &[u8]) -> Option<templates::HistogramValue> {
     let h = query_service::engine::histogram::FloatHistogram::decode(bytes).ok()?;
-    let g = |v: f64| templates::go::format_float(v, 'g', -1);
-    let mut text = format!("{{count:{}, sum:{}", g(h.count), g(h.sum));
-    for b in h.string_buckets() {
-        let (open, close) = match b.boundaries {
-            0 => ('(', ']'),
-            1 => ('[', ')'),
-            2 => ('(', ')'),
-            _ => ('[', ']'),
-        };
-        text.push_str(&format!(", {open}{},{}{close}:{}", g(b.lower), g(b.upper), g(b.count)));
-    }
-    text.push('}');
     Some(templates::HistogramValue {
-        text,
+        text: h.go_string(),
         schema: h.schema,
         zero_threshold: h.zero_threshold,
         zero_count: h.zero_count,
@@ -940,6 +928,29 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `$value` of a histogram prints as Prometheus's `String()` (its text
+    /// in Prometheus's aggregators.test).
+    #[test]
+    fn a_histogram_value_prints_as_prometheus_string() {
+        use prost::Message as _;
+        use schemas::stream::histogram::{Count, ZeroCount};
+        use schemas::stream::{BucketSpan, Histogram};
+        let h = Histogram {
+            count: Some(Count::CountFloat(20.0)),
+            sum: 10.0,
+            schema: 0,
+            zero_threshold: 0.001,
+            zero_count: Some(ZeroCount::ZeroCountFloat(2.0)),
+            positive_spans: vec![BucketSpan { offset: 0, length: 2 }],
+            positive_counts: vec![1.0, 2.0],
+            negative_spans: vec![BucketSpan { offset: 0, length: 2 }],
+            negative_counts: vec![1.0, 2.0],
+            ..Default::default()
+        };
+        let value = template_histogram(&h.encode_to_vec()).expect("decodes");
+        assert_eq!(value.text, "{count:20, sum:10, [-2,-1):2, [-1,-0.5):1, [-0.001,0.001]:2, (0.5,1]:1, (1,2]:2}");
+    }
 
     #[test]
     fn relabel_renames_and_applies_group_then_rule_labels() {

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use base64::Engine as _;
-use benchmarks::cli::{Machine, load_average, promlake_bin, reference_bin_dir, repo_root};
+use benchmarks::cli::{Machine, load_average, repo_root};
 use benchmarks::targets::{Binaries, Kind, PROMLAKE_CONFIG, Target, proc_memory, proc_usage};
 use clap::Parser;
 use common::testing::WebhookSink;
@@ -227,15 +227,24 @@ async fn run(
     })
 }
 
+/// Waits until `url` answers 200 (an Alertmanager has started).
+async fn wait_ok(http: &reqwest::Client, url: &str, patience: Duration) -> anyhow::Result<()> {
+    let deadline = Instant::now() + patience;
+    while http.get(url).send().await.map(|r| r.status().as_u16()).unwrap_or(0) != 200 {
+        if Instant::now() > deadline {
+            bail!("{url} did not start");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let machine = Machine::describe(&repo_root());
-    let reference = reference_bin_dir(args.reference_bin_dir.as_deref())?;
-    let bins = Binaries { promlake: promlake_bin(args.promlake_bin.as_deref()), reference: reference.clone() };
-    if !bins.promlake.exists() {
-        bail!("{} not found: cargo build --release -p promlake -p benchmarks", bins.promlake.display());
-    }
+    let bins = Binaries::locate(args.promlake_bin.as_deref(), args.reference_bin_dir.as_deref())?;
+    let reference = bins.reference.clone();
     let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).pool_max_idle_per_host(64).build()?;
     println!("# alert_bench\n\n{machine}");
     println!(
@@ -283,13 +292,7 @@ async fn main() -> anyhow::Result<()> {
         pl_targets.push((format!("/pl-{i}"), format!("{base}/workspaces/{ws}/alertmanager")));
     }
     for (_, url) in &pl_targets {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while http.get(format!("{url}/api/v2/status")).send().await.map(|r| r.status().as_u16()).unwrap_or(0) != 200 {
-            if Instant::now() > deadline {
-                bail!("{url} did not start");
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        wait_ok(&http, &format!("{url}/api/v2/status"), Duration::from_secs(60)).await?;
     }
     let pl_pid = promlake.pid().context("PromLake's pid")?;
     let pl = run(&args, &http, &pl_targets, &sink, &[pl_pid]).await?;
@@ -318,13 +321,7 @@ async fn main() -> anyhow::Result<()> {
         am_targets.push((format!("/am-{i}"), format!("http://127.0.0.1:{port}")));
     }
     for (_, url) in &am_targets {
-        let deadline = Instant::now() + Duration::from_secs(120);
-        while http.get(format!("{url}/-/ready")).send().await.map(|r| r.status().as_u16()).unwrap_or(0) != 200 {
-            if Instant::now() > deadline {
-                bail!("{url} did not start");
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        wait_ok(&http, &format!("{url}/-/ready"), Duration::from_secs(120)).await?;
     }
     let am_pids: Vec<u32> = ams.iter().filter_map(tokio::process::Child::id).collect();
     let am = run(&args, &http, &am_targets, &sink, &am_pids).await?;

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use base64::Engine as _;
-use benchmarks::cli::{Machine, load_average, now_ms, promlake_bin, reference_bin_dir, repo_root, version_line};
+use benchmarks::cli::{Machine, load_average, now_ms, repo_root, version_line};
 use benchmarks::loadgen::compress;
 use benchmarks::targets::{Binaries, Kind, PROMLAKE_CONFIG, Target, sum_metric};
 use clap::Parser;
@@ -169,11 +169,8 @@ async fn instant(http: &reqwest::Client, api: &str, query: &str) -> f64 {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let machine = Machine::describe(&repo_root());
-    let reference = reference_bin_dir(args.reference_bin_dir.as_deref())?;
-    let bins = Binaries { promlake: promlake_bin(args.promlake_bin.as_deref()), reference: reference.clone() };
-    if !bins.promlake.exists() {
-        bail!("{} not found: cargo build --release -p promlake -p benchmarks", bins.promlake.display());
-    }
+    let bins = Binaries::locate(args.promlake_bin.as_deref(), args.reference_bin_dir.as_deref())?;
+    let reference = bins.reference.clone();
     let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).build()?;
     let dir = tempfile::tempdir()?;
     let rules = rules_yaml(&args);

@@ -254,7 +254,7 @@ impl FloatHistogram {
 impl FloatHistogram {
     /// Prometheus's `FloatHistogram.String()`: `{count:N, sum:S, bucket:count…}`
     /// with Go's `%g` numbers, buckets from the lowest up (how `count_values`
-    /// names a histogram's value).
+    /// names a histogram's value, and how alert templates print one).
     pub fn go_string(&self) -> String {
         let mut out = format!("{{count:{}, sum:{}", go_g(self.count), go_g(self.sum));
         for b in self.string_buckets() {
