@@ -390,21 +390,36 @@ pub fn machine_cpu() -> MachineCpu {
     MachineCpu { busy: at(0) + at(1) + at(2) + at(5) + at(6) + at(7), iowait: at(4), idle: at(3) }
 }
 
-/// Creates a workspace and waits until it is `ACTIVE`; returns its id.
-async fn create_workspace(http: &reqwest::Client, base_url: &str) -> anyhow::Result<String> {
+/// POSTs `body` as JSON to `url`; the answer's JSON (`null` when empty).
+///
+/// # Errors
+/// The request fails, the answer is not a success, or not JSON.
+pub async fn post_json(
+    http: &reqwest::Client,
+    url: &str,
+    body: &serde_json::Value,
+) -> anyhow::Result<serde_json::Value> {
     let r = http
-        .post(format!("{base_url}/workspaces"))
+        .post(url)
         .header("Content-Type", "application/json")
-        .body(r#"{"alias":"bench"}"#)
+        .body(body.to_string())
         .send()
         .await
-        .context("POST /workspaces")?;
+        .with_context(|| format!("POST {url}"))?;
     let status = r.status();
-    let body = r.bytes().await?;
+    let answer = r.bytes().await?;
     if !status.is_success() {
-        bail!("POST /workspaces answered {status}: {}", String::from_utf8_lossy(&body));
+        bail!("POST {url} answered {status}: {}", String::from_utf8_lossy(&answer));
     }
-    let doc: serde_json::Value = serde_json::from_slice(&body).context("POST /workspaces body")?;
+    if answer.is_empty() {
+        return Ok(serde_json::Value::Null);
+    }
+    serde_json::from_slice(&answer).with_context(|| format!("POST {url}: the answer is not JSON"))
+}
+
+/// Creates a workspace and waits until it is `ACTIVE`; returns its id.
+async fn create_workspace(http: &reqwest::Client, base_url: &str) -> anyhow::Result<String> {
+    let doc = post_json(http, &format!("{base_url}/workspaces"), &serde_json::json!({"alias": "bench"})).await?;
     let id = doc["workspaceId"].as_str().context("no workspaceId in the answer")?.to_owned();
     let started = Instant::now();
     loop {

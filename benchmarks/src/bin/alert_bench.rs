@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use base64::Engine as _;
 use benchmarks::cli::{Machine, load_average, repo_root};
-use benchmarks::targets::{Binaries, Kind, PROMLAKE_CONFIG, Target, proc_memory, proc_usage};
+use benchmarks::targets::{Binaries, Kind, PROMLAKE_CONFIG, Target, post_json, proc_memory, proc_usage};
 use clap::Parser;
 use common::testing::WebhookSink;
 use futures::StreamExt as _;
@@ -267,28 +267,14 @@ async fn main() -> anyhow::Result<()> {
     let base = promlake.base_url.clone();
     let mut pl_targets = Vec::new();
     for i in 0..args.workspaces {
-        let r = http
-            .post(format!("{base}/workspaces"))
-            .header("content-type", "application/json")
-            .body(json!({"alias": format!("alerts-{i}")}).to_string())
-            .send()
-            .await?;
-        let v: Value = serde_json::from_str(&r.text().await?)?;
+        let v = post_json(&http, &format!("{base}/workspaces"), &json!({"alias": format!("alerts-{i}")})).await?;
         let ws = v["workspaceId"].as_str().context("no workspaceId")?.to_owned();
         let data = format!(
             "alertmanager_config: |\n{}",
             config(&args, sink_port, &format!("pl-{i}")).lines().map(|l| format!("  {l}\n")).collect::<String>()
         );
         let body = json!({"data": base64::engine::general_purpose::STANDARD.encode(data)});
-        let r = http
-            .post(format!("{base}/workspaces/{ws}/alertmanager/definition"))
-            .header("content-type", "application/json")
-            .body(body.to_string())
-            .send()
-            .await?;
-        if !r.status().is_success() {
-            bail!("definition of {ws}: {} {}", r.status(), r.text().await?);
-        }
+        post_json(&http, &format!("{base}/workspaces/{ws}/alertmanager/definition"), &body).await?;
         pl_targets.push((format!("/pl-{i}"), format!("{base}/workspaces/{ws}/alertmanager")));
     }
     for (_, url) in &pl_targets {

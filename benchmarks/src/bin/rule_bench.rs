@@ -30,7 +30,7 @@ use anyhow::{Context, bail};
 use base64::Engine as _;
 use benchmarks::cli::{Machine, load_average, now_ms, repo_root, version_line};
 use benchmarks::loadgen::compress;
-use benchmarks::targets::{Binaries, Kind, PROMLAKE_CONFIG, Target, sum_metric};
+use benchmarks::targets::{Binaries, Kind, PROMLAKE_CONFIG, Target, post_json, sum_metric};
 use clap::Parser;
 use futures::StreamExt as _;
 use prost::Message;
@@ -231,15 +231,7 @@ async fn main() -> anyhow::Result<()> {
     let promlake_api = promlake.api_url();
     let ws_base = promlake_api.trim_end_matches("/api/v1").to_owned();
     let body = serde_json::json!({"name": "bench", "data": base64::engine::general_purpose::STANDARD.encode(&rules)});
-    let r = http
-        .post(format!("{ws_base}/rulegroupsnamespaces"))
-        .header("content-type", "application/json")
-        .body(body.to_string())
-        .send()
-        .await?;
-    if !r.status().is_success() {
-        bail!("creating the namespace: {} {}", r.status(), r.text().await?);
-    }
+    post_json(&http, &format!("{ws_base}/rulegroupsnamespaces"), &body).await?;
 
     // The load, the same requests to every target, step by step.
     let end_ms = now_ms() / 15_000 * 15_000;
