@@ -367,7 +367,8 @@ impl Alertmanagers {
         let mut running = self.lock();
         let mut removed = Vec::new();
         running.retain(|ws, r| {
-            // (A workspace whose partition was revoked is already gone.)
+            // A workspace whose partition is being revoked is kept: the
+            // revocation hands it over (forgetting it would delete its state).
             let keep = desired.contains_key(ws) || failed.contains(ws) || !owned.contains(&self.partition_of(ws));
             if !keep {
                 r.am.stop();
