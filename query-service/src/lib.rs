@@ -31,24 +31,28 @@
 //! histogram samples (a newer histogram hides a float, mixed windows as
 //! Prometheus). A "histogram source" — a selector, `rate`/`increase`/
 //! `delta`/`irate`/`idelta`/`sum_`/`avg_`/`last_over_time` of a range
-//! selector, `sum`/`avg`/`count`/`group`/`min`/`max`/`stddev`/`stdvar`
-//! of a histogram source (histograms summed and averaged in DataFusion's
+//! selector or a subquery (whose steps keep their histograms),
+//! `sum`/`avg`/`count`/`group`/`min`/`max`/`stddev`/`stdvar` of a
+//! histogram source (histograms summed and averaged in DataFusion's
 //! aggregate, [`engine::aggregates`]), `topk`/`bottomk`/`quantile` of one
 //! (histograms ignored with Prometheus's info), `limitk`/`limit_ratio` of
 //! one (histograms kept), `and`/`or`/`unless` with one on a side (samples
-//! kept whole) — is planned with histogram
-//! rows: returned when it is the whole query (`histogram`/`histograms` in
-//! the JSON), evaluated by `histogram_count`, `_sum`, `_avg`, `_stddev`,
-//! `_stdvar`, `_quantile`, `_fraction`. Under other expressions an
-//! aggregation of a histogram source still sees its histograms (counts
-//! them, drops mixed groups with the warning); the histogram rows it
-//! yields are left out there.
+//! kept whole), an arithmetic or comparison operator with one on a side
+//! (each matched pair through [`engine::binary`], as Prometheus's
+//! `vectorElemBinop`: histograms added, subtracted, scaled, negated,
+//! compared with `==`/`!=`; other mixes dropped with its info) — is
+//! planned with histogram rows: returned when it is the whole query
+//! (`histogram`/`histograms` in the JSON), evaluated by `histogram_count`,
+//! `_sum`, `_avg`, `_stddev`, `_stdvar`, `_quantile`, `_fraction`. Under
+//! expressions that take floats only, a histogram source is still
+//! evaluated whole (its annotations, its `bool` and count results) and its
+//! histogram rows are left out there.
 //!
 //! `count_values` counts a histogram source's histograms by their text.
 //!
-//! Not built yet: histograms under other expressions (arithmetic and
-//! comparisons, subqueries, set operators under those:
-//! their histogram samples are left out), the other
+//! Not built yet: histograms under float-only functions that Prometheus
+//! lets them through (`label_replace`, `sort`, …: their histogram samples
+//! are left out), the other
 //! annotations and positions in their texts, `step()`/`range()` in
 //! duration expressions, exemplars. Delayed name removal is an engine
 //! option (`Engine::with_delayed_name_removal`), off by default as in

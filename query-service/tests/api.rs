@@ -545,6 +545,75 @@ async fn aggregations_over_native_histograms_answer_as_prometheus() {
 }
 
 #[tokio::test]
+async fn binary_operators_over_native_histograms_answer_as_prometheus() {
+    let api = &api_with(Reader { series: mixed_data(), ..Default::default() }, Limits::default()).await;
+    let get = |q: &str| {
+        let url = format!("query?query={}&time=1800", enc(q));
+        async move { api.get(&url).await.1 }
+    };
+    let hist = |body: &Value| {
+        (
+            body["data"]["result"][0]["histogram"][1]["count"].clone(),
+            body["data"]["result"][0]["histogram"][1]["sum"].clone(),
+        )
+    };
+    // Scaled by a float, on either side, added, negated: histograms.
+    for (q, count, sum) in [
+        (r#"m{k="h"} * 2"#, "8", "16"),
+        (r#"0.5 * m{k="h"}"#, "2", "4"),
+        (r#"m{k="h"} / on() group_left m{k="f"}"#, "0.8", "1.6"),
+        (r#"m{k="h"} + m{k="h"}"#, "8", "16"),
+        (r#"-m{k="h"}"#, "-4", "-8"),
+        (r#"sum(m{k="h"} * 3)"#, "12", "24"),
+    ] {
+        let body = get(q).await;
+        assert_eq!(hist(&body), (json!(count), json!(sum)), "{q}: {body}");
+        assert_eq!(body["data"]["result"][0]["metric"].get("__name__"), None, "{q}: {body}");
+    }
+    // Histograms compare whole with == and !=; `bool` gives floats.
+    let body = get("m == bool m").await;
+    let values: Vec<Value> = body["data"]["result"].as_array().unwrap().iter().map(|r| r["value"][1].clone()).collect();
+    assert_eq!(values, vec![json!("1"), json!("1")], "{body}");
+    let body = get(r#"m{k="h"} == m{k="h"}"#).await;
+    assert_eq!(hist(&body), (json!("4"), json!("8")), "{body}");
+    assert_eq!(body["data"]["result"][0]["metric"]["__name__"], json!("m"), "a filter keeps the name: {body}");
+    // Other mixes give nothing, with Prometheus's info; floats still work.
+    for (q, info) in [
+        (r#"m{k="h"} + ignoring(k) m{k="f"}"#, r#""+": histogram + float"#),
+        (r#"m > 1"#, r#"">": histogram > float"#),
+        (r#"1 / m{k="h"}"#, r#""/": float / histogram"#),
+    ] {
+        let body = get(q).await;
+        let result = body["data"]["result"].as_array().unwrap();
+        assert!(result.iter().all(|r| r.get("histogram").is_none()), "{q}: {body}");
+        assert_eq!(
+            body["infos"],
+            json!([format!("PromQL info: incompatible sample types encountered for binary operator {info}")]),
+            "{q}: {body}"
+        );
+    }
+    assert_eq!(get("m > 1").await["data"]["result"][0]["value"][1], json!("5"));
+}
+
+#[tokio::test]
+async fn a_function_over_a_union_reads_every_side() {
+    // A union has a partition per side; PromQL's nodes read them all.
+    let api = api().await;
+    for q in [
+        r#"sort(up{job="node"} or up{job="api"})"#,
+        r#"up{job="node"} * 1 + ignoring(job) group_left() (up{job="api"} or up{job="node"})"#,
+    ] {
+        let (status, body) = api.get(&format!("query?query={}&time=60", enc(q))).await;
+        assert_eq!(status, StatusCode::OK, "{q}: {body}");
+        assert_eq!(
+            body["data"]["result"].as_array().map(Vec::len),
+            Some(if q.starts_with("sort") { 3 } else { 1 }),
+            "{q}: {body}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn min_and_max_skip_every_nan_whatever_its_bits() {
     // Go's math.NaN() (as remote write carries it) and a negative NaN
     // (x86's 0/0) beside 1 and 2; an all-NaN group gives NaN.

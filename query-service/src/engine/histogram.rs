@@ -289,33 +289,47 @@ fn go_g(v: f64) -> String {
     if (-4..6).contains(&exp) { v.to_string() } else { super::vector_fns::go_format_e(v) }
 }
 
+/// What NaN observations did to a native histogram's quantile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NanObservations {
+    /// The quantile falls above every bucket: NaN.
+    NanResult,
+    /// The quantile is skewed higher.
+    SkewedHigher,
+}
+
 impl FloatHistogram {
     /// `histogram_quantile(q, h)` of a native histogram (Prometheus's
     /// `HistogramQuantile`): linear interpolation in custom and zero
-    /// buckets, exponential in exponential ones. The bool: NaN observations
-    /// made the result NaN (Prometheus's info).
-    pub fn quantile(&self, q: f64) -> (f64, bool) {
+    /// buckets, exponential in exponential ones, with what NaN
+    /// observations did to it (Prometheus's infos).
+    pub fn quantile(&self, q: f64) -> (f64, Option<NanObservations>) {
         if q < 0.0 {
-            return (f64::NEG_INFINITY, false);
+            return (f64::NEG_INFINITY, None);
         }
         if q > 1.0 {
-            return (f64::INFINITY, false);
+            return (f64::INFINITY, None);
         }
         if self.count == 0.0 || q.is_nan() {
-            return (f64::NAN, false);
+            return (f64::NAN, None);
         }
         let forward = self.sum.is_nan() || q < 0.5;
         let mut buckets = self.buckets();
+        buckets.retain(|b| b.count != 0.0);
         if !forward {
             buckets.reverse();
         }
         let mut rank = if forward { q * self.count } else { (1.0 - q) * self.count };
         let mut count = 0.0;
-        let Some(mut bucket) = buckets.first().copied() else { return (f64::NAN, false) };
-        for b in &buckets {
+        // No bucket (NaN observations only): Prometheus's zero bucket value.
+        let mut bucket =
+            buckets.first().copied().unwrap_or(Bucket { boundaries: 0, lower: 0.0, upper: 0.0, count: 0.0 });
+        let mut next = buckets.len();
+        for (i, b) in buckets.iter().enumerate() {
             bucket = *b;
             count += b.count;
             if count >= rank {
+                next = i + 1;
                 break;
             }
         }
@@ -328,34 +342,43 @@ impl FloatHistogram {
         } else if self.uses_custom_buckets() {
             if bucket.lower == f64::NEG_INFINITY {
                 if bucket.upper <= 0.0 {
-                    return (bucket.upper, false);
+                    return (bucket.upper, None);
                 }
                 bucket.lower = 0.0;
             } else if bucket.upper == f64::INFINITY {
-                return (bucket.lower, false);
+                return (bucket.lower, None);
             }
         }
         count = count.min(self.count);
         if count < rank {
             if self.sum.is_nan() {
-                return (f64::NAN, true);
+                return (f64::NAN, Some(NanObservations::NanResult));
             }
-            return (bucket.upper, false);
+            return (bucket.upper, None);
         }
         if forward {
             rank -= count - bucket.count;
         } else {
             rank = count - rank;
         }
+        // NaN observations (a NaN sum) count in `count` but in no bucket:
+        // the buckets' total falls short of it.
+        let mut note = None;
+        if self.sum.is_nan() {
+            let total = buckets[next..].iter().fold(count, |c, b| c + b.count);
+            if total < self.count {
+                note = Some(NanObservations::SkewedHigher);
+            }
+        }
         let fraction = rank / bucket.count;
         if self.uses_custom_buckets() || (bucket.lower <= 0.0 && bucket.upper >= 0.0) {
-            return (bucket.lower + (bucket.upper - bucket.lower) * fraction, false);
+            return (bucket.lower + (bucket.upper - bucket.lower) * fraction, note);
         }
         let (log_lower, log_upper) = (bucket.lower.abs().log2(), bucket.upper.abs().log2());
         if bucket.lower > 0.0 {
-            return ((log_lower + (log_upper - log_lower) * fraction).exp2(), false);
+            return ((log_lower + (log_upper - log_lower) * fraction).exp2(), note);
         }
-        (-(log_upper + (log_lower - log_upper) * (1.0 - fraction)).exp2(), false)
+        (-(log_upper + (log_lower - log_upper) * (1.0 - fraction)).exp2(), note)
     }
 
     /// `histogram_fraction(lower, upper, h)` of a native histogram
@@ -572,11 +595,17 @@ impl FloatHistogram {
         self.positive.iter_mut().chain(self.negative.iter_mut()).for_each(|(_, c)| *c *= f);
     }
 
-    /// Every count and the sum divided by `f` (Prometheus's `Div`).
+    /// Every count and the sum divided by `f` (Prometheus's `Div`: by 0,
+    /// the buckets are dropped).
     pub fn div(&mut self, f: f64) {
         self.count /= f;
         self.sum /= f;
         self.zero_count /= f;
+        if f == 0.0 {
+            self.positive.clear();
+            self.negative.clear();
+            return;
+        }
         self.positive.iter_mut().chain(self.negative.iter_mut()).for_each(|(_, c)| *c /= f);
     }
 
@@ -782,6 +811,15 @@ mod tests {
         assert!((h.quantile(0.5).0 - std::f64::consts::SQRT_2).abs() < 1e-12);
         assert_eq!(h.quantile(1.0).0, 4.0);
         assert_eq!(h.quantile(-1.0).0, f64::NEG_INFINITY);
+        assert_eq!(h.quantile(0.5).1, None);
+        // NaN observations: 3 of 15 in no bucket ({{count:15 sum:NaN buckets:[12]}}).
+        let nan = FloatHistogram { count: 15.0, sum: f64::NAN, positive: vec![(0, 12.0)], ..h.clone() };
+        assert_eq!(nan.quantile(0.8), (1.0, Some(NanObservations::SkewedHigher)));
+        let (v, note) = nan.quantile(0.81);
+        assert!(v.is_nan() && note == Some(NanObservations::NanResult), "{v} {note:?}");
+        let only_nan = FloatHistogram { count: 3.0, sum: f64::NAN, positive: vec![], ..h.clone() };
+        let (v, note) = only_nan.quantile(0.4);
+        assert!(v.is_nan() && note == Some(NanObservations::NanResult), "{v} {note:?}");
         assert_eq!(h.fraction(0.0, 8.0).0, 1.0);
         assert_eq!(h.fraction(1.0, 2.0).0, 0.5);
         assert!(h.fraction(f64::NAN, 1.0).0.is_nan());

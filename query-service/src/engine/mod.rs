@@ -5,6 +5,7 @@
 //! result types.
 
 pub mod aggregates;
+pub mod binary;
 pub mod functions;
 pub mod histogram;
 pub mod labels;

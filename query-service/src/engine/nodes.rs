@@ -1,6 +1,6 @@
 //! The extension nodes of PromQL plans, where SQL semantics don't fit: one
 //! logical node type ([`PromNode`]) with its physical counterpart
-//! ([`PromExec`]), in four kinds:
+//! ([`PromExec`]), in these kinds:
 //!
 //! ```text
 //!  SeriesScan     leaf: SampleReader::select(matchers, [start, end]) → raw samples
@@ -13,12 +13,17 @@
 //!  Steps          leaf: one row per step (ts), for scalars such as time()
 //!  VectorFunction a vector → a vector, one step at a time (histogram_quantile,
 //!                 label_replace, topk, absent, … : `super::vector_fns`)
+//!  AggregateResult DataFusion's aggregate of floats and histograms → each
+//!                 group's float or histogram, with Prometheus's annotations
+//!  SampleBinary   matched pairs of samples → an operator's results, floats
+//!                 or histograms (`super::binary`)
 //! ```
 //!
 //! Vector schemas are `labels` (Binary, [`super::labels`]), `ts` (Int64,
 //! the step's time) and `value` (Float64); the scan's `ts` is the sample's
 //! own time, its `labels` dictionary-encoded (a series' labels once, an
-//! Int32 key per sample) and it adds the native histograms (`hist`). Aggregations, binary operators and instant functions are plain
+//! Int32 key per sample) and it adds the native histograms (`hist`).
+//! Aggregations, vector matching and instant functions are plain
 //! DataFusion operators over these columns (see [`super::planner`]).
 
 use std::collections::{BTreeMap, HashMap};
@@ -101,6 +106,7 @@ fn node_schema(kind: &NodeKind) -> SchemaRef {
         NodeKind::Steps { .. } => STEPS_SCHEMA.clone(),
         NodeKind::SeriesScan { .. } => SERIES_SCAN_SCHEMA.clone(),
         NodeKind::AggregateResult { .. }
+        | NodeKind::SampleBinary { .. }
         | NodeKind::VectorFunction { histograms: true, .. }
         | NodeKind::InstantVector { histograms: true, .. }
         | NodeKind::RangeFunction { histograms: true, .. } => SCAN_SCHEMA.clone(),
@@ -252,7 +258,31 @@ pub enum NodeKind {
         /// The aggregation.
         op: AggOp,
     },
+    /// An arithmetic or comparison operator on matched pairs of samples
+    /// that may be native histograms ([`super::binary::elem_binop`]): its
+    /// input has the result's `labels` and `ts`, and each side's value and
+    /// histogram ([`L_VALUE`], [`L_HIST`], [`R_VALUE`], [`R_HIST`]); it
+    /// outputs the samples kept, with Prometheus's annotations for those
+    /// dropped.
+    SampleBinary {
+        /// The operator.
+        op: super::binary::BinOp,
+        /// `bool`: a comparison gives 1 or 0.
+        return_bool: bool,
+        /// A filtering comparison keeps the right sample (a scalar on the
+        /// left of a vector), else the left one.
+        keep_right: bool,
+    },
 }
+
+/// The left operand's value column of [`NodeKind::SampleBinary`]'s input.
+pub const L_VALUE: &str = "l_value";
+/// The left operand's histogram column (null: a float).
+pub const L_HIST: &str = "l_hist";
+/// The right operand's value column.
+pub const R_VALUE: &str = "r_value";
+/// The right operand's histogram column (null: a float).
+pub const R_HIST: &str = "r_hist";
 
 /// The float sample count column of [`NodeKind::AggregateResult`]'s input.
 pub const N_FLOATS: &str = "n_floats";
@@ -332,6 +362,7 @@ impl UserDefinedLogicalNodeCore for PromNode {
             NodeKind::Steps { .. } => "PromSteps",
             NodeKind::VectorFunction { .. } => "PromVectorFunction",
             NodeKind::AggregateResult { .. } => "PromAggregateResult",
+            NodeKind::SampleBinary { .. } => "PromSampleBinary",
         }
     }
 
@@ -399,6 +430,9 @@ fn fmt_kind(kind: &NodeKind, f: &mut fmt::Formatter) -> fmt::Result {
             )
         }
         NodeKind::AggregateResult { op } => write!(f, "PromAggregateResult: {op:?}"),
+        NodeKind::SampleBinary { op, return_bool, .. } => {
+            write!(f, "PromSampleBinary: {}{}", op.symbol(), if *return_bool { " bool" } else { "" })
+        }
     }
 }
 
@@ -546,6 +580,12 @@ impl ExecutionPlan for PromExec {
         self.inputs.iter().collect()
     }
 
+    /// Each node reads all of every input from its one partition (a union
+    /// below gives several: DataFusion merges them first).
+    fn required_input_distribution(&self) -> Vec<datafusion::physical_plan::Distribution> {
+        vec![datafusion::physical_plan::Distribution::SinglePartition; self.inputs.len()]
+    }
+
     fn apply_expressions(
         &self,
         _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
@@ -595,6 +635,11 @@ impl ExecutionPlan for PromExec {
                     let Some(input) = input else { return Err(DataFusionError::Internal("node without input".into())) };
                     let batches = datafusion::physical_plan::common::collect(input).await?;
                     aggregate_result(&ctx, op, &batches)
+                }
+                NodeKind::SampleBinary { op, return_bool, keep_right } => {
+                    let Some(input) = input else { return Err(DataFusionError::Internal("node without input".into())) };
+                    let batches = datafusion::physical_plan::common::collect(input).await?;
+                    sample_binary(&ctx, op, return_bool, keep_right, &batches)
                 }
                 NodeKind::VectorFunction { grid, function, histograms } => {
                     let Some(input) = input else { return Err(DataFusionError::Internal("node without input".into())) };
@@ -830,6 +875,59 @@ fn aggregate_result(ctx: &ReadContext, op: AggOp, batches: &[RecordBatch]) -> Re
     }
     if let (true, AggOp::FloatsOnly(name)) = (ignored, op) {
         ctx.info(format!("PromQL info: ignored histogram in {name} aggregation"));
+    }
+    out.finish()
+}
+
+/// The rows of [`NodeKind::SampleBinary`]: each input row's operands
+/// through [`super::binary::elem_binop`]; a filtering comparison keeps the
+/// compared sample as it was.
+fn sample_binary(
+    ctx: &ReadContext,
+    op: super::binary::BinOp,
+    return_bool: bool,
+    keep_right: bool,
+    batches: &[RecordBatch],
+) -> Result<RecordBatch> {
+    use super::binary::{Operand, Outcome, elem_binop};
+    let mut out = Output::with_histograms();
+    let column = |b: &RecordBatch, name: &str| -> Result<ArrayRef> {
+        b.column_by_name(name).cloned().ok_or_else(|| DataFusionError::Internal(format!("no {name} column")))
+    };
+    let decode = |h: &BinaryArray, i: usize| -> Result<Option<FloatHistogram>> {
+        if h.is_null(i) {
+            return Ok(None);
+        }
+        FloatHistogram::decode(h.value(i)).map(Some).map_err(DataFusionError::Internal)
+    };
+    for b in batches {
+        let (l, t) = (column(b, LABELS)?, column(b, TS)?);
+        let (l, t) = (l.as_binary::<i32>(), t.as_primitive::<Int64Type>());
+        let (lv, lh, rv, rh) = (column(b, L_VALUE)?, column(b, L_HIST)?, column(b, R_VALUE)?, column(b, R_HIST)?);
+        let (lv, rv) = (lv.as_primitive::<Float64Type>(), rv.as_primitive::<Float64Type>());
+        let (lh, rh) = (lh.as_binary::<i32>(), rh.as_binary::<i32>());
+        for i in 0..b.num_rows() {
+            let (left, right) = (decode(lh, i)?, decode(rh, i)?);
+            let (labels, ts) = (l.value(i), t.value(i));
+            let l_operand = left.as_ref().map_or(Operand::Float(lv.value(i)), Operand::Histogram);
+            let r_operand = right.as_ref().map_or(Operand::Float(rv.value(i)), Operand::Histogram);
+            match elem_binop(op, l_operand, r_operand) {
+                Outcome::Dropped(true, note) => ctx.warn(note),
+                Outcome::Dropped(false, note) => ctx.info(note),
+                Outcome::Compared(holds) if return_bool => out.push(labels, ts, if holds { 1.0 } else { 0.0 }),
+                Outcome::Compared(false) => {}
+                Outcome::Compared(true) => {
+                    let (v, h) = if keep_right { (rv, rh) } else { (lv, lh) };
+                    if h.is_valid(i) {
+                        out.push_hist(labels, ts, h.value(i));
+                    } else {
+                        out.push(labels, ts, v.value(i));
+                    }
+                }
+                Outcome::Float(v) => out.push(labels, ts, v),
+                Outcome::Histogram(h) => out.push_hist(labels, ts, &h.encode()),
+            }
+        }
     }
     out.finish()
 }

@@ -35,12 +35,13 @@ use promql_parser::parser::{
 
 use super::QueryError;
 use super::aggregates::PromAgg;
+use super::binary::BinOp;
 use super::functions::RangeFn;
 use super::labels;
 use super::labels::NameDrop;
 use super::nodes::{
-    AggOp, Grid, HIST, LABELS, MatchOpSpec, MatcherSpec, N_FLOATS, N_HISTOGRAMS, NodeKind, PromNode, TS, TimeShift,
-    VALUE,
+    AggOp, Grid, HIST, L_HIST, L_VALUE, LABELS, MatchOpSpec, MatcherSpec, N_FLOATS, N_HISTOGRAMS, NodeKind, PromNode,
+    R_HIST, R_VALUE, TS, TimeShift, VALUE,
 };
 use super::vector_fns::{DateFn, F64, Grouping, KAgg, VecFn};
 
@@ -352,6 +353,10 @@ impl Planner {
             ));
         }
         let inner = Planner { settings: PlanSettings { grid: inner_grid, ..self.settings }, query: self.query };
+        // Its native histograms are samples of the range too.
+        if let Some(p) = inner.histogram_source(&sq.expr) {
+            return Ok((p?, shift, range_ms));
+        }
         match inner.plan(&sq.expr)? {
             Planned::Vector(p) => Ok((p, shift, range_ms)),
             _ => Err(QueryError::BadData("subquery is only allowed on instant vector".into())),
@@ -385,19 +390,41 @@ impl Planner {
     }
 
     /// The plan of an expression whose native histograms PromLake evaluates
-    /// (a selector; a range function of a range selector; an aggregation of
-    /// one of these; a set operator with one of these on a side), with
-    /// histogram rows; `None` for other expressions.
+    /// (a selector; a range function of a range selector or subquery; an
+    /// aggregation of one of these; an operator with one of these on a
+    /// side), with histogram rows; `None` for other expressions.
     fn histogram_source(&self, e: &PExpr) -> Option<Result<LogicalPlan, QueryError>> {
         match strip_parens(e) {
             PExpr::Binary(b) if matches!(b.op.to_string().as_str(), "and" | "or" | "unless") => {
                 self.histogram_set_operation(b)
             }
+            PExpr::Binary(b) => self.histogram_binary(b),
+            PExpr::Unary(u) => {
+                let input = self.histogram_source(&u.expr)?;
+                Some(input.and_then(|p| {
+                    let p = with_hist_column(p)?;
+                    let labels = drop_name_as(col(LABELS), self.settings.name_drop);
+                    let operands = LogicalPlanBuilder::from(p)
+                        .project(vec![
+                            labels.alias(LABELS),
+                            col(TS),
+                            col(VALUE).alias(L_VALUE),
+                            col(HIST).alias(L_HIST),
+                            lit(0.0).alias(R_VALUE),
+                            lit(ScalarValue::Binary(None)).alias(R_HIST),
+                        ])
+                        .and_then(LogicalPlanBuilder::build)
+                        .map_err(df)?;
+                    let node = NodeKind::SampleBinary { op: BinOp::Neg, return_bool: false, keep_right: false };
+                    PromNode::plan(node, Some(operands)).map_err(df)
+                }))
+            }
             PExpr::VectorSelector(vs) => Some(self.selector_with(vs, false, true)),
             PExpr::Call(call) => {
                 let function = RangeFn::from_name(call.func.name)?;
                 let arg = call.args.args.first()?;
-                matches!(strip_parens(arg), PExpr::MatrixSelector(_)).then(|| self.range_fn_with(arg, function, true))
+                matches!(strip_parens(arg), PExpr::MatrixSelector(_) | PExpr::Subquery(_))
+                    .then(|| self.range_fn_with(arg, function, true))
             }
             PExpr::Aggregate(agg) => self.histogram_aggregation(agg),
             _ => None,
@@ -422,22 +449,7 @@ impl Planner {
                     }
                 },
             };
-            // (Some histogram sources — `topk`, `quantile` — yield floats only.)
-            let hist = if plan.schema().has_column_with_unqualified_name(HIST) {
-                col(HIST)
-            } else {
-                lit(ScalarValue::Binary(None)).alias(HIST)
-            };
-            // One schema on both sides (a scan's labels are dictionary-encoded).
-            LogicalPlanBuilder::from(plan)
-                .project(vec![
-                    datafusion::logical_expr::cast(col(LABELS), DataType::Binary).alias(LABELS),
-                    col(TS),
-                    col(VALUE),
-                    hist,
-                ])
-                .and_then(LogicalPlanBuilder::build)
-                .map_err(df)
+            with_hist_column(plan)
         };
         Some((|| {
             let (l, r) = (side(l, &b.lhs)?, side(r, &b.rhs)?);
@@ -756,16 +768,7 @@ impl Planner {
         // mixed groups); what follows takes floats only, so the histogram
         // rows it yields are left out here.
         if let Some(p) = self.histogram_aggregation(agg) {
-            let p = p?;
-            if !p.schema().has_column_with_unqualified_name(HIST) {
-                return Ok(Planned::Vector(p));
-            }
-            let floats = LogicalPlanBuilder::from(p)
-                .filter(col(HIST).is_null())
-                .and_then(|b| b.project(vec![col(LABELS), col(TS), col(VALUE)]))
-                .and_then(LogicalPlanBuilder::build)
-                .map_err(df)?;
-            return Ok(Planned::Vector(floats));
+            return floats_only(p?).map(Planned::Vector);
         }
         let Planned::Vector(input) = self.plan(&agg.expr)? else {
             return Err(QueryError::BadData(format!("{op} needs an instant vector")));
@@ -820,7 +823,46 @@ impl Planner {
         Ok(Planned::Vector(p))
     }
 
+    /// An arithmetic or comparison operator with a histogram source on a
+    /// side (see [`Planner::histogram_source`]): the operands' samples,
+    /// floats or histograms, through the `PromSampleBinary` node; `None`
+    /// for set operators and operators on no histogram source.
+    fn histogram_binary(&self, b: &BinaryExpr) -> Option<Result<LogicalPlan, QueryError>> {
+        let op = b.op.to_string();
+        BinOp::parse(&op)?;
+        let (l, r) = (self.histogram_source(&b.lhs), self.histogram_source(&b.rhs));
+        if l.is_none() && r.is_none() {
+            return None;
+        }
+        let side = |source: Option<Result<LogicalPlan, QueryError>>, e: &PExpr| -> Result<Planned, QueryError> {
+            match source {
+                Some(p) => p.and_then(with_hist_column).map(Planned::Vector),
+                None => match self.plan(e)? {
+                    Planned::Vector(p) => with_hist_column(p).map(Planned::Vector),
+                    other => Ok(other),
+                },
+            }
+        };
+        let return_bool = b.modifier.as_ref().is_some_and(|m| m.return_bool);
+        let comparison = BinOp::parse(&op).is_some_and(BinOp::is_comparison);
+        let planned = (|| match (side(l, &b.lhs)?, side(r, &b.rhs)?) {
+            (Planned::Vector(l), Planned::Vector(r)) => self.vector_vector(b, l, r, &op, comparison, return_bool, true),
+            (Planned::Vector(v), s) => self.vector_scalar(v, s, &op, comparison, return_bool, false, true),
+            (s, Planned::Vector(v)) => self.vector_scalar(v, s, &op, comparison, return_bool, true, true),
+            _ => Err(QueryError::Internal("a histogram source that is no vector".into())),
+        })();
+        Some(planned.and_then(|p| match p {
+            Planned::Vector(p) => Ok(p),
+            _ => Err(QueryError::Internal("a vector operator without a vector".into())),
+        }))
+    }
+
     fn binary(&self, b: &BinaryExpr) -> Result<Planned, QueryError> {
+        // Histogram samples are operands too (for their annotations and
+        // `bool` results); what follows takes their float results.
+        if let Some(p) = self.histogram_binary(b) {
+            return floats_only(p?).map(Planned::Vector);
+        }
         let op = b.op.to_string();
         let return_bool = b.modifier.as_ref().is_some_and(|m| m.return_bool);
         let lhs = self.plan(&b.lhs)?;
@@ -832,10 +874,10 @@ impl Planner {
                 Ok(Planned::Const(v))
             }
             (Planned::Vector(v), s @ (Planned::Const(_) | Planned::Scalar(_))) => {
-                self.vector_scalar(v, s, &op, comparison, return_bool, false)
+                self.vector_scalar(v, s, &op, comparison, return_bool, false, false)
             }
             (s @ (Planned::Const(_) | Planned::Scalar(_)), Planned::Vector(v)) => {
-                self.vector_scalar(v, s, &op, comparison, return_bool, true)
+                self.vector_scalar(v, s, &op, comparison, return_bool, true, false)
             }
             (a @ (Planned::Const(_) | Planned::Scalar(_)), c @ (Planned::Const(_) | Planned::Scalar(_))) => {
                 let (a, c) = (self.scalar_plan(a)?, self.scalar_plan(c)?);
@@ -857,11 +899,17 @@ impl Planner {
                     .map_err(df)?;
                 Ok(Planned::Scalar(p))
             }
-            (Planned::Vector(l), Planned::Vector(r)) => self.vector_vector(b, l, r, &op, comparison, return_bool),
+            (Planned::Vector(l), Planned::Vector(r)) => {
+                self.vector_vector(b, l, r, &op, comparison, return_bool, false)
+            }
             _ => Err(QueryError::BadData(format!("operator {op} on strings or range vectors"))),
         }
     }
 
+    /// A vector and a scalar (`scalar_left`: `s op v`); `hist`: the
+    /// vector has a [`HIST`] column and the samples go through the
+    /// `PromSampleBinary` node.
+    #[allow(clippy::too_many_arguments)]
     fn vector_scalar(
         &self,
         v: LogicalPlan,
@@ -870,6 +918,7 @@ impl Planner {
         comparison: bool,
         return_bool: bool,
         scalar_left: bool,
+        hist: bool,
     ) -> Result<Planned, QueryError> {
         if matches!(op, "and" | "or" | "unless") {
             return Err(QueryError::BadData(format!("set operator {op} not allowed with a scalar")));
@@ -877,20 +926,55 @@ impl Planner {
         let (plan, sv) = match s {
             Planned::Const(c) => (v, lit(c)),
             Planned::Scalar(sp) => {
+                // Both sides qualified: a side's unqualified `ts` beside the
+                // other's `s.ts` would be ambiguous.
+                let mut columns =
+                    vec![col("v.labels").alias(LABELS), col("v.ts").alias(TS), col("v.value").alias(VALUE)];
+                if hist {
+                    columns.push(col(format!("v.{HIST}")).alias(HIST));
+                }
+                columns.push(col("s.value").alias("s_value"));
                 let joined = LogicalPlanBuilder::from(v)
-                    .join(
-                        LogicalPlanBuilder::from(sp).alias("s")?.build()?,
-                        JoinType::Inner,
-                        (vec![TS], vec!["s.ts"]),
-                        None,
-                    )
-                    .and_then(|b| b.project(vec![col(LABELS), col(TS), col(VALUE), col("s.value").alias("s_value")]))
+                    .alias("v")
+                    .and_then(|b| {
+                        b.join(
+                            LogicalPlanBuilder::from(sp).alias("s")?.build()?,
+                            JoinType::Inner,
+                            (vec!["v.ts"], vec!["s.ts"]),
+                            None,
+                        )
+                    })
+                    .and_then(|b| b.project(columns))
                     .and_then(LogicalPlanBuilder::build)
                     .map_err(df)?;
                 (joined, col("s_value"))
             }
-            _ => return Err(QueryError::Internal("not a scalar".into())),
+            _ => return Err(QueryError::BadData(format!("operator {op} on strings or range vectors"))),
         };
+        if hist {
+            // Arithmetic and `bool` drop the name; a filter keeps the
+            // vector's sample (and name).
+            let labels = if comparison && !return_bool {
+                col(LABELS)
+            } else {
+                drop_name_as(col(LABELS), self.settings.name_drop)
+            };
+            let vector = (col(VALUE), col(HIST));
+            let scalar = (sv, lit(ScalarValue::Binary(None)));
+            let ((lv, lh), (rv, rh)) = if scalar_left { (scalar, vector) } else { (vector, scalar) };
+            let operands = LogicalPlanBuilder::from(plan)
+                .project(vec![
+                    labels.alias(LABELS),
+                    col(TS),
+                    lv.alias(L_VALUE),
+                    lh.alias(L_HIST),
+                    rv.alias(R_VALUE),
+                    rh.alias(R_HIST),
+                ])
+                .and_then(LogicalPlanBuilder::build)
+                .map_err(df)?;
+            return sample_binary(operands, op, return_bool, scalar_left).map(Planned::Vector);
+        }
         let (l, r) = if scalar_left { (sv, col(VALUE)) } else { (col(VALUE), sv) };
         if comparison && !return_bool {
             let cond = binary_expr(op, l, r, false)?;
@@ -962,6 +1046,9 @@ impl Planner {
             .map_err(df)
     }
 
+    /// Two vectors matched by their keys; `hist`: both have a [`HIST`]
+    /// column and the samples go through the `PromSampleBinary` node.
+    #[allow(clippy::too_many_arguments)]
     fn vector_vector(
         &self,
         b: &BinaryExpr,
@@ -970,26 +1057,41 @@ impl Planner {
         op: &str,
         comparison: bool,
         return_bool: bool,
+        hist: bool,
     ) -> Result<Planned, QueryError> {
         let modifier = b.modifier.as_ref();
         let card = modifier.map(|m| &m.card);
         let matching = modifier.and_then(|m| m.matching.as_ref());
         let key_op = match_key(b);
         let keyed = |p: LogicalPlan, alias: &str| -> Result<LogicalPlan, QueryError> {
+            let mut columns = vec![col(LABELS), col(TS), col(VALUE)];
+            if hist {
+                columns.push(col(HIST));
+            }
+            columns.push(labels_udf(key_op.clone()).call(vec![col(LABELS)]).alias("key"));
             LogicalPlanBuilder::from(p)
-                .project(vec![
-                    col(LABELS),
-                    col(TS),
-                    col(VALUE),
-                    labels_udf(key_op.clone()).call(vec![col(LABELS)]).alias("key"),
-                ])
+                .project(columns)
                 .and_then(|b| b.alias(alias))
                 .and_then(LogicalPlanBuilder::build)
                 .map_err(df)
         };
         if matches!(op, "and" | "or" | "unless") {
-            return self.set_operation(b, l, r, op, false).map(Planned::Vector);
+            return self.set_operation(b, l, r, op, hist).map(Planned::Vector);
         }
+        // The matched pairs' operands, each row labelled `result_labels`.
+        let operands = |joined: LogicalPlanBuilder, result_labels: Expr| -> Result<LogicalPlan, QueryError> {
+            joined
+                .project(vec![
+                    result_labels.alias(LABELS),
+                    col("l.ts").alias(TS),
+                    col("l.value").alias(L_VALUE),
+                    col(format!("l.{HIST}")).alias(L_HIST),
+                    col("r.value").alias(R_VALUE),
+                    col(format!("r.{HIST}")).alias(R_HIST),
+                ])
+                .and_then(LogicalPlanBuilder::build)
+                .map_err(df)
+        };
         let (lk, rk) = (keyed(l.clone(), "l")?, keyed(r.clone(), "r")?);
         let on = (vec!["l.key", "l.ts"], vec!["r.key", "r.ts"]);
         if let Some(VectorMatchCardinality::ManyToOne(include) | VectorMatchCardinality::OneToMany(include)) = card {
@@ -1015,6 +1117,9 @@ impl Planner {
             if !include.labels.is_empty() {
                 result_labels = labels_udf(LabelsOp::Include(include.labels.clone()))
                     .call(vec![result_labels, col(format!("{one}.labels"))]);
+            }
+            if hist {
+                return sample_binary(operands(joined, result_labels)?, op, return_bool, false).map(Planned::Vector);
             }
             let p = if comparison && !return_bool {
                 let cond = binary_expr(op, col("l.value"), col("r.value"), false)?;
@@ -1052,6 +1157,9 @@ impl Planner {
         if comparison && return_bool {
             result_labels = drop_name_as(result_labels, mode);
         }
+        if hist {
+            return sample_binary(operands(joined, result_labels)?, op, return_bool, false).map(Planned::Vector);
+        }
         if comparison && !return_bool {
             let cond = binary_expr(op, col("l.value"), col("r.value"), false)?;
             let p = joined
@@ -1070,6 +1178,50 @@ impl Planner {
             .map_err(df)?;
         Ok(Planned::Vector(p))
     }
+}
+
+/// A vector plan with a [`HIST`] column (null where it had none: some
+/// histogram sources — `topk`, `quantile` — and other expressions yield
+/// floats only) and plain `labels`, one schema for both sides of an
+/// operator (a scan's labels are dictionary-encoded).
+fn with_hist_column(plan: LogicalPlan) -> Result<LogicalPlan, QueryError> {
+    let hist = if plan.schema().has_column_with_unqualified_name(HIST) {
+        col(HIST)
+    } else {
+        lit(ScalarValue::Binary(None)).alias(HIST)
+    };
+    LogicalPlanBuilder::from(plan)
+        .project(vec![
+            datafusion::logical_expr::cast(col(LABELS), DataType::Binary).alias(LABELS),
+            col(TS),
+            col(VALUE),
+            hist,
+        ])
+        .and_then(LogicalPlanBuilder::build)
+        .map_err(df)
+}
+
+/// The `PromSampleBinary` node over `operands` (see [`NodeKind::SampleBinary`]).
+fn sample_binary(
+    operands: LogicalPlan,
+    op: &str,
+    return_bool: bool,
+    keep_right: bool,
+) -> Result<LogicalPlan, QueryError> {
+    let op = BinOp::parse(op).ok_or_else(|| QueryError::Internal(format!("{op} is no sample operator")))?;
+    PromNode::plan(NodeKind::SampleBinary { op, return_bool, keep_right }, Some(operands)).map_err(df)
+}
+
+/// The float rows of a plan with a [`HIST`] column, as a plain vector.
+fn floats_only(p: LogicalPlan) -> Result<LogicalPlan, QueryError> {
+    if !p.schema().has_column_with_unqualified_name(HIST) {
+        return Ok(p);
+    }
+    LogicalPlanBuilder::from(p)
+        .filter(col(HIST).is_null())
+        .and_then(|b| b.project(vec![col(LABELS), col(TS), col(VALUE)]))
+        .and_then(LogicalPlanBuilder::build)
+        .map_err(df)
 }
 
 /// A string literal argument.

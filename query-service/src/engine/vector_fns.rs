@@ -13,7 +13,7 @@ use chrono::{DateTime, Datelike, Timelike};
 
 use super::Annotations;
 use super::functions::quantile;
-use super::histogram::FloatHistogram;
+use super::histogram::{FloatHistogram, NanObservations};
 use super::labels::{self, METRIC_NAME, NameDrop};
 use super::nodes::Grid;
 
@@ -340,10 +340,14 @@ impl VecFn {
                 VecFn::HistogramStddev => h.variance().sqrt(),
                 VecFn::HistogramStdvar => h.variance(),
                 VecFn::HistogramQuantile(q) => {
-                    let (v, nan_result) = h.quantile(q.get());
-                    if nan_result {
+                    let (v, nan) = h.quantile(q.get());
+                    if let Some(nan) = nan {
+                        let result = match nan {
+                            NanObservations::NanResult => "result is NaN",
+                            NanObservations::SkewedHigher => "result is skewed higher",
+                        };
                         notes.infos.insert(format!(
-                            "PromQL info: input to histogram_quantile has NaN observations, result is NaN for metric name {:?}",
+                            "PromQL info: input to histogram_quantile has NaN observations, {result} for metric name {:?}",
                             name()
                         ));
                     }

@@ -469,10 +469,47 @@ fn parse_histogram(s: &str) -> Option<HistogramLit> {
 }
 
 impl HistogramLit {
+    /// This histogram in the coarser exponential schema `schema` (buckets
+    /// merged), as Prometheus adds histograms of two schemas.
+    fn at_schema(&self, schema: i32) -> HistogramLit {
+        use crate::engine::histogram::{CUSTOM_BUCKETS_SCHEMA, FloatHistogram};
+        if schema >= self.schema || self.schema == CUSTOM_BUCKETS_SCHEMA || schema == CUSTOM_BUCKETS_SCHEMA {
+            return self.clone();
+        }
+        let sparse = |b: &[f64], o: i32| -> Vec<(i32, f64)> {
+            b.iter().enumerate().map(|(i, c)| (o + i32::try_from(i).unwrap_or(i32::MAX), *c)).collect()
+        };
+        let h = FloatHistogram {
+            schema: self.schema,
+            reset_hint: schemas::stream::histogram::ResetHint::Unknown,
+            count: self.count,
+            sum: self.sum,
+            zero_threshold: self.z_bucket_w,
+            zero_count: self.z_bucket,
+            positive: sparse(&self.buckets, self.offset),
+            negative: sparse(&self.n_buckets, self.n_offset),
+            custom_values: Vec::new(),
+        }
+        .to_schema(schema);
+        let dense = |b: &[(i32, f64)]| -> (Vec<f64>, i32) {
+            let (Some(first), Some(last)) = (b.first(), b.last()) else { return (Vec::new(), 0) };
+            let mut out = vec![0.0; usize::try_from(last.0 - first.0 + 1).unwrap_or(0)];
+            for (i, c) in b {
+                out[usize::try_from(i - first.0).unwrap_or(0)] += c;
+            }
+            (out, first.0)
+        };
+        let ((buckets, offset), (n_buckets, n_offset)) = (dense(&h.positive), dense(&h.negative));
+        HistogramLit { schema, buckets, offset, n_buckets, n_offset, ..self.clone() }
+    }
+
     fn combine(&self, d: &HistogramLit, k: f64) -> HistogramLit {
-        // Bucket-wise `self + k·d` with both on the same layout (the scripts'
-        // progressions use one schema and offset per series); a different
-        // layout is aligned by bucket index.
+        // Bucket-wise `self + k·d` on the coarser schema of the two (the
+        // finer one's buckets merged); a different layout is aligned by
+        // bucket index.
+        let schema = self.schema.min(d.schema);
+        let (this, d) = (self.at_schema(schema), d.at_schema(schema));
+        let this = &this;
         let add = |a: &[f64], ao: i32, b: &[f64], bo: i32| -> (Vec<f64>, i32) {
             if b.is_empty() {
                 return (a.to_vec(), ao);
@@ -491,20 +528,20 @@ impl HistogramLit {
             }
             (out, lo)
         };
-        let (buckets, offset) = add(&self.buckets, self.offset, &d.buckets, d.offset);
-        let (n_buckets, n_offset) = add(&self.n_buckets, self.n_offset, &d.n_buckets, d.n_offset);
+        let (buckets, offset) = add(&this.buckets, this.offset, &d.buckets, d.offset);
+        let (n_buckets, n_offset) = add(&this.n_buckets, this.n_offset, &d.n_buckets, d.n_offset);
         HistogramLit {
-            schema: self.schema,
-            sum: self.sum + k * d.sum,
-            count: self.count + k * d.count,
-            z_bucket: self.z_bucket + k * d.z_bucket,
-            z_bucket_w: self.z_bucket_w,
+            schema,
+            sum: this.sum + k * d.sum,
+            count: this.count + k * d.count,
+            z_bucket: this.z_bucket + k * d.z_bucket,
+            z_bucket_w: this.z_bucket_w,
             buckets,
             offset,
             n_buckets,
             n_offset,
-            custom_values: self.custom_values.clone(),
-            counter_reset_hint: self.counter_reset_hint.clone(),
+            custom_values: this.custom_values.clone(),
+            counter_reset_hint: this.counter_reset_hint.clone(),
         }
     }
 }
@@ -824,6 +861,15 @@ mod tests {
         assert_eq!(l.values.len(), 3);
         let Some(Value::Histogram(h)) = &l.values[2] else { panic!() };
         assert_eq!((h.sum, h.count, h.buckets.clone()), (7.0, 6.0, vec![3.0, 2.0, 1.0]));
+        // A finer increment is merged into the base's coarser schema:
+        // schema 0's (1,2] and (2,4] are schema -1's (1,4].
+        let l = parse_series_line(
+            "h {{schema:-1 sum:4 count:1 buckets:[1] offset:1}}+{{schema:0 sum:4 count:4 buckets:[2 2] offset:1}}x1",
+            1,
+        )
+        .unwrap();
+        let Some(Value::Histogram(h)) = &l.values[1] else { panic!() };
+        assert_eq!((h.schema, h.count, h.buckets.clone(), h.offset), (-1, 5.0, vec![5.0], 1));
     }
 
     #[test]
