@@ -429,21 +429,30 @@ impl RangeFn {
                     return (None, notes);
                 }
                 let counter = self != RangeFn::Delta;
-                let custom = hs[n - 1].uses_custom_buckets();
-                if hs[1..n - 1].iter().chain([&hs[0]]).any(|h| h.uses_custom_buckets() != custom) {
-                    return (None, vec![incompatible(Incompatible::Schema, name)]);
-                }
                 if counter && (gauge(hs[0]) || hs.iter().any(|h| gauge(h))) {
                     notes.push(not_counter());
                 }
                 // A reset between the first and second sample: the first
-                // counts as empty.
+                // counts as empty, its layout (exponential or custom
+                // buckets) no longer matters.
                 let mut prev = if counter && hs[1].is_reset_after(hs[0]) {
                     FloatHistogram::empty_like(hs[1])
                 } else {
                     hs[0].clone()
                 };
-                let min_schema = hs.iter().map(|h| h.schema).min().unwrap_or(hs[0].schema);
+                let custom = prev.uses_custom_buckets();
+                let mut min_schema = prev.schema.min(hs[n - 1].schema);
+                if hs[n - 1].uses_custom_buckets() != custom {
+                    return (None, vec![incompatible(Incompatible::Schema, name)]);
+                }
+                if counter {
+                    for h in &hs[1..n - 1] {
+                        if h.uses_custom_buckets() != custom {
+                            return (None, vec![incompatible(Incompatible::Schema, name)]);
+                        }
+                        min_schema = min_schema.min(h.schema);
+                    }
+                }
                 let mut h = hs[n - 1].to_schema(min_schema);
                 if let Err(e) = h.sub(&prev) {
                     return (None, vec![incompatible(e, name)]);

@@ -52,6 +52,7 @@ use datafusion::physical_plan::{
 use datafusion::physical_planner::{ExtensionPlanner, PhysicalPlanner};
 use futures::StreamExt;
 use schemas::labels::STALE_NAN_BITS;
+use schemas::stream::histogram::ResetHint;
 
 use super::functions::RangeFn;
 use super::histogram::FloatHistogram;
@@ -231,6 +232,10 @@ pub enum NodeKind {
         /// Histogram results are rows too (with a [`HIST`] column): the
         /// node is the whole query or the input of a histogram function.
         histograms: bool,
+        /// The samples are a subquery's steps: their histograms' explicit
+        /// counter-reset hints are dropped, as Prometheus drops them (a
+        /// step repeating a reset sample must not count it again).
+        subquery: bool,
     },
     /// One row per step.
     Steps {
@@ -627,9 +632,10 @@ impl ExecutionPlan for PromExec {
                     let series = collect_series(input).await?;
                     instant_vector(&ctx, &series, grid, shift, lookback_ms, sample_time, histograms)
                 }
-                NodeKind::RangeFunction { grid, shift, range_ms, function, histograms } => {
+                NodeKind::RangeFunction { grid, shift, range_ms, function, histograms, subquery } => {
                     let series = collect_series(input).await?;
-                    range_function(&ctx, &series, grid, shift, range_ms, function, histograms)
+                    let window = Window { grid, shift, range_ms, subquery };
+                    range_function(&ctx, &series, window, function, histograms)
                 }
                 NodeKind::AggregateResult { op } => {
                     let Some(input) = input else { return Err(DataFusionError::Internal("node without input".into())) };
@@ -1127,15 +1133,24 @@ fn instant_vector(
     out.finish()
 }
 
-fn range_function(
-    ctx: &ReadContext,
-    series: &BTreeMap<Vec<u8>, RawSeries>,
+/// The windows of a [`NodeKind::RangeFunction`].
+#[derive(Debug, Clone, Copy)]
+struct Window {
     grid: Grid,
     shift: TimeShift,
     range_ms: i64,
+    /// The samples are a subquery's steps.
+    subquery: bool,
+}
+
+fn range_function(
+    ctx: &ReadContext,
+    series: &BTreeMap<Vec<u8>, RawSeries>,
+    window: Window,
     function: RangeFn,
     histograms: bool,
 ) -> Result<RecordBatch> {
+    let Window { grid, shift, range_ms, subquery } = window;
     let mut out = if histograms { Output::with_histograms() } else { Output::new() };
     let mut ts = Vec::new();
     let mut vs = Vec::new();
@@ -1145,8 +1160,15 @@ fn range_function(
             if function.keeps_name() { labels.clone() } else { labels::drop_name_as(labels, ctx.name_drop) };
         let name = labels::get(labels, labels::METRIC_NAME).unwrap_or("");
         // Each histogram decoded once for all the windows it falls in.
+        let decode = |b: &bytes::Bytes| {
+            let mut h = FloatHistogram::decode(b)?;
+            if subquery && matches!(h.reset_hint, ResetHint::Yes | ResetHint::No) {
+                h.reset_hint = ResetHint::Unknown;
+            }
+            Ok(h)
+        };
         let decoded: Vec<Option<std::result::Result<FloatHistogram, String>>> =
-            s.hist.iter().map(|h| h.as_ref().map(|b| FloatHistogram::decode(b))).collect();
+            s.hist.iter().map(|h| h.as_ref().map(decode)).collect();
         let mut hist: Vec<Option<&FloatHistogram>> = Vec::new();
         let mut hist_errors: Vec<&String> = Vec::new();
         let mut produced = false;

@@ -312,6 +312,7 @@ impl Planner {
     /// `histograms`: histogram results are rows too (the function is the
     /// whole query or the input of a histogram function).
     fn range_fn_with(&self, arg: &PExpr, function: RangeFn, histograms: bool) -> Result<LogicalPlan, QueryError> {
+        let subquery = matches!(strip_parens(arg), PExpr::Subquery(_));
         let (input, shift, range_ms) = match strip_parens(arg) {
             PExpr::MatrixSelector(ms) => {
                 let (shift, matchers) = self.selector_parts(&ms.vs)?;
@@ -323,7 +324,8 @@ impl Planner {
             PExpr::Subquery(sq) => self.subquery(sq)?,
             _ => return Err(QueryError::BadData("expected a range vector".into())),
         };
-        let node = NodeKind::RangeFunction { grid: self.settings.grid, shift, range_ms, function, histograms };
+        let grid = self.settings.grid;
+        let node = NodeKind::RangeFunction { grid, shift, range_ms, function, histograms, subquery };
         PromNode::plan(node, Some(input)).map_err(df)
     }
 
