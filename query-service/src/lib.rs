@@ -50,9 +50,10 @@
 //!
 //! `count_values` counts a histogram source's histograms by their text.
 //!
-//! Not built yet: histograms under float-only functions that Prometheus
-//! lets them through (`label_replace`, `sort`, …: their histogram samples
-//! are left out), the other
+//! Not built yet: histograms under functions that Prometheus lets them
+//! through (`label_replace`, …: their histogram samples are left out);
+//! where Prometheus reports only the last error of a binary operator per
+//! step, PromLake reports each distinct one; the other
 //! annotations and positions in their texts, `step()`/`range()` in
 //! duration expressions, exemplars. Delayed name removal is an engine
 //! option (`Engine::with_delayed_name_removal`), off by default as in

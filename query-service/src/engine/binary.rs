@@ -288,5 +288,14 @@ mod tests {
         assert_eq!(diff.positive, a.positive, "the emptied bucket is compacted away");
         assert_eq!(elem_binop(BinOp::Eq, Operand::Histogram(&diff), Operand::Histogram(&a)), Outcome::Compared(true));
         assert_eq!(elem_binop(BinOp::Ne, Operand::Histogram(&a), Operand::Histogram(&b)), Outcome::Compared(true));
+        // Equality is bit for bit (Prometheus's `Equals`): a NaN sum equals itself.
+        let nan = FloatHistogram { sum: f64::NAN, ..a.clone() };
+        assert_eq!(elem_binop(BinOp::Eq, Operand::Histogram(&nan), Operand::Histogram(&nan)), Outcome::Compared(true));
+        // A gauge added to a counter is a gauge.
+        let gauge = FloatHistogram { reset_hint: ResetHint::Gauge, ..b.clone() };
+        let Outcome::Histogram(sum) = elem_binop(BinOp::Add, Operand::Histogram(&a), Operand::Histogram(&gauge)) else {
+            panic!("a + gauge is a histogram");
+        };
+        assert_eq!(sum.reset_hint, ResetHint::Gauge);
     }
 }

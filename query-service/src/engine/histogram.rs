@@ -135,18 +135,23 @@ impl FloatHistogram {
         self.schema == CUSTOM_BUCKETS_SCHEMA
     }
 
-    /// Prometheus's `Equals`: the same schema, zero bucket, count, sum (NaN
-    /// equal to NaN), custom bounds and buckets (the hint is not compared).
+    /// Prometheus's `Equals`: the same schema, zero threshold, custom
+    /// bounds and bucket layout, and bit for bit the same count, sum, zero
+    /// count and bucket counts (a NaN equals the same NaN, -0 is not 0;
+    /// the hint is not compared).
     pub fn same_as(&self, other: &Self) -> bool {
-        let f = |a: f64, b: f64| a == b || (a.is_nan() && b.is_nan());
+        let bits = |a: f64, b: f64| a.to_bits() == b.to_bits();
+        let buckets = |a: &[(i32, f64)], b: &[(i32, f64)]| {
+            a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.0 == y.0 && bits(x.1, y.1))
+        };
         self.schema == other.schema
-            && f(self.zero_threshold, other.zero_threshold)
-            && f(self.zero_count, other.zero_count)
-            && f(self.count, other.count)
-            && f(self.sum, other.sum)
-            && self.custom_values == other.custom_values
-            && self.positive == other.positive
-            && self.negative == other.negative
+            && self.zero_threshold == other.zero_threshold
+            && bits(self.zero_count, other.zero_count)
+            && bits(self.count, other.count)
+            && bits(self.sum, other.sum)
+            && (!self.uses_custom_buckets() || self.custom_values == other.custom_values)
+            && buckets(&self.positive, &other.positive)
+            && buckets(&self.negative, &other.negative)
     }
 
     /// Whether this histogram follows a counter reset after `previous`
@@ -315,18 +320,20 @@ impl FloatHistogram {
         }
         let forward = self.sum.is_nan() || q < 0.5;
         let mut buckets = self.buckets();
-        buckets.retain(|b| b.count != 0.0);
         if !forward {
             buckets.reverse();
         }
         let mut rank = if forward { q * self.count } else { (1.0 - q) * self.count };
         let mut count = 0.0;
         // No bucket (NaN observations only): Prometheus's zero bucket value.
-        let mut bucket =
-            buckets.first().copied().unwrap_or(Bucket { boundaries: 0, lower: 0.0, upper: 0.0, count: 0.0 });
+        let mut bucket = Bucket { boundaries: 0, lower: 0.0, upper: 0.0, count: 0.0 };
         let mut next = buckets.len();
         for (i, b) in buckets.iter().enumerate() {
+            // (Prometheus's loop takes the bucket before skipping an empty one.)
             bucket = *b;
+            if b.count == 0.0 {
+                continue;
+            }
             count += b.count;
             if count >= rank {
                 next = i + 1;
@@ -365,8 +372,13 @@ impl FloatHistogram {
         // the buckets' total falls short of it.
         let mut note = None;
         if self.sum.is_nan() {
-            let total = buckets[next..].iter().fold(count, |c, b| c + b.count);
-            if total < self.count {
+            // As Prometheus 3.5 counts them, its loop leaving the last
+            // bucket as the one interpolated in.
+            for b in &buckets[next..] {
+                bucket = *b;
+                count += b.count;
+            }
+            if count < self.count {
                 note = Some(NanObservations::SkewedHigher);
             }
         }
@@ -546,6 +558,15 @@ impl FloatHistogram {
         }
         if self.uses_custom_buckets() && self.custom_values != other.custom_values {
             return Err(Incompatible::Bounds);
+        }
+        if sign > 0.0 {
+            // Prometheus's `Add`: a gauge with anything is a gauge; unknown
+            // with a counter hint, or two conflicting hints, unknown.
+            self.reset_hint = match (self.reset_hint, other.reset_hint) {
+                (a, b) if a == b => a,
+                (ResetHint::Gauge, _) | (_, ResetHint::Gauge) => ResetHint::Gauge,
+                _ => ResetHint::Unknown,
+            };
         }
         let schema = self.schema.min(other.schema);
         let mut other = other.to_schema(schema);
@@ -817,6 +838,10 @@ mod tests {
         assert_eq!(nan.quantile(0.8), (1.0, Some(NanObservations::SkewedHigher)));
         let (v, note) = nan.quantile(0.81);
         assert!(v.is_nan() && note == Some(NanObservations::NanResult), "{v} {note:?}");
+        // Two buckets: Prometheus 3.5 interpolates in the last one it
+        // counted ({{count:15 sum:NaN buckets:[6 6]}} at 0.4 is 2, not 1).
+        let two = FloatHistogram { count: 15.0, sum: f64::NAN, positive: vec![(0, 6.0), (1, 6.0)], ..h.clone() };
+        assert_eq!(two.quantile(0.4), (2.0, Some(NanObservations::SkewedHigher)));
         let only_nan = FloatHistogram { count: 3.0, sum: f64::NAN, positive: vec![], ..h.clone() };
         let (v, note) = only_nan.quantile(0.4);
         assert!(v.is_nan() && note == Some(NanObservations::NanResult), "{v} {note:?}");

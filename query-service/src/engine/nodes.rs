@@ -551,9 +551,14 @@ pub struct PromExec {
 impl PromExec {
     fn new(kind: NodeKind, inputs: Vec<Arc<dyn ExecutionPlan>>, ctx: Arc<ReadContext>) -> Self {
         let schema = node_schema(&kind);
+        // A streaming node keeps its input's partitions; the others make one.
+        let partitions = match (&kind, inputs.first()) {
+            (NodeKind::SampleBinary { .. }, Some(input)) => input.properties().partitioning.partition_count(),
+            _ => 1,
+        };
         let properties = Arc::new(PlanProperties::new(
             EquivalenceProperties::new(schema),
-            Partitioning::UnknownPartitioning(1),
+            Partitioning::UnknownPartitioning(partitions),
             EmissionType::Final,
             Boundedness::Bounded,
         ));
@@ -585,10 +590,16 @@ impl ExecutionPlan for PromExec {
         self.inputs.iter().collect()
     }
 
-    /// Each node reads all of every input from its one partition (a union
-    /// below gives several: DataFusion merges them first).
+    /// Each node but the streaming `SampleBinary` reads all of every input
+    /// from its one partition (a union below gives several: DataFusion
+    /// merges them first).
     fn required_input_distribution(&self) -> Vec<datafusion::physical_plan::Distribution> {
-        vec![datafusion::physical_plan::Distribution::SinglePartition; self.inputs.len()]
+        use datafusion::physical_plan::Distribution;
+        let each = match self.kind {
+            NodeKind::SampleBinary { .. } => Distribution::UnspecifiedDistribution,
+            _ => Distribution::SinglePartition,
+        };
+        vec![each; self.inputs.len()]
     }
 
     fn apply_expressions(
@@ -616,6 +627,14 @@ impl ExecutionPlan for PromExec {
             self.inputs.iter().map(|i| i.execute(partition, context.clone())).collect::<Result<Vec<_>>>()?.into_iter();
         let input = inputs.next();
         let param = inputs.next();
+        // A row-by-row operator streams: each input batch gives its output
+        // batch, in the input's partitions.
+        if let NodeKind::SampleBinary { op, return_bool, keep_right } = &kind {
+            let (op, return_bool, keep_right) = (*op, *return_bool, *keep_right);
+            let Some(input) = input else { return Err(DataFusionError::Internal("node without input".into())) };
+            let stream = input.map(move |batch| sample_binary(&ctx, op, return_bool, keep_right, &[batch?]));
+            return Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)));
+        }
         let fut = async move {
             match kind {
                 NodeKind::SeriesScan { matchers, start_ms, end_ms } => {
@@ -642,11 +661,7 @@ impl ExecutionPlan for PromExec {
                     let batches = datafusion::physical_plan::common::collect(input).await?;
                     aggregate_result(&ctx, op, &batches)
                 }
-                NodeKind::SampleBinary { op, return_bool, keep_right } => {
-                    let Some(input) = input else { return Err(DataFusionError::Internal("node without input".into())) };
-                    let batches = datafusion::physical_plan::common::collect(input).await?;
-                    sample_binary(&ctx, op, return_bool, keep_right, &batches)
-                }
+                NodeKind::SampleBinary { .. } => Err(DataFusionError::Internal("SampleBinary streams".into())),
                 NodeKind::VectorFunction { grid, function, histograms } => {
                     let Some(input) = input else { return Err(DataFusionError::Internal("node without input".into())) };
                     let batches = datafusion::physical_plan::common::collect(input).await?;
@@ -885,7 +900,7 @@ fn aggregate_result(ctx: &ReadContext, op: AggOp, batches: &[RecordBatch]) -> Re
     out.finish()
 }
 
-/// The rows of [`NodeKind::SampleBinary`]: each input row's operands
+/// The rows of [`NodeKind::SampleBinary`] for a batch: each row's operands
 /// through [`super::binary::elem_binop`]; a filtering comparison keeps the
 /// compared sample as it was.
 fn sample_binary(
@@ -968,7 +983,8 @@ async fn collect_series(input: Option<SendableRecordBatchStream>) -> Result<BTre
         let l = LabelsColumn::of(b);
         let t = b.column(1).as_primitive::<Int64Type>();
         let v = b.column(2).as_primitive::<Float64Type>();
-        // A scan's histogram column (a subquery's rows have none).
+        // The histogram column (a scan's, or a subquery's of a histogram
+        // source; other subqueries' rows have none).
         let h = b.column_by_name(HIST).map(|c| c.as_binary::<i32>());
         // Rows come in runs of one series: the series is looked up once
         // per run.

@@ -9,8 +9,8 @@
 //! | selector | `PromInstantVector(PromSeriesScan)` ([`super::nodes`]) |
 //! | range function of `sel[r]` | `PromRangeFunction(PromSeriesScan)` |
 //! | `sum by (l) (v)` … | `Projection(labels := prom_labels_keep(labels, l))` → `Aggregate(labels, ts)` |
-//! | `v op scalar` | `Projection(value := value op s)` (comparisons: `Filter`) |
-//! | `v op w` (one-to-one) | `Projection(key := match labels)` on both sides → inner `Join(key, ts)` |
+//! | `v op scalar` | `Projection(value := value op s)` (comparisons: `Filter`); a side that may hold native histograms (a selector …): `PromSampleBinary(Projection(l_value, l_hist, r_value, r_hist))` |
+//! | `v op w` (one-to-one) | `Projection(key := match labels)` on both sides → inner `Join(key, ts)` → `Projection` / `Filter`, or `PromSampleBinary` as above |
 //! | `v and/unless w` | semi / anti `Join(key, ts)` |
 //! | `abs(v)` … | `Projection(value := abs(value), labels := prom_labels_drop_name(labels))` |
 //!
@@ -381,9 +381,9 @@ impl Planner {
         }
     }
 
-    /// A function of native histograms: over a selector, the selector's
-    /// histogram samples are its input too. (Histograms computed by other
-    /// expressions are not evaluated yet.)
+    /// A function of native histograms: over a histogram source (see
+    /// [`Planner::histogram_source`]), its histogram samples are the
+    /// function's input too.
     fn histogram_fn(&self, function: &str, arg: &PExpr, f: VecFn) -> Result<Planned, QueryError> {
         match self.histogram_source(arg) {
             Some(p) => self.vector_fn_of(p?, f),
@@ -772,6 +772,21 @@ impl Planner {
         if let Some(p) = self.histogram_aggregation(agg) {
             return floats_only(p?).map(Planned::Vector);
         }
+        if op == "count_values" {
+            let param = agg.param.as_deref().ok_or_else(|| QueryError::BadData("count_values needs a label".into()))?;
+            let Planned::String(label) = self.plan(param)? else {
+                return Err(QueryError::BadData("count_values needs a string parameter".into()));
+            };
+            // Histograms are counted too (by their text).
+            let input = match self.histogram_source(&agg.expr) {
+                Some(p) => p?,
+                None => match self.plan(&agg.expr)? {
+                    Planned::Vector(p) => p,
+                    _ => return Err(QueryError::BadData("count_values needs an instant vector".into())),
+                },
+            };
+            return self.vector_fn_of(input, VecFn::CountValues { label, grouping: vec_grouping(agg) });
+        }
         let Planned::Vector(input) = self.plan(&agg.expr)? else {
             return Err(QueryError::BadData(format!("{op} needs an instant vector")));
         };
@@ -791,18 +806,6 @@ impl Planner {
                 }
                 _ => Err(QueryError::BadData(format!("{op} needs a scalar parameter"))),
             };
-        }
-        if op == "count_values" {
-            let param = agg.param.as_deref().ok_or_else(|| QueryError::BadData("count_values needs a label".into()))?;
-            let Planned::String(label) = self.plan(param)? else {
-                return Err(QueryError::BadData("count_values needs a string parameter".into()));
-            };
-            // Histograms are counted too (by their text).
-            let input = match self.histogram_source(&agg.expr) {
-                Some(p) => p?,
-                None => input,
-            };
-            return self.vector_fn_of(input, VecFn::CountValues { label, grouping: vec_grouping });
         }
         let prom = |kind| super::aggregates::udaf(kind).call(vec![col(VALUE)]);
         let value = match op.as_str() {
