@@ -404,21 +404,13 @@ impl Planner {
             PExpr::Unary(u) => {
                 let input = self.histogram_source(&u.expr)?;
                 Some(input.and_then(|p| {
-                    let p = with_hist_column(p)?;
-                    let labels = drop_name_as(col(LABELS), self.settings.name_drop);
-                    let operands = LogicalPlanBuilder::from(p)
-                        .project(vec![
-                            labels.alias(LABELS),
-                            col(TS),
-                            col(VALUE).alias(L_VALUE),
-                            col(HIST).alias(L_HIST),
-                            lit(0.0).alias(R_VALUE),
-                            lit(ScalarValue::Binary(None)).alias(R_HIST),
-                        ])
-                        .and_then(LogicalPlanBuilder::build)
-                        .map_err(df)?;
-                    let node = NodeKind::SampleBinary { op: BinOp::Neg, return_bool: false, keep_right: false };
-                    PromNode::plan(node, Some(operands)).map_err(df)
+                    sample_binary(
+                        LogicalPlanBuilder::from(with_hist_column(p)?),
+                        (drop_name_as(col(LABELS), self.settings.name_drop), col(TS)),
+                        (col(VALUE), col(HIST)),
+                        (lit(0.0), lit(ScalarValue::Binary(None))),
+                        NodeKind::SampleBinary { op: BinOp::Neg, return_bool: false, keep_right: false },
+                    )
                 }))
             }
             PExpr::VectorSelector(vs) => Some(self.selector_with(vs, false, true)),
@@ -966,19 +958,9 @@ impl Planner {
             };
             let vector = (col(VALUE), col(HIST));
             let scalar = (sv, lit(ScalarValue::Binary(None)));
-            let ((lv, lh), (rv, rh)) = if scalar_left { (scalar, vector) } else { (vector, scalar) };
-            let operands = LogicalPlanBuilder::from(plan)
-                .project(vec![
-                    labels.alias(LABELS),
-                    col(TS),
-                    lv.alias(L_VALUE),
-                    lh.alias(L_HIST),
-                    rv.alias(R_VALUE),
-                    rh.alias(R_HIST),
-                ])
-                .and_then(LogicalPlanBuilder::build)
-                .map_err(df)?;
-            return sample_binary(operands, op, return_bool, scalar_left).map(Planned::Vector);
+            let (l, r) = if scalar_left { (scalar, vector) } else { (vector, scalar) };
+            let node = binary_node(op, return_bool, scalar_left)?;
+            return sample_binary(LogicalPlanBuilder::from(plan), (labels, col(TS)), l, r, node).map(Planned::Vector);
         }
         let (l, r) = if scalar_left { (sv, col(VALUE)) } else { (col(VALUE), sv) };
         if comparison && !return_bool {
@@ -1010,18 +992,6 @@ impl Planner {
         hist: bool,
     ) -> Result<LogicalPlan, QueryError> {
         let key_op = match_key(b);
-        let keyed = |p: LogicalPlan, alias: &str| -> Result<LogicalPlan, QueryError> {
-            let mut columns = vec![col(LABELS), col(TS), col(VALUE)];
-            if hist {
-                columns.push(col(HIST));
-            }
-            columns.push(labels_udf(key_op.clone()).call(vec![col(LABELS)]).alias("key"));
-            LogicalPlanBuilder::from(p)
-                .project(columns)
-                .and_then(|b| b.alias(alias))
-                .and_then(LogicalPlanBuilder::build)
-                .map_err(df)
-        };
         let out = |side: &str| {
             let mut columns = vec![
                 col(format!("{side}.labels")).alias(LABELS),
@@ -1033,7 +1003,7 @@ impl Planner {
             }
             columns
         };
-        let (lk, rk) = (keyed(l.clone(), "l")?, keyed(r, "r")?);
+        let (lk, rk) = (keyed(l.clone(), &key_op, "l", hist)?, keyed(r, &key_op, "r", hist)?);
         if op == "or" {
             // lhs, plus the rhs series whose key no lhs series has at that step.
             let missing = LogicalPlanBuilder::from(rk)
@@ -1068,36 +1038,18 @@ impl Planner {
         let card = modifier.map(|m| &m.card);
         let matching = modifier.and_then(|m| m.matching.as_ref());
         let key_op = match_key(b);
-        let keyed = |p: LogicalPlan, alias: &str| -> Result<LogicalPlan, QueryError> {
-            let mut columns = vec![col(LABELS), col(TS), col(VALUE)];
-            if hist {
-                columns.push(col(HIST));
-            }
-            columns.push(labels_udf(key_op.clone()).call(vec![col(LABELS)]).alias("key"));
-            LogicalPlanBuilder::from(p)
-                .project(columns)
-                .and_then(|b| b.alias(alias))
-                .and_then(LogicalPlanBuilder::build)
-                .map_err(df)
-        };
         if matches!(op, "and" | "or" | "unless") {
             return self.set_operation(b, l, r, op, hist).map(Planned::Vector);
         }
-        // The matched pairs' operands, each row labelled `result_labels`.
-        let operands = |joined: LogicalPlanBuilder, result_labels: Expr| -> Result<LogicalPlan, QueryError> {
-            joined
-                .project(vec![
-                    result_labels.alias(LABELS),
-                    col("l.ts").alias(TS),
-                    col("l.value").alias(L_VALUE),
-                    col(format!("l.{HIST}")).alias(L_HIST),
-                    col("r.value").alias(R_VALUE),
-                    col(format!("r.{HIST}")).alias(R_HIST),
-                ])
-                .and_then(LogicalPlanBuilder::build)
-                .map_err(df)
+        // The matched pairs through the `SampleBinary` node, each row
+        // labelled `result_labels`.
+        let pairs = |joined: LogicalPlanBuilder, result_labels: Expr| -> Result<LogicalPlan, QueryError> {
+            let (left, right) =
+                ((col("l.value"), col(format!("l.{HIST}"))), (col("r.value"), col(format!("r.{HIST}"))));
+            let node = binary_node(op, return_bool, false)?;
+            sample_binary(joined, (result_labels, col("l.ts")), left, right, node)
         };
-        let (lk, rk) = (keyed(l.clone(), "l")?, keyed(r.clone(), "r")?);
+        let (lk, rk) = (keyed(l, &key_op, "l", hist)?, keyed(r, &key_op, "r", hist)?);
         let on = (vec!["l.key", "l.ts"], vec!["r.key", "r.ts"]);
         if let Some(VectorMatchCardinality::ManyToOne(include) | VectorMatchCardinality::OneToMany(include)) = card {
             // Many-to-one: the result has the "many" side's labels (without the
@@ -1124,7 +1076,7 @@ impl Planner {
                     .call(vec![result_labels, col(format!("{one}.labels"))]);
             }
             if hist {
-                return sample_binary(operands(joined, result_labels)?, op, return_bool, false).map(Planned::Vector);
+                return pairs(joined, result_labels).map(Planned::Vector);
             }
             let p = if comparison && !return_bool {
                 let cond = binary_expr(op, col("l.value"), col("r.value"), false)?;
@@ -1163,7 +1115,7 @@ impl Planner {
             result_labels = drop_name_as(result_labels, mode);
         }
         if hist {
-            return sample_binary(operands(joined, result_labels)?, op, return_bool, false).map(Planned::Vector);
+            return pairs(joined, result_labels).map(Planned::Vector);
         }
         if comparison && !return_bool {
             let cond = binary_expr(op, col("l.value"), col("r.value"), false)?;
@@ -1206,15 +1158,50 @@ fn with_hist_column(plan: LogicalPlan) -> Result<LogicalPlan, QueryError> {
         .map_err(df)
 }
 
-/// The `PromSampleBinary` node over `operands` (see [`NodeKind::SampleBinary`]).
+/// A `SampleBinary` node (see [`NodeKind::SampleBinary`]) over `input`'s
+/// rows projected to the result's labels and step and each operand's value
+/// and histogram.
 fn sample_binary(
-    operands: LogicalPlan,
-    op: &str,
-    return_bool: bool,
-    keep_right: bool,
+    input: LogicalPlanBuilder,
+    (labels, ts): (Expr, Expr),
+    (l_value, l_hist): (Expr, Expr),
+    (r_value, r_hist): (Expr, Expr),
+    node: NodeKind,
 ) -> Result<LogicalPlan, QueryError> {
+    let operands = input
+        .project(vec![
+            labels.alias(LABELS),
+            ts.alias(TS),
+            l_value.alias(L_VALUE),
+            l_hist.alias(L_HIST),
+            r_value.alias(R_VALUE),
+            r_hist.alias(R_HIST),
+        ])
+        .and_then(LogicalPlanBuilder::build)
+        .map_err(df)?;
+    PromNode::plan(node, Some(operands)).map_err(df)
+}
+
+/// The `SampleBinary` node of operator `op` (`keep_right`: a filtering
+/// comparison keeps the right operand, a vector after a scalar).
+fn binary_node(op: &str, return_bool: bool, keep_right: bool) -> Result<NodeKind, QueryError> {
     let op = BinOp::parse(op).ok_or_else(|| QueryError::Internal(format!("{op} is no sample operator")))?;
-    PromNode::plan(NodeKind::SampleBinary { op, return_bool, keep_right }, Some(operands)).map_err(df)
+    Ok(NodeKind::SampleBinary { op, return_bool, keep_right })
+}
+
+/// `p`'s rows with their matching key (see [`match_key`]), as the join
+/// side `alias`; `hist`: the [`HIST`] column is kept.
+fn keyed(p: LogicalPlan, key_op: &LabelsOp, alias: &str, hist: bool) -> Result<LogicalPlan, QueryError> {
+    let mut columns = vec![col(LABELS), col(TS), col(VALUE)];
+    if hist {
+        columns.push(col(HIST));
+    }
+    columns.push(labels_udf(key_op.clone()).call(vec![col(LABELS)]).alias("key"));
+    LogicalPlanBuilder::from(p)
+        .project(columns)
+        .and_then(|b| b.alias(alias))
+        .and_then(LogicalPlanBuilder::build)
+        .map_err(df)
 }
 
 /// The float rows of a plan with a [`HIST`] column, as a plain vector.
