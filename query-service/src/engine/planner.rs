@@ -826,7 +826,7 @@ impl Planner {
     /// for set operators and operators on no histogram source.
     fn histogram_binary(&self, b: &BinaryExpr) -> Option<Result<LogicalPlan, QueryError>> {
         let op = b.op.to_string();
-        BinOp::parse(&op)?;
+        let comparison = BinOp::parse(&op)?.is_comparison();
         let (l, r) = (self.histogram_source(&b.lhs), self.histogram_source(&b.rhs));
         if l.is_none() && r.is_none() {
             return None;
@@ -841,7 +841,6 @@ impl Planner {
             }
         };
         let return_bool = b.modifier.as_ref().is_some_and(|m| m.return_bool);
-        let comparison = BinOp::parse(&op).is_some_and(BinOp::is_comparison);
         let planned = (|| match (side(l, &b.lhs)?, side(r, &b.rhs)?) {
             (Planned::Vector(l), Planned::Vector(r)) => self.vector_vector(b, l, r, &op, comparison, return_bool, true),
             (Planned::Vector(v), s) => self.vector_scalar(v, s, &op, comparison, return_bool, false, true),
