@@ -614,6 +614,82 @@ async fn a_function_over_a_union_reads_every_side() {
 }
 
 #[tokio::test]
+async fn info_adds_the_labels_of_the_targets_info_series_and_fails_as_prometheus_does() {
+    let target = |instance: &'static str, version: &'static str| {
+        series(
+            &[("__name__", "target_info"), ("job", "node"), ("instance", instance), ("version", version)],
+            15_000,
+            |_| 1.0,
+        )
+    };
+    let reader = Reader {
+        series: vec![
+            series(&[("__name__", "up"), ("job", "node"), ("instance", "a")], 15_000, |_| 1.0),
+            series(&[("__name__", "up"), ("job", "node"), ("instance", "b")], 15_000, |_| 0.0),
+            series(&[("__name__", "up"), ("job", "node"), ("instance", "c")], 15_000, |_| 1.0),
+            target("a", "1.0"),
+            target("b", "2.0"),
+            series(&[("__name__", "a_info"), ("job", "node"), ("instance", "a"), ("x", "1")], 15_000, |_| 1.0),
+            series(&[("__name__", "b_info"), ("job", "node"), ("instance", "a"), ("x", "2")], 15_000, |_| 1.0),
+        ],
+        ..Default::default()
+    };
+    let api = api_with(reader, Limits::default()).await;
+    let versions = |body: &Value| -> Vec<(String, String)> {
+        let mut v: Vec<(String, String)> = body["data"]["result"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                let m = &s["metric"];
+                (m["instance"].as_str().unwrap().to_owned(), m["version"].as_str().unwrap_or("-").to_owned())
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    // Every target_info data label; the series without one kept as it is.
+    let (status, body) = api.get(&format!("query?query={}&time=600", enc("info(up)"))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let pairs = |p: &[(&str, &str)]| -> Vec<(String, String)> {
+        p.iter().map(|(a, b)| ((*a).to_owned(), (*b).to_owned())).collect()
+    };
+    assert_eq!(versions(&body), pairs(&[("a", "1.0"), ("b", "2.0"), ("c", "-")]), "{body}");
+    assert_eq!(body["data"]["result"][0]["metric"]["__name__"], "up", "{body}");
+    // A data matcher that rejects "" drops the series without a match; one
+    // that accepts it keeps them; label filters apply to the info series.
+    for (q, expected) in [
+        (r#"info(up, {version=~".+"})"#, pairs(&[("a", "1.0"), ("b", "2.0")])),
+        (r#"info(up, {version=~"2.*"})"#, pairs(&[("b", "2.0")])),
+        (r#"info(up, {version=~"2.*|"})"#, pairs(&[("a", "-"), ("b", "2.0"), ("c", "-")])),
+        (r#"info(up == 0, {version!=""})"#, pairs(&[("b", "2.0")])),
+    ] {
+        let (status, body) = api.get(&format!("query?query={}&time=600", enc(q))).await;
+        assert_eq!(status, StatusCode::OK, "{q}: {body}");
+        assert_eq!(versions(&body), expected, "{q}: {body}");
+    }
+    let (_, body) =
+        api.get(&format!("query?query={}&time=600", enc(r#"info(up{instance="a"}, {__name__="a_info"})"#))).await;
+    assert_eq!(body["data"]["result"][0]["metric"]["x"], "1", "{body}");
+    assert_eq!(body["data"]["result"][0]["metric"]["version"], Value::Null, "{body}");
+    // Two info metrics giving a label different values; a metric name
+    // where label matchers belong.
+    for (q, status, error_type, error) in [
+        (r#"info(up, {__name__=~".+_info"})"#, StatusCode::UNPROCESSABLE_ENTITY, "execution", "conflicting label: x"),
+        (
+            "info(up, target_info)",
+            StatusCode::BAD_REQUEST,
+            "bad_data",
+            "expected label selectors only, got vector selector instead",
+        ),
+    ] {
+        let (got, body) = api.get(&format!("query?query={}&time=600", enc(q))).await;
+        assert_eq!((got, &body["errorType"]), (status, &json!(error_type)), "{q}: {body}");
+        assert!(body["error"].as_str().unwrap().contains(error), "{q}: {body}");
+    }
+}
+
+#[tokio::test]
 async fn min_and_max_skip_every_nan_whatever_its_bits() {
     // Go's math.NaN() (as remote write carries it) and a negative NaN
     // (x86's 0/0) beside 1 and 2; an all-NaN group gives NaN.

@@ -120,3 +120,33 @@ fn hex_and_octal_escapes_are_bytes() {
     assert!(err.contains("invalid UTF-8"), "{err}");
     assert!(parse(r#"label_replace(x, "\xff", "", "src", "(.*)")"#).is_err());
 }
+
+#[test]
+fn info_takes_a_label_selector_that_may_match_the_empty_string() {
+    for q in [
+        r#"info(metric, {data=~".*"})"#,
+        r#"info(metric, {__name__!~".+_info", data=~".*"})"#,
+        r#"info(rate(x[5m]), {__name__="build_info"})"#,
+        "info(metric)",
+    ] {
+        match parse(q).unwrap_or_else(|e| panic!("{q}: {e}")) {
+            Expr::Call(c) => assert_eq!(c.func.name, "info", "{q}"),
+            other => panic!("{q}: not a call: {other:?}"),
+        }
+    }
+    // Only info's second argument is exempt; every other selector still
+    // needs a matcher that rejects "".
+    for q in [
+        r#"{data=~".*"}"#,
+        r#"info({data=~".*"})"#,
+        r#"info(metric, {a="b"}) + {x=""}"#,
+        r#"rate({x=~".*"}[5m])"#,
+        r#"sum(info(metric, {data=~".*"})) by (x) / count({y!="a"})"#,
+        r#"abs({x=~".*"}[5m:1m])"#,
+    ] {
+        let e = parse(q).expect_err(q);
+        assert_eq!(e, "vector selector must contain at least one non-empty matcher", "{q}");
+    }
+    let e = parse("info(metric, build_info)").expect_err("a metric name");
+    assert_eq!(e, "expected label selectors only, got vector selector instead");
+}

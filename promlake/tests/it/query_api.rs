@@ -1,8 +1,9 @@
 //! The Prometheus HTTP API of `promlake serve` with real clients: the same
 //! data remote-written to PromLake and to a real Prometheus 3.5.3 (server
 //! mode, remote-write receiver on), then the real `promtool query …` run
-//! against both must print the same; and the calls Grafana's Prometheus
-//! data source makes on connect and on a dashboard refresh.
+//! against both must print the same (experimental functions on, for
+//! `info()`); and the calls Grafana's Prometheus data source makes on
+//! connect and on a dashboard refresh.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -11,7 +12,7 @@ use prost::Message;
 use schemas::prompb;
 use serde_json::Value;
 
-use crate::harness::{TestServer, client, post_remote_write, prometheus_server, reference_bin};
+use crate::harness::{TestServer, client, post_remote_write, prometheus_server_with, reference_bin};
 
 /// Scrape interval of the generated data, ms.
 const STEP_MS: i64 = 15_000;
@@ -37,6 +38,21 @@ fn dataset(start_ms: i64) -> Vec<u8> {
             (i * per_step + i * i % 5) as f64
         });
     }
+    // Info series for `info()`: two of the api targets (not "web") in
+    // `target_info`, the web target in `build_info`.
+    for (job, instance, version, region) in [("api", "a:80", "1.2", "eu"), ("api", "b:80", "1.3", "us")] {
+        add(
+            &[
+                ("__name__", "target_info"),
+                ("job", job),
+                ("instance", instance),
+                ("version", version),
+                ("region", region),
+            ],
+            &|_| 1.0,
+        );
+    }
+    add(&[("__name__", "build_info"), ("job", "web"), ("instance", "c:80"), ("revision", "abc")], &|_| 1.0);
     for (room, base) in [("kitchen", 21.5), ("cellar", 12.25), ("attic", 30.0)] {
         add(&[("__name__", "demo_temperature_celsius"), ("room", room), ("job", "sensors")], &|i| {
             base + ((i * 7) % 11) as f64 * 0.25
@@ -132,7 +148,12 @@ async fn promtool_prints_the_same_from_promlake_and_prometheus() {
     let dir = tempfile::tempdir().unwrap();
     let (_promlake, promlake_base, start_ms, body) = promlake_with_data(dir.path()).await;
 
-    let (_prometheus, prometheus_base) = prometheus_server(dir.path(), "global:\n  scrape_interval: 1h\n").await;
+    let (_prometheus, prometheus_base) = prometheus_server_with(
+        dir.path(),
+        "global:\n  scrape_interval: 1h\n",
+        &["--enable-feature=promql-experimental-functions"],
+    )
+    .await;
     remote_write(&format!("{prometheus_base}/api/v1/write"), &body).await;
 
     let s = |ms: i64| (ms / 1000).to_string();
@@ -188,6 +209,22 @@ async fn promtool_prints_the_same_from_promlake_and_prometheus() {
             "--step",
             "30s",
         ],
+        // info(): every target_info data label; only the named ones, the
+        // series without a match dropped; another info metric.
+        vec!["query", "instant", "URL", "info(rate(demo_requests_total[5m]))", "--time", &mid],
+        vec![
+            "query",
+            "range",
+            "URL",
+            "info(demo_requests_total, {version=~\"1.+\"})",
+            "--start",
+            &mid,
+            "--end",
+            &end,
+            "--step",
+            "2m",
+        ],
+        vec!["query", "instant", "URL", "info(demo_requests_total, {__name__=\"build_info\"})", "--time", &end],
         vec!["query", "series", "URL", "--match", "demo_requests_total{job=\"api\"}", "--start", &start, "--end", &end],
         vec![
             "query",
@@ -230,9 +267,15 @@ async fn the_calls_grafana_makes_on_connect_and_refresh_work() {
 
     // The query editor: label names, metric names, metadata, series, values.
     let (_, v) = get_json(&format!("{api}/labels?start={from}&end={to}")).await;
-    assert_eq!(v["data"], serde_json::json!(["__name__", "code", "instance", "job", "room"]));
+    assert_eq!(
+        v["data"],
+        serde_json::json!(["__name__", "code", "instance", "job", "region", "revision", "room", "version"])
+    );
     let (_, v) = get_json(&format!("{api}/label/__name__/values?start={from}&end={to}")).await;
-    assert_eq!(v["data"], serde_json::json!(["demo_requests_total", "demo_temperature_celsius"]));
+    assert_eq!(
+        v["data"],
+        serde_json::json!(["build_info", "demo_requests_total", "demo_temperature_celsius", "target_info"])
+    );
     // Metadata is read from the `metadata` table: there after the next flush.
     let deadline = Instant::now() + Duration::from_secs(60);
     let v = loop {

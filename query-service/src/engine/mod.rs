@@ -8,6 +8,7 @@ pub mod aggregates;
 pub mod binary;
 pub mod functions;
 pub mod histogram;
+pub mod info;
 pub mod labels;
 pub mod nodes;
 pub mod planner;

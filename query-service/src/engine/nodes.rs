@@ -17,6 +17,8 @@
 //!                 group's float or histogram, with Prometheus's annotations
 //!  SampleBinary   matched pairs of samples → an operator's results, floats
 //!                 or histograms (`super::binary`)
+//!  Info           a vector and its info series' rows → the vector with their
+//!                 data labels (`info()`, `super::info`)
 //! ```
 //!
 //! Vector schemas are `labels` (Binary, [`super::labels`]), `ts` (Int64,
@@ -108,6 +110,7 @@ fn node_schema(kind: &NodeKind) -> SchemaRef {
         NodeKind::SeriesScan { .. } => SERIES_SCAN_SCHEMA.clone(),
         NodeKind::AggregateResult { .. }
         | NodeKind::SampleBinary { .. }
+        | NodeKind::Info { .. }
         | NodeKind::VectorFunction { histograms: true, .. }
         | NodeKind::InstantVector { histograms: true, .. }
         | NodeKind::RangeFunction { histograms: true, .. } => SCAN_SCHEMA.clone(),
@@ -168,6 +171,18 @@ pub struct MatcherSpec {
     pub value: String,
 }
 
+impl fmt::Display for MatcherSpec {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        let op = match self.op {
+            MatchOpSpec::Equal => "=",
+            MatchOpSpec::NotEqual => "!=",
+            MatchOpSpec::Regex => "=~",
+            MatchOpSpec::NotRegex => "!~",
+        };
+        write!(f, "{}{op}{:?}", self.name, self.value)
+    }
+}
+
 /// [`MatchOp`] with `Ord`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd)]
 pub enum MatchOpSpec {
@@ -182,7 +197,11 @@ pub enum MatchOpSpec {
 }
 
 impl MatcherSpec {
-    fn to_matcher(&self) -> Result<LabelMatcher> {
+    /// The seam's matcher (the regex compiled).
+    ///
+    /// # Errors
+    /// An invalid regex.
+    pub(crate) fn to_matcher(&self) -> Result<LabelMatcher> {
         let op = match self.op {
             MatchOpSpec::Equal => MatchOp::Equal,
             MatchOpSpec::NotEqual => MatchOp::NotEqual,
@@ -278,6 +297,14 @@ pub enum NodeKind {
         /// left of a vector), else the left one.
         keep_right: bool,
     },
+    /// `info(v, {…})`: its first input is `v`'s rows, its second the
+    /// info selector's (an [`NodeKind::InstantVector`] with `sample_time`
+    /// and histograms); it outputs `v`'s rows enriched
+    /// ([`super::info::combine`]).
+    Info {
+        /// The second argument.
+        spec: super::info::InfoSpec,
+    },
 }
 
 /// The left operand's value column of [`NodeKind::SampleBinary`]'s input.
@@ -368,6 +395,7 @@ impl UserDefinedLogicalNodeCore for PromNode {
             NodeKind::VectorFunction { .. } => "PromVectorFunction",
             NodeKind::AggregateResult { .. } => "PromAggregateResult",
             NodeKind::SampleBinary { .. } => "PromSampleBinary",
+            NodeKind::Info { .. } => "PromInfo",
         }
     }
 
@@ -395,18 +423,7 @@ impl UserDefinedLogicalNodeCore for PromNode {
 fn fmt_kind(kind: &NodeKind, f: &mut fmt::Formatter) -> fmt::Result {
     match kind {
         NodeKind::SeriesScan { matchers, start_ms, end_ms } => {
-            let m: Vec<String> = matchers
-                .iter()
-                .map(|m| {
-                    let op = match m.op {
-                        MatchOpSpec::Equal => "=",
-                        MatchOpSpec::NotEqual => "!=",
-                        MatchOpSpec::Regex => "=~",
-                        MatchOpSpec::NotRegex => "!~",
-                    };
-                    format!("{}{op}{:?}", m.name, m.value)
-                })
-                .collect();
+            let m: Vec<String> = matchers.iter().map(MatcherSpec::to_string).collect();
             write!(f, "PromSeriesScan: matchers=[{}], range=[{start_ms}, {end_ms}]", m.join(", "))
         }
         NodeKind::InstantVector { grid, shift, lookback_ms, sample_time, .. } => write!(
@@ -437,6 +454,10 @@ fn fmt_kind(kind: &NodeKind, f: &mut fmt::Formatter) -> fmt::Result {
         NodeKind::AggregateResult { op } => write!(f, "PromAggregateResult: {op:?}"),
         NodeKind::SampleBinary { op, return_bool, .. } => {
             write!(f, "PromSampleBinary: {}{}", op.symbol(), if *return_bool { " bool" } else { "" })
+        }
+        NodeKind::Info { spec } => {
+            let show = |ms: &[MatcherSpec]| ms.iter().map(MatcherSpec::to_string).collect::<Vec<_>>().join(", ");
+            write!(f, "PromInfo: names=[{}], data=[{}]", show(&spec.name_matchers), show(&spec.data_matchers))
         }
     }
 }
@@ -662,6 +683,29 @@ impl ExecutionPlan for PromExec {
                     aggregate_result(&ctx, op, &batches)
                 }
                 NodeKind::SampleBinary { .. } => Err(DataFusionError::Internal("SampleBinary streams".into())),
+                NodeKind::Info { spec } => {
+                    let (Some(base), Some(info)) = (input, param) else {
+                        return Err(DataFusionError::Internal("info without its two inputs".into()));
+                    };
+                    let owned = |batches: &[RecordBatch]| -> Vec<super::info::Row> {
+                        batches
+                            .iter()
+                            .flat_map(rows_with_histograms)
+                            .map(|(l, t, v, h)| (l.to_vec(), t, v, h.map(bytes::Bytes::copy_from_slice)))
+                            .collect()
+                    };
+                    let base = owned(&datafusion::physical_plan::common::collect(base).await?);
+                    let info = owned(&datafusion::physical_plan::common::collect(info).await?);
+                    let rows = super::info::combine(&spec, base, &info).map_err(DataFusionError::Execution)?;
+                    let mut out = Output::with_histograms();
+                    for (l, t, v, h) in rows {
+                        match h {
+                            Some(h) => out.push_hist(&l, t, &h),
+                            None => out.push(&l, t, v),
+                        }
+                    }
+                    out.finish()
+                }
                 NodeKind::VectorFunction { grid, function, histograms } => {
                     let Some(input) = input else { return Err(DataFusionError::Internal("node without input".into())) };
                     let batches = datafusion::physical_plan::common::collect(input).await?;
@@ -1065,6 +1109,11 @@ impl Output {
     /// A native histogram row (its `value` is NaN); none on an output
     /// without a [`HIST`] column (never a NaN float in its place).
     fn push_hist(&mut self, labels: &[u8], ts: i64, hist: &[u8]) {
+        self.push_timed_hist(labels, ts, f64::NAN, hist);
+    }
+
+    /// A native histogram row with `value` (its sample's time).
+    fn push_timed_hist(&mut self, labels: &[u8], ts: i64, value: f64, hist: &[u8]) {
         debug_assert!(self.hist.is_some(), "a histogram row on a float-only output");
         if self.hist.is_none() {
             return;
@@ -1072,7 +1121,7 @@ impl Output {
         self.uncharged += 1;
         self.labels.append_value(labels);
         self.ts.append_value(ts);
-        self.value.append_value(f64::NAN);
+        self.value.append_value(value);
         if let Some(b) = self.hist.as_mut() {
             b.append_value(hist);
         }
@@ -1135,11 +1184,18 @@ fn instant_vector(
             // A native histogram is the series' value here: not a float
             // (histogram values are not evaluated yet); `timestamp()` has
             // its time all the same.
-            if let Some(h) = s.hist(idx - 1).filter(|_| !sample_time) {
-                if histograms {
-                    out.push_hist(labels, t, h);
+            if let Some(h) = s.hist(idx - 1) {
+                if sample_time && histograms {
+                    // `info()`'s info series: the time, and that it is a histogram.
+                    out.push_timed_hist(labels, t, st as f64 / 1000.0, h);
+                    continue;
                 }
-                continue;
+                if !sample_time {
+                    if histograms {
+                        out.push_hist(labels, t, h);
+                    }
+                    continue;
+                }
             }
             out.push(labels, t, if sample_time { st as f64 / 1000.0 } else { sv });
         }

@@ -37,6 +37,7 @@ use super::QueryError;
 use super::aggregates::PromAgg;
 use super::binary::BinOp;
 use super::functions::RangeFn;
+use super::info::InfoSpec;
 use super::labels;
 use super::labels::NameDrop;
 use super::nodes::{
@@ -296,11 +297,47 @@ impl Planner {
         histograms: bool,
     ) -> Result<LogicalPlan, QueryError> {
         let (shift, matchers) = self.selector_parts(vs)?;
+        self.instant_vector(matchers, shift, sample_time, histograms)
+    }
+
+    /// The instant vector of the series `matchers` select, read through
+    /// `shift` (see [`Self::selector_with`]).
+    fn instant_vector(
+        &self,
+        matchers: Vec<MatcherSpec>,
+        shift: TimeShift,
+        sample_time: bool,
+        histograms: bool,
+    ) -> Result<LogicalPlan, QueryError> {
         let lookback_ms = self.settings.lookback_ms;
         let (start_ms, end_ms) = self.read_range(shift, lookback_ms);
         let scan = PromNode::plan(NodeKind::SeriesScan { matchers, start_ms, end_ms }, None).map_err(df)?;
         let node = NodeKind::InstantVector { grid: self.settings.grid, shift, lookback_ms, sample_time, histograms };
         PromNode::plan(node, Some(scan)).map_err(df)
+    }
+
+    /// `info(v, {matchers})` ([`super::info`]): `v`'s rows, floats and
+    /// histograms, and the info series' newest sample times at each step,
+    /// read where `v`'s first selector reads, into a `PromInfo` node.
+    fn info(&self, call: &Call) -> Result<LogicalPlan, QueryError> {
+        let args = &call.args.args;
+        let base = match self.histogram_source(&args[0]) {
+            Some(p) => p?,
+            None => match self.plan(&args[0])? {
+                Planned::Vector(p) => p,
+                _ => return Err(QueryError::BadData("info needs an instant vector".into())),
+            },
+        };
+        let matchers = match args.get(1).map(|a| strip_parens(a)) {
+            None => Vec::new(),
+            Some(PExpr::VectorSelector(vs)) => self.selector_parts(vs)?.1,
+            Some(_) => return Err(QueryError::BadData("info's second argument must be label matchers".into())),
+        };
+        let spec = InfoSpec::new(matchers);
+        let (offset_ms, at) = info_reference(&args[0]);
+        let shift = TimeShift { offset_ms, ..self.shift(None, at.as_ref()) };
+        let info = self.instant_vector(spec.selector(), shift, true, true)?;
+        PromNode::plan_inputs(NodeKind::Info { spec }, vec![with_hist_column(base)?, info]).map_err(df)
     }
 
     /// A range function of a range vector: a matrix selector's raw samples
@@ -414,6 +451,7 @@ impl Planner {
                 }))
             }
             PExpr::VectorSelector(vs) => Some(self.selector_with(vs, false, true)),
+            PExpr::Call(call) if call.func.name == "info" => Some(self.info(call)),
             PExpr::Call(call) => {
                 let function = RangeFn::from_name(call.func.name)?;
                 let arg = call.args.args.first()?;
@@ -568,6 +606,7 @@ impl Planner {
         };
         use datafusion::functions::math::expr_fn as m;
         match name {
+            "info" => Ok(Planned::Vector(floats_only(self.info(call)?)?)),
             "abs" => math(m::abs),
             "ceil" => math(m::ceil),
             "floor" => math(m::floor),
@@ -1213,6 +1252,50 @@ fn floats_only(p: LogicalPlan) -> Result<LogicalPlan, QueryError> {
         .and_then(|b| b.project(vec![col(LABELS), col(TS), col(VALUE)]))
         .and_then(LogicalPlanBuilder::build)
         .map_err(df)
+}
+
+/// The `offset` (ms) and `@` at which `info(e, …)` reads its info series: those
+/// of `e`'s first vector selector (in Prometheus's traversal order), its
+/// offset plus those of the subqueries around it up to the innermost `@`,
+/// which pins the time (Prometheus's `infoSelectTimestampAndOffset`).
+fn info_reference(e: &PExpr) -> (i64, Option<AtModifier>) {
+    fn first<'a>(
+        e: &'a PExpr,
+        path: &mut Vec<&'a SubqueryExpr>,
+    ) -> Option<(&'a VectorSelector, Vec<&'a SubqueryExpr>)> {
+        match e {
+            PExpr::VectorSelector(vs) => Some((vs, path.clone())),
+            PExpr::MatrixSelector(ms) => Some((&ms.vs, path.clone())),
+            PExpr::Paren(p) => first(&p.expr, path),
+            PExpr::Unary(u) => first(&u.expr, path),
+            PExpr::Binary(b) => first(&b.lhs, path).or_else(|| first(&b.rhs, path)),
+            PExpr::Aggregate(a) => first(&a.expr, path).or_else(|| a.param.as_deref().and_then(|p| first(p, path))),
+            PExpr::Call(c) => c.args.args.iter().find_map(|a| first(a, path)),
+            PExpr::Subquery(sq) => {
+                path.push(sq);
+                let found = first(&sq.expr, path);
+                path.pop();
+                found
+            }
+            _ => None,
+        }
+    }
+    let Some((vs, subqueries)) = first(e, &mut Vec::new()) else { return (0, None) };
+    let signed = |o: Option<&Offset>| match o {
+        Some(Offset::Pos(d)) => duration_ms(*d),
+        Some(Offset::Neg(d)) => -duration_ms(*d),
+        None => 0,
+    };
+    let mut offset_ms = signed(vs.offset.as_ref());
+    let mut at = vs.at.clone();
+    for sq in subqueries.iter().rev() {
+        if at.is_some() {
+            break;
+        }
+        offset_ms += signed(sq.offset.as_ref());
+        at = sq.at.clone();
+    }
+    (offset_ms, at)
 }
 
 /// A string literal argument.

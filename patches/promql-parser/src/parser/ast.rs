@@ -1469,6 +1469,7 @@ impl Prettier for Expr {
 /// check_ast checks the validity of the provided AST. This includes type checking.
 /// Recursively check correct typing for child nodes and raise errors in case of bad typing.
 pub(crate) fn check_ast(expr: Expr) -> Result<Expr, String> {
+    check_children_not_empty(&expr)?;
     match expr {
         Expr::Binary(ex) => check_ast_for_binary_expr(ex),
         Expr::Aggregate(ex) => check_ast_for_aggregate_expr(ex),
@@ -1643,6 +1644,22 @@ fn check_ast_for_call(ex: Call) -> Result<Expr, String> {
     }
 
     check_args_match_types(&ex.args.args, &ex.func.arg_types, name)?;
+    // PromLake: `info`'s second argument is label matchers only, as in
+    // Prometheus.
+    if name == "info" {
+        match ex.args.args.get(1).map(|a| &**a) {
+            None => {}
+            Some(Expr::VectorSelector(vs)) if vs.name.is_none() => {}
+            Some(Expr::VectorSelector(_)) => {
+                return Err("expected label selectors only, got vector selector instead".into())
+            }
+            Some(_) => {
+                return Err(format!(
+                    "expected label selectors only in call to function '{name}'"
+                ))
+            }
+        }
+    }
     Ok(Expr::Call(ex))
 }
 
@@ -1721,12 +1738,63 @@ fn check_ast_for_vector_selector(ex: VectorSelector) -> Result<Expr, String> {
             )),
             None => Ok(Expr::VectorSelector(ex)),
         },
-        None if ex.matchers.is_empty_matchers() => {
-            // When name is None, a vector selector must contain at least one non-empty matcher
-            // to prevent implicit selection of all metrics (e.g. by a typo).
-            Err("vector selector must contain at least one non-empty matcher".into())
-        }
+        // PromLake: the check that a selector without a name has a matcher
+        // rejecting "" runs when its parent is checked
+        // ([`check_children_not_empty`]): `info`'s second argument is exempt,
+        // and this runs before the selector is known to be that argument.
         _ => Ok(Expr::VectorSelector(ex)),
+    }
+}
+
+/// Whether a selector without a name has no matcher that rejects the empty
+/// string (`{}`, `{job=~".*"}`): it would select every series.
+fn selects_everything(vs: &VectorSelector) -> bool {
+    vs.name.is_none() && vs.matchers.is_empty_matchers()
+}
+
+/// PromLake: Prometheus's check that a vector selector names a metric or has
+/// at least one matcher rejecting "" (to prevent selecting every series by
+/// a typo), on the direct children of `expr` (a selector is checked when
+/// its parent is, so that the second argument of `info`, a label selector
+/// for info series, is exempt, as Prometheus's `BypassEmptyMatcherCheck`
+/// makes it; [`check_root_selector_not_empty`] checks a selector that is
+/// the whole query).
+fn check_children_not_empty(expr: &Expr) -> Result<(), String> {
+    let check = |e: &Expr| check_root_selector_not_empty(e);
+    match expr {
+        Expr::MatrixSelector(ms) if selects_everything(&ms.vs) => Err(EMPTY_SELECTOR.into()),
+        Expr::Aggregate(a) => {
+            check(&a.expr)?;
+            a.param.as_deref().map_or(Ok(()), check)
+        }
+        Expr::Unary(u) => check(&u.expr),
+        Expr::Binary(b) => {
+            check(&b.lhs)?;
+            check(&b.rhs)
+        }
+        Expr::Paren(p) => check(&p.expr),
+        Expr::Subquery(s) => check(&s.expr),
+        Expr::Call(c) => {
+            for (i, arg) in c.args.args.iter().enumerate() {
+                if !(c.func.name == "info" && i == 1) {
+                    check(arg)?;
+                }
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+const EMPTY_SELECTOR: &str = "vector selector must contain at least one non-empty matcher";
+
+/// PromLake: the empty-matcher check of a selector (instant or range) that
+/// is the whole query or a child being checked by its parent.
+pub(crate) fn check_root_selector_not_empty(expr: &Expr) -> Result<(), String> {
+    match expr {
+        Expr::VectorSelector(vs) if selects_everything(vs) => Err(EMPTY_SELECTOR.into()),
+        Expr::MatrixSelector(ms) if selects_everything(&ms.vs) => Err(EMPTY_SELECTOR.into()),
+        _ => Ok(()),
     }
 }
 

@@ -21,7 +21,11 @@ pub fn parse(input: &str) -> Result<Expr, String> {
         Ok(lexer) => {
             // NOTE: the errs is ignored so far.
             let (res, _errs) = crate::promql_y::parse(&lexer);
-            res.ok_or_else(|| String::from(INVALID_QUERY_INFO))?
+            let expr = res.ok_or_else(|| String::from(INVALID_QUERY_INFO))??;
+            // PromLake: a selector is checked by its parent, so that
+            // `info`'s label selector is exempt; the query's own here.
+            crate::parser::ast::check_root_selector_not_empty(&expr)?;
+            Ok(expr)
         }
     }
 }
