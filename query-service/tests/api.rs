@@ -690,6 +690,22 @@ async fn info_adds_the_labels_of_the_targets_info_series_and_fails_as_prometheus
 }
 
 #[tokio::test]
+async fn a_string_literal_that_is_not_utf8_fails_where_a_label_name_is_needed() {
+    let api = api().await;
+    // Go keeps the bytes: count_values fails on them as a label name, a
+    // string result prints them as JSON does (U+FFFD).
+    let (status, body) = api.get(&format!("query?query={}&time=60", enc(r#"count_values("a\xc5z", up)"#))).await;
+    assert_eq!((status, &body["errorType"]), (StatusCode::UNPROCESSABLE_ENTITY, &json!("execution")), "{body}");
+    assert_eq!(body["error"], r#"invalid label name "a\xc5z""#, "{body}");
+    let (status, body) = api.get(&format!("query?query={}&time=60", enc(r#""a\xc5z""#))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["data"]["result"][1], "a\u{fffd}z", "{body}");
+    let (status, body) =
+        api.get(&format!("query?query={}&time=60", enc(r#"label_replace(up, "\xff", "", "job", "(.*)")"#))).await;
+    assert_eq!((status, &body["errorType"]), (StatusCode::BAD_REQUEST, &json!("bad_data")), "{body}");
+}
+
+#[tokio::test]
 async fn min_and_max_skip_every_nan_whatever_its_bits() {
     // Go's math.NaN() (as remote write carries it) and a negative NaN
     // (x86's 0/0) beside 1 and 2; an all-NaN group gives NaN.

@@ -805,6 +805,12 @@ impl Planner {
         }
         if op == "count_values" {
             let param = agg.param.as_deref().ok_or_else(|| QueryError::BadData("count_values needs a label".into()))?;
+            // A label name that is not UTF-8 (Go keeps a literal's bytes).
+            if let PExpr::StringLiteral(s) = strip_parens(param)
+                && let Some(bytes) = &s.bytes
+            {
+                return Err(QueryError::Execution(format!("invalid label name {}", labels::go_quote(bytes))));
+            }
             let Planned::String(label) = self.plan(param)? else {
                 return Err(QueryError::BadData("count_values needs a string parameter".into()));
             };
@@ -1301,6 +1307,9 @@ fn info_reference(e: &PExpr) -> (i64, Option<AtModifier>) {
 /// A string literal argument.
 fn string_arg(e: &PExpr) -> Result<String, QueryError> {
     match strip_parens(e) {
+        PExpr::StringLiteral(s) if s.bytes.is_some() => {
+            Err(QueryError::BadData("invalid UTF-8 in string literal".into()))
+        }
         PExpr::StringLiteral(s) => Ok(s.val.clone()),
         _ => Err(QueryError::BadData("expected a string literal".into())),
     }

@@ -866,6 +866,24 @@ impl Prettier for NumberLiteral {
 #[cfg_attr(feature = "ser", derive(serde::Serialize))]
 pub struct StringLiteral {
     pub val: String,
+    /// PromLake: the literal's bytes when they are not UTF-8 (`"a\xc5z"`,
+    /// which Go keeps as they are); `val` then has U+FFFD in place of each
+    /// invalid sequence, as Go's JSON encoding prints them.
+    #[cfg_attr(feature = "ser", serde(skip))]
+    pub bytes: Option<Vec<u8>>,
+}
+
+impl StringLiteral {
+    /// PromLake: a literal of any bytes ([`StringLiteral::bytes`]).
+    pub fn from_bytes(bytes: Vec<u8>) -> Self {
+        match String::from_utf8(bytes) {
+            Ok(val) => StringLiteral { val, bytes: None },
+            Err(e) => StringLiteral {
+                val: String::from_utf8_lossy(e.as_bytes()).into_owned(),
+                bytes: Some(e.into_bytes()),
+            },
+        }
+    }
 }
 
 impl fmt::Display for StringLiteral {
@@ -1380,13 +1398,13 @@ impl Expr {
 
 impl From<String> for Expr {
     fn from(val: String) -> Self {
-        Expr::StringLiteral(StringLiteral { val })
+        Expr::StringLiteral(StringLiteral { val, bytes: None })
     }
 }
 
 impl From<&str> for Expr {
     fn from(s: &str) -> Self {
-        Expr::StringLiteral(StringLiteral { val: s.into() })
+        Expr::StringLiteral(StringLiteral { val: s.into(), bytes: None })
     }
 }
 

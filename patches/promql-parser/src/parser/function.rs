@@ -685,12 +685,14 @@ mod tests {
         let arg1 = Expr::NumberLiteral(NumberLiteral::new(1.0));
         let arg2 = Expr::StringLiteral(StringLiteral {
             val: "prometheus".into(),
+            bytes: None,
         });
         let args1 = FunctionArgs::new_args(arg1).append_args(arg2);
 
         let arg1 = Expr::NumberLiteral(NumberLiteral::new(0.5 + 0.5));
         let arg2 = Expr::StringLiteral(StringLiteral {
             val: String::from("prometheus"),
+            bytes: None,
         });
         let args2 = FunctionArgs::new_args(arg1).append_args(arg2);
 

@@ -165,11 +165,22 @@ mod tests {
             (r"`\\``", "unterminated quoted string `"),
             (r#""\"#, "escape sequence not terminated"),
             (r#""\c""#, "unknown escape sequence 'c'"),
-            // Not UTF-8 (Go keeps the bytes; a Rust string cannot).
-            (r#""\xFF\377""#, "invalid UTF-8 in string literal"),
             // (r#""\x.""#, ""),
         ];
         assert_cases(Case::new_fail_cases(fail_cases));
+
+        // PromLake: not UTF-8, kept as bytes as Go keeps them; `val` has
+        // U+FFFD in their place.
+        let Ok(Expr::StringLiteral(s)) = parser::parse(r#""a\xFF\377z""#) else {
+            panic!("not a string literal")
+        };
+        assert_eq!(s.bytes.as_deref(), Some(&b"a\xff\xffz"[..]));
+        assert_eq!(s.val, "a\u{fffd}\u{fffd}z");
+        // A label matcher's value must still be UTF-8.
+        assert_eq!(
+            parser::parse(r#"x{a="\xff"}"#).unwrap_err(),
+            "invalid UTF-8 in string literal"
+        );
     }
 
     #[test]

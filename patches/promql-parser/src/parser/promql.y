@@ -682,7 +682,10 @@ number_literal -> Result<Expr, String>:
 ;
 
 string_literal -> Result<Expr, String>:
-                STRING { Ok(Expr::from(unquote_string(&span_to_string($lexer, $span))?)) }
+                STRING {
+                        let bytes = unquote_string_bytes(&span_to_string($lexer, $span))?;
+                        Ok(Expr::StringLiteral(StringLiteral::from_bytes(bytes)))
+                }
 ;
 
 string_identifier -> Result<String, String>:
@@ -820,13 +823,13 @@ fn offset_from_secs(v: DurationValue) -> Result<Offset, String> {
         Ok(if ms < 0.0 { Offset::Neg(d) } else { Offset::Pos(d) })
 }
 use crate::label::{Labels, Matcher, Matchers};
-use crate::parser::{AtModifier, BinModifier, Expr, FunctionArgs, LabelModifier, Offset, VectorMatchCardinality, VectorMatchFillValues};
+use crate::parser::{AtModifier, BinModifier, Expr, FunctionArgs, LabelModifier, Offset, StringLiteral, VectorMatchCardinality, VectorMatchFillValues};
 use crate::parser::ast::check_ast;
 use crate::parser::function::get_function;
 use crate::parser::lex::is_label;
 use crate::parser::production::{lexeme_to_string, lexeme_to_token, span_to_string};
 use crate::parser::token::{Token, T_IDENTIFIER};
-use crate::util::{parse_duration, parse_duration_or_zero, parse_str_radix, unquote_string};
+use crate::util::{parse_duration, parse_duration_or_zero, parse_str_radix, unquote_string, unquote_string_bytes};
 
 fn update_optional_matching(
     modifier: Option<BinModifier>,

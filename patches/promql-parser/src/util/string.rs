@@ -34,6 +34,13 @@ pub fn escape_string(s: &str) -> String {
 /// This function is modified from original go version
 /// https://github.com/prometheus/prometheus/blob/v3.8.0/util/strutil/quote.go
 pub fn unquote_string(s: &str) -> Result<String, String> {
+    String::from_utf8(unquote_string_bytes(s)?)
+        .map_err(|_| "invalid UTF-8 in string literal".to_string())
+}
+
+/// PromLake: [`unquote_string`]'s bytes, which `\x` and octal escapes may
+/// leave not UTF-8 (`"a\xc5z"`), as Go's strings may be.
+pub fn unquote_string_bytes(s: &str) -> Result<Vec<u8>, String> {
     let n = s.len();
     if n < 2 {
         return Err("invalid syntax".to_string());
@@ -51,7 +58,7 @@ pub fn unquote_string(s: &str) -> Result<String, String> {
         if inner.contains('`') {
             return Err("invalid syntax".to_string());
         }
-        return Ok(inner.to_string());
+        return Ok(inner.as_bytes().to_vec());
     }
 
     if quote != b'"' && quote != b'\'' {
@@ -63,12 +70,10 @@ pub fn unquote_string(s: &str) -> Result<String, String> {
     }
 
     if !inner.contains('\\') && !inner.contains(quote as char) {
-        return Ok(inner.to_string());
+        return Ok(inner.as_bytes().to_vec());
     }
 
-    // `\xNN` and `\NNN` are bytes, as in Go: "\xc3\xa9" is "é", and a
-    // sequence that is not UTF-8 ("a\xc5z") is refused (Prometheus fails
-    // such a label name when it evaluates).
+    // `\xNN` and `\NNN` are bytes, as in Go: "\xc3\xa9" is "é".
     let mut res = Vec::with_capacity(3 * inner.len() / 2);
     let mut rest = inner;
 
@@ -81,7 +86,7 @@ pub fn unquote_string(s: &str) -> Result<String, String> {
         rest = tail;
     }
 
-    String::from_utf8(res).map_err(|_| "invalid UTF-8 in string literal".to_string())
+    Ok(res)
 }
 
 /// One unquoted character, or one byte of a `\x` or octal escape.
