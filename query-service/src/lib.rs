@@ -36,7 +36,9 @@
 //! histogram source (histograms summed and averaged in DataFusion's
 //! aggregate, [`engine::aggregates`]), `topk`/`bottomk`/`quantile` of one
 //! (histograms ignored with Prometheus's info), `limitk`/`limit_ratio` of
-//! one (histograms kept), `and`/`or`/`unless` with one on a side (samples
+//! one (histograms kept), `label_replace`/`label_join`/`sort_by_label` of
+//! one (histograms relabelled or sorted), `info()` of one (enriched),
+//! `and`/`or`/`unless` with one on a side (samples
 //! kept whole), an arithmetic or comparison operator with one on a side
 //! (each matched pair through [`engine::binary`], as Prometheus's
 //! `vectorElemBinop`: histograms added, subtracted, scaled, negated,
@@ -50,9 +52,7 @@
 //!
 //! `count_values` counts a histogram source's histograms by their text.
 //!
-//! Not built yet: histograms under functions that Prometheus lets them
-//! through (`label_replace`, …: their histogram samples are left out);
-//! where Prometheus reports only the last error of a binary operator per
+//! Not built yet: where Prometheus reports only the last error of a binary operator per
 //! step, PromLake reports each distinct one; the other
 //! annotations and positions in their texts, `step()`/`range()` in
 //! duration expressions, exemplars. Delayed name removal is an engine

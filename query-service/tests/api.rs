@@ -545,6 +545,33 @@ async fn aggregations_over_native_histograms_answer_as_prometheus() {
 }
 
 #[tokio::test]
+async fn label_functions_pass_native_histograms_through_with_their_new_labels() {
+    let api = &api_with(Reader { series: mixed_data(), ..Default::default() }, Limits::default()).await;
+    for (q, label, value) in [
+        (r#"label_replace(m{k="h"}, "dst", "x-$1", "k", "(.*)")"#, "dst", "x-h"),
+        (r#"label_join(m, "dst", "+", "k", "k")"#, "dst", "h+h"),
+        (r#"sort_by_label_desc(m, "k")"#, "k", "h"),
+        (r#"histogram_count(label_replace(m, "k", "new", "k", "h"))"#, "k", "new"),
+    ] {
+        let (status, body) = api.get(&format!("query?query={}&time=1800", enc(q))).await;
+        assert_eq!(status, StatusCode::OK, "{q}: {body}");
+        let result = body["data"]["result"].as_array().unwrap();
+        let hist = result.iter().find(|r| r["metric"][label] == value).unwrap_or_else(|| panic!("{q}: {body}"));
+        if q.starts_with("histogram_count") {
+            assert_eq!(hist["value"][1], "4", "{q}: {body}");
+        } else {
+            assert_eq!(hist["histogram"][1]["count"], "4", "{q}: {body}");
+            assert_eq!(hist["metric"]["__name__"], "m", "{q}: {body}");
+        }
+    }
+    // Two histograms given one label set are an error, as for floats.
+    let q = r#"label_replace(m, "k", "same", "k", ".*")"#;
+    let (status, body) = api.get(&format!("query?query={}&time=1800", enc(q))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{q}: {body}");
+    assert_eq!(body["error"], "vector cannot contain metrics with the same labelset", "{body}");
+}
+
+#[tokio::test]
 async fn binary_operators_over_native_histograms_answer_as_prometheus() {
     let api = &api_with(Reader { series: mixed_data(), ..Default::default() }, Limits::default()).await;
     let get = |q: &str| {

@@ -711,6 +711,8 @@ impl ExecutionPlan for PromExec {
                     let batches = datafusion::physical_plan::common::collect(input).await?;
                     // Histograms passing through: rows (NaN) in their input
                     // order, restored from this map at the end.
+                    // A label function moves them to their new labels.
+                    let relabel = function.relabeler().map_err(DataFusionError::Execution)?;
                     let mut passing: HashMap<(Vec<u8>, i64), bytes::Bytes> = HashMap::new();
                     let in_rows: Vec<_> = if histograms {
                         batches
@@ -719,7 +721,7 @@ impl ExecutionPlan for PromExec {
                                 rows_with_histograms(b)
                                     .map(|(l, t, v, h)| {
                                         if let Some(h) = h {
-                                            passing.insert((l.to_vec(), t), bytes::Bytes::copy_from_slice(h));
+                                            passing.insert((relabel(l), t), bytes::Bytes::copy_from_slice(h));
                                         }
                                         (l.to_vec(), t, v)
                                     })

@@ -316,6 +316,28 @@ impl Planner {
         PromNode::plan(node, Some(scan)).map_err(df)
     }
 
+    /// The [`VecFn`] of a function that keeps samples whole (see
+    /// [`keeps_samples`]).
+    fn sample_keeping_fn(&self, call: &Call) -> Result<VecFn, QueryError> {
+        let (name, args) = (call.func.name, &call.args.args);
+        let strings = |from: usize| args[from..].iter().map(|a| string_arg(a)).collect::<Result<Vec<_>, _>>();
+        Ok(match name {
+            "label_replace" => VecFn::LabelReplace {
+                dst: string_arg(&args[1])?,
+                replacement: string_arg(&args[2])?,
+                src: string_arg(&args[3])?,
+                regex: string_arg(&args[4])?,
+            },
+            "label_join" => {
+                VecFn::LabelJoin { dst: string_arg(&args[1])?, separator: string_arg(&args[2])?, srcs: strings(3)? }
+            }
+            "sort_by_label" | "sort_by_label_desc" => {
+                VecFn::SortByLabel { labels: strings(1)?, desc: name == "sort_by_label_desc" }
+            }
+            _ => return Err(QueryError::Internal(format!("{name} does not keep samples"))),
+        })
+    }
+
     /// `info(v, {matchers})` ([`super::info`]): `v`'s rows, floats and
     /// histograms, and the info series' newest sample times at each step,
     /// read where `v`'s first selector reads, into a `PromInfo` node.
@@ -452,6 +474,15 @@ impl Planner {
             }
             PExpr::VectorSelector(vs) => Some(self.selector_with(vs, false, true)),
             PExpr::Call(call) if call.func.name == "info" => Some(self.info(call)),
+            // Functions that keep samples whole pass histograms through.
+            PExpr::Call(call) if keeps_samples(call.func.name) => {
+                let input = self.histogram_source(call.args.args.first()?)?;
+                Some(input.and_then(|p| {
+                    let function = self.sample_keeping_fn(call)?;
+                    let node = NodeKind::VectorFunction { grid: self.settings.grid, function, histograms: true };
+                    PromNode::plan(node, Some(p)).map_err(df)
+                }))
+            }
             PExpr::Call(call) => {
                 let function = RangeFn::from_name(call.func.name)?;
                 let arg = call.args.args.first()?;
@@ -643,13 +674,7 @@ impl Planner {
             }
             "pi" => Ok(Planned::Const(std::f64::consts::PI)),
             "sort" | "sort_desc" => self.vector_fn(name, &args[0], VecFn::Sort { desc: name == "sort_desc" }),
-            "sort_by_label" | "sort_by_label_desc" => {
-                let f = VecFn::SortByLabel {
-                    labels: args[1..].iter().map(|a| string_arg(a)).collect::<Result<_, _>>()?,
-                    desc: name == "sort_by_label_desc",
-                };
-                self.vector_fn(name, &args[0], f)
-            }
+            name if keeps_samples(name) => self.vector_fn(name, &args[0], self.sample_keeping_fn(call)?),
             "predict_linear" => {
                 let t = self.const_arg(name, &args[1])?;
                 self.range_fn(&args[0], RangeFn::PredictLinear(F64::new(t))).map(Planned::Vector)
@@ -686,23 +711,6 @@ impl Planner {
             "histogram_stddev" => self.histogram_fn(name, &args[0], VecFn::HistogramStddev),
             "histogram_stdvar" => self.histogram_fn(name, &args[0], VecFn::HistogramStdvar),
             "histogram_avg" => self.histogram_fn(name, &args[0], VecFn::HistogramAvg),
-            "label_replace" => {
-                let f = VecFn::LabelReplace {
-                    dst: string_arg(&args[1])?,
-                    replacement: string_arg(&args[2])?,
-                    src: string_arg(&args[3])?,
-                    regex: string_arg(&args[4])?,
-                };
-                self.vector_fn(name, &args[0], f)
-            }
-            "label_join" => {
-                let f = VecFn::LabelJoin {
-                    dst: string_arg(&args[1])?,
-                    separator: string_arg(&args[2])?,
-                    srcs: args[3..].iter().map(|a| string_arg(a)).collect::<Result<_, _>>()?,
-                };
-                self.vector_fn(name, &args[0], f)
-            }
             "clamp" => {
                 let (min, max) = (self.const_arg(name, &args[1])?, self.const_arg(name, &args[2])?);
                 self.vector_fn(name, &args[0], VecFn::Clamp(F64::new(min), F64::new(max)))
@@ -1258,6 +1266,12 @@ fn floats_only(p: LogicalPlan) -> Result<LogicalPlan, QueryError> {
         .and_then(|b| b.project(vec![col(LABELS), col(TS), col(VALUE)]))
         .and_then(LogicalPlanBuilder::build)
         .map_err(df)
+}
+
+/// Whether function `name` keeps each sample whole, changing at most its
+/// labels, so native histograms pass through it ([`VecFn::keeps_samples`]).
+fn keeps_samples(name: &str) -> bool {
+    matches!(name, "label_replace" | "label_join" | "sort_by_label" | "sort_by_label_desc")
 }
 
 /// The `offset` (ms) and `@` at which `info(e, …)` reads its info series: those

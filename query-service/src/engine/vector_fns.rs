@@ -416,15 +416,31 @@ impl VecFn {
             }
             _ => {}
         }
-        let regex = match self {
+        if let VecFn::CountValues { label, .. } = self
+            && label.is_empty()
+        {
+            return Err(format!("invalid label name {label:?}"));
+        }
+        let regex = self.label_regex()?;
+        for (t, step_rows) in by_step {
+            let param = params.map(|p| p.get(&t).copied().unwrap_or(f64::NAN));
+            self.step(t, step_rows, regex.as_ref(), param, &mut out, notes, name_drop)?;
+        }
+        Ok(out)
+    }
+
+    /// `label_replace`'s compiled regex (none for other functions), after
+    /// the argument checks of `label_replace` and `label_join`.
+    fn label_regex(&self) -> Result<Option<regex::Regex>, String> {
+        match self {
             VecFn::LabelReplace { regex, dst, .. } => {
                 if dst.is_empty() {
                     return Err(format!("invalid destination label name in label_replace(): {dst}"));
                 }
-                Some(
+                Ok(Some(
                     regex::Regex::new(&format!("^(?s:{regex})$"))
                         .map_err(|_| format!("invalid regular expression in label_replace(): {regex}"))?,
-                )
+                ))
             }
             VecFn::LabelJoin { dst, srcs, .. } => {
                 if dst.is_empty() {
@@ -433,18 +449,34 @@ impl VecFn {
                 if let Some(bad) = srcs.iter().find(|s| s.is_empty()) {
                     return Err(format!("invalid source label name in label_join(): {bad}"));
                 }
-                None
+                Ok(None)
             }
-            VecFn::CountValues { label, .. } if label.is_empty() => {
-                return Err(format!("invalid label name {label:?}"));
-            }
-            _ => None,
-        };
-        for (t, step_rows) in by_step {
-            let param = params.map(|p| p.get(&t).copied().unwrap_or(f64::NAN));
-            self.step(t, step_rows, regex.as_ref(), param, &mut out, notes, name_drop)?;
+            _ => Ok(None),
         }
-        Ok(out)
+    }
+
+    /// Whether the function keeps each sample whole, changing at most its
+    /// labels (so native histograms pass through it, as in Prometheus).
+    pub fn keeps_samples(&self) -> bool {
+        matches!(self, VecFn::LabelReplace { .. } | VecFn::LabelJoin { .. } | VecFn::SortByLabel { .. })
+    }
+
+    /// The labels a sample of `labels` gets from a function that
+    /// [keeps samples](Self::keeps_samples) (a histogram passing through
+    /// finds its output row by them); others leave them as they are.
+    ///
+    /// # Errors
+    /// As [`VecFn::apply`], for an invalid regular expression or label name.
+    pub fn relabeler(&self) -> Result<impl Fn(&[u8]) -> Vec<u8> + '_, String> {
+        let regex = self.label_regex()?;
+        Ok(move |l: &[u8]| match self {
+            VecFn::LabelReplace { dst, replacement, src, .. } => match &regex {
+                Some(re) => label_replace(l, re, dst, replacement, src),
+                None => l.to_vec(),
+            },
+            VecFn::LabelJoin { dst, separator, srcs } => label_join(l, dst, separator, srcs),
+            _ => l.to_vec(),
+        })
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -479,26 +511,12 @@ impl VecFn {
             VecFn::LabelReplace { dst, replacement, src, .. } => {
                 let Some(re) = regex else { return Err("label_replace without its regex".into()) };
                 for (l, v) in rows {
-                    let value = labels::get(&l, src).unwrap_or("");
-                    let new = match re.captures(value) {
-                        Some(caps) => {
-                            let mut expanded = String::new();
-                            caps.expand(replacement, &mut expanded);
-                            let set = labels::set(&l, dst, &expanded);
-                            // A new name is kept (delayed name removal).
-                            if dst == METRIC_NAME { labels::unmarked(&set).to_vec() } else { set }
-                        }
-                        None => l,
-                    };
-                    out.push((new, t, v));
+                    out.push((label_replace(&l, re, dst, replacement, src), t, v));
                 }
             }
             VecFn::LabelJoin { dst, separator, srcs } => {
                 for (l, v) in rows {
-                    let joined: Vec<&str> = srcs.iter().map(|s| labels::get(&l, s).unwrap_or("")).collect();
-                    let set = labels::set(&l, dst, &joined.join(separator));
-                    let set = if dst == METRIC_NAME { labels::unmarked(&set).to_vec() } else { set };
-                    out.push((set, t, v));
+                    out.push((label_join(&l, dst, separator, srcs), t, v));
                 }
             }
             VecFn::HistogramQuantile(q) => {
@@ -949,6 +967,28 @@ pub fn almost_equal(a: f64, b: f64, epsilon: f64) -> bool {
         return diff < epsilon * MIN_NORMAL;
     }
     diff / (a.abs() + b.abs()) < epsilon
+}
+
+/// `label_replace` of one label set.
+fn label_replace(l: &[u8], re: &regex::Regex, dst: &str, replacement: &str, src: &str) -> Vec<u8> {
+    let value = labels::get(l, src).unwrap_or("");
+    match re.captures(value) {
+        Some(caps) => {
+            let mut expanded = String::new();
+            caps.expand(replacement, &mut expanded);
+            let set = labels::set(l, dst, &expanded);
+            // A new name is kept (delayed name removal).
+            if dst == METRIC_NAME { labels::unmarked(&set).to_vec() } else { set }
+        }
+        None => l.to_vec(),
+    }
+}
+
+/// `label_join` of one label set.
+fn label_join(l: &[u8], dst: &str, separator: &str, srcs: &[String]) -> Vec<u8> {
+    let joined: Vec<&str> = srcs.iter().map(|s| labels::get(l, s).unwrap_or("")).collect();
+    let set = labels::set(l, dst, &joined.join(separator));
+    if dst == METRIC_NAME { labels::unmarked(&set).to_vec() } else { set }
 }
 
 #[cfg(test)]
