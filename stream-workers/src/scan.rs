@@ -35,7 +35,7 @@ use deltalake::arrow::datatypes::{Float64Type, Int64Type};
 use deltalake::logstore::ObjectStoreRef;
 use deltalake::logstore::object_store::ObjectStoreExt as _;
 use deltalake::parquet::arrow::ProjectionMask;
-use deltalake::parquet::arrow::arrow_reader::{ArrowReaderOptions, RowSelection, RowSelector};
+use deltalake::parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions, RowSelection, RowSelector};
 use deltalake::parquet::arrow::async_reader::{AsyncFileReader, ParquetRecordBatchStreamBuilder};
 use deltalake::parquet::errors::{ParquetError, Result as ParquetResult};
 use deltalake::parquet::file::metadata::RowGroupMetaData;
@@ -154,6 +154,49 @@ impl SeriesIndex {
             .filter(|(_, labels)| selection.matches(labels))
             .map(|(id, labels)| (id, labels.clone()))
             .collect()
+    }
+}
+
+/// Files a [`ReadCache`] remembers at most; past it, it starts over (files
+/// that compaction replaced fall out that way).
+const READ_CACHE_FILES: usize = 4096;
+
+/// What queries keep of the data files they read, which Delta never
+/// changes in place: each file's bounds from its Delta statistics (parsed
+/// from JSON) and its Parquet metadata (footer and page index, read and
+/// decoded), so a repeated query does neither again. Keyed by table and
+/// path and size.
+#[derive(Debug, Default)]
+pub(crate) struct ReadCache {
+    bounds: std::sync::Mutex<HashMap<FileKey, Arc<Bounds>>>,
+    metadata: std::sync::Mutex<HashMap<FileKey, ArrowReaderMetadata>>,
+}
+
+/// A data file: its table's URL, its path in the table, its size.
+type FileKey = (String, Path, u64);
+
+impl ReadCache {
+    fn get<V: Clone>(map: &std::sync::Mutex<HashMap<FileKey, V>>, key: &FileKey) -> Option<V> {
+        map.lock().unwrap_or_else(|p| p.into_inner()).get(key).cloned()
+    }
+
+    fn put<V>(map: &std::sync::Mutex<HashMap<FileKey, V>>, key: FileKey, value: V) {
+        let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= READ_CACHE_FILES {
+            map.clear();
+        }
+        map.insert(key, value);
+    }
+
+    /// A file's bounds, from its Delta statistics (`stats`, read only when
+    /// not cached).
+    fn bounds(&self, key: FileKey, stats: impl FnOnce() -> Option<String>) -> Arc<Bounds> {
+        if let Some(b) = Self::get(&self.bounds, &key) {
+            return b;
+        }
+        let b = Arc::new(Bounds::of_file_stats(stats().as_deref()));
+        Self::put(&self.bounds, key, b.clone());
+        b
     }
 }
 
@@ -395,12 +438,37 @@ pub(crate) async fn read_file(
     columns: &[&str],
     prune: Option<Prune<'_>>,
 ) -> Result<FileRead> {
+    read_file_cached(store, url, path, size, columns, prune, None).await
+}
+
+/// [`read_file`], taking the file's Parquet metadata from `cache` when it
+/// has it (and leaving it there when it did not).
+pub(crate) async fn read_file_cached(
+    store: &ObjectStoreRef,
+    url: &Url,
+    path: &Path,
+    size: u64,
+    columns: &[&str],
+    prune: Option<Prune<'_>>,
+    cache: Option<&ReadCache>,
+) -> Result<FileRead> {
     let err = |e: String| Error::delta(url, "reading a data file", DeltaTableError::Generic(format!("{path}: {e}")));
-    let reader = StoreReader { store: store.clone(), path: path.clone(), size };
+    let mut reader = StoreReader { store: store.clone(), path: path.clone(), size };
     let policy = if prune.is_some() { PageIndexPolicy::Optional } else { PageIndexPolicy::Skip };
     let options = ArrowReaderOptions::new().with_page_index_policy(policy);
-    let builder =
-        ParquetRecordBatchStreamBuilder::new_with_options(reader, options).await.map_err(|e| err(e.to_string()))?;
+    let key = (url.to_string(), path.clone(), size);
+    let cached = cache.and_then(|c| ReadCache::get(&c.metadata, &key));
+    let metadata = match cached {
+        Some(m) => m,
+        None => {
+            let m = ArrowReaderMetadata::load_async(&mut reader, options).await.map_err(|e| err(e.to_string()))?;
+            if let Some(c) = cache {
+                ReadCache::put(&c.metadata, key, m.clone());
+            }
+            m
+        }
+    };
+    let builder = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, metadata);
     let metadata = builder.metadata().clone();
     let groups: Vec<usize> = (0..metadata.num_row_groups())
         .filter(|&i| prune.is_none_or(|p| p.keeps_row_group(metadata.row_group(i))))
@@ -469,6 +537,7 @@ pub(crate) async fn select_samples(
     selection: &Selection,
     wanted: &HashMap<u64, Labels>,
     stats: &mut SelectStats,
+    cache: &ReadCache,
 ) -> Result<HashMap<u64, Vec<Sample>>> {
     let snapshot = table.snapshot().map_err(|e| Error::delta(url, "reading the snapshot", e))?;
     let (first_day, last_day) = (civil_date(day_of(selection.start_ms)), civil_date(day_of(selection.end_ms)));
@@ -484,10 +553,11 @@ pub(crate) async fn select_samples(
         {
             continue;
         }
-        if !Bounds::of_file_stats(f.stats().as_deref()).overlaps(selection, metric.as_deref()) {
+        let (path, size) = (f.object_store_path(), u64::try_from(f.size()).unwrap_or(0));
+        if !cache.bounds((url.to_string(), path.clone(), size), || f.stats()).overlaps(selection, metric.as_deref()) {
             continue;
         }
-        candidates.push((f.object_store_path(), u64::try_from(f.size()).unwrap_or(0)));
+        candidates.push((path, size));
     }
     stats.files_read += candidates.len();
     let store = table.log_store().object_store(None);
@@ -495,7 +565,8 @@ pub(crate) async fn select_samples(
     let mut reads = futures::stream::iter(candidates.into_iter().map(|(path, size)| {
         let (store, metric) = (store.clone(), metric.clone());
         async move {
-            read_file(&store, url, &path, size, &columns, Some(Prune { selection, metric: metric.as_deref() })).await
+            let prune = Some(Prune { selection, metric: metric.as_deref() });
+            read_file_cached(&store, url, &path, size, &columns, prune, Some(cache)).await
         }
     }))
     .buffer_unordered(CONCURRENT_FILES);
@@ -722,6 +793,52 @@ mod tests {
         let any = any_metric(300_000, 350_000);
         let (read, _) = read(&store, &path, size, &any).await;
         assert_eq!(read.rows_read, 200);
+    }
+
+    #[tokio::test]
+    async fn a_cached_footer_prunes_and_reads_as_the_file_does() {
+        let props = samples_writer_properties()
+            .into_builder()
+            .set_data_page_row_count_limit(100)
+            .set_write_batch_size(100)
+            .build();
+        let (_dir, store, path, size) = two_metrics_file(props);
+        let url = Url::parse("file:///test/").unwrap();
+        let cache = ReadCache::default();
+        let sel = selection("a", 195_000, 205_000);
+        let columns = [COL_SERIES_ID, COL_TIMESTAMP, COL_VALUE];
+        let read_with = |cache| {
+            let (store, path, url, sel) = (&store, &path, &url, &sel);
+            async move {
+                let prune = Some(Prune { selection: sel, metric: sel.metric_name() });
+                read_file_cached(store, url, path, size, &columns, prune, cache).await.unwrap()
+            }
+        };
+        let uncached = read_with(None).await;
+        assert!(ReadCache::get(&cache.metadata, &(url.to_string(), path.clone(), size)).is_none());
+        let first = read_with(Some(&cache)).await;
+        let key = (url.to_string(), path.clone(), size);
+        let footer = ReadCache::get(&cache.metadata, &key).expect("the footer is cached");
+        assert!(footer.metadata().column_index().is_some(), "with its page index");
+        let second = read_with(Some(&cache)).await;
+        for read in [&first, &second] {
+            assert_eq!((read.rows_read, read.rows_total), (uncached.rows_read, uncached.rows_total));
+            assert_eq!(read.batches, uncached.batches);
+        }
+        assert_eq!(cache.metadata.lock().unwrap().len(), 1);
+        // Bounds: parsed once per file.
+        let parsed = std::cell::Cell::new(0);
+        let stats = || {
+            parsed.set(parsed.get() + 1);
+            Some(
+                r#"{"minValues":{"metric_name":"a","timestamp":0},"maxValues":{"metric_name":"b","timestamp":9}}"#
+                    .into(),
+            )
+        };
+        for _ in 0..3 {
+            assert!(cache.bounds(key.clone(), stats).overlaps(&selection("a", 0, 5), Some("a")));
+        }
+        assert_eq!(parsed.get(), 1);
     }
 
     #[tokio::test]

@@ -227,6 +227,8 @@ pub struct DeltaTableWriter {
     generations: StdMutex<HashMap<Url, u64>>,
     /// The `series` table of each workspace read so far, in memory.
     series_indexes: StdMutex<HashMap<String, Arc<tokio::sync::Mutex<SeriesIndex>>>>,
+    /// What queries keep of the data files they read.
+    read_cache: scan::ReadCache,
     checkpoint_interval: u64,
 }
 
@@ -239,6 +241,7 @@ impl DeltaTableWriter {
             read_tables: StdMutex::new(HashMap::new()),
             generations: StdMutex::new(HashMap::new()),
             series_indexes: StdMutex::new(HashMap::new()),
+            read_cache: scan::ReadCache::default(),
             checkpoint_interval: DEFAULT_CHECKPOINT_INTERVAL,
         }
     }
@@ -553,7 +556,8 @@ impl TableWriter for DeltaTableWriter {
             index.refresh(&series_url, &series).await?;
             index.matching(selection)
         };
-        let found = scan::select_samples(&samples_url, &samples, selection, &wanted, &mut out.stats).await?;
+        let found =
+            scan::select_samples(&samples_url, &samples, selection, &wanted, &mut out.stats, &self.read_cache).await?;
         out.series = scan::with_labels(found, &wanted);
         Ok(out)
     }

@@ -1321,14 +1321,22 @@ fn range_function(
     out.finish()
 }
 
-/// A session state whose physical planner knows [`PromNode`].
+/// A session state whose physical planner knows [`PromNode`], reading
+/// through `ctx`: a copy of one built once (building registers every
+/// built-in function and the default catalog, which cost more than the
+/// copy).
 pub fn session_state(ctx: Arc<ReadContext>) -> SessionState {
-    let config = datafusion::prelude::SessionConfig::new().with_target_partitions(1).with_extension(ctx);
-    datafusion::execution::SessionStateBuilder::new()
-        .with_config(config)
-        .with_default_features()
-        .with_query_planner(Arc::new(PromQueryPlanner))
-        .build()
+    static TEMPLATE: LazyLock<SessionState> = LazyLock::new(|| {
+        let config = datafusion::prelude::SessionConfig::new().with_target_partitions(1);
+        datafusion::execution::SessionStateBuilder::new()
+            .with_config(config)
+            .with_default_features()
+            .with_query_planner(Arc::new(PromQueryPlanner))
+            .build()
+    });
+    let mut state = TEMPLATE.clone();
+    state.config_mut().set_extension(ctx);
+    state
 }
 
 #[derive(Debug)]
