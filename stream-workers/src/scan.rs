@@ -19,7 +19,9 @@
 //! and time, so a selector of one metric decodes the few pages holding it;
 //! time prunes pages only where a page holds part of one series' run (a
 //! page spanning several series spans their whole time range).
-//! [`SelectStats`] counts what was opened and decoded.
+//! [`SelectStats`] counts what was opened and decoded. Files never change
+//! in place: each one's bounds and Parquet footer are parsed once and kept
+//! ([`ReadCache`]).
 //!
 //! The series index of a workspace is kept in memory and extended with the
 //! files added since the last read; `series` files are never removed short of
