@@ -564,11 +564,13 @@ async fn label_functions_pass_native_histograms_through_with_their_new_labels() 
             assert_eq!(hist["metric"]["__name__"], "m", "{q}: {body}");
         }
     }
-    // Two histograms given one label set are an error, as for floats.
-    let q = r#"label_replace(m, "k", "same", "k", ".*")"#;
-    let (status, body) = api.get(&format!("query?query={}&time=1800", enc(q))).await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{q}: {body}");
-    assert_eq!(body["error"], "vector cannot contain metrics with the same labelset", "{body}");
+    // A float and a histogram given one label set are an error, also
+    // under an aggregation.
+    for q in [r#"label_replace(m, "k", "same", "k", ".*")"#, r#"count(label_replace(m, "k", "same", "k", ".*"))"#] {
+        let (status, body) = api.get(&format!("query?query={}&time=1800", enc(q))).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{q}: {body}");
+        assert_eq!(body["error"], "vector cannot contain metrics with the same labelset", "{body}");
+    }
 }
 
 #[tokio::test]

@@ -72,6 +72,40 @@ impl InfoSpec {
     }
 }
 
+/// The matchers that select the info series `base` can be enriched from:
+/// the spec's, and for each identifying label that a series of `base` not
+/// itself an info series has, one of those values (as Prometheus's
+/// `fetchInfoSeries` selects them); `None` when no such series has one
+/// (nothing can match).
+pub fn info_matchers(spec: &InfoSpec, base: &[Row]) -> Option<Vec<MatcherSpec>> {
+    let name_matchers = compile(&spec.name_matchers).ok()?;
+    let mut id_values: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    let mut seen: HashSet<&[u8]> = HashSet::new();
+    for (l, ..) in base {
+        if !seen.insert(l) {
+            continue;
+        }
+        let name = labels::get(l, labels::METRIC_NAME).unwrap_or("");
+        if name_matchers.iter().all(|m| m.matches(name)) {
+            continue;
+        }
+        for id in IDENTIFYING {
+            if let Some(v) = labels::get(l, id).filter(|v| !v.is_empty()) {
+                id_values.entry(id).or_default().insert(v);
+            }
+        }
+    }
+    if id_values.is_empty() {
+        return None;
+    }
+    let mut matchers = spec.selector();
+    for (id, values) in id_values {
+        let alternatives: Vec<String> = values.into_iter().map(regex::escape).collect();
+        matchers.push(MatcherSpec { name: id.into(), op: MatchOpSpec::Regex, value: alternatives.join("|") });
+    }
+    Some(matchers)
+}
+
 /// A row of a vector: labels (the [`labels`] encoding), step, value, and a
 /// native histogram's encoding.
 pub type Row = (Vec<u8>, i64, f64, Option<bytes::Bytes>);
@@ -80,12 +114,11 @@ fn compile(specs: &[MatcherSpec]) -> Result<Vec<LabelMatcher>, String> {
     specs.iter().map(|m| m.to_matcher().map_err(|e| e.to_string())).collect()
 }
 
-/// Prometheus's rendering of a label set, `name{a="b", …}`.
+/// A label set as Prometheus's `Labels.String()` prints it in these
+/// errors: `{__name__="x", a="b"}`, values quoted as Go does.
 fn show(l: &[u8]) -> String {
-    let name = labels::get(l, labels::METRIC_NAME).unwrap_or("");
-    let pairs: Vec<String> =
-        labels::iter(l).filter(|(n, _)| *n != labels::METRIC_NAME).map(|(n, v)| format!("{n}={v:?}")).collect();
-    format!("{name}{{{}}}", pairs.join(", "))
+    let pairs: Vec<String> = labels::iter(l).map(|(n, v)| format!("{n}={}", labels::go_quote(v.as_bytes()))).collect();
+    format!("{{{}}}", pairs.join(", "))
 }
 
 /// An info series' key: its metric name and identifying labels (absent
@@ -274,7 +307,7 @@ mod tests {
             row(&[("__name__", "target_info"), ("instance", "a"), ("v", "2")], 0, 5.0),
         ];
         let e = combine(&spec(&[]), base(), &twins).unwrap_err();
-        assert!(e.starts_with("found duplicate series for info metric: existing target_info{"), "{e}");
+        assert!(e.starts_with(r#"found duplicate series for info metric: existing {__name__="target_info", "#), "{e}");
         let conflicting = [
             row(&[("__name__", "a_info"), ("instance", "a"), ("x", "1")], 0, 5.0),
             row(&[("__name__", "b_info"), ("instance", "a"), ("x", "2")], 0, 5.0),
@@ -285,6 +318,24 @@ mod tests {
         hist.3 = Some(bytes::Bytes::from_static(b"h"));
         let e = combine(&spec(&[]), base(), &[hist]).unwrap_err();
         assert!(e.starts_with("this should be an info metric, with float samples"), "{e}");
+    }
+
+    #[test]
+    fn only_the_info_series_of_the_arguments_targets_are_selected() {
+        let base = [
+            row(&[("__name__", "m"), ("instance", "a.b:1"), ("job", "x")], 0, 1.0),
+            row(&[("__name__", "m"), ("instance", "c")], 60_000, 1.0),
+            // An info series itself names no target.
+            row(&[("__name__", "target_info"), ("instance", "zz")], 0, 1.0),
+        ];
+        let m = info_matchers(&spec(&[("v", MatchOpSpec::Regex, ".+")]), &base).unwrap();
+        let re = |n: &str, v: &str| MatcherSpec { name: n.into(), op: MatchOpSpec::Regex, value: v.into() };
+        assert_eq!(m.len(), 4, "{m:?}");
+        assert!(m.contains(&re("instance", r"a\.b:1|c")), "{m:?}");
+        assert!(m.contains(&re("job", "x")), "{m:?}");
+        assert!(m.contains(&re("v", ".+")), "{m:?}");
+        assert!(m.iter().any(|m| m.name == "__name__" && m.value == "target_info"), "{m:?}");
+        assert_eq!(info_matchers(&spec(&[]), &[row(&[("__name__", "m")], 0, 1.0)]), None);
     }
 
     #[test]

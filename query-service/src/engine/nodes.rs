@@ -297,13 +297,25 @@ pub enum NodeKind {
         /// left of a vector), else the left one.
         keep_right: bool,
     },
-    /// `info(v, {…})`: its first input is `v`'s rows, its second the
-    /// info selector's (an [`NodeKind::InstantVector`] with `sample_time`
-    /// and histograms); it outputs `v`'s rows enriched
+    /// `info(v, {…})`: its input is `v`'s rows; it then reads the info
+    /// series of `v`'s targets (the spec's matchers and `v`'s `instance`
+    /// and `job` values, as Prometheus selects them) in `[start_ms,
+    /// end_ms]`, takes their newest sample time per step within the
+    /// lookback (through `shift`), and outputs `v`'s rows enriched
     /// ([`super::info::combine`]).
     Info {
         /// The second argument.
         spec: super::info::InfoSpec,
+        /// The steps.
+        grid: Grid,
+        /// `v`'s first selector's `offset` / `@`.
+        shift: TimeShift,
+        /// The lookback delta, ms.
+        lookback_ms: i64,
+        /// First info sample time read.
+        start_ms: i64,
+        /// Last info sample time read.
+        end_ms: i64,
     },
 }
 
@@ -455,9 +467,20 @@ fn fmt_kind(kind: &NodeKind, f: &mut fmt::Formatter) -> fmt::Result {
         NodeKind::SampleBinary { op, return_bool, .. } => {
             write!(f, "PromSampleBinary: {}{}", op.symbol(), if *return_bool { " bool" } else { "" })
         }
-        NodeKind::Info { spec } => {
+        NodeKind::Info { spec, grid, shift, lookback_ms, start_ms, end_ms } => {
             let show = |ms: &[MatcherSpec]| ms.iter().map(MatcherSpec::to_string).collect::<Vec<_>>().join(", ");
-            write!(f, "PromInfo: names=[{}], data=[{}]", show(&spec.name_matchers), show(&spec.data_matchers))
+            write!(
+                f,
+                "PromInfo: names=[{}], data=[{}], steps=[{}..{} by {}], lookback={lookback_ms}, offset={}, at={:?}, \
+                 range=[{start_ms}, {end_ms}]",
+                show(&spec.name_matchers),
+                show(&spec.data_matchers),
+                grid.start_ms,
+                grid.end_ms,
+                grid.step_ms,
+                shift.offset_ms,
+                shift.at_ms
+            )
         }
     }
 }
@@ -683,10 +706,8 @@ impl ExecutionPlan for PromExec {
                     aggregate_result(&ctx, op, &batches)
                 }
                 NodeKind::SampleBinary { .. } => Err(DataFusionError::Internal("SampleBinary streams".into())),
-                NodeKind::Info { spec } => {
-                    let (Some(base), Some(info)) = (input, param) else {
-                        return Err(DataFusionError::Internal("info without its two inputs".into()));
-                    };
+                NodeKind::Info { spec, grid, shift, lookback_ms, start_ms, end_ms } => {
+                    let Some(base) = input else { return Err(DataFusionError::Internal("node without input".into())) };
                     let owned = |batches: &[RecordBatch]| -> Vec<super::info::Row> {
                         batches
                             .iter()
@@ -695,7 +716,15 @@ impl ExecutionPlan for PromExec {
                             .collect()
                     };
                     let base = owned(&datafusion::physical_plan::common::collect(base).await?);
-                    let info = owned(&datafusion::physical_plan::common::collect(info).await?);
+                    // Only the info series of `v`'s targets are read.
+                    let info = match super::info::info_matchers(&spec, &base) {
+                        Some(matchers) => {
+                            let read = scan(&ctx, &matchers, start_ms, end_ms, None).await?;
+                            let series = series_of(std::slice::from_ref(&read));
+                            owned(&[instant_vector(&ctx, &series, grid, shift, lookback_ms, true, true)?])
+                        }
+                        None => Vec::new(),
+                    };
                     let rows = super::info::combine(&spec, base, &info).map_err(DataFusionError::Execution)?;
                     let mut out = Output::with_histograms();
                     for (l, t, v, h) in rows {
@@ -714,6 +743,7 @@ impl ExecutionPlan for PromExec {
                     // A label function moves them to their new labels.
                     let relabel = function.relabeler().map_err(DataFusionError::Execution)?;
                     let mut passing: HashMap<(Vec<u8>, i64), bytes::Bytes> = HashMap::new();
+                    let mut duplicate = false;
                     let in_rows: Vec<_> = if histograms {
                         batches
                             .iter()
@@ -721,7 +751,10 @@ impl ExecutionPlan for PromExec {
                                 rows_with_histograms(b)
                                     .map(|(l, t, v, h)| {
                                         if let Some(h) = h {
-                                            passing.insert((relabel(l), t), bytes::Bytes::copy_from_slice(h));
+                                            let key = (relabel(l), t);
+                                            if passing.insert(key, bytes::Bytes::copy_from_slice(h)).is_some() {
+                                                duplicate = true;
+                                            }
                                         }
                                         (l.to_vec(), t, v)
                                     })
@@ -769,6 +802,17 @@ impl ExecutionPlan for PromExec {
                     let (out_rows, notes) = function
                         .apply(grid, in_rows, params.as_ref(), ctx.name_drop, in_hists)
                         .map_err(DataFusionError::Execution)?;
+                    // A relabelling that gives two samples one label set
+                    // fails, as in Prometheus (floats and histograms alike).
+                    if function.keeps_samples() {
+                        let mut keys = std::collections::HashSet::with_capacity(out_rows.len());
+                        duplicate |= !out_rows.iter().all(|(l, t, _)| keys.insert((l.as_slice(), *t)));
+                    }
+                    if duplicate {
+                        return Err(DataFusionError::Execution(
+                            "vector cannot contain metrics with the same labelset".into(),
+                        ));
+                    }
                     notes.warnings.into_iter().for_each(|m| ctx.warn(m));
                     notes.infos.into_iter().for_each(|m| ctx.info(m));
                     let mut out = if histograms { Output::with_histograms() } else { Output::new() };
@@ -1024,8 +1068,13 @@ impl RawSeries {
 async fn collect_series(input: Option<SendableRecordBatchStream>) -> Result<BTreeMap<Vec<u8>, RawSeries>> {
     let Some(input) = input else { return Err(DataFusionError::Internal("node without input".into())) };
     let batches = datafusion::physical_plan::common::collect(input).await?;
+    Ok(series_of(&batches))
+}
+
+/// The raw series of a scan's (or a subquery's) batches, each in time order.
+fn series_of(batches: &[RecordBatch]) -> BTreeMap<Vec<u8>, RawSeries> {
     let mut out: BTreeMap<Vec<u8>, RawSeries> = BTreeMap::new();
-    for b in &batches {
+    for b in batches {
         let l = LabelsColumn::of(b);
         let t = b.column(1).as_primitive::<Int64Type>();
         let v = b.column(2).as_primitive::<Float64Type>();
@@ -1075,7 +1124,7 @@ async fn collect_series(input: Option<SendableRecordBatchStream>) -> Result<BTre
             }
         }
     }
-    Ok(out)
+    out
 }
 
 fn is_stale(v: f64) -> bool {

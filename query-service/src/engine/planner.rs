@@ -339,8 +339,8 @@ impl Planner {
     }
 
     /// `info(v, {matchers})` ([`super::info`]): `v`'s rows, floats and
-    /// histograms, and the info series' newest sample times at each step,
-    /// read where `v`'s first selector reads, into a `PromInfo` node.
+    /// histograms, into a `PromInfo` node that reads the info series where
+    /// `v`'s first selector reads.
     fn info(&self, call: &Call) -> Result<LogicalPlan, QueryError> {
         let args = &call.args.args;
         let base = match self.histogram_source(&args[0]) {
@@ -358,8 +358,10 @@ impl Planner {
         let spec = InfoSpec::new(matchers);
         let (offset_ms, at) = info_reference(&args[0]);
         let shift = TimeShift { offset_ms, ..self.shift(None, at.as_ref()) };
-        let info = self.instant_vector(spec.selector(), shift, true, true)?;
-        PromNode::plan_inputs(NodeKind::Info { spec }, vec![with_hist_column(base)?, info]).map_err(df)
+        let lookback_ms = self.settings.lookback_ms;
+        let (start_ms, end_ms) = self.read_range(shift, lookback_ms);
+        let node = NodeKind::Info { spec, grid: self.settings.grid, shift, lookback_ms, start_ms, end_ms };
+        PromNode::plan(node, Some(with_hist_column(base)?)).map_err(df)
     }
 
     /// A range function of a range vector: a matrix selector's raw samples
