@@ -3,13 +3,13 @@
 //! second argument names others by `__name__`) that share its identifying
 //! labels, `instance` and `job`.
 //!
-//! The planner gives [`NodeKind::Info`](super::nodes::NodeKind) two inputs:
-//! `v`'s rows (floats and histograms) and the info selector's rows, each the
-//! newest info sample within the lookback at each step, read at the time
-//! `v`'s first selector reads (its `@` and `offset` and those of the
-//! subqueries around it), its value that sample's time. [`combine`] then
-//! does what Prometheus's `evalInfo` does (`promql/info.go`, at the
-//! commit of `testdata-next/`):
+//! The planner gives [`NodeKind::Info`](super::nodes::NodeKind) `v`'s rows
+//! (floats and histograms). The node then reads the info series of `v`'s
+//! targets ([`info_matchers`]) and takes each one's newest sample within
+//! the lookback at each step, at the time `v`'s first selector reads (its
+//! `@` and `offset` and those of the subqueries around it), its value that
+//! sample's time. [`combine`] then does what Prometheus's `evalInfo` does
+//! (`promql/info.go`, at the commit of `testdata-next/`):
 //!
 //! - a series of `v` whose name the info-name matchers accept passes
 //!   through unchanged (an info metric is not enriched);

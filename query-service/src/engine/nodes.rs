@@ -17,8 +17,8 @@
 //!                 group's float or histogram, with Prometheus's annotations
 //!  SampleBinary   matched pairs of samples → an operator's results, floats
 //!                 or histograms (`super::binary`)
-//!  Info           a vector and its info series' rows → the vector with their
-//!                 data labels (`info()`, `super::info`)
+//!  Info           a vector → the vector with the data labels of its targets'
+//!                 info series, which it reads itself (`info()`, `super::info`)
 //! ```
 //!
 //! Vector schemas are `labels` (Binary, [`super::labels`]), `ts` (Int64,
