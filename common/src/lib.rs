@@ -34,6 +34,7 @@ pub mod control;
 pub mod duration;
 pub mod error;
 pub mod events;
+pub mod goquote;
 pub mod limits;
 pub mod log;
 pub mod membership;

@@ -145,7 +145,7 @@ impl DeltaTableWriter {
         let mut series: HashMap<u64, SeriesRow> = HashMap::new();
         let mut metadata: HashMap<String, MetadataRow> = HashMap::new();
         for input in &inputs {
-            let batches = read_file(&store, &url, &input.path, input.size, &[], None).await?.batches;
+            let batches = read_file(&store, &url, &input.path, input.size, &[], None, None).await?.batches;
             for batch in &batches {
                 report.rows_read += batch.num_rows() as u64;
                 match kind {

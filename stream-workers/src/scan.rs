@@ -97,9 +97,10 @@ impl SeriesIndex {
         let mut reads = futures::stream::iter(new.into_iter().map(|(name, path, size)| {
             let store = store.clone();
             async move {
-                let batches = read_file(&store, url, &path, size, &[COL_SERIES_ID, COL_METRIC_NAME, COL_LABELS], None)
-                    .await?
-                    .batches;
+                let batches =
+                    read_file(&store, url, &path, size, &[COL_SERIES_ID, COL_METRIC_NAME, COL_LABELS], None, None)
+                        .await?
+                        .batches;
                 Ok::<_, Error>((name, batches))
             }
         }))
@@ -439,19 +440,6 @@ pub(crate) async fn read_file(
     size: u64,
     columns: &[&str],
     prune: Option<Prune<'_>>,
-) -> Result<FileRead> {
-    read_file_cached(store, url, path, size, columns, prune, None).await
-}
-
-/// [`read_file`], taking the file's Parquet metadata from `cache` when it
-/// has it (and leaving it there when it did not).
-pub(crate) async fn read_file_cached(
-    store: &ObjectStoreRef,
-    url: &Url,
-    path: &Path,
-    size: u64,
-    columns: &[&str],
-    prune: Option<Prune<'_>>,
     cache: Option<&ReadCache>,
 ) -> Result<FileRead> {
     let err = |e: String| Error::delta(url, "reading a data file", DeltaTableError::Generic(format!("{path}: {e}")));
@@ -568,7 +556,7 @@ pub(crate) async fn select_samples(
         let (store, metric) = (store.clone(), metric.clone());
         async move {
             let prune = Some(Prune { selection, metric: metric.as_deref() });
-            read_file_cached(&store, url, &path, size, &columns, prune, Some(cache)).await
+            read_file(&store, url, &path, size, &columns, prune, Some(cache)).await
         }
     }))
     .buffer_unordered(CONCURRENT_FILES);
@@ -724,8 +712,9 @@ mod tests {
         let url = Url::parse("file:///test/").unwrap();
         let wanted: HashMap<u64, Labels> = HashMap::from([(7, Arc::from(vec![]))]);
         let prune = Prune { selection: sel, metric: sel.metric_name() };
-        let read =
-            read_file(store, &url, path, size, &[COL_SERIES_ID, COL_TIMESTAMP, COL_VALUE], Some(prune)).await.unwrap();
+        let read = read_file(store, &url, path, size, &[COL_SERIES_ID, COL_TIMESTAMP, COL_VALUE], Some(prune), None)
+            .await
+            .unwrap();
         let mut out = HashMap::new();
         for b in &read.batches {
             collect_samples(&url, b, sel, &wanted, &mut out).unwrap();
@@ -813,7 +802,7 @@ mod tests {
             let (store, path, url, sel) = (&store, &path, &url, &sel);
             async move {
                 let prune = Some(Prune { selection: sel, metric: sel.metric_name() });
-                read_file_cached(store, url, path, size, &columns, prune, cache).await.unwrap()
+                read_file(store, url, path, size, &columns, prune, cache).await.unwrap()
             }
         };
         let uncached = read_with(None).await;

@@ -16,66 +16,8 @@ use crate::types::{Kind, Types, type_name};
 // ---------------------------------------------------------------------------
 // strconv
 
-/// `strconv.IsPrint`, approximated without Unicode tables: ASCII graphic
-/// characters and space, and non-ASCII characters that are neither
-/// control, space, format nor private-use characters.
-pub(crate) fn is_print(c: char) -> bool {
-    if c.is_ascii() {
-        return (' '..='~').contains(&c);
-    }
-    let u = c as u32;
-    let format_or_space = matches!(u,
-        0x80..=0xA0 | 0xAD | 0x600..=0x605 | 0x61C | 0x6DD | 0x70F | 0x1680 | 0x180E | 0x2000..=0x200F
-        | 0x2028..=0x202F | 0x205F..=0x2064 | 0x2066..=0x206F | 0x3000 | 0xD800..=0xF8FF | 0xFEFF
-        | 0xFFF9..=0xFFFB | 0x110BD | 0x1BCA0..=0x1BCA3 | 0x1D173..=0x1D17A | 0xE0001 | 0xE0020..=0xE007F
-        | 0xF0000..);
-    !format_or_space
-}
-
-fn push_escaped(out: &mut String, c: char, quote: char, ascii_only: bool) {
-    if c == quote || c == '\\' {
-        out.push('\\');
-        out.push(c);
-        return;
-    }
-    if if ascii_only { c.is_ascii() && is_print(c) } else { is_print(c) } {
-        out.push(c);
-        return;
-    }
-    match c {
-        '\u{7}' => out.push_str("\\a"),
-        '\u{8}' => out.push_str("\\b"),
-        '\u{c}' => out.push_str("\\f"),
-        '\n' => out.push_str("\\n"),
-        '\r' => out.push_str("\\r"),
-        '\t' => out.push_str("\\t"),
-        '\u{b}' => out.push_str("\\v"),
-        c if (c as u32) < 0x20 || c as u32 == 0x7F => {
-            let _ = write!(out, "\\x{:02x}", c as u32);
-        }
-        c if (c as u32) < 0x10000 => {
-            let _ = write!(out, "\\u{:04x}", c as u32);
-        }
-        c => {
-            let _ = write!(out, "\\U{:08x}", c as u32);
-        }
-    }
-}
-
-/// `strconv.Quote`.
-pub fn go_quote(s: &str) -> String {
-    quote_with(s, '"', false)
-}
-
-fn quote_with(s: &str, quote: char, ascii_only: bool) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push(quote);
-    for c in s.chars() {
-        push_escaped(&mut out, c, quote, ascii_only);
-    }
-    out.push(quote);
-    out
-}
+pub use common::goquote::go_quote;
+pub(crate) use common::goquote::{is_print, quote_with};
 
 /// `strconv.CanBackquote`.
 fn can_backquote(s: &str) -> bool {

@@ -117,7 +117,8 @@ fn compile(specs: &[MatcherSpec]) -> Result<Vec<LabelMatcher>, String> {
 /// A label set as Prometheus's `Labels.String()` prints it in these
 /// errors: `{__name__="x", a="b"}`, values quoted as Go does.
 fn show(l: &[u8]) -> String {
-    let pairs: Vec<String> = labels::iter(l).map(|(n, v)| format!("{n}={}", labels::go_quote(v.as_bytes()))).collect();
+    let pairs: Vec<String> =
+        labels::iter(l).map(|(n, v)| format!("{n}={}", common::goquote::go_quote_bytes(v.as_bytes()))).collect();
     format!("{{{}}}", pairs.join(", "))
 }
 

@@ -162,38 +162,6 @@ pub fn set(bytes: &[u8], name: &str, value: &str) -> Vec<u8> {
     mark_as(bytes, encode(&pairs))
 }
 
-/// Go's `%q` of a string's bytes (`strconv.Quote`): printable characters
-/// as they are, `\"` and `\\`, C escapes, other control characters and
-/// bytes that are not UTF-8 as `\xNN` (`\uNNNN` beyond ASCII).
-pub fn go_quote(bytes: &[u8]) -> String {
-    let mut out = String::from("\"");
-    for chunk in bytes.utf8_chunks() {
-        for c in chunk.valid().chars() {
-            match c {
-                '"' => out.push_str("\\\""),
-                '\\' => out.push_str("\\\\"),
-                '\u{7}' => out.push_str("\\a"),
-                '\u{8}' => out.push_str("\\b"),
-                '\u{c}' => out.push_str("\\f"),
-                '\n' => out.push_str("\\n"),
-                '\r' => out.push_str("\\r"),
-                '\t' => out.push_str("\\t"),
-                '\u{b}' => out.push_str("\\v"),
-                c if c.is_ascii_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
-                c if c.is_control() || (c.is_whitespace() && c != ' ') => {
-                    out.push_str(&format!("\\u{:04x}", c as u32));
-                }
-                c => out.push(c),
-            }
-        }
-        for b in chunk.invalid() {
-            out.push_str(&format!("\\x{b:02x}"));
-        }
-    }
-    out.push('"');
-    out
-}
-
 /// Encodes a shared label set from the read seam.
 pub fn encode_shared(labels: &Arc<[(String, String)]>) -> Vec<u8> {
     encode(labels)
@@ -205,13 +173,6 @@ mod tests {
 
     fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
         p.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())).collect()
-    }
-
-    #[test]
-    fn go_quote_is_gos_percent_q() {
-        assert_eq!(go_quote(b"a\xc5z"), r#""a\xc5z""#);
-        assert_eq!(go_quote("é \"q\" \\ \t\u{1}".as_bytes()), r#""é \"q\" \\ \t\x01""#);
-        assert_eq!(go_quote(b""), "\"\"");
     }
 
     #[test]

@@ -819,7 +819,10 @@ impl Planner {
             if let PExpr::StringLiteral(s) = strip_parens(param)
                 && let Some(bytes) = &s.bytes
             {
-                return Err(QueryError::Execution(format!("invalid label name {}", labels::go_quote(bytes))));
+                return Err(QueryError::Execution(format!(
+                    "invalid label name {}",
+                    common::goquote::go_quote_bytes(bytes)
+                )));
             }
             let Planned::String(label) = self.plan(param)? else {
                 return Err(QueryError::BadData("count_values needs a string parameter".into()));
