@@ -706,6 +706,12 @@ mod tests {
         (dir, store, Path::from("f.parquet"), size)
     }
 
+    /// One row group, pages of 100 rows (the row-count limit is checked per
+    /// written mini-batch).
+    fn hundred_row_pages() -> WriterProperties {
+        samples_writer_properties().into_builder().set_data_page_row_count_limit(100).set_write_batch_size(100).build()
+    }
+
     /// Reads the selection from the file; returns what was read and the
     /// timestamps (s) of the samples collected.
     async fn read(store: &ObjectStoreRef, path: &Path, size: u64, sel: &Selection) -> (FileRead, Vec<i64>) {
@@ -755,12 +761,7 @@ mod tests {
         // One row group of 2,000 rows, pages of 100 rows (the row-count
         // limit is checked per written mini-batch): a's pages hold 0–99 s,
         // 100–199 s, …, then b's the same.
-        let props = samples_writer_properties()
-            .into_builder()
-            .set_data_page_row_count_limit(100)
-            .set_write_batch_size(100)
-            .build();
-        let (_dir, store, path, size) = two_metrics_file(props);
+        let (_dir, store, path, size) = two_metrics_file(hundred_row_pages());
         for (sel, expected_rows, expected) in [
             // Within one page of a.
             (selection("a", 310_000, 320_000), 100, (310..=320).collect::<Vec<_>>()),
@@ -788,12 +789,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_cached_footer_prunes_and_reads_as_the_file_does() {
-        let props = samples_writer_properties()
-            .into_builder()
-            .set_data_page_row_count_limit(100)
-            .set_write_batch_size(100)
-            .build();
-        let (_dir, store, path, size) = two_metrics_file(props);
+        let (_dir, store, path, size) = two_metrics_file(hundred_row_pages());
         let url = Url::parse("file:///test/").unwrap();
         let cache = ReadCache::default();
         let sel = selection("a", 195_000, 205_000);

@@ -78,23 +78,7 @@ impl InfoSpec {
 /// `fetchInfoSeries` selects them); `None` when no such series has one
 /// (nothing can match).
 pub fn info_matchers(spec: &InfoSpec, base: &[Row]) -> Option<Vec<MatcherSpec>> {
-    let name_matchers = compile(&spec.name_matchers).ok()?;
-    let mut id_values: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
-    let mut seen: HashSet<&[u8]> = HashSet::new();
-    for (l, ..) in base {
-        if !seen.insert(l) {
-            continue;
-        }
-        let name = labels::get(l, labels::METRIC_NAME).unwrap_or("");
-        if name_matchers.iter().all(|m| m.matches(name)) {
-            continue;
-        }
-        for id in IDENTIFYING {
-            if let Some(v) = labels::get(l, id).filter(|v| !v.is_empty()) {
-                id_values.entry(id).or_default().insert(v);
-            }
-        }
-    }
+    let Targets { id_values, .. } = targets(spec, base).ok()?;
     if id_values.is_empty() {
         return None;
     }
@@ -104,6 +88,36 @@ pub fn info_matchers(spec: &InfoSpec, base: &[Row]) -> Option<Vec<MatcherSpec>> 
         matchers.push(MatcherSpec { name: id.into(), op: MatchOpSpec::Regex, value: alternatives.join("|") });
     }
     Some(matchers)
+}
+
+/// What `base` asks of the info series: the label sets that are info
+/// series themselves (their name matches every info-name matcher; they are
+/// not enriched), and the identifying values of the others.
+struct Targets<'a> {
+    ignored: HashSet<&'a [u8]>,
+    id_values: BTreeMap<&'static str, BTreeSet<&'a str>>,
+}
+
+fn targets<'a>(spec: &InfoSpec, base: &'a [Row]) -> Result<Targets<'a>, String> {
+    let name_matchers = compile(&spec.name_matchers)?;
+    let mut t = Targets { ignored: HashSet::new(), id_values: BTreeMap::new() };
+    let mut seen: HashSet<&[u8]> = HashSet::new();
+    for (l, ..) in base {
+        if !seen.insert(l) {
+            continue;
+        }
+        let name = labels::get(l, labels::METRIC_NAME).unwrap_or("");
+        if name_matchers.iter().all(|m| m.matches(name)) {
+            t.ignored.insert(l);
+            continue;
+        }
+        for id in IDENTIFYING {
+            if let Some(v) = labels::get(l, id).filter(|v| !v.is_empty()) {
+                t.id_values.entry(id).or_default().insert(v);
+            }
+        }
+    }
+    Ok(t)
 }
 
 /// A row of a vector: labels (the [`labels`] encoding), step, value, and a
@@ -140,31 +154,13 @@ fn signature<'a>(name: &'a str, l: &'a [u8]) -> Signature<'a> {
 pub fn combine(spec: &InfoSpec, mut base: Vec<Row>, info: &[Row]) -> Result<Vec<Row>, String> {
     // Step by step, each step's rows in their order.
     base.sort_by_key(|r| r.1);
-    let name_matchers = compile(&spec.name_matchers)?;
     let data_matchers = compile(&spec.data_matchers)?;
     let data_names: BTreeSet<&str> = spec.data_matchers.iter().map(|m| m.name.as_str()).collect();
     let drop_unmatched = data_matchers.iter().any(|m| !m.matches(""));
 
     // Info metrics themselves are not enriched; the others' identifying
     // values select the info series.
-    let mut ignored: HashSet<&[u8]> = HashSet::new();
-    let mut id_values: BTreeMap<&str, HashSet<&str>> = BTreeMap::new();
-    let mut seen: HashSet<&[u8]> = HashSet::new();
-    for (l, ..) in &base {
-        if !seen.insert(l) {
-            continue;
-        }
-        let name = labels::get(l, labels::METRIC_NAME).unwrap_or("");
-        if name_matchers.iter().all(|m| m.matches(name)) {
-            ignored.insert(l);
-            continue;
-        }
-        for id in IDENTIFYING {
-            if let Some(v) = labels::get(l, id).filter(|v| !v.is_empty()) {
-                id_values.entry(id).or_default().insert(v);
-            }
-        }
-    }
+    let Targets { ignored, id_values } = targets(spec, &base)?;
     let info: Vec<&Row> = if id_values.is_empty() {
         Vec::new()
     } else {
